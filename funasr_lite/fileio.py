@@ -1,0 +1,55 @@
+"""Atomic file writes: a reader never sees a half-written output or checkpoint.
+
+Each writer writes to a temporary file in the same directory, flushes and
+fsyncs it, then renames it over the target (``os.replace`` is atomic on POSIX).
+"""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from typing import IO, Any, Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; rename it onto ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        binary = "b" in mode
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_json(path: str, obj: Any, indent: int = 4) -> None:
+    """Write ``obj`` as JSON (UTF-8, non-ASCII kept) to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path`` atomically: serialise in memory, then write+rename."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_open(path, "wb") as f:
+        f.write(buf.getbuffer())

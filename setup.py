@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="funasr_lite",
+    version="0.1.0",
+    description="Paraformer inference, finetuning and CER scoring, compatible with FunASR model dirs",
+    packages=find_packages(include=["funasr_lite", "funasr_lite.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch",
+        "torchaudio",
+        "soundfile",
+        "modelscope",
+        "pyyaml",
+        "editdistance",
+        "tqdm",
+    ],
+    extras_require={
+        # funasr is a test oracle only: never imported by the library itself.
+        "test": ["pytest", "hypothesis", "funasr==1.4.16"],
+    },
+)
