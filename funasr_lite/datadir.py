@@ -1,0 +1,364 @@
+"""Read and validate Kaldi data dirs (``wav.scp`` and ``text``).
+
+File format (both files): one ``key value`` entry per line. The line is split
+at the first run of spaces/tabs; the value is the rest of the line, so audio
+paths may contain spaces. Files are UTF-8; a BOM at the start of the file,
+CRLF line endings, blank lines, leading indentation and trailing whitespace
+are accepted silently.
+
+Validation follows Kaldi's ``utils/validate_data_dir.sh`` in spirit and
+collects *every* problem, each naming ``file:line``:
+
+* duplicate keys, lines with no value, lines with non-UTF-8 bytes;
+* Kaldi pipe entries (``cmd |``), stdin (``-``), ``ark:``/``scp:`` extended
+  filenames and ``file.ark:1234`` offsets in ``wav.scp``: refused, never run;
+* missing, unreadable or 0-byte audio files (``check_audio=True``);
+* keys in ``text`` but not in ``wav.scp`` (error for training, warning for
+  inference) and keys in ``wav.scp`` but not in ``text`` (same severities).
+
+Relative audio paths are resolved Kaldi-style, relative to the *current
+working directory* first; if no file exists there, the path relative to the
+data dir is tried, and that one is used if it exists.
+
+Per-utterance problems carry the utterance ``key`` (see
+:meth:`DataDir.failed_keys`), so a batch job can skip just those utterances.
+Whole-file problems (no such dir/file, empty ``wav.scp``, a file that is not
+UTF-8 text at all, an unsupported ``segments`` file) raise
+:class:`~funasr_lite.errors.DataDirError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from funasr_lite.errors import DataDirError
+
+__all__ = [
+    "Problem",
+    "ScpTable",
+    "DataDir",
+    "read_scp",
+    "require_data_dir",
+    "resolve_audio_path",
+    "load_data_dir",
+]
+
+ERROR = "error"
+WARNING = "warning"
+
+_BOM = b"\xef\xbb\xbf"
+_SPLIT = re.compile(r"[ \t]+")
+_SPLIT_BYTES = re.compile(rb"[ \t]+")
+_TRAILING_WS = " \t\r\v\f"
+# ark:foo.ark, scp:foo.scp, ark,s,cs:-, ark,t:... (Kaldi rspecifiers)
+_RSPECIFIER = re.compile(r"^(ark|scp)(,[A-Za-z]+)*:")
+# foo.ark:1234 or foo.ark:1234[0:100] (byte offset, optional range)
+_ARK_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a data dir file."""
+
+    file: str  # path of the file the problem is in
+    line: Optional[int]  # 1-based line number, None for a whole-file problem
+    message: str  # what is wrong, in words
+    severity: str = ERROR  # "error" or "warning"
+    key: Optional[str] = None  # utterance the problem belongs to, when known
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.severity}: {self.message}"
+
+
+@dataclass
+class ScpTable:
+    """The parsed contents of one ``key value`` file, in file order."""
+
+    path: str  # the file that was read
+    entries: Dict[str, str] = field(default_factory=OrderedDict)  # key -> value (first occurrence)
+    lines: Dict[str, int] = field(default_factory=dict)  # key -> 1-based line of that entry
+    problems: List[Problem] = field(default_factory=list)  # per-line problems, file order
+
+
+@dataclass
+class DataDir:
+    """A loaded Kaldi data dir."""
+
+    path: str  # the data dir
+    wavs: Dict[str, str]  # key -> audio path (resolved, see module doc), wav.scp order
+    texts: Optional[Dict[str, str]]  # key -> transcription, or None without a usable text file
+    problems: List[Problem]  # every problem found, wav.scp first, then text, then cross-checks
+    wav_lines: Dict[str, int] = field(default_factory=dict)  # key -> line in wav.scp
+    text_lines: Dict[str, int] = field(default_factory=dict)  # key -> line in text
+
+    @property
+    def errors(self) -> List[Problem]:
+        """Problems with severity ``"error"``."""
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def warnings(self) -> List[Problem]:
+        """Problems with severity ``"warning"``."""
+        return [p for p in self.problems if p.severity == WARNING]
+
+    def failed_keys(self, include_text: bool = True) -> Dict[str, List[Problem]]:
+        """wav.scp keys that have at least one error, mapped to their errors (wav.scp order).
+
+        With ``include_text=False`` only errors found in ``wav.scp`` and in the audio
+        files count, so an inference job can still decode an utterance whose
+        reference line in ``text`` is broken.
+        """
+        out: Dict[str, List[Problem]] = OrderedDict()
+        wav_file = os.path.join(self.path, "wav.scp")
+        for p in self.errors:
+            if p.key is not None and p.key in self.wavs and (include_text or p.file == wav_file):
+                out.setdefault(p.key, []).append(p)
+        return OrderedDict((k, out[k]) for k in self.wavs if k in out)
+
+    def good_keys(self, include_text: bool = True) -> List[str]:
+        """wav.scp keys without any error, in wav.scp order (see :meth:`failed_keys`)."""
+        bad = self.failed_keys(include_text)
+        return [k for k in self.wavs if k not in bad]
+
+    def file_errors(self) -> List[Problem]:
+        """Errors that belong to no usable utterance (e.g. a bad line with no readable key)."""
+        return [p for p in self.errors if p.key is None or p.key not in self.wavs]
+
+    def raise_if_errors(self) -> None:
+        """Raise :class:`DataDirError` listing every error, if there is any."""
+        errs = self.errors
+        if errs:
+            lines = "\n".join(str(p) for p in errs)
+            raise DataDirError(f"data dir {self.path!r} has {len(errs)} error(s):\n{lines}")
+
+
+def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Optional[Problem]]":
+    """Decode one line as UTF-8, or return a problem naming the first bad byte."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        key: Optional[str] = None
+        head = _SPLIT_BYTES.split(raw.lstrip(b" \t"), maxsplit=1)[0]
+        try:
+            key = head.decode("utf-8") or None
+        except UnicodeDecodeError:
+            key = None
+        msg = (f"invalid UTF-8 byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line; "
+               "the file must be UTF-8 (convert it, e.g. with iconv -f GBK -t UTF-8)")
+        return None, Problem(path, lineno, msg, ERROR, key)
+
+
+def _kaldi_extended(value: str) -> Optional[str]:
+    """Why a wav.scp value is a Kaldi pipe/ark/stdin entry we refuse, or None if it is a path."""
+    if value.endswith("|") or value.startswith("|"):
+        return (f"Kaldi pipe command {value!r} is refused and never run; "
+                "convert the audio to files (e.g. with sox) and list their paths")
+    if value == "-":
+        return "reading audio from stdin ('-') is not supported; list file paths"
+    if _RSPECIFIER.match(value):
+        return (f"Kaldi extended filename {value!r} (ark:/scp: specifier) is not supported; "
+                "list plain audio file paths")
+    if _ARK_OFFSET.search(value):
+        return (f"Kaldi archive offset {value!r} (file:offset) is not supported; "
+                "extract the audio to files and list their paths")
+    return None
+
+
+def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = False) -> ScpTable:
+    """Read a Kaldi ``key value`` file (``wav.scp`` or ``text``), collecting per-line problems.
+
+    Args:
+        path: the file to read.
+        what: ``"wav.scp"`` (values are audio paths: pipes, ``ark:`` specifiers and
+            offsets are refused) or ``"text"`` (values are free text).
+        allow_empty_value: keep a line with a key and no value as ``""`` and report a
+            warning instead of an error (used for ``text`` at inference).
+
+    Returns:
+        An :class:`ScpTable`. The first occurrence of a duplicate key is kept.
+
+    Raises:
+        DataDirError: the file does not exist or cannot be read, contains NUL bytes
+            (binary/UTF-16) or has no line that is valid UTF-8.
+    """
+    if what not in ("wav.scp", "text"):
+        raise ValueError(f"what must be 'wav.scp' or 'text', got {what!r}")
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataDirError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataDirError(f"{path}: is a directory, expected a {what} file") from None
+    except OSError as e:
+        raise DataDirError(f"{path}: cannot read: {e.strerror or e}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataDirError(f"{path}: looks like UTF-16; the file must be UTF-8 "
+                           "(convert it, e.g. with iconv -f UTF-16 -t UTF-8)")
+    if b"\x00" in data:
+        nul_line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; "
+                           f"this is not a UTF-8 {what} text file (binary?)")
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+
+    table = ScpTable(path)
+    decoded_any = False
+    undecodable = 0
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip(b" \t\r\v\f"):
+            continue
+        text, problem = _decode_line(raw, path, lineno)
+        if problem is not None:
+            undecodable += 1
+            table.problems.append(problem)
+            if problem.key is not None:
+                table.lines.setdefault(problem.key, lineno)
+            continue
+        decoded_any = True
+        assert text is not None
+        line = text.lstrip(" \t").rstrip(_TRAILING_WS)
+        parts = _SPLIT.split(line, maxsplit=1)
+        key = parts[0]
+        value = parts[1] if len(parts) > 1 else ""
+        if key in table.lines:
+            table.problems.append(Problem(
+                path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key))
+            continue
+        if not value:
+            if allow_empty_value:
+                table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
+            else:
+                table.problems.append(Problem(
+                    path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key))
+                table.lines[key] = lineno
+                continue
+        if what == "wav.scp":
+            why = _kaldi_extended(value)
+            if why is not None:
+                table.problems.append(Problem(path, lineno, why, ERROR, key))
+                table.lines[key] = lineno
+                table.entries[key] = value
+                continue
+        table.entries[key] = value
+        table.lines[key] = lineno
+    if undecodable and not decoded_any:
+        raise DataDirError(f"{path}: no line is valid UTF-8 ({undecodable} lines tried); "
+                           f"this is not a UTF-8 {what} text file")
+    return table
+
+
+def require_data_dir(path: str) -> str:
+    """Return ``path`` if it is an existing data dir holding ``wav.scp``; else raise DataDirError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataDirError(f"{path}: data dir does not exist")
+    if not os.path.isdir(path):
+        raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
+    if not os.path.isfile(os.path.join(path, "wav.scp")):
+        raise DataDirError(f"{path}: data dir has no wav.scp")
+    return path
+
+
+def resolve_audio_path(value: str, data_dir: str) -> str:
+    """Resolve a wav.scp path: as written (absolute, or relative to the cwd) if that
+    exists, else relative to ``data_dir`` if that exists, else unchanged."""
+    if os.path.isabs(value) or os.path.exists(value):
+        return value
+    alt = os.path.join(data_dir, value)
+    return alt if os.path.exists(alt) else value
+
+
+def _check_audio(path: str, wav_file: str, line: int, key: str) -> Optional[Problem]:
+    """A problem if the audio file of ``key`` is missing, not a file, unreadable or empty."""
+    if not os.path.exists(path):
+        return Problem(wav_file, line, f"audio file of {key!r} not found: {path}", ERROR, key)
+    if not os.path.isfile(path):
+        return Problem(wav_file, line, f"audio path of {key!r} is not a file: {path}", ERROR, key)
+    if not os.access(path, os.R_OK):
+        return Problem(wav_file, line, f"audio file of {key!r} is not readable: {path}", ERROR, key)
+    if os.path.getsize(path) == 0:
+        return Problem(wav_file, line, f"audio file of {key!r} is empty (0 bytes): {path}", ERROR, key)
+    return None
+
+
+def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True,
+                  strict: bool = False) -> DataDir:
+    """Load and validate a Kaldi data dir (``wav.scp`` plus optional ``text``).
+
+    Args:
+        path: the data dir.
+        mode: ``"infer"`` (``text`` optional; key mismatches and empty
+            transcriptions are warnings) or ``"train"`` (``text`` required;
+            they are errors).
+        check_audio: resolve each audio path (see module doc) and report
+            missing/unreadable/empty files. When False, values are kept as written.
+        strict: raise :class:`DataDirError` listing every error instead of returning.
+
+    Returns:
+        A :class:`DataDir` with all problems collected.
+
+    Raises:
+        DataDirError: a whole-file problem (see module doc), or any error when ``strict``.
+    """
+    if mode not in ("infer", "train"):
+        raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
+    path = require_data_dir(path)
+    if os.path.exists(os.path.join(path, "segments")):
+        raise DataDirError(f"{os.path.join(path, 'segments')}: Kaldi 'segments' files are not "
+                           "supported; cut the recordings into one audio file per utterance")
+    train = mode == "train"
+    miss_sev = ERROR if train else WARNING
+    wav_file = os.path.join(path, "wav.scp")
+    wav = read_scp(wav_file, what="wav.scp")
+    if not wav.lines and not wav.problems:
+        raise DataDirError(f"{wav_file}: is empty (no 'key path' lines)")
+    problems: List[Problem] = list(wav.problems)
+    failed = {p.key for p in wav.problems if p.severity == ERROR and p.key is not None}
+
+    # every key of wav.scp is kept, even one whose line is unusable (value ""): it is
+    # then a failed utterance, listed by failed_keys()
+    wavs: Dict[str, str] = OrderedDict()
+    for key, line in wav.lines.items():
+        value = wav.entries.get(key, "")
+        if check_audio and key not in failed:
+            value = resolve_audio_path(value, path)
+            problem = _check_audio(value, wav_file, line, key)
+            if problem is not None:
+                problems.append(problem)
+        wavs[key] = value
+
+    text_file = os.path.join(path, "text")
+    texts: Optional[Dict[str, str]] = None
+    text_lines: Dict[str, int] = {}
+    if not os.path.exists(text_file):
+        if train:
+            raise DataDirError(f"{path}: data dir has no 'text' file (needed for training)")
+    else:
+        tab = read_scp(text_file, what="text", allow_empty_value=not train)
+        if not tab.lines and not tab.problems:
+            if train:
+                raise DataDirError(f"{text_file}: is empty (no 'key transcription' lines)")
+            problems.append(Problem(text_file, None, "is empty; no reference transcriptions", WARNING))
+        else:
+            problems.extend(tab.problems)
+            texts, text_lines = tab.entries, tab.lines
+            for key, line in tab.lines.items():
+                if key not in wav.lines:
+                    problems.append(Problem(text_file, line, f"key {key!r} is not in wav.scp",
+                                            miss_sev, None))
+            for key, line in wav.lines.items():
+                if key not in tab.lines:
+                    what = "cannot be trained" if train else "will have no reference (not scored)"
+                    problems.append(Problem(wav_file, line, f"key {key!r} has no line in text; it {what}",
+                                            miss_sev, key))
+    dd = DataDir(path, wavs, texts, problems, dict(wav.lines), text_lines)
+    if strict:
+        dd.raise_if_errors()
+    return dd
