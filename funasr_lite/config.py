@@ -19,9 +19,10 @@ dropped and :meth:`ModelConfig.to_dict` writes them back in a config.yaml FunASR
 
 Usage::
 
-    layers = [("built-in defaults", builtin_defaults()), (path, load_yaml(path)),
-              (dec_path, decoding_layer(load_yaml(dec_path))), ("command line", flags_layer(vars(args)))]
-    cfg = ModelConfig.from_dict(merge_layers(layers))
+    model, decoding = load_model_config(model_dir, {"beam_size": 5})      # inference, plain dicts
+    layers = model_dir_layers(model_dir, "finetune")                       # layers 1-3
+    layers += [("recipe defaults", flags_layer(DEFAULTS)), ("command line", flags_layer(given_flags))]
+    cfg = ModelConfig.from_dict(merge_layers(layers)); cfg.check_trainable(); print(cfg.describe())
     enc = SANMEncoder(input_size=cfg.encoder_input_size(), **cfg.encoder_conf.kwargs_for(SANMEncoder))
 """
 
@@ -1208,6 +1209,15 @@ class ModelConfig:
             out.setdefault(k, _plain(v))
         return out
 
+    def model_dict(self) -> Dict[str, Any]:
+        """The network/frontend/tokenizer part of ``to_dict()`` (what building the model needs), plus a
+        top-level ``token_list`` when tokenizer_conf holds the list itself (0.x configs)."""
+        full = self.to_dict()
+        out = {k: full[k] for k in _MODEL_KEYS if k in full}
+        if isinstance(self.tokenizer_conf.token_list, list):
+            out["token_list"] = list(self.tokenizer_conf.token_list)
+        return out
+
     def save(self, path: str) -> None:
         """Write ``to_dict()`` as config.yaml, atomically."""
         save_yaml(path, self.to_dict())
@@ -1215,6 +1225,65 @@ class ModelConfig:
     def describe(self) -> str:
         """The final config, one leaf per line, each with the source that set it (or "default")."""
         return format_provenance(self.to_dict(full=True, include_decoding=True), self.provenance)
+
+
+_MODEL_KEYS = ("model", "model_conf", "encoder", "encoder_conf", "decoder", "decoder_conf", "predictor",
+               "predictor_conf", "frontend", "frontend_conf", "specaug", "specaug_conf", "ctc_conf", "tokenizer",
+               "tokenizer_conf", "input_size")
+
+
+def model_dir_layers(model_dir, purpose: str = "infer",
+                     decoding_overrides: Optional[Mapping] = None) -> List[Tuple[str, Mapping]]:
+    """Layers 1-3 for a model dir: built-in defaults, config.yaml, the files the dir has (configuration.json
+    ``file_path_metas``, else am.mvn / tokens / seg_dict found by name, as FunASR injects them), then
+    decoding.yaml (``purpose="infer"``, plus flat ``decoding_overrides``) or finetune.yaml
+    (``purpose="finetune"``).  Append the recipe defaults and command-line layers, then merge_layers().
+
+    ``model_dir`` is a funasr_lite.model_dir.ModelDir (root, config, cmvn, tokens, seg_dict, decoding_yaml,
+    finetune_yaml, configuration) or a directory path (files found by their standard names)."""
+    if purpose not in ("infer", "finetune"):
+        raise ValueError(f"purpose must be 'infer' or 'finetune', got {purpose!r}")
+    root = os.fspath(getattr(model_dir, "root", model_dir))
+
+    def find(attr: str, *names: str) -> Optional[str]:
+        if hasattr(model_dir, attr):
+            return getattr(model_dir, attr)
+        return next((os.path.join(root, n) for n in names if os.path.isfile(os.path.join(root, n))), None)
+
+    cfg_path = find("config", "config.yaml") or os.path.join(root, "config.yaml")
+    layers: List[Tuple[str, Mapping]] = [("built-in defaults", builtin_defaults()), (cfg_path, load_yaml(cfg_path))]
+    configuration = getattr(model_dir, "configuration", None)
+    if configuration is None and os.path.isfile(os.path.join(root, "configuration.json")):
+        configuration = load_json(os.path.join(root, "configuration.json"))
+    metas = (configuration or {}).get("file_path_metas")
+    if isinstance(metas, Mapping):
+        layers.append((os.path.join(root, "configuration.json"), file_path_metas_layer(root, metas)[0]))
+    else:
+        found: Dict[str, Any] = {}
+        for attr, names, path in (("cmvn", ("am.mvn",), "frontend_conf.cmvn_file"),
+                                  ("tokens", ("tokens.json", "tokens.txt"), "tokenizer_conf.token_list"),
+                                  ("seg_dict", ("seg_dict",), "tokenizer_conf.seg_dict_file")):
+            f = find(attr, *names)
+            if f:
+                set_path(found, path, f)
+        if found:
+            layers.append((f"files in {root}", found))
+    extra = find("decoding_yaml", "decoding.yaml") if purpose == "infer" else find("finetune_yaml", "finetune.yaml")
+    if extra:
+        layers.append((extra, decoding_layer(load_yaml(extra)) if purpose == "infer" else load_yaml(extra)))
+    if decoding_overrides:
+        layers.append(("decoding overrides", decoding_layer(dict(decoding_overrides))))
+    return layers
+
+
+def load_model_config(model_dir, decoding_overrides: Optional[Mapping] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Inference entry point: (model dict, decoding dict) for a model dir, strictly validated.
+
+    The model dict holds only the network/frontend/tokenizer keys of config.yaml in 1.x names, plus
+    ``token_list`` when the config carries the list itself; the decoding dict is every DecodingConf field
+    after built-in defaults < decoding.yaml < ``decoding_overrides`` (flat decoding.yaml-style keys)."""
+    cfg = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer", decoding_overrides)))
+    return cfg.model_dict(), cfg.decoding.to_dict(full=True)
 
 
 def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = "default") -> str:

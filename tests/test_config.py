@@ -655,3 +655,25 @@ def test_funasr_automodel_loads_our_config(tmp_path, flavour):
     theirs, mine = model.state_dict(), ref.state_dict()
     assert theirs.keys() == mine.keys() and all(theirs[k].shape == mine[k].shape for k in mine)
     assert am.kwargs["tokenizer"].token_list == tokens
+
+
+def test_model_dir_layers_and_load_model_config(tmp_path):
+    root = tmp_path / "dir"
+    root.mkdir()
+    (root / "config.yaml").write_text(PARAFORMER_0X, encoding="utf-8")
+    (root / "am.mvn").write_text("x")
+    (root / "decoding.yaml").write_text("beam_size: 1\npenalty: 0.0\nmaxlenratio: 0.0\nminlenratio: 0.0\n"
+                                        "ctc_weight: 0.0\nlm_weight: 0.15\n", encoding="utf-8")
+    (root / "finetune.yaml").write_text("max_epoch: 9\n", encoding="utf-8")
+    model, decoding = C.load_model_config(str(root), decoding_overrides={"beam_size": 4})
+    assert model["encoder"] == "SANMEncoder" and model["token_list"][3] == "你"
+    assert model["frontend_conf"]["cmvn_file"] == str(root / "am.mvn")  # the dir's file wins, as in FunASR
+    assert set(model) <= set(C._MODEL_KEYS) | {"token_list"}
+    assert decoding["beam_size"] == 4 and decoding["lm_weight"] == 0.15 and decoding["nbest"] == 1
+    with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
+        C.load_model_config(str(root), decoding_overrides={"beam": 4})
+    layers = C.model_dir_layers(str(root), "finetune")
+    assert [s for s, _ in layers][-1] == str(root / "finetune.yaml")
+    cfg = C.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
+    assert cfg.train_conf.max_epoch == 9 and cfg.optim_conf.lr == 1e-4
+    cfg.check_trainable()
