@@ -1,0 +1,232 @@
+"""Decode a Kaldi data dir with a Paraformer model dir: the job behind the recipes' infer.py.
+
+Outputs, under ``output_dir/1best_recog/`` (one ``key value`` line each, sorted by key,
+each file replaced atomically; the output dir itself is never deleted):
+
+* ``text``: the post-processed sentence; ``token``: space-separated tokens;
+  ``score``: the hypothesis score (sum of max log-probs for greedy decoding);
+  ``timestamp``: CIF token times ``[[start_ms,end_ms],...]``;
+* ``failed``: ``key reason`` for each utterance that could not be decoded;
+* with ``data_dir/text``: ``text.cer`` (FunASR's format; failed utterances count
+  as deletions) and ``errs-<data set>-<decoding>.txt``, an aligned REF/HYP report.
+
+Every key of ``wav.scp`` ends up in exactly one of ``text`` or ``failed``.
+Exit status of :func:`main`-style callers: 0 all decoded, 2 some utterances
+failed, 1 the job could not run (bad model dir, data dir or arguments).
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from tqdm import tqdm
+
+from .audio import audio_duration, load_audio
+from .cer import score_corpus, write_error_report, write_text_cer
+from .datadir import load_data_dir
+from .errors import FunasrLiteError
+from .fileio import atomic_write_text
+from .transcribe import DecodeOptions, Transcriber, load_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InferOptions:
+    """Options of one decoding job (the recipe flags)."""
+
+    # model dir (1.x or 0.x layout) or ModelScope id
+    model: str
+    # Kaldi data dir holding wav.scp and optionally text
+    data_dir: str
+    # where 1best_recog/ goes; created if missing, never deleted
+    output_dir: str
+    # max utterances per batch (batches are sorted by length)
+    batch_size: int = 32
+    # max total audio seconds per batch (0 = no limit)
+    batch_seconds: float = 300.0
+    # beam width; 1 = greedy
+    beam_size: Optional[int] = None
+    # CTC weight in beam search (model must have a CTC head)
+    ctc_weight: Optional[float] = None
+    # cpu, cuda, cuda:N; None = cuda if available
+    device: Optional[str] = None
+    # torch CPU threads
+    ncpu: int = 2
+    # utterances longer than this (seconds) are refused instead of risking OOM
+    max_duration: float = 600.0
+    # a weights file inside the model dir to use instead of its default
+    checkpoint: Optional[str] = None
+
+
+@dataclass
+class InferResult:
+    """What a job did: counts, timing, and where the outputs are."""
+
+    # number of utterances in wav.scp
+    num_utts: int
+    # key -> reason, for utterances that could not be decoded
+    failed: Dict[str, str]
+    # seconds of audio decoded
+    audio_seconds: float
+    # wall seconds of the decode loop
+    wall_seconds: float
+    # output_dir/1best_recog
+    result_dir: str
+    # the text.cer summary line, when data_dir/text exists
+    cer_summary: Optional[str] = None
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def _make_batches(durations: Dict[str, float], batch_size: int, batch_seconds: float) -> List[List[str]]:
+    """Longest-first batches bounded by utterance count and total seconds."""
+    batches: List[List[str]] = []
+    current: List[str] = []
+    total = 0.0
+    for key in sorted(durations, key=lambda k: (-durations[k], k)):
+        if current and (len(current) >= batch_size or (batch_seconds > 0 and total + durations[key] > batch_seconds)):
+            batches.append(current)
+            current, total = [], 0.0
+        current.append(key)
+        total += durations[key]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _decode_batch(asr: Transcriber, keys: List[str], wavs: Dict[str, torch.Tensor],
+                  results: Dict[str, Dict], failed: Dict[str, str]) -> None:
+    """Decode one batch; on a runtime error (e.g. out of memory) retry each utterance alone."""
+    try:
+        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
+            results[key] = res
+    except (RuntimeError, FunasrLiteError) as e:
+        if len(keys) == 1:
+            failed[keys[0]] = f"decoding failed: {_one_line(e)}"
+            return
+        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), _one_line(e)[:200])
+        for key in keys:
+            _decode_batch(asr, [key], wavs, results, failed)
+
+
+def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, str]) -> None:
+    fields = {
+        "text": lambda r: r["text"],
+        "token": lambda r: " ".join(r["tokens"]),
+        "score": lambda r: f"{r['score']:.6f}",
+        "timestamp": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["timestamp"]) + "]",
+    }
+    for name, fmt in fields.items():
+        atomic_write_text(os.path.join(result_dir, name),
+                          "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in sorted(results)))
+    atomic_write_text(os.path.join(result_dir, "failed"), "".join(f"{k} {failed[k]}\n" for k in sorted(failed)))
+
+
+def decoding_tag(asr: Transcriber) -> str:
+    """A short name of the decoding settings for result file names (icefall style)."""
+    opts = asr.options
+    if opts.beam_size <= 1 and opts.ctc_weight <= 0:
+        return "greedy"
+    tag = f"beam{opts.beam_size}"
+    return tag + (f"-ctc{opts.ctc_weight:g}" if opts.ctc_weight > 0 else "")
+
+
+def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> InferResult:
+    """Decode ``opts.data_dir`` and write the outputs (see the module docstring).
+
+    Raises:
+        FunasrLiteError: the job cannot run at all (data dir, model dir, output dir).
+    """
+    torch.set_num_threads(max(1, opts.ncpu))
+    # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
+    data = load_data_dir(opts.data_dir, mode="infer")
+    for problem in data.warnings:
+        logger.warning("%s", problem)
+    failed: Dict[str, str] = {k: "; ".join(p.message for p in probs)
+                              for k, probs in data.failed_keys(include_text=False).items()}
+    for problem in data.errors:
+        if problem.key is None:
+            logger.warning("%s", problem)
+    # 2. output dir must be writable before any work is done
+    result_dir = os.path.join(opts.output_dir, "1best_recog")
+    try:
+        os.makedirs(result_dir, exist_ok=True)
+        atomic_write_text(os.path.join(result_dir, ".write_test"), "")
+        os.unlink(os.path.join(result_dir, ".write_test"))
+    except OSError as e:
+        raise FunasrLiteError(f"output dir {opts.output_dir} is not writable: {e.strerror or e}") from e
+    # 3. model
+    if asr is None:
+        overrides = {k: v for k, v in (("beam_size", opts.beam_size), ("ctc_weight", opts.ctc_weight)) if v is not None}
+        asr = load_model(opts.model, opts.device, checkpoint=opts.checkpoint, config_overrides=overrides or None)
+    # 4. durations from headers; unreadable or too long audio fails here, before decoding
+    durations: Dict[str, float] = {}
+    for key in data.good_keys(include_text=False):
+        path = data.wavs[key]
+        try:
+            dur = audio_duration(path)
+        except FunasrLiteError as e:
+            failed[key] = _one_line(e)
+            continue
+        if dur > opts.max_duration:
+            failed[key] = (f"{path}: {dur:.1f} s is longer than --max_duration {opts.max_duration:g} s; "
+                           "split it (e.g. with a VAD) or raise --max_duration")
+            continue
+        durations[key] = dur
+    # 5. decode, longest batches first, with a running RTF
+    results: Dict[str, Dict] = {}
+    audio_seconds, start = 0.0, time.perf_counter()
+    batches = _make_batches(durations, max(1, opts.batch_size), opts.batch_seconds)
+    with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
+        for keys in batches:
+            wavs: Dict[str, torch.Tensor] = {}
+            for key in keys:
+                try:
+                    wavs[key] = load_audio(data.wavs[key], asr.sample_rate)
+                except FunasrLiteError as e:
+                    failed[key] = _one_line(e)
+            good = [k for k in keys if k in wavs]
+            if good:
+                _decode_batch(asr, good, wavs, results, failed)
+                audio_seconds += sum(wavs[k].numel() for k in good if k in results) / asr.sample_rate
+            bar.update(len(keys))
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(rtf=f"{elapsed / audio_seconds:.4f}" if audio_seconds else "-")
+    wall = time.perf_counter() - start
+    for key in failed:
+        logger.warning("failed: %s %s", key, failed[key])
+    # 6. outputs, then CER against data_dir/text (restricted to wav.scp keys)
+    _write_outputs(result_dir, results, failed)
+    result = InferResult(num_utts=len(data.wavs), failed=failed, audio_seconds=audio_seconds,
+                         wall_seconds=wall, result_dir=result_dir)
+    if data.texts is not None:
+        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
+        write_text_cer(os.path.join(result_dir, "text.cer"), report)
+        set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
+        write_error_report(os.path.join(result_dir, f"errs-{set_name}-{decoding_tag(asr)}.txt"), report)
+        result.cer_summary = report.summary_line()
+    return result
+
+
+def summary_lines(result: InferResult) -> List[str]:
+    """The lines the recipe prints at the end of a job."""
+    lines = [f"results: {result.result_dir}"]
+    if result.cer_summary:
+        lines.append(result.cer_summary)
+    lines.append(f"decoded {result.num_utts - len(result.failed)}/{result.num_utts} utterances "
+                 f"({len(result.failed)} failed), {result.audio_seconds:.1f} s of audio in "
+                 f"{result.wall_seconds:.1f} s, RTF {result.rtf:.4f}")
+    if result.failed:
+        lines.append(f"failed utterances are listed in {os.path.join(result.result_dir, 'failed')}")
+    return lines
