@@ -1,0 +1,328 @@
+"""SANM building blocks and the SANM encoder of Paraformer.
+
+SAN-M = self-attention plus an FSMN "memory" (a depthwise 1-D convolution over
+the value projection), Gao et al., https://arxiv.org/abs/2006.01713.
+
+Parameter names follow FunASR 1.x exactly (``encoders0.0.self_attn.linear_q_k_v``,
+``fsmn_block``, ``feed_forward.w_1``, ``after_norm`` ...) so that a FunASR
+``model.pt`` loads with ``strict=True``. The code is our own.
+
+Padding: every module takes ``(x, lengths)``; frames at ``t >= lengths[b]``
+never influence frames ``t < lengths[b]`` (keys are masked in attention and the
+FSMN input is zeroed before its convolution), and the encoder returns zeros on
+padded frames, so a batched encode equals encoding each utterance alone.
+"""
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LAYER_NORM_EPS = 1e-12  # FunASR's LayerNorm uses eps=1e-12 everywhere in SANM models
+
+
+def layer_norm(size: int) -> nn.LayerNorm:
+    """A LayerNorm with FunASR's epsilon (1e-12)."""
+    return nn.LayerNorm(size, eps=LAYER_NORM_EPS)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Boolean validity mask.
+
+    Args:
+        lengths: (B,) int lengths.
+        max_len: T, the padded length.
+    Returns:
+        (B, T) bool, True on valid frames.
+    """
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def sinusoidal_position_encoding(
+    length: int, depth: int, dtype: torch.dtype = torch.float32, device=None
+) -> torch.Tensor:
+    """FunASR's SinusoidalPositionEncoder table (bit-exact).
+
+    Positions are 1..length; timescale step ``ln(10000) / (depth/2 - 1)``; the
+    sin half and the cos half are concatenated (not interleaved).
+
+    Args:
+        length: number of frames T.
+        depth: feature width D (must be even).
+        dtype, device: of the result.
+    Returns:
+        (T, D) tensor.
+    """
+    if depth % 2 != 0 or depth < 4:
+        raise ValueError(f"sinusoidal position encoding needs an even depth >= 4, got {depth}")
+    positions = torch.arange(1, length + 1, device=device).to(dtype)
+    increment = torch.log(torch.tensor([10000.0], dtype=dtype, device=device)) / (depth / 2 - 1)
+    inv_timescales = torch.exp(torch.arange(depth // 2, device=device).to(dtype) * (-increment))
+    scaled = positions[:, None] * inv_timescales[None, :]
+    return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
+
+
+class SinusoidalPositionEncoder(nn.Module):
+    """Adds the sinusoidal position code to ``x`` (no parameters, no dropout)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) -> (B, T, D)."""
+        pe = sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)
+        return x + pe[None]
+
+
+class PositionwiseFeedForward(nn.Module):
+    """Linear(idim, hidden) -> ReLU -> dropout -> Linear(hidden, idim)."""
+
+    def __init__(self, idim: int, hidden_units: int, dropout_rate: float):
+        super().__init__()
+        self.w_1 = nn.Linear(idim, hidden_units)
+        self.w_2 = nn.Linear(hidden_units, idim)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, idim) -> (B, T, idim)."""
+        return self.w_2(self.dropout(torch.relu(self.w_1(x))))
+
+
+def fsmn_padding(kernel_size: int, sanm_shfit: int) -> Tuple[int, int]:
+    """(left, right) zero padding of the FSMN convolution; ``sanm_shfit`` moves it left."""
+    if kernel_size < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+    if sanm_shfit < 0 or sanm_shfit > (kernel_size - 1) // 2 + (kernel_size - 1) % 2:
+        raise ValueError(f"sanm_shfit={sanm_shfit} does not fit kernel_size={kernel_size}")
+    left = (kernel_size - 1) // 2 + sanm_shfit
+    return left, kernel_size - 1 - left
+
+
+def fsmn_memory(
+    conv: nn.Conv1d, pad: Tuple[int, int], x: torch.Tensor, mask: torch.Tensor, dropout: nn.Module
+) -> torch.Tensor:
+    """FSMN memory block shared by encoder and decoder: ``(conv(x) + x)`` on valid frames.
+
+    Args:
+        conv: depthwise Conv1d (D -> D, groups=D, no bias, padding 0).
+        pad: (left, right) zero padding.
+        x: (B, T, D) input.
+        mask: (B, T, 1) float, 1 on valid frames.
+        dropout: applied to ``conv(x) + x`` before re-masking.
+    Returns:
+        (B, T, D), zero on padded frames.
+    """
+    x = x * mask
+    y = conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
+    return dropout(y + x) * mask
+
+
+class MultiHeadedAttentionSANM(nn.Module):
+    """Self-attention with FSMN memory: ``attention(x) + fsmn(V)``.
+
+    Args:
+        n_head: number of heads.
+        in_feat: input width (560 for the first encoder layer of Paraformer).
+        n_feat: model width, divisible by ``n_head``.
+        dropout_rate: dropout on attention weights and on the FSMN output.
+        kernel_size: FSMN kernel size.
+        sanm_shfit: shift of the FSMN window to the left (FunASR's spelling).
+    """
+
+    def __init__(
+        self,
+        n_head: int,
+        in_feat: int,
+        n_feat: int,
+        dropout_rate: float,
+        kernel_size: int,
+        sanm_shfit: int = 0,
+    ):
+        super().__init__()
+        if n_head < 1 or n_feat % n_head != 0:
+            raise ValueError(f"n_feat={n_feat} must be a positive multiple of n_head={n_head}")
+        self.d_k = n_feat // n_head
+        self.h = n_head
+        self.linear_out = nn.Linear(n_feat, n_feat)
+        self.linear_q_k_v = nn.Linear(in_feat, n_feat * 3)
+        self.dropout = nn.Dropout(p=dropout_rate)
+        self.fsmn_block = nn.Conv1d(n_feat, n_feat, kernel_size, groups=n_feat, bias=False)
+        self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: (B, T, in_feat).
+            mask: (B, T) bool, True on valid frames.
+        Returns:
+            (B, T, n_feat).
+        """
+        b, t, _ = x.shape
+        q, k, v = self.linear_q_k_v(x).split(self.h * self.d_k, dim=-1)
+        memory = fsmn_memory(
+            self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout
+        )
+        q, k, v_h = (z.reshape(b, t, self.h, self.d_k).transpose(1, 2) for z in (q, k, v))
+        att = F.scaled_dot_product_attention(
+            q,
+            k,
+            v_h,
+            attn_mask=mask[:, None, None, :],
+            dropout_p=self.dropout.p if self.training else 0.0,
+        )
+        att = att.transpose(1, 2).reshape(b, t, self.h * self.d_k)
+        return self.linear_out(att) + memory
+
+
+class EncoderLayerSANM(nn.Module):
+    """One SANM encoder block (pre-norm by default).
+
+    ``x = x + dropout(self_attn(norm1(x)))`` (no residual when ``in_size != size``),
+    then ``x = x + dropout(feed_forward(norm2(x)))``.
+    """
+
+    def __init__(
+        self,
+        in_size: int,
+        size: int,
+        self_attn: MultiHeadedAttentionSANM,
+        feed_forward: PositionwiseFeedForward,
+        dropout_rate: float,
+        normalize_before: bool = True,
+    ):
+        super().__init__()
+        self.self_attn = self_attn
+        self.feed_forward = feed_forward
+        self.norm1 = layer_norm(in_size)
+        self.norm2 = layer_norm(size)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.in_size = in_size
+        self.size = size
+        self.normalize_before = normalize_before
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, in_size), mask: (B, T) bool -> (B, T, size)."""
+        residual = x
+        if self.normalize_before:
+            x = self.norm1(x)
+        x = self.dropout(self.self_attn(x, mask))
+        if self.in_size == self.size:
+            x = residual + x
+        if not self.normalize_before:
+            x = self.norm1(x)
+        residual = x
+        if self.normalize_before:
+            x = self.norm2(x)
+        x = residual + self.dropout(self.feed_forward(x))
+        if not self.normalize_before:
+            x = self.norm2(x)
+        return x
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class SANMEncoder(nn.Module):
+    """Paraformer's SANM encoder; keyword names equal FunASR's ``encoder_conf`` keys.
+
+    Input frames are scaled by ``sqrt(output_size)``, a sinusoidal position code
+    of the input width is added (``input_layer="pe"``), then ``encoders0`` (one
+    block, input_size -> output_size, no attention residual), ``encoders``
+    (``num_blocks - 1`` blocks) and ``after_norm``. There is no subsampling.
+
+    Only the configuration Paraformer uses is supported: ``input_layer="pe"``,
+    ``selfattention_layer_type="sanm"``, ``positionwise_layer_type="linear"``,
+    ``concat_after=False``, no inter-CTC, no LoRA. Anything else raises
+    ValueError (FunASR's default ``input_layer`` is ``conv2d``; ours is ``pe``).
+    Keys that have no effect (``positional_dropout_rate``, ``pos_enc_class``,
+    ``padding_idx``, the ``tf2torch_*`` names) are accepted for compatibility.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        attention_heads: int = 4,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        attention_dropout_rate: float = 0.0,
+        input_layer: Optional[str] = "pe",
+        pos_enc_class: Optional[str] = "SinusoidalPositionEncoder",
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        positionwise_layer_type: str = "linear",
+        positionwise_conv_kernel_size: int = 1,
+        padding_idx: int = -1,
+        interctc_layer_idx: Sequence[int] = (),
+        interctc_use_conditioning: bool = False,
+        kernel_size: int = 11,
+        sanm_shfit: int = 0,
+        lora_list: Optional[Sequence[str]] = None,
+        lora_rank: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.1,
+        selfattention_layer_type: str = "sanm",
+        tf2torch_tensor_name_prefix_torch: str = "encoder",
+        tf2torch_tensor_name_prefix_tf: str = "seq2seq/encoder",
+    ):
+        super().__init__()
+        _require(input_layer == "pe", f"SANMEncoder: input_layer={input_layer!r} unsupported (only 'pe')")
+        _require(
+            selfattention_layer_type == "sanm",
+            f"SANMEncoder: selfattention_layer_type={selfattention_layer_type!r} unsupported (only 'sanm')",
+        )
+        _require(
+            positionwise_layer_type == "linear",
+            f"SANMEncoder: positionwise_layer_type={positionwise_layer_type!r} unsupported (only 'linear')",
+        )
+        _require(not concat_after, "SANMEncoder: concat_after=True is unsupported")
+        _require(not interctc_layer_idx, "SANMEncoder: interctc_layer_idx is unsupported")
+        _require(not interctc_use_conditioning, "SANMEncoder: interctc_use_conditioning is unsupported")
+        _require(not lora_list, "SANMEncoder: lora_list is unsupported")
+        _require(
+            pos_enc_class in (None, "SinusoidalPositionEncoder"),
+            f"SANMEncoder: pos_enc_class={pos_enc_class!r} unsupported",
+        )
+        _require(num_blocks >= 1, f"SANMEncoder: num_blocks must be >= 1, got {num_blocks}")
+        _require(input_size >= 4 and input_size % 2 == 0, f"SANMEncoder: input_size must be even, got {input_size}")
+        _require(output_size >= 1, f"SANMEncoder: output_size must be >= 1, got {output_size}")
+        self._output_size = output_size
+        self.normalize_before = normalize_before
+        self.embed = SinusoidalPositionEncoder()
+
+        def block(in_size: int) -> EncoderLayerSANM:
+            attn = MultiHeadedAttentionSANM(
+                attention_heads, in_size, output_size, attention_dropout_rate, kernel_size, sanm_shfit
+            )
+            ffn = PositionwiseFeedForward(output_size, linear_units, dropout_rate)
+            return EncoderLayerSANM(in_size, output_size, attn, ffn, dropout_rate, normalize_before)
+
+        self.encoders0 = nn.ModuleList([block(input_size)])
+        self.encoders = nn.ModuleList([block(output_size) for _ in range(num_blocks - 1)])
+        if normalize_before:
+            self.after_norm = layer_norm(output_size)
+
+    def output_size(self) -> int:
+        """Width of the encoder output."""
+        return self._output_size
+
+    def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            xs: (B, T, input_size) features (LFR + CMVN).
+            lengths: (B,) valid frames per utterance.
+        Returns:
+            (B, T, output_size) encoder output, zero on padded frames, and (B,) lengths.
+        """
+        mask = lengths_to_mask(lengths, xs.size(1))
+        x = self.embed(xs * math.sqrt(self._output_size))
+        for layer in self.encoders0:
+            x = layer(x, mask)
+        for layer in self.encoders:
+            x = layer(x, mask)
+        if self.normalize_before:
+            x = self.after_norm(x)
+        return x * mask[:, :, None].to(x.dtype), lengths
