@@ -31,7 +31,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-DEFAULT_VOICES = ["cmn", "cmn+f2", "cmn+m3", "cmn+f4", "cmn+m1"]
+# cmn-latn-pinyin speaks Mandarin; plain "cmn" spells many characters as pinyin letters.
+DEFAULT_VOICES = ["cmn-latn-pinyin", "cmn-latn-pinyin+f2", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f4", "cmn-latn-pinyin+m1"]
 
 
 @dataclass
@@ -59,7 +60,7 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def synthesize(text: str, *, voice: str = "cmn", speed: int = 165, pitch: int = 50,
+def synthesize(text: str, *, voice: str = "cmn-latn-pinyin", speed: int = 165, pitch: int = 50,
                sample_rate: int = 16000) -> np.ndarray:
     """Speak ``text`` with espeak-ng and return float32 mono samples at ``sample_rate``."""
     if not espeak_available():
