@@ -5,7 +5,7 @@ Usage:
     # sentences.txt holds one sentence per line, or `key sentence` lines
     python tools/synth_data.py --text sentences.txt --out data/test
     python tools/synth_data.py --text sentences.txt --out data/train \\
-        --voices cmn cmn+f2 cmn+m3 --speeds 130 160 190 --pitches 35 50 65 \\
+        --voices cmn-latn-pinyin cmn-latn-pinyin+f2 --speeds 130 160 190 --pitches 35 50 65 \\
         --noise_prob 0.3 --format flac --seed 1
 
 It writes ``OUT/wav/<key>.<format>`` (16 kHz mono), ``OUT/wav.scp`` with
