@@ -327,7 +327,7 @@ def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
     assert merged.provenance["train_conf.max_epoch"] == f"{cfg_path}:{line}"
     assert merged.provenance["decoding.nbest"] == "built-in defaults"
     text = cfg.describe()
-    assert f"beam_size: 4  # command line" in text and "max_epoch: 150  # " + cfg_path in text
+    assert "beam_size: 4  # command line" in text and "max_epoch: 150  # " + cfg_path in text
 
 
 def test_merge_is_deep_and_lists_replace():
@@ -668,7 +668,7 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
     model, decoding = C.load_model_config(str(root), decoding_overrides={"beam_size": 4})
     assert model["encoder"] == "SANMEncoder" and model["token_list"][3] == "你"
     assert model["frontend_conf"]["cmvn_file"] == str(root / "am.mvn")  # the dir's file wins, as in FunASR
-    assert set(model) <= set(C._MODEL_KEYS) | {"token_list"}
+    assert set(model) <= set(C.MODEL_KEYS) | {"token_list"}
     assert decoding["beam_size"] == 4 and decoding["lm_weight"] == 0.15 and decoding["nbest"] == 1
     with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
         C.load_model_config(str(root), decoding_overrides={"beam": 4})
@@ -677,3 +677,12 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
     cfg = C.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
     assert cfg.train_conf.max_epoch == 9 and cfg.optim_conf.lr == 1e-4
     cfg.check_trainable()
+
+
+def test_every_section_is_registered_and_config_reexports_its_parts():
+    from funasr_lite.config_fields import SECTIONS, Section
+
+    typed = [k for k in C.TOP_LEVEL_KEYS if isinstance(getattr(C.ModelConfig(), k), Section)]
+    assert sorted(SECTIONS) == sorted(typed) and all(SECTIONS[k].SECTION == k for k in typed)
+    assert C.SECTIONS["optim_conf"].CLASS_KEY == "optim" and C.SECTIONS["encoder_conf"].CLASS_KEY is None
+    assert [n for n in C.__all__ if not hasattr(C, n)] == []
