@@ -41,10 +41,11 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .distributed import DistInfo, all_reduce_max, all_reduce_sum, barrier
+from .distributed import DistInfo, all_reduce_max, barrier
 from .errors import CheckpointError, ConfigError
 from .train_faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
                            ignore_sigint_in_workers, run_on_rank0)
+from .train_stats import EpochTotals, LogWindow, fmt, rss_gb
 from .validation import DecodeFn, evaluate, scalar
 
 __all__ = ["TrainerOptions", "Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
@@ -122,40 +123,10 @@ class TrainResult:
     best_epochs: Dict[str, int]
 
 
-# running sums of an epoch (saved in checkpoint.pb by a Ctrl-C mid-epoch)
-_TOTAL_KEYS = ("batches", "loss_sum", "acc_sum", "acc_n", "audio_s", "time", "skipped")
-
-
-def _new_window() -> Dict[str, float]:
-    return {"loss": 0.0, "acc": 0.0, "n": 0, "audio": 0.0, "t": 0.0, "t0": time.perf_counter()}
-
-
-def _add_batch(tot: Dict[str, float], window: Dict[str, float], loss: float, acc: Optional[float],
-               audio_s: float) -> None:
-    tot["batches"] += 1
-    tot["loss_sum"] += loss
-    tot["audio_s"] += audio_s
-    window["loss"] += loss
-    window["n"] += 1
-    window["audio"] += audio_s
-    if acc is not None and math.isfinite(acc):
-        tot["acc_sum"] += acc
-        tot["acc_n"] += 1
-        window["acc"] += acc
-
-
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def _rss_gb() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 class Trainer:
@@ -368,21 +339,19 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         self.wall_time += elapsed
         self.epoch_done = epoch
-        n = train["batches"]
         record = ckpt.EpochRecord(
-            epoch=epoch, step=self.step, lr=float(train["lr"]),
-            train_loss=train["loss_sum"] / n if n else None, train_acc=train["acc_sum"] / train["acc_n"]
-            if train["acc_n"] else None, dev_loss=dev.get("loss"), dev_acc=dev.get("acc"), dev_cer=dev.get("cer"),
-            epoch_time=round(elapsed + train.get("time_before", 0.0), 3), wall_time=round(self.wall_time, 3),
-            throughput=round(train["audio_s"] / train["time"], 2) if train["time"] > 0 else None,
-            skipped_steps=int(train["skipped"]))
+            epoch=epoch, step=self.step, lr=train.lr, train_loss=train.mean_loss, train_acc=train.mean_acc,
+            dev_loss=dev.get("loss"), dev_acc=dev.get("acc"), dev_cer=dev.get("cer"),
+            epoch_time=round(elapsed + train.time_before, 3), wall_time=round(self.wall_time, 3),
+            throughput=round(train.throughput, 2) if train.throughput is not None else None,
+            skipped_steps=int(train.skipped))
         self.records.append(record)
         self._check_dev_sanity(record)
         if self.dist.is_main:
             logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
-                        "%.1f s, %s audio-s/s, %d skipped", epoch, self.opts.max_epoch, _fmt(record.train_loss),
-                        _fmt(record.train_acc), _fmt(record.dev_loss), _fmt(record.dev_acc),
-                        _fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, _fmt(record.throughput, "%.1f"),
+                        "%.1f s, %s audio-s/s, %d skipped", epoch, self.opts.max_epoch, fmt(record.train_loss),
+                        fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
+                        fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
                         record.skipped_steps)
             for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
                            ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
@@ -424,15 +393,13 @@ class Trainer:
         return out[0], (out[1] if len(out) > 1 and isinstance(out[1], dict) else {})
 
     def _train_epoch(self, epoch: int, skip: int, partial: Dict[str, float],
-                     rng: Optional[Dict[str, Any]]) -> Dict[str, float]:
+                     rng: Optional[Dict[str, Any]]) -> EpochTotals:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         module = self._train_module
         module.train()
-        tot = {k: float(partial.get(k, 0.0)) for k in _TOTAL_KEYS}
-        tot["lr"] = float(partial.get("lr", self.optimizer.param_groups[0]["lr"]))
-        tot["time_before"] = float(partial.get("time", 0.0))
+        tot = EpochTotals.from_partial(partial, lr=float(self.optimizer.param_groups[0]["lr"]))
         ignore_sigint_in_workers(self.train_loader)
         it = iter(self.train_loader)
         for _ in range(skip):  # batches trained before a Ctrl-C: same order, so skip them
@@ -450,14 +417,14 @@ class Trainer:
         accum = synced = 0
         done = skip
         t_last = time.perf_counter()
-        window = _new_window()
-        start: Tuple[int, Dict[str, float], Dict[str, Any]] = (done, dict(tot), {})
+        window = LogWindow()
+        start: Tuple[int, Dict[str, float], Dict[str, Any]] = (done, tot.to_partial(), {})
         with logging_redirect_tqdm(), bar:
             while True:
                 if accum == 0:  # a window starts: the only place where the state is consistent
                     if all_reduce_max([self._stop.requested], self.dist)[0] > 0:
                         self._interrupt(epoch, done, tot, None)
-                    start = (done, dict(tot), ckpt.capture_rng_state())
+                    start = (done, tot.to_partial(), ckpt.capture_rng_state())
                 try:
                     batch = next(it, None)
                     lost = False
@@ -469,7 +436,7 @@ class Trainer:
                 flags = all_reduce_max([batch is None, lost, empty], self.dist)
                 if flags[1] > 0:  # cannot finish this window: drop it, save the state at its start
                     self.optimizer.zero_grad(set_to_none=True)
-                    self._interrupt(epoch, start[0], start[1], start[2])
+                    self._interrupt(epoch, start[0], EpochTotals.from_partial(start[1], tot.lr), start[2])
                 if flags[0] > 0:
                     if accum:  # data ran out inside a window: apply what was accumulated
                         self._update(synced == 0, tot)
@@ -492,33 +459,32 @@ class Trainer:
                         synced += 1 if last_of_window else 0
                 accum += 1
                 if bad:
-                    tot["skipped"] += 1
+                    tot.skipped += 1
                     self._nonfinite(epoch, done, "loss")
                 else:
                     self._nonfinite_run = 0
-                    _add_batch(tot, window, float(loss.detach()), scalar(stats.get("acc")),
-                               float(batch["speech_lengths"].sum()) * self.opts.frame_seconds)
+                    lv, av = float(loss.detach()), scalar(stats.get("acc"))
+                    audio = float(batch["speech_lengths"].sum()) * self.opts.frame_seconds
+                    tot.add(lv, av, audio)
+                    window.add(lv, av, audio)
                 if accum == self.opts.accum_grad:
                     if self._update(synced == 0, tot):
-                        bar.set_postfix(loss=f"{window['loss'] / max(window['n'], 1):.3f}", lr=f"{tot['lr']:.2e}")
+                        bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
                         if self.step % self.opts.log_interval == 0:
-                            window["t"] = time.perf_counter() - window["t0"]
                             self._log_step(epoch, done, total, window, tot)
-                            window = _new_window()
+                            window = LogWindow()
                     accum = synced = 0
                 now = time.perf_counter()
-                tot["time"] += now - t_last
+                tot.time += now - t_last
                 t_last = now
-        if self.dist.distributed:
-            keys = ("batches", "loss_sum", "acc_sum", "acc_n", "audio_s", "skipped")
-            tot.update(dict(zip(keys, all_reduce_sum([tot[k] for k in keys], self.dist))))
+        tot.all_reduce(self.dist)
         return tot
 
-    def _interrupt(self, epoch: int, batches_done: int, tot: Dict[str, float],
+    def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals,
                    rng: Optional[Dict[str, Any]]) -> None:
         """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
-        self.wall_time += tot["time"] - tot["time_before"]
-        partial = {k: tot[k] for k in _TOTAL_KEYS + ("lr",)}
+        self.wall_time += tot.time - tot.time_before
+        partial = tot.to_partial()
 
         def save() -> None:
             state = self._resume_state(batches_done, partial)
@@ -541,7 +507,7 @@ class Trainer:
                 f"{batch_no}); training stopped. The last good state is {self._last_good()}. Check the data "
                 "(pre-flight report), lower lr, keep grad_clip > 0, or train without amp")
 
-    def _update(self, need_manual_sync: bool, tot: Dict[str, float]) -> bool:
+    def _update(self, need_manual_sync: bool, tot: EpochTotals) -> bool:
         """Clip, step optimizer and scheduler; returns False if the update was skipped."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.ddp is not None and need_manual_sync:
@@ -563,10 +529,10 @@ class Trainer:
                 torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None]))
         if self.scaler is None and not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
-            tot["skipped"] += 1
-            self._nonfinite(self.epoch_done + 1, int(tot["batches"]), "gradient norm")
+            tot.skipped += 1
+            self._nonfinite(self.epoch_done + 1, int(tot.batches), "gradient norm")
             return False
-        tot["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        tot.lr = float(self.optimizer.param_groups[0]["lr"])
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -577,20 +543,16 @@ class Trainer:
         self.step += 1
         return True
 
-    def _log_step(self, epoch: int, done: int, total: Optional[int], window: Dict[str, float],
-                  tot: Dict[str, float]) -> None:
+    def _log_step(self, epoch: int, done: int, total: Optional[int], window: LogWindow, tot: EpochTotals) -> None:
         if not self.dist.is_main:
             return
-        n = max(window["n"], 1)
-        loss, acc = window["loss"] / n, window["acc"] / n
-        speed = window["audio"] / window["t"] if window["t"] > 0 else float("nan")
+        w = window.summary()
         logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
-                    epoch, self.opts.max_epoch, done, total if total is not None else "?", self.step, loss, acc,
-                    tot["lr"], speed, _rss_gb())
-        self._scalar("train/loss", loss, self.step)
-        self._scalar("train/acc", acc, self.step)
-        self._scalar("train/lr", tot["lr"], self.step)
-        self._scalar("train/audio_seconds_per_second", speed, self.step)
+                    epoch, self.opts.max_epoch, done, total if total is not None else "?", self.step, w["loss"],
+                    w["acc"], tot.lr, w["speed"], rss_gb())
+        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", tot.lr),
+                           ("audio_seconds_per_second", w["speed"])):
+            self._scalar(f"train/{tag}", value, self.step)
 
     def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
         if self.dev_loader is None:
@@ -604,7 +566,3 @@ class Trainer:
             for line in res.examples:
                 logger.info("dev example  %s", line)
         return {"loss": res.loss, "acc": res.acc, "cer": res.cer}
-
-
-def _fmt(v: Optional[float], pattern: str = "%.4f") -> str:
-    return "n/a" if v is None else pattern % v

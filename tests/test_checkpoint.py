@@ -1,9 +1,7 @@
 """Checkpoint outputs: averaging math, ranking/pruning safety, atomic writes, resume state, plots, the CLI."""
 
 import io
-import math
 import os
-import pickle
 import random
 import subprocess
 import sys

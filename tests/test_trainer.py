@@ -1,14 +1,14 @@
 """The training loop: scheduler formula, exact resume, Ctrl-C, kill -9, NaN skips, disk full, torchrun DDP.
 
 Most tests use a toy model (mean-pooled features -> linear classifier, with dropout) so that the
-loop itself is tested in seconds; tests/test_finetune.py-style end-to-end runs with a tiny
-Paraformer live at the bottom of this file. This file is also a script: ``python tests/test_trainer.py
-job --out DIR ...`` runs one toy training job (used under torchrun and for the kill -9 test).
+loop itself is tested in seconds; end-to-end finetune runs of a tiny Paraformer on synthesized
+speech (funasr_lite.finetune) are at the bottom of this file. This file is also a script: ``python tests/test_trainer.py
+job --out DIR ...`` runs one toy training job (used under torchrun) and ``finetune-job ...`` one
+tiny-Paraformer finetune (used under torchrun and for the kill -9 test).
 """
 
 import argparse
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -132,6 +132,13 @@ def run(out, max_epoch=2, **kw):
 
 def same_state(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def max_diff(a, b):
+    """Largest absolute difference between two state_dicts with the same keys (inf if keys differ)."""
+    if a.keys() != b.keys():
+        return float("inf")
+    return max(float((a[k].double() - b[k].double()).abs().max()) if a[k].numel() else 0.0 for k in a)
 
 
 # ------------------------------------------------------------------------------------------ scheduler
@@ -301,30 +308,6 @@ def _env():
     return env
 
 
-def test_kill9_mid_epoch_then_rerun_completes_identically(tmp_path):
-    run(tmp_path / "ref", max_epoch=3)
-    out = tmp_path / "killed"
-    cmd = [sys.executable, os.path.abspath(__file__), "job", "--out", str(out), "--epochs", "3", "--slow", "0.02"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    progress = tmp_path / "killed.progress"
-    while time.time() < deadline and proc.poll() is None:
-        if progress.exists() and progress.read_text().strip() and int(progress.read_text()) >= 24 + 10:
-            break  # the 11th item of epoch 2 is being loaded: mid-epoch
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert ckpt.load_resume_state(str(out))["epoch"] == 1
-    done = subprocess.run(cmd[:-2], env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "RESUMING" in done.stderr
-    a = torch.load(tmp_path / "ref" / "checkpoint.pb", weights_only=True)
-    b = torch.load(out / "checkpoint.pb", weights_only=True)
-    assert same_state(a["model"], b["model"])
-    assert sorted(os.listdir(tmp_path / "ref")) == sorted(f for f in os.listdir(out) if not f.startswith("rank"))
-
-
 def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -339,30 +322,217 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert "non-finite loss" in done.stderr
 
 
+# ------------------------------------------------------------------ finetune: tiny Paraformer, real data
+FT_FLAGS = dict(optim="adam", lr=2e-3, scheduler="warmuplr", scheduler_conf='{"warmup_steps": 10}', batch_bins=300,
+                keep_nbest_models=[1, 2], num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def ft_setup(synth_data_dir, tmp_path_factory):
+    """(init model dir, data_path with train/ and dev/) built from the session's synthesized data."""
+    tiny = pytest.importorskip("tiny_model")
+    root = tmp_path_factory.mktemp("ft")
+    data = root / "data"
+    for sub in ("train", "dev"):
+        os.makedirs(data / sub)
+        for name in ("wav.scp", "text"):
+            with open(os.path.join(synth_data_dir, name), encoding="utf-8") as f:
+                (data / sub / name).write_text(f.read(), encoding="utf-8")
+    model = tiny.build_tiny_model_dir(str(root / "init"), synth_data_dir)
+    return str(model), str(data)
+
+
+def _ft_opts(model, data, out, **kw):
+    from funasr_lite.finetune import FinetuneOptions
+
+    flags = dict(FT_FLAGS, max_epoch=2)
+    flags.update(kw)
+    return FinetuneOptions(model=model, data_path=data, output_dir=str(out), progress_bar=False, **flags)
+
+
+def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
+    from funasr_lite.finetune import finetune, select_checkpoint
+    from funasr_lite.transcribe import load_model
+
+    model, data = ft_setup
+    out = tmp_path / "out"
+    res = finetune(_ft_opts(model, data, out))
+    assert res["epochs"] == 2 and not res["resumed"] and res["step"] > 0
+    files = set(os.listdir(out))
+    for name in ("config.yaml", "tokens.json", "am.mvn", "configuration.json", "model.pt", "checkpoint.pb",
+                 "valid.acc.best.pb", "valid.acc.ave_2best.pb", "valid.acc.ave.pb", "1epoch.yaml", "2epoch.yaml",
+                 "training_curves.png", "tensorboard"):
+        assert name in files, name
+    conf = yaml.safe_load(open(out / "config.yaml"))
+    assert conf["optim"] == "adam" and conf["optim_conf"]["lr"] == 2e-3  # the merged config is what was saved
+    assert conf["scheduler_conf"]["warmup_steps"] == 10 and conf["train_conf"]["max_epoch"] == 2
+    side = yaml.safe_load(open(out / "2epoch.yaml"))
+    assert side["dev_cer"] is not None and side["dev_acc"] is not None
+    assert same_state(torch.load(out / "model.pt", weights_only=True),
+                      torch.load(out / "valid.acc.ave.pb", weights_only=True))
+    wav = open(os.path.join(data, "dev", "wav.scp")).readline().split()[1]
+    ours = load_model(str(out), device="cpu").transcribe([wav])[0]["text"]
+    select_checkpoint(str(out), "valid.acc.best.pb")
+    assert json_load(out / "configuration.json")["funasr_lite"]["model.pt"] == "valid.acc.best.pb"
+    with pytest.raises(ckpt.CheckpointError, match="available checkpoints: .*valid.acc.ave.pb"):
+        select_checkpoint(str(out), "valid.acc.ave_10best.pb")
+    select_checkpoint(str(out), "valid.acc.ave.pb")
+    funasr = pytest.importorskip("funasr")
+    am = funasr.AutoModel(model=str(out), disable_update=True, device="cpu", disable_pbar=True, disable_log=True)
+    assert am.generate(input=wav)[0]["text"].replace(" ", "") == ours.replace(" ", "")
+
+
+def json_load(path):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
+    from funasr_lite.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
+    from funasr_lite.model_dir import detect_model_dir
+
+    model, data = ft_setup
+    init = tmp_path / "init"
+    os.makedirs(init)
+    for f in os.listdir(model):
+        (init / f).write_bytes(open(os.path.join(model, f), "rb").read())
+    (init / "finetune.yaml").write_text("optim: adam\noptim_conf:\n  lr: 0.0005\nmax_epoch: 7\naccum_grad: 3\n")
+    md = detect_model_dir(str(init))
+    opts = FinetuneOptions(model=str(init), data_path=data, recipe_defaults={"max_epoch": 4, "lr": 1e-4},
+                           accum_grad=2)
+    cfg = merge_finetune_config(md, opts)
+    # finetune.yaml (0.x top-level keys) < recipe defaults < flags
+    assert cfg.train_conf.max_epoch == 4 and cfg.optim_conf.lr == 1e-4 and cfg.train_conf.accum_grad == 2
+    (init / "finetune.yaml").write_text("optim: adam\ntrain_conf:\n  max_epok: 3\n")
+    with pytest.raises(ConfigError, match="finetune.yaml.*max_epok.*max_epoch"):
+        merge_finetune_config(detect_model_dir(str(init)), opts)
+    with pytest.raises(ConfigError, match="init model dir"):
+        finetune(_ft_opts(model, data, model))
+    # the recipe CLI: flags default to None, recipe defaults form their own layer
+    from funasr_lite.finetune import add_finetune_arguments, options_from_args
+
+    defaults = {"model": str(init), "data_path": data, "max_epoch": 5, "lr": 2e-4, "keep_nbest_models": 10}
+    args = add_finetune_arguments(argparse.ArgumentParser(), defaults).parse_args(
+        ["--scheduler", "none", "--keep_nbest_models", "3", "5", "--override", "++train_conf.grad_clip=1.0"])
+    o = options_from_args(args, defaults)
+    assert o.max_epoch is None and o.recipe_defaults["max_epoch"] == 5 and o.keep_nbest_models == [3, 5]
+    (init / "finetune.yaml").write_text("optim: adam\nscheduler: warmuplr\nscheduler_conf:\n  warmup_steps: 30000\n")
+    cfg = merge_finetune_config(detect_model_dir(str(init)), o)
+    assert cfg.scheduler is None and cfg.scheduler_conf.kwargs() == {}  # --scheduler none wins over finetune.yaml
+    assert cfg.train_conf.max_epoch == 5 and cfg.train_conf.nbest_list() == [3, 5] and cfg.train_conf.grad_clip == 1.0
+    with pytest.raises(Exception, match="dev/ \\(or validation/\\)"):
+        find_data_dirs(os.path.join(data, "train"))
+
+
+def _run_job(args, timeout=300):
+    cmd = [sys.executable, os.path.abspath(__file__)] + args
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_finetune_kill9_mid_validation_and_mid_epoch_then_rerun_matches(ft_setup, tmp_path):
+    model, data = ft_setup
+    base = ["finetune-job", "--model", model, "--data", data, "--epochs", "2"]
+    ref = _run_job(base + ["--out", str(tmp_path / "ref")])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    out = tmp_path / "killed"
+    progress = tmp_path / "killed.progress"
+    # each run counts utterance loads from its start (6 train + 6 dev per epoch): kill -9 in epoch 1's
+    # validation, then (a run that starts from scratch again) in epoch 2's training
+    for kill_at in (6 + 4, 12 + 3):
+        cmd = [sys.executable, os.path.abspath(__file__)] + base + ["--out", str(out), "--slow", "0.05",
+                                                                     "--kill_at", str(kill_at)]
+        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            if progress.exists() and progress.read_text().strip() == "kill":
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, f"the job ended before kill point {kill_at}"
+        progress.unlink()
+    done = _run_job(base + ["--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RESUMING" in done.stderr
+    names = sorted(f for f in os.listdir(tmp_path / "ref") if f != "tensorboard")
+    assert names == sorted(f for f in os.listdir(out) if f != "tensorboard")
+    for name in names:
+        if name.endswith(".pb") and name != "checkpoint.pb" or name == "model.pt":
+            a = torch.load(tmp_path / "ref" / name, weights_only=True)
+            b = torch.load(out / name, weights_only=True)
+            # separate processes: identical up to CPU math-library rounding; a wrong resume (other data
+            # order, other dropout masks, lost updates) differs by orders of magnitude more
+            assert max_diff(a, b) < 1e-5, (name, max_diff(a, b))
+
+
+def test_finetune_torchrun_two_processes_gloo(ft_setup, tmp_path):
+    model, data = ft_setup
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           os.path.abspath(__file__), "finetune-job", "--model", model, "--data", data, "--out", str(out),
+           "--epochs", "2"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "DDP: rank 1/2" in done.stderr
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert same_state(r0, r1)
+    assert (out / "model.pt").exists() and yaml.safe_load(open(out / "2epoch.yaml"))["dev_cer"] is not None
+
+
+def _finetune_job(argv):
+    """One finetune run of the tiny model (single process or under torchrun)."""
+    ap = argparse.ArgumentParser()
+    for name in ("--model", "--data", "--out"):
+        ap.add_argument(name, required=True)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--slow", type=float, default=0.0, help="seconds per utterance load; writes OUT.progress")
+    ap.add_argument("--kill_at", type=int, default=0, help="write 'kill' to OUT.progress at this utterance load")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    torch.set_num_threads(1)
+    from funasr_lite import dataset
+    from funasr_lite.finetune import finetune
+
+    if args.slow:
+        real, seen = dataset.UtteranceDataset.__getitem__, [0]
+
+        def slow(self, index):
+            seen[0] += 1
+            if seen[0] == args.kill_at:
+                with open(args.out + ".progress", "w") as f:
+                    f.write("kill")
+                time.sleep(60)
+            time.sleep(args.slow)
+            return real(self, index)
+
+        dataset.UtteranceDataset.__getitem__ = slow
+    real_fit = Trainer.fit
+
+    def fit_and_save(self):  # every rank saves the weights it ends with
+        result = real_fit(self)
+        torch.save(self.model.state_dict(), os.path.join(args.out, f"rank{self.dist.rank}.pt"))
+        return result
+
+    Trainer.fit = fit_and_save
+    finetune(_ft_opts(args.model, args.data, args.out, max_epoch=args.epochs, device="cpu"))
+
+
 def _job(argv):
     """One toy training run (single process or under torchrun); writes rank<r>.pt with the final weights."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--slow", type=float, default=0.0, help="seconds per item; also writes OUT.progress")
     ap.add_argument("--nan", type=int, nargs="*", default=[])
     ap.add_argument("--accum", type=int, default=1)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     torch.set_num_threads(1)
     dist = setup_distributed("cpu")
-    seen = [0]
-
-    def slow(i):
-        time.sleep(args.slow)
-        seen[0] += 1
-        with open(args.out + ".progress", "w") as f:
-            f.write(str(seen[0]))
-
-    on_item = slow if args.slow else None
     try:
-        t = make_trainer(args.out, args.epochs, dist=dist, accum_grad=args.accum,
-                         train=ToyData(nan=set(args.nan), on_item=on_item))
+        t = make_trainer(args.out, args.epochs, dist=dist, accum_grad=args.accum, train=ToyData(nan=set(args.nan)))
         t.resume()
         t.fit()
         torch.save(t.model.state_dict(), os.path.join(args.out, f"rank{dist.rank}.pt"))
@@ -373,5 +543,7 @@ def _job(argv):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "job":
         _job(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "finetune-job":
+        _finetune_job(sys.argv[2:])
     else:
         sys.exit(pytest.main([__file__, "-q"]))
