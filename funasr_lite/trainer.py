@@ -355,7 +355,7 @@ class Trainer:
                         record.skipped_steps)
             for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
                            ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
-                self._scalar(tag, v, epoch)
+                self._scalar(tag, v, self.step)  # global step, so a resumed run purges redone points
         self._on_main(f"writing the checkpoints of epoch {epoch}", lambda: self._finish_epoch_files(record))
         barrier(self.dist)
 
@@ -534,8 +534,14 @@ class Trainer:
             return False
         tot.lr = float(self.optimizer.param_groups[0]["lr"])
         if self.scaler is not None:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.scaler.get_scale() < scale:  # fp16 overflow: GradScaler skipped the step and lowered its scale
+                logger.debug("fp16 gradient overflow: update skipped, loss scale %.0f -> %.0f", scale,
+                             self.scaler.get_scale())
+                self.optimizer.zero_grad(set_to_none=True)
+                return False
         else:
             self.optimizer.step()
         self.scheduler.step()
