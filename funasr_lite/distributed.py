@@ -17,7 +17,7 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum",
-           "all_reduce_max", "barrier"]
+           "all_reduce_max", "barrier", "wrap_ddp"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,3 +135,11 @@ def barrier(info: DistInfo) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` on this process's device (call only when ``info.distributed``)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)

@@ -41,12 +41,12 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .distributed import DistInfo, all_reduce_max, barrier
+from .distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
 from .errors import CheckpointError, ConfigError
 from .train_faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
                            ignore_sigint_in_workers, run_on_rank0)
 from .train_stats import EpochTotals, LogWindow, fmt, rss_gb
-from .validation import DecodeFn, evaluate, scalar
+from .validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
 
 __all__ = ["TrainerOptions", "Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
            "OutOfMemory", "DecodeFn"]
@@ -160,7 +160,7 @@ class Trainer:
             amp = "none"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        self.ddp = self._wrap_ddp(model) if dist.distributed else None
+        self.ddp = wrap_ddp(model, dist, options.find_unused_parameters) if dist.distributed else None
         self.epoch_done = 0  # completed epochs
         self.step = 0  # optimizer updates
         self.records: List[ckpt.EpochRecord] = []
@@ -174,12 +174,6 @@ class Trainer:
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
-    def _wrap_ddp(self, model: torch.nn.Module) -> torch.nn.Module:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=self.opts.find_unused_parameters)
-
     @property
     def _train_module(self) -> torch.nn.Module:
         return self.ddp if self.ddp is not None else self.model
@@ -346,7 +340,8 @@ class Trainer:
             throughput=round(train.throughput, 2) if train.throughput is not None else None,
             skipped_steps=int(train.skipped))
         self.records.append(record)
-        self._check_dev_sanity(record)
+        if self.dist.is_main and self.dev_loader is not None:
+            warn_if_dev_suspicious(self.records)
         if self.dist.is_main:
             logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
                         "%.1f s, %s audio-s/s, %d skipped", epoch, self.opts.max_epoch, fmt(record.train_loss),
@@ -358,20 +353,6 @@ class Trainer:
                 self._scalar(tag, v, self.step)  # global step, so a resumed run purges redone points
         self._on_main(f"writing the checkpoints of epoch {epoch}", lambda: self._finish_epoch_files(record))
         barrier(self.dist)
-
-    def _check_dev_sanity(self, record: ckpt.EpochRecord) -> None:
-        if not self.dist.is_main:
-            return
-        if record.dev_loss is None and self.dev_loader is not None:
-            logger.warning("epoch %d: dev loss is NaN/Inf or the dev set is empty; dev metrics are unusable",
-                           record.epoch)
-        if len(self.records) > 1:
-            prev = self.records[-2]
-            if (record.dev_loss is not None and record.dev_loss == prev.dev_loss and record.dev_acc == prev.dev_acc
-                    and record.step > prev.step):
-                logger.warning("epoch %d: dev loss and acc are identical to epoch %d although %d updates were "
-                               "made: is the model really training (lr, frozen parameters)?", record.epoch,
-                               prev.epoch, record.step - prev.step)
 
     def _autocast(self):
         if self.amp_dtype is None:

@@ -18,7 +18,7 @@ import torch
 
 from .distributed import DistInfo, all_reduce_sum
 
-__all__ = ["DevResult", "evaluate", "DecodeFn", "ForwardFn", "scalar"]
+__all__ = ["DevResult", "evaluate", "DecodeFn", "ForwardFn", "scalar", "warn_if_dev_suspicious"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +117,20 @@ def evaluate(model: torch.nn.Module, loader: Iterable[Dict[str, Any]], forward: 
         acc=sums[1] / sums[2] if sums[2] else None,
         cer=round(100.0 * sums[4] / sums[5], 4) if decode_fn is not None and sums[5] else None,
         nonfinite_batches=int(sums[3]), examples=examples)
+
+
+def warn_if_dev_suspicious(records: Sequence[Any]) -> None:
+    """Warn when the last epoch's dev metrics are unusable (NaN/empty) or identical to the previous epoch's
+    although updates were made (FunASR issue #862: a "training" that changes nothing)."""
+    if not records:
+        return
+    last = records[-1]
+    if last.dev_loss is None:
+        logger.warning("epoch %d: dev loss is NaN/Inf or the dev set is empty; dev metrics are unusable", last.epoch)
+    if len(records) > 1:
+        prev = records[-2]
+        if (last.dev_loss is not None and last.dev_loss == prev.dev_loss and last.dev_acc == prev.dev_acc
+                and last.step > prev.step):
+            logger.warning("epoch %d: dev loss and acc are identical to epoch %d although %d updates were made: "
+                           "is the model really training (lr, frozen parameters)?", last.epoch, prev.epoch,
+                           last.step - prev.step)
