@@ -14,6 +14,8 @@ setup(
         "pyyaml",
         "editdistance",
         "tqdm",
+        "tensorboard",
+        "matplotlib",
     ],
     extras_require={
         # funasr is a test oracle only: never imported by the library itself.

@@ -82,3 +82,53 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) ->
         return 2 if result.failed else 0
 
     return _guarded(args.debug, job)
+
+
+def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
+    """``finetune.py``: finetune a model dir; 0 done, 1 could not run, 130 interrupted (resumable)."""
+    from .finetune import add_finetune_arguments, finetune, options_from_args
+    from .train_faults import TrainingInterrupted
+
+    parser = argparse.ArgumentParser(description="Finetune a Paraformer model dir on train/ and dev/ data.")
+    add_finetune_arguments(parser, defaults)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
+    args = parser.parse_args(argv)
+    _setup_logging(args.debug)
+
+    def job() -> int:
+        try:
+            summary = finetune(options_from_args(argparse.Namespace(
+                **{k: v for k, v in vars(args).items() if k != "debug"}), defaults))
+        except TrainingInterrupted as e:
+            print(f"interrupted: {e}", file=sys.stderr)
+            return 130
+        print(f"finetuned model dir: {summary['output_dir']} (model.pt = {summary['final_checkpoint']})")
+        return 0
+
+    return _guarded(args.debug, job)
+
+
+AFTER_TYPES = {"beam_size": int, "ctc_weight": float, "device": str, "modelscope_model_name": str}
+
+
+def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
+    """``infer_after_finetune.py``: decode with a finetuned checkpoint into output_dir/decode_results."""
+    from .infer import InferOptions, run_after_finetune, summary_lines
+
+    args = _parser("Decode a data dir with a checkpoint of a finetune output dir.", defaults,
+                   AFTER_TYPES).parse_args(argv)
+    _setup_logging(args.debug)
+
+    def job() -> int:
+        given = vars(args)
+        opts = InferOptions(model=given["output_dir"], data_dir=given["data_dir"], output_dir=given["output_dir"],
+                            **{k: given[k] for k in ("batch_size", "batch_seconds", "beam_size", "ctc_weight",
+                                                     "ncpu", "max_duration") if k in given},
+                            device=given.get("device") or _default_device())
+        result = run_after_finetune(opts, given["decoding_model_name"], given.get("modelscope_model_name"),
+                                    given["required_files"])
+        for line in summary_lines(result):
+            print(line)
+        return 2 if result.failed else 0
+
+    return _guarded(args.debug, job)

@@ -37,9 +37,10 @@ from .hub import resolve_model
 from .model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from .paraformer import Paraformer
 from .scheduler import build_optimizer, build_scheduler
-from .search import SearchOptions, decode_batch
+from .search import SearchOptions
 from .tokenizer import Tokenizer, load_seg_dict, load_token_list
 from .trainer import Trainer, TrainerOptions
+from .transcribe import search_features
 
 __all__ = ["FinetuneOptions", "finetune", "add_finetune_arguments", "options_from_args", "select_checkpoint",
            "merge_finetune_config", "CONFIG_FLAGS"]
@@ -272,13 +273,8 @@ def greedy_decoder(tokenizer: Tokenizer):
     search = SearchOptions(blank_id=tokenizer.blank_id, sos_id=tokenizer.sos_id, eos_id=tokenizer.eos_id)
 
     def decode(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor) -> List[List[int]]:
-        enc, enc_lens = model.encode(feats, feat_lens)
-        embeds, token_num, _, _ = model.calc_predictor(enc, enc_lens)
-        token_lens = token_num.round().long()
-        if int(token_lens.max()) < 1:
-            return [[] for _ in range(feats.size(0))]
-        am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
-        return [list(h.token_ids) for h in decode_batch(am_logp, token_lens, search)]
+        hyps, _, _, _ = search_features(model, feats, feat_lens, search)
+        return [list(h[0].token_ids) if h else [] for h in hyps]
 
     return decode
 

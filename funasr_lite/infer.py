@@ -15,11 +15,13 @@ Exit status of :func:`main`-style callers: 0 all decoded, 2 some utterances
 failed, 1 the job could not run (bad model dir, data dir or arguments).
 """
 
+import hashlib
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -27,8 +29,9 @@ from tqdm import tqdm
 from .audio import audio_duration, load_audio
 from .cer import score_corpus, write_error_report, write_text_cer
 from .datadir import load_data_dir
-from .errors import FunasrLiteError
+from .errors import FunasrLiteError, ModelDirError
 from .fileio import atomic_write_text
+from .hub import resolve_model
 from .transcribe import DecodeOptions, Transcriber, load_model
 
 logger = logging.getLogger(__name__)
@@ -230,3 +233,74 @@ def summary_lines(result: InferResult) -> List[str]:
     if result.failed:
         lines.append(f"failed utterances are listed in {os.path.join(result.result_dir, 'failed')}")
     return lines
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model: Optional[str],
+                          required_files: Sequence[str]) -> str:
+    """Make a finetune output dir decodable; return the path of the checkpoint to decode with.
+
+    Files of ``required_files`` (and config.yaml, tokens, am.mvn) that the dir lacks
+    are copied in from the init model, which is resolved only when something is missing.
+
+    Raises:
+        ModelDirError: the dir or the checkpoint does not exist (the message lists
+            the checkpoints that do), or a required file is in neither dir.
+    """
+    if not os.path.isdir(output_dir):
+        raise ModelDirError(f"finetune output dir {output_dir} does not exist")
+    ckpt = os.path.join(output_dir, decoding_model_name)
+    if not os.path.isfile(ckpt):
+        available = sorted(f for f in os.listdir(output_dir)
+                           if f.endswith((".pb", ".pt", ".pth")) and f != "checkpoint.pb")
+        raise ModelDirError(f"checkpoint {ckpt} does not exist; available in {output_dir}: "
+                            f"{', '.join(available) or 'none (did finetuning finish an epoch?)'}")
+    has_tokens = any(os.path.isfile(os.path.join(output_dir, t)) for t in ("tokens.json", "tokens.txt"))
+    wanted = list(dict.fromkeys([*required_files, "config.yaml", "am.mvn"]))
+    missing = [name for name in wanted if not os.path.isfile(os.path.join(output_dir, name))]
+    if not has_tokens:
+        missing.append("tokens.json")
+    essential = [n for n in missing if n in ("config.yaml", "am.mvn")]
+    if missing:
+        source = None
+        try:
+            source = resolve_model(init_model) if init_model else None
+        except FunasrLiteError as e:
+            if essential:
+                raise
+            logger.warning("init model not available (%s); going on without %s", e, ", ".join(missing))
+        if source is None and essential:
+            raise ModelDirError(f"{output_dir} lacks {', '.join(essential)} and no --modelscope_model_name was given")
+        for name in missing if source else []:
+            candidates = [name] if name != "tokens.json" else ["tokens.json", "tokens.txt"]
+            found = [c for c in candidates if os.path.isfile(os.path.join(source, c))]
+            if found:
+                shutil.copyfile(os.path.join(source, found[0]), os.path.join(output_dir, found[0]))
+                logger.info("copied %s from the init model %s", found[0], source)
+            elif name in essential:
+                raise ModelDirError(f"{name} is missing from {output_dir} and from the init model {source}")
+            else:
+                logger.info("%s is in neither %s nor the init model; not needed to decode", name, output_dir)
+    logger.info("decoding with %s (sha256 %s)", ckpt, file_sha256(ckpt))
+    return ckpt
+
+
+def run_after_finetune(opts: InferOptions, decoding_model_name: str, init_model: Optional[str],
+                       required_files: Sequence[str]) -> InferResult:
+    """Decode with a checkpoint of a finetune dir into ``<finetune dir>/decode_results``.
+
+    ``opts.model`` is the finetune output dir; ``opts.output_dir`` is ignored and
+    set to ``<opts.model>/decode_results``.
+    """
+    prepare_finetuned_dir(opts.model, decoding_model_name, init_model, required_files)
+    opts.checkpoint = decoding_model_name
+    opts.output_dir = os.path.join(opts.model, "decode_results")
+    return run_inference(opts)

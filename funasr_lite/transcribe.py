@@ -123,17 +123,9 @@ class Transcriber:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        enc, enc_lens = self.model.encode(feats, feat_lens)
-        embeds, token_num, alphas, _ = self.model.calc_predictor(enc, enc_lens)
-        token_lens = token_num.round().long()
-        batch = feats.size(0)
-        if int(token_lens.max()) < 1:
-            hyps_nbest = [[] for _ in range(batch)]
-        else:
-            am_logp = self.model.decode_logits(enc, enc_lens, embeds, token_lens).float()
-            ctc_logp = self.model.ctc.log_softmax(enc).float() if self.search.uses_ctc else None
-            hyps_nbest = decode_batch_nbest(am_logp, token_lens, self.search, ctc_logp=ctc_logp, ctc_lens=enc_lens)
+        hyps_nbest, alphas, enc_lens, token_lens = search_features(self.model, feats, feat_lens, self.search)
         stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=self.frame_ms)
+        batch = feats.size(0)
         results = []
         for b in range(batch):
             hyp = hyps_nbest[b][0] if hyps_nbest[b] else None
@@ -184,6 +176,29 @@ class Transcriber:
             for i, res in zip(idx, self.decode_waveforms([wavs[i] for i in idx])):
                 results[i] = {"key": keys[i], **res}
         return results  # type: ignore[return-value]
+
+
+def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, search: SearchOptions
+                    ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Encoder, CIF, decoder and search over a padded feature batch (no gradients are kept).
+
+    Args:
+        model: a Paraformer in eval mode; feats: (B, T, D); feat_lens: (B,).
+        search: greedy/beam options (CTC scores are added when ``search.uses_ctc``).
+    Returns:
+        (n-best hypotheses per utterance (empty list when no token fired), alphas (B, T+1),
+        encoder lengths (B,), token counts (B,)).
+    """
+    with torch.no_grad():
+        enc, enc_lens = model.encode(feats, feat_lens)
+        embeds, token_num, alphas, _ = model.calc_predictor(enc, enc_lens)
+        token_lens = token_num.round().long()
+        if int(token_lens.max()) < 1:
+            return [[] for _ in range(feats.size(0))], alphas, enc_lens, token_lens
+        am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
+        ctc_logp = model.ctc.log_softmax(enc).float() if search.uses_ctc else None
+        hyps = decode_batch_nbest(am_logp, token_lens, search, ctc_logp=ctc_logp, ctc_lens=enc_lens)
+    return hyps, alphas, enc_lens, token_lens
 
 
 def _token_times(hyp, stamps: List[Tuple[int, int]], search: SearchOptions) -> List[List[int]]:
