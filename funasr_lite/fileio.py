@@ -14,6 +14,12 @@ from typing import IO, Any, Iterator
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
     """Open a temporary file next to ``path``; rename it onto ``path`` on success.
@@ -29,6 +35,7 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -12,13 +12,16 @@ Paraformer dir has:
 
 import copy
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from .audio import load_audio
 from .config import save_yaml
+from .datadir import load_data_dir
+from .errors import DataDirError
 from .fileio import atomic_torch_save, atomic_write_json, atomic_write_text
-from .frontend import write_cmvn
+from .frontend import WavFrontend, compute_cmvn_stats, write_cmvn
 from .paraformer import Paraformer
 
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>")
@@ -49,6 +52,50 @@ def token_list_from_texts(texts: Iterable[str], min_count: int = 1) -> List[str]
     units = sorted((u for u, c in counts.items() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK),
                    key=lambda u: -counts[u])
     return list(SPECIAL_TOKENS) + units + [UNK]
+
+
+def data_dir_cmvn(data_dir: str, frontend_conf: Dict, *, stats_on: str = "fbank",
+                  max_utts: int = 0) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Global CMVN statistics of a data dir's audio for a frontend config (dither 0).
+
+    Args:
+        data_dir: Kaldi data dir with wav.scp.
+        frontend_conf: WavFrontend keys (fs, n_mels, lfr_m, lfr_n, ...).
+        stats_on: ``fbank``: over fbank frames, tiled ``lfr_m`` times (the layout of
+            the am.mvn shipped with Paraformer models); ``lfr``: over LFR frames
+            (FunASR 1.x's compute_audio_cmvn.py).
+        max_utts: use only the first N utterances (0 = all).
+    Returns:
+        (mean (D,), std (D,), frames, utterances) with D = n_mels * lfr_m.
+    Raises:
+        DataDirError: the data dir has bad utterances (all listed).
+    """
+    if stats_on not in ("fbank", "lfr"):
+        raise ValueError(f"stats_on must be 'fbank' or 'lfr', got {stats_on!r}")
+    data = load_data_dir(data_dir, mode="infer")
+    bad = data.failed_keys(include_text=False)
+    if bad:
+        raise DataDirError(f"{len(bad)} bad utterance(s) in {data_dir}; fix wav.scp first:\n"
+                           + "\n".join(str(p) for probs in bad.values() for p in probs))
+    conf = {**frontend_conf, "dither": 0.0}
+    conf.pop("cmvn_file", None)
+    lfr_m = int(conf.get("lfr_m", 1))
+    if stats_on == "fbank":
+        conf.update(lfr_m=1, lfr_n=1)
+    frontend = WavFrontend(**conf)
+    keys = list(data.wavs)[: max_utts or None]
+
+    def features():
+        for key in keys:
+            wav = load_audio(data.wavs[key], target_sr=int(conf.get("fs", 16000)))
+            with torch.no_grad():
+                feats, _ = frontend(wav[None, :], torch.tensor([wav.numel()]))
+            yield feats[0]
+
+    mean, std, frames = compute_cmvn_stats(features())
+    if stats_on == "fbank":
+        mean, std = mean.repeat(lfr_m), std.repeat(lfr_m)
+    return mean, std, frames, len(keys)
 
 
 def configuration_json(layout: str, checkpoint_name: str) -> Dict:

@@ -13,10 +13,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from funasr_lite.audio import load_audio
-from funasr_lite.datadir import load_data_dir
-from funasr_lite.frontend import WavFrontend, compute_cmvn_stats
-from funasr_lite.model_init import write_model_dir
+from funasr_lite.model_init import data_dir_cmvn, write_model_dir
 
 D = 64
 TINY_CONFIG: Dict = {
@@ -71,15 +68,7 @@ def spread_weights(state: Dict[str, torch.Tensor], seed: int = 0) -> Dict[str, t
 
 def cmvn_from_data_dir(data_dir: str, config: Optional[Dict] = None):
     """Global mean/std of the LFR features of a data dir's audio."""
-    conf = dict((config or TINY_CONFIG)["frontend_conf"])
-    fe = WavFrontend(**conf)
-    dd = load_data_dir(data_dir)
-    feats = []
-    for key in dd.good_keys():
-        wav = load_audio(dd.wavs[key])
-        f, n = fe(wav[None], torch.tensor([wav.numel()]))
-        feats.append(f[0, : int(n[0])])
-    mean, std, _ = compute_cmvn_stats(feats)
+    mean, std, _, _ = data_dir_cmvn(data_dir, (config or TINY_CONFIG)["frontend_conf"], stats_on="lfr")
     return mean, std
 
 

@@ -22,16 +22,13 @@ Exit status 1 (with every problem printed) if the data dir or an audio file is b
 import argparse
 import os
 import sys
-from typing import Iterator, List
-
-import torch
+from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from funasr_lite.audio import load_audio  # noqa: E402
-from funasr_lite.datadir import load_data_dir  # noqa: E402
 from funasr_lite.errors import FunasrLiteError  # noqa: E402
-from funasr_lite.frontend import WINDOW_TYPES, WavFrontend, compute_cmvn_stats, write_cmvn  # noqa: E402
+from funasr_lite.frontend import WINDOW_TYPES, write_cmvn  # noqa: E402
+from funasr_lite.model_init import data_dir_cmvn  # noqa: E402
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -54,41 +51,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
 def main(argv: List[str]) -> int:
     args = parse_args(argv)
+    conf = dict(fs=args.fs, window=args.window, n_mels=args.n_mels, frame_length=args.frame_length,
+                frame_shift=args.frame_shift, lfr_m=args.lfr_m, lfr_n=args.lfr_n)
     try:
-        data = load_data_dir(args.data_dir, mode="infer")
-        bad = data.failed_keys(include_text=False)
-        if bad:
-            for problems in bad.values():
-                for problem in problems:
-                    print(problem, file=sys.stderr)
-            print(f"compute_cmvn: {len(bad)} bad utterance(s) in {args.data_dir}; fix wav.scp first",
-                  file=sys.stderr)
-            return 1
-        keys = list(data.wavs)
-        if args.max_utts > 0:
-            keys = keys[: args.max_utts]
-        lfr = args.stats_on == "lfr"
-        frontend = WavFrontend(
-            fs=args.fs, window=args.window, n_mels=args.n_mels, frame_length=args.frame_length,
-            frame_shift=args.frame_shift, lfr_m=args.lfr_m if lfr else 1, lfr_n=args.lfr_n if lfr else 1,
-            dither=0.0,
-        )
-
-        def features() -> Iterator[torch.Tensor]:
-            for key in keys:
-                wav = load_audio(data.wavs[key], target_sr=args.fs)
-                with torch.no_grad():
-                    feats, _ = frontend(wav[None, :], torch.tensor([wav.numel()]))
-                yield feats[0]
-
-        mean, std, frames = compute_cmvn_stats(features())
-        if not lfr:
-            mean, std = mean.repeat(args.lfr_m), std.repeat(args.lfr_m)
+        mean, std, frames, utts = data_dir_cmvn(args.data_dir, conf, stats_on=args.stats_on, max_utts=args.max_utts)
         write_cmvn(args.out, mean, std)
     except (FunasrLiteError, ValueError, OSError) as exc:
         print(f"compute_cmvn: error: {exc}", file=sys.stderr)
         return 1
-    print(f"compute_cmvn: {len(keys)} utterances, {frames} frames ({args.stats_on}), "
+    print(f"compute_cmvn: {utts} utterances, {frames} frames ({args.stats_on}), "
           f"{mean.numel()} dims -> {args.out}")
     return 0
 

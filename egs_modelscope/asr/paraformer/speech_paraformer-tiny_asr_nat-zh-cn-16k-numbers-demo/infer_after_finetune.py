@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Decode the bundled test set with a checkpoint of exp/finetune (after finetune.py).
+
+Usage:
+    python infer_after_finetune.py
+    python infer_after_finetune.py --decoding_model_name valid.cer.best.pb --data_dir data/dev
+
+Same flags as ../speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch/infer_after_finetune.py;
+only the defaults differ. Results go to exp/finetune/decode_results/1best_recog/.
+"""
+
+import os
+import sys
+
+from funasr_lite.cli import infer_after_finetune_cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Editable defaults; every key is also a command-line flag of the same name.
+DEFAULTS = dict(
+    output_dir=os.path.join(HERE, "exp", "finetune"),
+    data_dir=os.path.join(HERE, "data", "test"),
+    decoding_model_name="valid.cer.ave_5best.pb",
+    modelscope_model_name=os.path.join(HERE, "exp", "init_model"),
+    required_files=["am.mvn", "configuration.json"],
+    batch_size=32,
+    batch_seconds=300.0,
+    ctc_weight=None,
+    beam_size=None,
+    device=None,
+    ncpu=2,
+    max_duration=600.0,
+)
+
+if __name__ == "__main__":
+    sys.exit(infer_after_finetune_cli(DEFAULTS))
