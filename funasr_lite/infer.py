@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .audio import audio_duration, load_audio
 from .cer import score_corpus, write_error_report, write_text_cer
-from .datadir import load_data_dir
+from .datadir import DataDir, load_data_dir
 from .errors import FunasrLiteError, ModelDirError
 from .fileio import atomic_write_text
 from .hub import resolve_model
@@ -107,7 +107,12 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _decode_batch(asr: Transcriber, keys: List[str], wavs: Dict[str, torch.Tensor],
+def _where(data: DataDir, key: str) -> str:
+    """``<data_dir>/wav.scp:<line>`` of an utterance, for messages."""
+    return f"{os.path.join(data.path, 'wav.scp')}:{data.wav_lines.get(key, '?')}"
+
+
+def _decode_batch(asr: Transcriber, data: DataDir, keys: List[str], wavs: Dict[str, torch.Tensor],
                   results: Dict[str, Dict], failed: Dict[str, str]) -> None:
     """Decode one batch; on a runtime error (e.g. out of memory) retry each utterance alone."""
     try:
@@ -115,11 +120,11 @@ def _decode_batch(asr: Transcriber, keys: List[str], wavs: Dict[str, torch.Tenso
             results[key] = res
     except (RuntimeError, FunasrLiteError) as e:
         if len(keys) == 1:
-            failed[keys[0]] = f"decoding failed: {_one_line(e)}"
+            failed[keys[0]] = f"{_where(data, keys[0])}: {data.wavs[keys[0]]}: decoding failed: {_one_line(e)}"
             return
         logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), _one_line(e)[:200])
         for key in keys:
-            _decode_batch(asr, [key], wavs, results, failed)
+            _decode_batch(asr, data, [key], wavs, results, failed)
 
 
 def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, str]) -> None:
@@ -155,10 +160,12 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
     data = load_data_dir(opts.data_dir, mode="infer")
     for problem in data.warnings:
         logger.warning("%s", problem)
-    failed: Dict[str, str] = {k: "; ".join(p.message for p in probs)
-                              for k, probs in data.failed_keys(include_text=False).items()}
+    failing = data.failed_keys(include_text=False)
+    failed: Dict[str, str] = {k: "; ".join(_one_line(f"{p.file}:{p.line}: {p.message}") for p in probs)
+                              for k, probs in failing.items()}
+    # errors that fail no utterance (a bad text line, a line without a readable key) are still reported
     for problem in data.errors:
-        if problem.key is None:
+        if not any(problem is p for probs in failing.values() for p in probs):
             logger.warning("%s", problem)
     # 2. output dir must be writable before any work is done
     result_dir = os.path.join(opts.output_dir, "1best_recog")
@@ -179,11 +186,11 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
         try:
             dur = audio_duration(path)
         except FunasrLiteError as e:
-            failed[key] = _one_line(e)
+            failed[key] = f"{_where(data, key)}: {_one_line(e)}"
             continue
         if dur > opts.max_duration:
-            failed[key] = (f"{path}: {dur:.1f} s is longer than --max_duration {opts.max_duration:g} s; "
-                           "split it (e.g. with a VAD) or raise --max_duration")
+            failed[key] = (f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
+                           f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration")
             continue
         durations[key] = dur
     # 5. decode, longest batches first, with a running RTF
@@ -197,10 +204,10 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
                 try:
                     wavs[key] = load_audio(data.wavs[key], asr.sample_rate)
                 except FunasrLiteError as e:
-                    failed[key] = _one_line(e)
+                    failed[key] = f"{_where(data, key)}: {_one_line(e)}"
             good = [k for k in keys if k in wavs]
             if good:
-                _decode_batch(asr, good, wavs, results, failed)
+                _decode_batch(asr, data, good, wavs, results, failed)
                 audio_seconds += sum(wavs[k].numel() for k in good if k in results) / asr.sample_rate
             bar.update(len(keys))
             elapsed = time.perf_counter() - start
