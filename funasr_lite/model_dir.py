@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import pickle
-import zipfile
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -162,12 +162,18 @@ def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        # weights_only names the global (function/class) it refused; else it rejected an opcode
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = (f"unpickling it would call {blocked.group(1)}" if blocked
+               else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}")
         raise CheckpointError(
-            f"{path}: refused to load: the file is not a plain weights file (it would run code or "
-            f"construct objects when unpickled; weights_only=True blocked it): {str(e).splitlines()[0]}") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+            f"{path}: refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
+            "The file is corrupt, or holds code or objects besides tensors") from e
+    except Exception as e:  # any failure to parse untrusted bytes (KeyError, struct.error, ...) = corrupt file
+        detail = str(e).splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(f"{path}: cannot read checkpoint ({size} bytes), truncated or corrupt: "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                              f"{type(e).__name__}{': ' + detail if detail else ''}") from e
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -22,7 +22,7 @@ from .audio import load_audio, load_audio_array
 from .cif import cif_timestamps
 from .config import load_model_config
 from .errors import CheckpointError
-from .frontend import WavFrontend, load_cmvn
+from .frontend import WavFrontend
 from .hub import resolve_model
 from .model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from .paraformer import Paraformer
@@ -94,11 +94,8 @@ class Transcriber:
         frontend_conf = dict(self.config.get("frontend_conf") or {})
         frontend_conf.pop("cmvn_file", None)
         frontend_conf["dither"] = 0.0
-        cmvn = load_cmvn(model_dir.cmvn) if model_dir.cmvn else None
-        self.frontend = WavFrontend(cmvn=cmvn, **frontend_conf).to(self.device)
-        if cmvn is not None and cmvn.shape[1] != self.frontend.output_size():
-            raise CheckpointError(f"{model_dir.cmvn}: CMVN has {cmvn.shape[1]} dims, the frontend gives "
-                                  f"{self.frontend.output_size()} (n_mels x lfr_m)")
+        # the frontend reads am.mvn itself, so a dimension mismatch names the file
+        self.frontend = WavFrontend(cmvn_file=model_dir.cmvn, **frontend_conf).to(self.device)
         self.sample_rate = int(frontend_conf.get("fs", 16000))
         # frames of 10 ms per encoder frame (LFR stride) -> ms per encoder frame
         self.frame_ms = float(frontend_conf.get("frame_shift", 10)) * int(frontend_conf.get("lfr_n", 1))
