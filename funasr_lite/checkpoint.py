@@ -33,11 +33,9 @@ import contextlib
 import logging
 import math
 import os
-import pickle
 import random
 import shutil
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
@@ -217,6 +215,8 @@ def prune_epoch_files(output_dir: str, records: Sequence[EpochRecord], criteria:
 
 def link_or_copy(src: str, dst: str) -> None:
     """Make ``dst`` a real file with ``src``'s content, atomically: a hard link, else a copy."""
+    if _same_file(src, dst):
+        return  # already linked (a resumed run): renaming a link onto itself would leave the temp file behind
     directory = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
@@ -462,11 +462,13 @@ def load_resume_state(output_dir: str) -> Optional[Dict[str, Any]]:
     path = os.path.join(output_dir, RESUME_NAME)
     if not os.path.exists(path):
         return None
+    from .model_dir import load_failure
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # any failure to parse the file (KeyError, struct.error, ...) is reported
         raise CheckpointError(
-            f"{path}: cannot read the resume state ({str(e).splitlines()[0] if str(e) else type(e).__name__}). "
+            f"{path}: cannot read the resume state ({load_failure(e, os.path.getsize(path))}). "
             f"Move it away to start this output dir over, or use another --output_dir") from e
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise CheckpointError(f"{path}: not a funasr-lite resume state (format {RESUME_FORMAT} expected). "

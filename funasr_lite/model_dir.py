@@ -145,6 +145,20 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 
 
+def load_failure(e: Exception, size: int) -> str:
+    """Why ``torch.load(weights_only=True)`` failed on a file of ``size`` bytes, in words (no path)."""
+    if isinstance(e, pickle.UnpicklingError):
+        # weights_only names the global (function/class) it refused; else it rejected an opcode
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = (f"unpickling it would call {blocked.group(1)}" if blocked
+               else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}")
+        return (f"refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
+                "The file is corrupt, or holds code or objects besides tensors")
+    detail = str(e).splitlines()[0] if str(e).strip() else ""
+    return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
+
+
 def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Load a weights file safely (``weights_only=True``) and unwrap it.
 
@@ -161,19 +175,8 @@ def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
     size = os.path.getsize(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only names the global (function/class) it refused; else it rejected an opcode
-        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        why = (f"unpickling it would call {blocked.group(1)}" if blocked
-               else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}")
-        raise CheckpointError(
-            f"{path}: refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
-            "The file is corrupt, or holds code or objects besides tensors") from e
-    except Exception as e:  # any failure to parse untrusted bytes (KeyError, struct.error, ...) = corrupt file
-        detail = str(e).splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(f"{path}: cannot read checkpoint ({size} bytes), truncated or corrupt: "
-                              f"{type(e).__name__}{': ' + detail if detail else ''}") from e
+    except Exception as e:  # any failure to parse untrusted bytes (KeyError, struct.error, ...) is reported
+        raise CheckpointError(f"{path}: cannot load weights: {load_failure(e, size)}") from e
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -541,7 +541,7 @@ MODEL_CASES: List[ModelCase] = [
     ("truncated_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b[: len(b) // 2])),
      ("model.pt", "truncated or corrupt")),
     ("empty_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"")),
-     ("model.pt", "(0 bytes), truncated or corrupt")),
+     ("model.pt", "truncated or corrupt (0 bytes)")),
     ("garbage_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"hello world" * 100)),
      ("model.pt", "truncated or corrupt")),
     ("text_as_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"not a checkpoint " * 64)),
