@@ -236,6 +236,7 @@ MESSY_EXPECT = {
     "truncated_flac": "cannot decode audio", "zero_bytes": "empty (0 bytes)", "too_short": "too short",
     "nan": "NaN/Inf", "inf": "NaN/Inf", "dup": "duplicate key", "no_value": "has no value",
     "pipe": "refused and never run", "not_audio": "cannot read audio header", "directory": "not a file",
+    "latin1_path": "invalid UTF-8",
 }
 
 
@@ -303,13 +304,16 @@ def messy(tiny_dir, speech, tmp_path_factory):
         line_of.setdefault(key, len(lines))
     lines.append(f"dup {paths['ok_flac']}".encode())
     dup_line = len(lines)
+    lines.append(f"latin1_path {wav}/caf".encode() + b"\xe9.wav")  # a path that is not UTF-8
+    line_of["latin1_path"] = len(lines)
     with open(os.path.join(data_dir, "wav.scp"), "wb") as f:
         f.write(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
     # text: references for some keys, a key that is not in wav.scp, a line that is not UTF-8
     text_lines = ["ok_flac 今 天 是", "ghost_key 一 二 三", "missing 一 二", "ok_silence 零",
                   "ok_bad_text_line ".encode("utf-8") + "电话".encode("gbk")]
     with open(os.path.join(data_dir, "text"), "wb") as f:
-        f.write(b"\r\n".join(t if isinstance(t, bytes) else t.encode("utf-8") for t in text_lines) + b"\r\n")
+        f.write(b"\xef\xbb\xbf" + b"\r\n".join(t if isinstance(t, bytes) else t.encode("utf-8") for t in text_lines)
+                + b"\r\n")
     out = os.path.join(root, "out")
     run = run_recipe(INFER, infer_args(tiny_dir, data_dir, out), os.path.join(root, "run"))
     return {"run": run, "data": data_dir, "out": out, "line_of": line_of, "dup_line": dup_line,
@@ -338,7 +342,7 @@ def test_messy_batch_decodes_the_rest_and_lists_each_failure(messy):
     assert all(text[k] for k in ("ok_flac", "ok_space_in_path", "ok_6ch", "ok_pcm24"))
     # the same audio gives the same text in every container/sample format that is lossless enough
     assert text["ok_space_in_path"] == text["ok_tab"] == text["ok_indented"]
-    assert "decoded 12/25 utterances (13 failed)" in run.stdout
+    assert "decoded 12/26 utterances (14 failed)" in run.stdout
 
 
 def test_messy_batch_never_runs_pipes(messy):
