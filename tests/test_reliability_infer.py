@@ -621,15 +621,11 @@ def test_pickle_payload_never_runs(failure_runs, tmp_path, kind):
     model = os.path.join(tmp, "model")
     assert_clean_failure(run, "refused")
     assert not os.path.exists(os.path.join(model, "PWNED"))
-    # the payload is live: an unsafe load of the same file would have run it
-    shutil.copy(os.path.join(model, "model.pt"), tmp_path / "model.pt")
-    payload_target = os.path.join(model, "PWNED")
-    try:
-        torch.load(tmp_path / "model.pt", weights_only=False)
-    except Exception:  # the unpickled object is not a state dict; only the side effect matters
-        pass
-    assert os.path.exists(payload_target)
-    os.unlink(payload_target)
+    # the payload is live: the pickle stream carries a call of open() (io.open) on the marker path
+    # (checked statically; this suite never unpickles untrusted data with weights_only=False)
+    with open(os.path.join(model, "model.pt"), "rb") as f:
+        raw = f.read()
+    assert b"PWNED" in raw and b"open" in raw and b"io" in raw
 
 
 def test_debug_shows_the_traceback(failure_runs):
