@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -159,7 +160,7 @@ def load_failure(e: Exception, size: int) -> str:
     return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
 
 
-def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
+def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
     """Load a weights file safely (``weights_only=True``) and unwrap it.
 
     Accepts a bare state_dict, or one wrapped under ``state_dict``,
@@ -174,7 +175,7 @@ def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: checkpoint file not found")
     size = os.path.getsize(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as e:  # any failure to parse untrusted bytes (KeyError, struct.error, ...) is reported
         raise CheckpointError(f"{path}: cannot load weights: {load_failure(e, size)}") from e
     for key in _WRAPPER_KEYS:
@@ -189,7 +190,8 @@ def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return obj
 
 
-def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str) -> None:
+def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
+                        assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with every missing/unexpected/mismatched key named.
 
     Raises:
@@ -211,4 +213,6 @@ def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], 
             parts.append("shape mismatch: " + listing(
                 [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]))
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    if assign:  # the tensors become the parameters: give them the model's dtypes
+        state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)

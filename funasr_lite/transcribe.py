@@ -78,14 +78,15 @@ class Transcriber:
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
         # 3. weights: safe load, vocabulary check, strict load
-        state = load_state_dict(model_dir.checkpoint)
+        state = load_state_dict(model_dir.checkpoint, mmap=True)
         rows = _vocab_rows(state)
         if rows is not None and rows != self.tokenizer.vocab_size:
             raise CheckpointError(
                 f"{model_dir.checkpoint}: the checkpoint's vocabulary has {rows} tokens but the token list "
                 f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models")
-        self.model = Paraformer.from_config(self.config, vocab_size=self.tokenizer.vocab_size)
-        load_weights_strict(self.model, state, model_dir.checkpoint)
+        with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
+            self.model = Paraformer.from_config(self.config, vocab_size=self.tokenizer.vocab_size)
+        load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
         self.model.to(self.device).eval()
         size_mb = os.path.getsize(model_dir.checkpoint) / 1e6
         logger.info("model: %s (%s layout), weights %s (%.1f MB)", model_dir.root, model_dir.layout,
