@@ -44,7 +44,7 @@ What it does:
    (lite-trainer reseeds every epoch, so its sampler draws differ).  Single runs
    spread by up to ~15% on a 2-core VM even at "other load" ~0: use --repeat 3.
 
-Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 3):
+Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 2-3 runs):
 demo tiny d=128 4/2: funasr 457, lite 462, lite-trainer 465 audio-s/s; peak RSS
 1272 / 1043 / 1026 MiB.  d=256 6/3 (--size medium): 126 / 126 / 127 audio-s/s; peak
 RSS 1723 / 1519 / 1524 MiB.  Dropout masks (``aten::bernoulli_``) take ~27% of a CPU
