@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
@@ -44,7 +43,7 @@ import torch
 import yaml
 
 from .errors import CheckpointError
-from .fileio import atomic_torch_save, atomic_write_text
+from .fileio import atomic_copy, atomic_torch_save, atomic_write_text
 
 __all__ = [
     "EpochRecord", "CRITERIA", "RESUME_NAME", "epoch_ckpt_name", "write_epoch_checkpoint", "read_sidecar",
@@ -220,15 +219,13 @@ def link_or_copy(src: str, dst: str) -> None:
     directory = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
+    os.unlink(tmp)
     try:
-        os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 22)
-                fout.flush()
-                os.fsync(fout.fileno())
+        os.link(src, tmp)
+    except OSError:
+        atomic_copy(src, dst)  # no hard links here (another filesystem, FAT...): copy instead
+        return
+    try:
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

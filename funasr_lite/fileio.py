@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from typing import IO, Any, Iterator
 
@@ -52,6 +53,12 @@ def atomic_write_text(path: str, text: str) -> None:
 def atomic_write_json(path: str, obj: Any, indent: int = 4) -> None:
     """Write ``obj`` as JSON (UTF-8, non-ASCII kept) to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def atomic_copy(src: str, dst: str) -> None:
+    """Copy the file ``src`` to ``dst`` atomically (streamed in 4 MB blocks)."""
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 22)
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:

@@ -32,7 +32,7 @@ from .config import ModelConfig, flags_layer, merge_layers, model_dir_layers, pa
 from .dataset import DatasetOptions, build_dataloader
 from .distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
 from .errors import ConfigError, DataDirError
-from .fileio import atomic_open, atomic_write_json
+from .fileio import atomic_copy, atomic_write_json
 from .hub import resolve_model
 from .model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from .paraformer import Paraformer
@@ -279,11 +279,6 @@ def greedy_decoder(tokenizer: Tokenizer):
     return decode
 
 
-def _copy(src: str, dst: str) -> None:
-    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
-        fout.write(fin.read())
-
-
 def write_model_files(md: ModelDir, cfg: ModelConfig, token_list: Sequence[str], out: str) -> None:
     """config.yaml (merged; file paths by name), tokens.json, am.mvn, seg_dict, decoding.yaml (all atomic)."""
     conf = cfg.to_dict()
@@ -298,11 +293,11 @@ def write_model_files(md: ModelDir, cfg: ModelConfig, token_list: Sequence[str],
     save_yaml(os.path.join(out, "config.yaml"), conf)
     atomic_write_json(os.path.join(out, "tokens.json"), list(token_list), indent=0)
     if md.cmvn:
-        _copy(md.cmvn, os.path.join(out, "am.mvn"))
+        atomic_copy(md.cmvn, os.path.join(out, "am.mvn"))
     if md.seg_dict:
-        _copy(md.seg_dict, os.path.join(out, "seg_dict"))
+        atomic_copy(md.seg_dict, os.path.join(out, "seg_dict"))
     if md.decoding_yaml:
-        _copy(md.decoding_yaml, os.path.join(out, "decoding.yaml"))
+        atomic_copy(md.decoding_yaml, os.path.join(out, "decoding.yaml"))
     _write_configuration(out, md, chosen=None)
 
 

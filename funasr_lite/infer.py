@@ -18,7 +18,6 @@ failed, 1 the job could not run (bad model dir, data dir or arguments).
 import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -30,9 +29,9 @@ from .audio import audio_duration, load_audio
 from .cer import score_corpus, write_error_report, write_text_cer
 from .datadir import DataDir, load_data_dir
 from .errors import FunasrLiteError, ModelDirError
-from .fileio import atomic_write_text
+from .fileio import atomic_copy, atomic_write_text
 from .hub import resolve_model
-from .transcribe import DecodeOptions, Transcriber, load_model
+from .transcribe import Transcriber, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +289,7 @@ def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model:
             candidates = [name] if name != "tokens.json" else ["tokens.json", "tokens.txt"]
             found = [c for c in candidates if os.path.isfile(os.path.join(source, c))]
             if found:
-                shutil.copyfile(os.path.join(source, found[0]), os.path.join(output_dir, found[0]))
+                atomic_copy(os.path.join(source, found[0]), os.path.join(output_dir, found[0]))
                 logger.info("copied %s from the init model %s", found[0], source)
             elif name in essential:
                 raise ModelDirError(f"{name} is missing from {output_dir} and from the init model {source}")
