@@ -18,37 +18,22 @@ from typing import Any, Dict, List, Optional, Tuple
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 
-# FunASR's paraformer-large (speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404)
-# architecture, in FunASR 1.x class names; dither 0 so both decoders see identical features.
-D_MODEL = 512
-LARGE_CONFIG: Dict[str, Any] = {
-    "model": "Paraformer",
-    "model_conf": {"ctc_weight": 0.0, "lsm_weight": 0.1, "length_normalized_loss": True,
-                   "predictor_weight": 1.0, "predictor_bias": 1, "sampling_ratio": 0.75},
-    "encoder": "SANMEncoder",
-    "encoder_conf": {"output_size": D_MODEL, "attention_heads": 4, "linear_units": 2048, "num_blocks": 50,
-                     "dropout_rate": 0.1, "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
-                     "input_layer": "pe", "pos_enc_class": "SinusoidalPositionEncoder", "normalize_before": True,
-                     "kernel_size": 11, "sanm_shfit": 0, "selfattention_layer_type": "sanm"},
-    "decoder": "ParaformerSANMDecoder",
-    "decoder_conf": {"attention_heads": 4, "linear_units": 2048, "num_blocks": 16, "dropout_rate": 0.1,
-                     "positional_dropout_rate": 0.1, "self_attention_dropout_rate": 0.1,
-                     "src_attention_dropout_rate": 0.1, "att_layer_num": 16, "kernel_size": 11, "sanm_shfit": 0},
-    "predictor": "CifPredictorV2",
-    "predictor_conf": {"idim": D_MODEL, "threshold": 1.0, "l_order": 1, "r_order": 1, "tail_threshold": 0.45},
-    "frontend": "WavFrontend",
-    "frontend_conf": {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25, "frame_shift": 10,
-                      "lfr_m": 7, "lfr_n": 6, "dither": 0.0},
-    "specaug": "SpecAugLFR",
-    "specaug_conf": {"apply_time_warp": False, "time_warp_window": 5, "time_warp_mode": "bicubic",
-                     "apply_freq_mask": True, "freq_mask_width_range": [0, 30], "lfr_rate": 6,
-                     "num_freq_mask": 1, "apply_time_mask": True, "time_mask_width_range": [0, 12],
-                     "num_time_mask": 1},
-    "tokenizer": "CharTokenizer",
-    "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
-    "ctc_conf": {"dropout_rate": 0.0, "ctc_type": "builtin", "reduce": True, "ignore_nan_grad": True},
-    "normalize": None,
-}
+# FunASR's paraformer-large (speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404) sizes, applied to
+# the demo's config.yaml (same classes and keys); dither 0 so both decoders see identical features.
+DEMO_CONF = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
+                         "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf", "paraformer_tiny.yaml")
+
+
+def large_config() -> Dict[str, Any]:
+    """The paraformer-large-shaped config.yaml dict (d=512, 4 heads, FFN 2048, 50/16 blocks)."""
+    import yaml
+
+    from funasr_lite.model_init import scaled_config
+
+    with open(DEMO_CONF, encoding="utf-8") as f:
+        return scaled_config(yaml.safe_load(f), d_model=512, heads=4, ffn=2048, enc_blocks=50, dec_blocks=16,
+                             dither=0.0)
+
 
 NUM_CJK = 8400  # + <blank> <s> </s> <unk> = 8404 tokens
 CMVN_UTTS = 16  # the first utterances of the data dir give the model's am.mvn
@@ -118,45 +103,6 @@ def build_data_dir(out_dir: str, num_utts: int, *, seed: int = 0, min_sec: float
     return durations
 
 
-def cmvn_from_data_dir(data_dir: str, max_utts: int = CMVN_UTTS):
-    """Mean/std (D,) of the LFR features of the first ``max_utts`` utterances (dither 0)."""
-    import torch
-
-    from funasr_lite.audio import load_audio
-    from funasr_lite.datadir import load_data_dir
-    from funasr_lite.frontend import WavFrontend, compute_cmvn_stats
-
-    fe = WavFrontend(**LARGE_CONFIG["frontend_conf"])
-    dd = load_data_dir(data_dir)
-    feats = []
-    for key in sorted(dd.good_keys())[:max_utts]:
-        wav = load_audio(dd.wavs[key])
-        f, n = fe(wav[None], torch.tensor([wav.numel()]))
-        feats.append(f[0, : int(n[0])])
-    mean, std, _ = compute_cmvn_stats(feats)
-    return mean, std
-
-
-def spread_weights(state: Dict, seed: int = 0) -> Dict:
-    """Make random weights give non-empty, varied output.
-
-    Random weights usually make CIF fire never (empty text) or the decoder
-    predict one token everywhere.  The predictor's output layer gets small
-    weights and a bias of -0.7 (sigmoid ~ 0.33: a token about every third 60 ms
-    frame) and the decoder's output layer a large scale so the argmax varies.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    state = dict(state)
-    w = state["predictor.cif_output.weight"]
-    state["predictor.cif_output.weight"] = torch.randn(w.shape, generator=g) * 0.05
-    state["predictor.cif_output.bias"] = torch.full_like(state["predictor.cif_output.bias"], -0.7)
-    ow = state["decoder.output_layer.weight"]
-    state["decoder.output_layer.weight"] = torch.randn(ow.shape, generator=g) * 0.5
-    return state
-
-
 def _stamp(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -168,7 +114,8 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
     """
     with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
         cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
-    stamp = _stamp({"config": LARGE_CONFIG, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1})
+    config = large_config()
+    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1})
     stamp_path = os.path.join(out_dir, "bench_stamp.json")
     if os.path.exists(stamp_path):
         with open(stamp_path, encoding="utf-8") as f:
@@ -177,18 +124,19 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
             return out_dir, int(old["params"])
     import torch
 
-    from funasr_lite.model_init import write_model_dir
+    from funasr_lite.model_init import data_dir_cmvn, spread_weights, write_model_dir
     from funasr_lite.paraformer import Paraformer
 
     tokens = token_list()
     torch.manual_seed(seed)
-    model = Paraformer.from_config(LARGE_CONFIG, vocab_size=len(tokens))
+    model = Paraformer.from_config(config, vocab_size=len(tokens))
     params = sum(p.numel() for p in model.parameters())
     state = spread_weights(model.state_dict(), seed)
     del model
-    mean, std = cmvn_from_data_dir(data_dir)
+    # wav.scp is sorted by key: its first CMVN_UTTS utterances are cmvn_src
+    mean, std, _, _ = data_dir_cmvn(data_dir, config["frontend_conf"], stats_on="lfr", max_utts=CMVN_UTTS)
     os.makedirs(out_dir, exist_ok=True)
-    write_model_dir(out_dir, LARGE_CONFIG, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state)
+    write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state)
     with open(stamp_path, "w", encoding="utf-8") as f:
         json.dump({"stamp": stamp, "params": params}, f)
     return out_dir, params
