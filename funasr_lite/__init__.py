@@ -5,7 +5,7 @@
     >>> asr.transcribe(["a.wav"])[0]["text"]
 """
 
-from .transcribe import DecodeOptions, Transcriber, load_model
+from funasr_lite.decode.transcribe import DecodeOptions, Transcriber, load_model
 
 __version__ = "0.1.0"
 __all__ = ["load_model", "DecodeOptions", "Transcriber", "__version__"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funasr_lite.cer import (
+from funasr_lite.decode.cer import (
     align,
     cer_units,
     format_error_report,

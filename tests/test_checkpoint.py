@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite import checkpoint as ckpt
+from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.errors import CheckpointError
-from funasr_lite.plot import CURVES_NAME, plot_training_curves
+from funasr_lite.train.plot import CURVES_NAME, plot_training_curves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""Tests for funasr_lite.config: strict YAML/JSON loading, layered merge, typed sections, FunASR parity."""
+"""Tests for funasr_lite.config.merge: strict YAML/JSON loading, layered merge, typed sections, FunASR parity."""
 
 import inspect
 import json
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from funasr_lite import config as C
+from funasr_lite.config import merge as C
 from funasr_lite.errors import ConfigError
 
 # A FunASR 1.x config.yaml shaped like paraformer-large's (class names, every section the template has).
@@ -680,7 +680,7 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
 
 
 def test_every_section_is_registered_and_config_reexports_its_parts():
-    from funasr_lite.config_fields import SECTIONS, Section
+    from funasr_lite.config.fields import SECTIONS, Section
 
     typed = [k for k in C.TOP_LEVEL_KEYS if isinstance(getattr(C.ModelConfig(), k), Section)]
     assert sorted(SECTIONS) == sorted(typed) and all(SECTIONS[k].SECTION == k for k in typed)

@@ -1,4 +1,4 @@
-"""Tests for funasr_lite.datadir and tools/validate_data_dir.py."""
+"""Tests for funasr_lite.data.datadir and tools/validate_data_dir.py."""
 
 import os
 import subprocess
@@ -12,7 +12,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funasr_lite.datadir import (
+from funasr_lite.data.datadir import (
     DataDir,
     Problem,
     load_data_dir,

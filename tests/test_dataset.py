@@ -11,14 +11,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from funasr_lite.dataset import (
+from funasr_lite.data.dataset import (
     BucketBatchSampler, Collator, DatasetOptions, build_dataloader, lfr_frames, scan_training_data,
     set_epoch,
 )
 from funasr_lite.errors import ConfigError, DataDirError
-from funasr_lite.frontend import WavFrontend
-from funasr_lite.shards import ShardStream, ensure_shards, make_shards, read_data_list, scan_shards
-from funasr_lite.tokenizer import Tokenizer
+from funasr_lite.data.frontend import WavFrontend
+from funasr_lite.data.shards import ShardStream, ensure_shards, make_shards, read_data_list, scan_shards
+from funasr_lite.data.tokenizer import Tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -236,7 +236,7 @@ def test_small_loader_batches(good_dir, tok):
             assert (batch["text"][j, n:] == -1).all()
         # padding-invariant features: equal to the frontend on the utterance alone
         k0 = batch["keys"][-1]
-        from funasr_lite.audio import load_audio
+        from funasr_lite.data.audio import load_audio
         wav = load_audio(os.path.join(d, "wav", f"{k0}.wav"))
         ref, ref_len = fe(wav[None], torch.tensor([wav.numel()]))
         n = int(batch["speech_lengths"][-1])

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 import make_demo_corpus as mdc
-from funasr_lite.datadir import load_data_dir, read_scp, resolve_audio_path
+from funasr_lite.data.datadir import load_data_dir, read_scp, resolve_audio_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",

@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from funasr_lite.audio import audio_duration, load_audio, load_audio_array
+from funasr_lite.data.audio import audio_duration, load_audio, load_audio_array
 from funasr_lite.errors import AudioError, ModelDirError
-from funasr_lite.frontend import WavFrontend, apply_lfr, compute_cmvn_stats, load_cmvn, write_cmvn
+from funasr_lite.data.frontend import WavFrontend, apply_lfr, compute_cmvn_stats, load_cmvn, write_cmvn
 
 SENTENCE = "今天是二零二四年"
 PARITY_TOL = 1e-4

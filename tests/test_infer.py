@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from funasr_lite.errors import CheckpointError, ModelDirError
-from funasr_lite.infer import InferOptions, run_inference
-from funasr_lite.transcribe import DecodeOptions, load_model
+from funasr_lite.decode.infer import InferOptions, run_inference
+from funasr_lite.decode.transcribe import DecodeOptions, load_model
 
 from tiny_model import TINY_CONFIG, build_tiny_model_dir, tiny_token_list
 

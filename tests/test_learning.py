@@ -2,10 +2,10 @@
 
 A tiny Paraformer (d=64, 2 encoder blocks, 1 decoder block, about 0.2 M parameters; the demo
 config ``conf/paraformer_tiny.yaml`` shrunk) is trained from a fresh random init model dir with
-:func:`funasr_lite.finetune.finetune` on a small subset of the bundled synthesized Mandarin demo
+:func:`funasr_lite.train.finetune.finetune` on a small subset of the bundled synthesized Mandarin demo
 corpus: the 160 train utterances richest in digits (a narrow sub-domain: about 120 characters),
 20 dev utterances within that vocabulary for per-epoch validation, and 20 held-out test
-utterances decoded before and after training with :func:`funasr_lite.transcribe.load_model`.
+utterances decoded before and after training with :func:`funasr_lite.decode.transcribe.load_model`.
 
 Budget: bounded by epochs (12), never by wall clock, so a loaded machine only makes it slower.
 Seeded; with the same thread count the run is bit-reproducible on CPU.
@@ -25,10 +25,10 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite.cer import score_corpus
-from funasr_lite.finetune import FinetuneOptions, finetune
-from funasr_lite.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
-from funasr_lite.transcribe import load_model
+from funasr_lite.decode.cer import score_corpus
+from funasr_lite.train.finetune import FinetuneOptions, finetune
+from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
+from funasr_lite.decode.transcribe import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")

@@ -10,12 +10,12 @@ import copy
 import pytest
 import torch
 
-from funasr_lite.cif import CifPredictorV2, cif_integrate, cif_timestamps
-from funasr_lite.ctc import CTC
-from funasr_lite.decoder import ParaformerSANMDecoder
-from funasr_lite.paraformer import Paraformer
-from funasr_lite.sanm import SANMEncoder
-from funasr_lite.specaug import SpecAugLFR
+from funasr_lite.models.cif import CifPredictorV2, cif_integrate, cif_timestamps
+from funasr_lite.models.ctc import CTC
+from funasr_lite.models.decoder import ParaformerSANMDecoder
+from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.models.sanm import SANMEncoder
+from funasr_lite.models.specaug import SpecAugLFR
 
 D, V, FEAT = 64, 50, 560
 CONFIG = dict(

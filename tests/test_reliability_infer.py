@@ -497,7 +497,7 @@ def _extra_token(d: str) -> None:
 
 
 def _cmvn_dims(d: str) -> None:
-    from funasr_lite.frontend import write_cmvn
+    from funasr_lite.data.frontend import write_cmvn
 
     write_cmvn(os.path.join(d, "am.mvn"), torch.zeros(400), torch.ones(400))
 

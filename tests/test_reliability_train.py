@@ -426,7 +426,9 @@ def _install_hook(spec: str) -> None:
     """Install the hook ``spec`` (see the module docstring) into funasr_lite."""
     import io
 
-    from funasr_lite import checkpoint, dataset, fileio
+    from funasr_lite.train import checkpoint
+    from funasr_lite.data import dataset
+    from funasr_lite.utils import fileio
 
     kind, n = spec.split(":")
     target, count = int(n), [0]

@@ -1,4 +1,4 @@
-"""Tests for funasr_lite.search: greedy, beam search with CTC prefix scores, batching.
+"""Tests for funasr_lite.decode.search: greedy, beam search with CTC prefix scores, batching.
 
 Oracle tests compare with funasr 1.4.16's BeamSearchPara + CTCPrefixScorer (and its
 Paraformer.inference dispatch) on seeded random log-prob tensors.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from funasr_lite.search import (
+from funasr_lite.decode.search import (
     Hypothesis,
     SearchOptions,
     beam_search,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funasr_lite.errors import ModelDirError
-from funasr_lite.tokenizer import Tokenizer, load_seg_dict, load_token_list, postprocess_tokens
+from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list, postprocess_tokens
 
 # A small vocabulary in the layout of FunASR's Paraformer token lists.
 TOKENS = (

@@ -2,7 +2,7 @@
 
 Most tests use a toy model (mean-pooled features -> linear classifier, with dropout) so that the
 loop itself is tested in seconds; end-to-end finetune runs of a tiny Paraformer on synthesized
-speech (funasr_lite.finetune) are at the bottom of this file. This file is also a script: ``python tests/test_trainer.py
+speech (funasr_lite.train.finetune) are at the bottom of this file. This file is also a script: ``python tests/test_trainer.py
 job --out DIR ...`` runs one toy training job (used under torchrun) and ``finetune-job ...`` one
 tiny-Paraformer finetune (used under torchrun and for the kill -9 test).
 """
@@ -25,11 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from funasr_lite import checkpoint as ckpt  # noqa: E402
-from funasr_lite.distributed import DistInfo, cleanup_distributed, setup_distributed  # noqa: E402
+from funasr_lite.train import checkpoint as ckpt  # noqa: E402
+from funasr_lite.train.distributed import DistInfo, cleanup_distributed, setup_distributed  # noqa: E402
 from funasr_lite.errors import ConfigError  # noqa: E402
-from funasr_lite.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
-from funasr_lite.trainer import (DiskFullError, Trainer, TrainerOptions, TrainingDiverged,  # noqa: E402
+from funasr_lite.train.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
+from funasr_lite.train.trainer import (DiskFullError, Trainer, TrainerOptions, TrainingDiverged,  # noqa: E402
                                  TrainingInterrupted)
 
 DIM, VOCAB = 6, 5
@@ -343,7 +343,7 @@ def ft_setup(synth_data_dir, tmp_path_factory):
 
 
 def _ft_opts(model, data, out, **kw):
-    from funasr_lite.finetune import FinetuneOptions
+    from funasr_lite.train.finetune import FinetuneOptions
 
     flags = dict(FT_FLAGS, max_epoch=2)
     flags.update(kw)
@@ -351,8 +351,8 @@ def _ft_opts(model, data, out, **kw):
 
 
 def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
-    from funasr_lite.finetune import finetune, select_checkpoint
-    from funasr_lite.transcribe import load_model
+    from funasr_lite.train.finetune import finetune, select_checkpoint
+    from funasr_lite.decode.transcribe import load_model
 
     model, data = ft_setup
     out = tmp_path / "out"
@@ -390,8 +390,8 @@ def json_load(path):
 
 
 def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
-    from funasr_lite.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
-    from funasr_lite.model_dir import detect_model_dir
+    from funasr_lite.train.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
+    from funasr_lite.hub.model_dir import detect_model_dir
 
     model, data = ft_setup
     init = tmp_path / "init"
@@ -411,7 +411,7 @@ def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
     with pytest.raises(ConfigError, match="init model dir"):
         finetune(_ft_opts(model, data, model))
     # the recipe CLI: flags default to None, recipe defaults form their own layer
-    from funasr_lite.finetune import add_finetune_arguments, options_from_args
+    from funasr_lite.train.finetune import add_finetune_arguments, options_from_args
 
     defaults = {"model": str(init), "data_path": data, "max_epoch": 5, "lr": 2e-4, "keep_nbest_models": 10}
     args = add_finetune_arguments(argparse.ArgumentParser(), defaults).parse_args(
@@ -493,8 +493,8 @@ def _finetune_job(argv):
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     torch.set_num_threads(1)
-    from funasr_lite import dataset
-    from funasr_lite.finetune import finetune
+    from funasr_lite.data import dataset
+    from funasr_lite.train.finetune import finetune
 
     if args.slow:
         real, seen = dataset.UtteranceDataset.__getitem__, [0]

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import torch
 import yaml
 
-from funasr_lite.model_init import data_dir_cmvn, scaled_config, spread_weights, write_model_dir
+from funasr_lite.hub.model_init import data_dir_cmvn, scaled_config, spread_weights, write_model_dir
 
 DEMO_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egs_modelscope", "asr",
                          "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf",
@@ -45,7 +45,7 @@ def build_tiny_model_dir(out_dir: str, data_dir: str, *, state_dict=None, layout
     config = copy.deepcopy(config or TINY_CONFIG)
     tokens = tiny_token_list()
     if state_dict is None:
-        from funasr_lite.paraformer import Paraformer
+        from funasr_lite.models.paraformer import Paraformer
 
         torch.manual_seed(seed)
         state_dict = Paraformer.from_config(config, vocab_size=len(tokens)).state_dict()

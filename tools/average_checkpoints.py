@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from funasr_lite.checkpoint import CRITERIA, average_nbest  # noqa: E402
+from funasr_lite.train.checkpoint import CRITERIA, average_nbest  # noqa: E402
 from funasr_lite.errors import FunasrLiteError  # noqa: E402
 
 

@@ -19,7 +19,7 @@ What it does:
    kernel 11), CIF predictor, SANM decoder 16 blocks, 8404 tokens, ~220 M
    parameters, random weights made non-degenerate (CIF fires about every third
    frame, the output layer is scaled so the argmax varies), dither 0;
-2. runs funasr-lite's data-dir job (``funasr_lite.infer.run_inference``, batches of
+2. runs funasr-lite's data-dir job (``funasr_lite.decode.infer.run_inference``, batches of
    ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (batch size 1:
    AutoModel forces it on CPU) each in its own fresh Python process with
    ``torch.set_num_threads(--threads)``, so import+load time and peak RSS
@@ -89,8 +89,8 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from funasr_lite.infer import InferOptions, run_inference
-    from funasr_lite.transcribe import load_model
+    from funasr_lite.decode.infer import InferOptions, run_inference
+    from funasr_lite.decode.transcribe import load_model
 
     asr = load_model(spec["model_dir"], device=spec["device"])
     _sync(spec["device"])

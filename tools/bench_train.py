@@ -27,9 +27,9 @@ What it does:
      config, weights loaded strictly, then FunASR's trainer step: ``model(**batch)``,
      ``loss.backward()``, ``clip_grad_norm_(grad_clip)``, Adam ``step``, FunASR's
      ``WarmupLR.step``, ``zero_grad(set_to_none=True)``;
-   * ``lite``: the same step with ``funasr_lite.paraformer.Paraformer``,
-     ``funasr_lite.scheduler`` Adam + WarmupLR;
-   * ``lite-trainer``: funasr-lite's whole loop, ``funasr_lite.trainer.Trainer.fit``
+   * ``lite``: the same step with ``funasr_lite.models.paraformer.Paraformer``,
+     ``funasr_lite.train.scheduler`` Adam + WarmupLR;
+   * ``lite-trainer``: funasr-lite's whole loop, ``funasr_lite.train.trainer.Trainer.fit``
      (NaN checks, stats, logging, checkpoint files), its throughput as the trainer
      itself reports it;
    each side first trains ``--warmup_passes`` untimed passes over all batches, then
@@ -82,7 +82,7 @@ SIDES = ("funasr", "lite", "lite-trainer")
 # ---------------------------------------------------------------------------------------- setup
 def load_config(path: str, size: str, no_dropout: bool = False) -> Dict[str, Any]:
     """The model config (a FunASR config.yaml dict), resized for ``--size medium``; no SpecAug, dither 0."""
-    from funasr_lite.config import load_yaml
+    from funasr_lite.config.merge import load_yaml
 
     cfg = copy.deepcopy(dict(load_yaml(path)))
     if size == "medium":
@@ -108,12 +108,12 @@ def prepare(args: argparse.Namespace, work: str) -> Dict[str, Any]:
 
     import torch
 
-    from funasr_lite.audio import load_audio
-    from funasr_lite.datadir import load_data_dir
-    from funasr_lite.frontend import WavFrontend, compute_cmvn_stats
-    from funasr_lite.model_init import token_list_from_texts
-    from funasr_lite.paraformer import Paraformer
-    from funasr_lite.tokenizer import Tokenizer
+    from funasr_lite.data.audio import load_audio
+    from funasr_lite.data.datadir import load_data_dir
+    from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats
+    from funasr_lite.hub.model_init import token_list_from_texts
+    from funasr_lite.models.paraformer import Paraformer
+    from funasr_lite.data.tokenizer import Tokenizer
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.size, args.no_dropout)
@@ -189,7 +189,7 @@ def _build_model(side: str, cfg: Dict[str, Any], vocab: int, state: Dict[str, An
         model = FunasrParaformer(**kwargs, specaug=None, normalize=None, vocab_size=vocab,
                                  input_size=int(fc.get("n_mels", 80)) * int(fc.get("lfr_m", 7)))
     else:
-        from funasr_lite.paraformer import Paraformer
+        from funasr_lite.models.paraformer import Paraformer
 
         model = Paraformer.from_config(cfg, vocab_size=vocab)
     model.load_state_dict(state, strict=True)
@@ -203,7 +203,7 @@ def _optim(side: str, model, args: argparse.Namespace):
     if side == "funasr":
         from funasr.schedulers.warmup_lr import WarmupLR
     else:
-        from funasr_lite.scheduler import WarmupLR
+        from funasr_lite.train.scheduler import WarmupLR
     return opt, WarmupLR(opt, warmup_steps=args.warmup_steps)
 
 
@@ -274,8 +274,8 @@ class _Batches:
 
 def _trainer_loop(model, batches, args: argparse.Namespace, frame_s: float, out_dir: str) -> Dict[str, Any]:
     """funasr-lite's Trainer.fit over the batches: warmup epochs, then the timed ones (trainer's own timing)."""
-    from funasr_lite.distributed import setup_distributed
-    from funasr_lite.trainer import Trainer, TrainerOptions
+    from funasr_lite.train.distributed import setup_distributed
+    from funasr_lite.train.trainer import Trainer, TrainerOptions
 
     opt, sched = _optim("lite", model, args)
     epochs = args.warmup_passes + args.passes

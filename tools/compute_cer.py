@@ -29,8 +29,8 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from funasr_lite.cer import score_corpus, write_error_report, write_text_cer  # noqa: E402
-from funasr_lite.datadir import read_scp  # noqa: E402
+from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer  # noqa: E402
+from funasr_lite.data.datadir import read_scp  # noqa: E402
 from funasr_lite.errors import DataDirError  # noqa: E402
 
 

@@ -15,7 +15,7 @@ has ``n_mels * lfr_m`` dims, the width of the LFR features it normalises:
 * ``--stats_on lfr``: mean/std over the LFR-stacked frames, as FunASR 1.x's
   ``compute_audio_cmvn.py`` does (edge frames repeated by the LFR padding count more).
 
-The file reads back with ``funasr_lite.frontend.load_cmvn`` and FunASR's ``load_cmvn``.
+The file reads back with ``funasr_lite.data.frontend.load_cmvn`` and FunASR's ``load_cmvn``.
 Exit status 1 (with every problem printed) if the data dir or an audio file is bad.
 """
 
@@ -27,8 +27,8 @@ from typing import List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from funasr_lite.errors import FunasrLiteError  # noqa: E402
-from funasr_lite.frontend import WINDOW_TYPES, write_cmvn  # noqa: E402
-from funasr_lite.model_init import data_dir_cmvn  # noqa: E402
+from funasr_lite.data.frontend import WINDOW_TYPES, write_cmvn  # noqa: E402
+from funasr_lite.hub.model_init import data_dir_cmvn  # noqa: E402
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:

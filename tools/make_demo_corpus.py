@@ -48,7 +48,7 @@ sys.path.insert(0, TOOLS)
 sys.path.insert(0, os.path.dirname(TOOLS))
 
 import synth_data  # noqa: E402
-from funasr_lite.fileio import atomic_open, atomic_write_text  # noqa: E402
+from funasr_lite.utils.fileio import atomic_open, atomic_write_text  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 # espeak-ng's plain "cmn" voice reads most characters as pinyin spelled with English

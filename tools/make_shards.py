@@ -23,7 +23,7 @@ from typing import List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from funasr_lite.errors import DataDirError  # noqa: E402
-from funasr_lite.shards import make_shards  # noqa: E402
+from funasr_lite.data.shards import make_shards  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None) -> int:

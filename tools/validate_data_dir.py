@@ -22,7 +22,7 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from funasr_lite.datadir import load_data_dir  # noqa: E402
+from funasr_lite.data.datadir import load_data_dir  # noqa: E402
 from funasr_lite.errors import DataDirError  # noqa: E402
 
 

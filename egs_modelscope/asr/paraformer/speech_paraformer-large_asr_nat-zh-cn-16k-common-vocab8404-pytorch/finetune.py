@@ -19,7 +19,7 @@ Config precedence: config.yaml < finetune.yaml < the defaults below < command-li
 
 import sys
 
-from funasr_lite.cli import finetune_cli
+from funasr_lite.cli.recipes import finetune_cli
 
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(

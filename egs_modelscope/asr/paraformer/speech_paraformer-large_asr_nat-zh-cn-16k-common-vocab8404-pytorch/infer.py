@@ -17,7 +17,7 @@ utterances failed (listed in 1best_recog/failed), 1 the job could not run.
 
 import sys
 
-from funasr_lite.cli import infer_cli
+from funasr_lite.cli.recipes import infer_cli
 
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(

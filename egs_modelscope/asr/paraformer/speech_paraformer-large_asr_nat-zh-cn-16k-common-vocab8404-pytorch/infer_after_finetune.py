@@ -13,7 +13,7 @@ Exit status: 0 all decoded, 2 some utterances failed, 1 the job could not run.
 
 import sys
 
-from funasr_lite.cli import infer_after_finetune_cli
+from funasr_lite.cli.recipes import infer_after_finetune_cli
 
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(

@@ -14,7 +14,7 @@ SpecAug is off because it slows learning on clean synthetic speech.
 import os
 import sys
 
-from funasr_lite.cli import finetune_cli
+from funasr_lite.cli.recipes import finetune_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -13,7 +13,7 @@ only the defaults differ. Exit status: 0 all decoded, 2 some utterances failed, 
 import os
 import sys
 
-from funasr_lite.cli import infer_cli
+from funasr_lite.cli.recipes import infer_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -12,7 +12,7 @@ only the defaults differ. Results go to exp/finetune/decode_results/1best_recog/
 import os
 import sys
 
-from funasr_lite.cli import infer_after_finetune_cli
+from funasr_lite.cli.recipes import infer_after_finetune_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -1,0 +1,216 @@
+"""Strict typed config sections: the :class:`Section` base of every ``*_conf`` dataclass, value coercion
+against the field annotations, and error messages that name where a bad value came from.
+
+A ``Section`` subclass lists FunASR's constructor kwargs as typed fields (with FunASR's defaults) and the
+keys FunASR's configs contain that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim in ``extra``);
+any other key is a :class:`ConfigError` naming the file (and line), the key and the closest valid key.
+The concrete sections are in :mod:`funasr_lite.config.sections`.
+"""
+
+import copy
+import dataclasses
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+
+from funasr_lite.config.yaml_io import KeyPath, plain
+from funasr_lite.errors import ConfigError
+
+# Section key (``encoder_conf``, ``decoding``, ...) -> its Section subclass, in definition order; every
+# subclass with a SECTION registers itself here (see Section.__init_subclass__).
+SECTIONS: Dict[str, type] = {}
+
+
+class Where:
+    """Names where the value at a key path came from: a merge provenance entry, ``file:line``, or the source."""
+
+    def __init__(self, source: str, lines: Optional[Dict[KeyPath, int]] = None,
+                 provenance: Optional[Dict[str, str]] = None):
+        self.source, self.lines, self.provenance = source, lines or {}, provenance or {}
+
+    def __call__(self, path: KeyPath = ()) -> str:
+        for i in range(len(path), 0, -1):
+            dotted = ".".join(path[:i])
+            if dotted in self.provenance:
+                return self.provenance[dotted]
+            if path[:i] in self.lines:
+                return f"{self.source}:{self.lines[path[:i]]}"
+        prefix = ".".join(path) + "."
+        for k, v in self.provenance.items():
+            if k.startswith(prefix):
+                return v
+        return self.source
+
+
+def suggest(key: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate, or ``""``."""
+    close = difflib.get_close_matches(str(key), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_key(path: KeyPath, candidates: Sequence[str], where: Where, what: str = "") -> ConfigError:
+    """The error for an unknown key: where it is, the closest candidate, else the section(s) it belongs in."""
+    key, suggestion = path[-1], suggest(path[-1], candidates)
+    msg = f"{where(path)}: unknown key '{'.'.join(map(str, path))}'{what}" + suggestion
+    if not suggestion:  # a key of another section, e.g. top-level warmup_steps
+        homes = [s for s, c in SECTIONS.items() if key in c.known_keys() and s != path[0]]
+        if homes:
+            msg += f"; '{key}' belongs in {' or '.join(homes)}"
+    return ConfigError(msg)
+
+
+def _type_name(tp) -> str:
+    if tp is Any:
+        return "any value"
+    if get_origin(tp) is Union:
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if get_origin(tp) in (list, tuple):
+        return f"a list of {_type_name(get_args(tp)[0]) if get_args(tp) else 'values'}"
+    if get_origin(tp) is dict:
+        return "a mapping"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(tp, str(tp))
+
+
+def coerce(value, tp, path: KeyPath, where: Where):
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, '1e-4' strings parse as floats."""
+    bad = ConfigError(f"{where(path)}: {'.'.join(map(str, path))}: expected {_type_name(tp)}, got {value!r}")
+    origin = get_origin(tp)
+    if tp is Any:
+        return copy.deepcopy(value)
+    if origin is Union:
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise bad
+        for a in args:
+            if a is not type(None):
+                try:
+                    return coerce(value, a, path, where)
+                except ConfigError:
+                    pass
+        raise bad
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        elem = (get_args(tp) or (Any,))[0]
+        return [coerce(v, elem, path + (str(i),), where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise bad
+        return copy.deepcopy(dict(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise bad
+
+
+@dataclass
+class Section:
+    """Base of a ``*_conf`` section: typed fields (FunASR's constructor kwargs, FunASR's defaults),
+    ``KNOWN_UNUSED`` keys accepted and kept verbatim in ``extra``; anything else is a ConfigError."""
+
+    SECTION: ClassVar[str] = ""  # the config key of this section; "" for an abstract base
+    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ()  # keys FunASR accepts that funasr-lite ignores
+    # top-level key naming the class whose arguments the allowed keys depend on ("optim"), if any
+    CLASS_KEY: ClassVar[Optional[str]] = None
+    extra: Dict[str, Any] = field(default_factory=dict, repr=False)  # known-but-unused keys, kept verbatim
+    _given: set = field(default_factory=set, init=False, repr=False, compare=False)  # keys the input set
+    _where: Any = field(default=None, init=False, repr=False, compare=False)  # (Where, key path prefix)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.SECTION:
+            SECTIONS[cls.SECTION] = cls
+
+    @classmethod
+    def field_names(cls) -> List[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.name != "extra" and not f.name.startswith("_")]
+
+    @classmethod
+    def known_keys(cls, class_name: Optional[str] = None) -> List[str]:
+        """Every key accepted in this section (for ``class_name``, where the section depends on it)."""
+        return cls.field_names() + list(cls.KNOWN_UNUSED)
+
+    @classmethod
+    def defaults(cls) -> Dict[str, Any]:
+        return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(cls) if f.name in cls.field_names()}
+
+    @classmethod
+    def from_dict(cls, d: Optional[Mapping], where: Optional[Where] = None, class_name: Optional[str] = None,
+                  prefix: Optional[KeyPath] = None):
+        """Build from a mapping, strictly: wrong types and unknown keys are ConfigErrors naming the source."""
+        where = where or Where("<dict>")
+        prefix = prefix if prefix is not None else (cls.SECTION,)
+        if d is None:
+            d = {}
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where(prefix)}: {'.'.join(prefix)} must be a mapping, got {d!r}")
+        hints, names = get_type_hints(cls), cls.field_names()
+        allowed = cls.known_keys(class_name)
+        kw, extra = {}, {}
+        for k, v in d.items():
+            if k in names and k in allowed:
+                kw[k] = coerce(v, hints[k], prefix + (k,), where)
+            elif k in allowed:
+                extra[k] = copy.deepcopy(v)
+            else:
+                raise unknown_key(prefix + (k,), allowed, where,
+                                  f" (not an argument of {class_name})" if class_name else "")
+        obj = cls(extra=extra, **kw)
+        obj._given, obj._where = set(kw), (where, prefix)
+        obj.validate()
+        return obj
+
+    def validate(self) -> None:
+        """Range checks; subclasses raise ``self._fail(key, problem)``."""
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        where, prefix = self._where or (Where("<dict>"), (self.SECTION,))
+        return ConfigError(f"{where(prefix + (key,))}: {'.'.join(prefix + (key,))}={getattr(self, key)!r}: {problem}")
+
+    def to_dict(self, full: bool = False) -> Dict[str, Any]:
+        """Keys the input set or that differ from the default (all fields with ``full``), plus ``extra``."""
+        defaults = self.defaults()
+        out = {k: plain(getattr(self, k)) for k in self.field_names()
+               if full or k in self._given or getattr(self, k) != defaults[k]}
+        out.update(plain(self.extra))
+        return out
+
+    def kwargs(self) -> Dict[str, Any]:
+        """All typed fields as constructor kwargs (FunASR's names); ``extra`` is never included."""
+        return {k: plain(getattr(self, k)) for k in self.field_names()}
+
+    def kwargs_for(self, target: Callable, exclude: Sequence[str] = ()) -> Dict[str, Any]:
+        """Kwargs for ``target`` (a class or function): the fields it accepts.  A field it does not accept
+        is dropped when it holds FunASR's default, and is a ConfigError ("not supported") otherwise."""
+        params = inspect.signature(target).parameters
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        defaults, out = self.defaults(), {}
+        for k in self.field_names():
+            v = getattr(self, k)
+            if k in exclude:
+                continue
+            if var_kw or k in params:
+                out[k] = plain(v)
+            elif v != defaults[k]:
+                raise self._fail(k, f"not supported by funasr-lite's {getattr(target, '__name__', target)}")
+        return out

@@ -1,0 +1,297 @@
+"""Strict configuration: layered merge with provenance, recipe flags and overrides, model-dir layers.
+
+One precedence for every recipe script (lowest first; later layers win)::
+
+    1. built-in defaults            builtin_defaults()
+    2. the model dir's config.yaml  (plus configuration.json ``file_path_metas``: file_path_metas_layer())
+    3. decoding.yaml (inference, via decoding_layer()) or finetune.yaml (finetuning)
+    4. the recipe script's defaults (the constants at the top of the script, via flags_layer())
+    5. command-line flags           (flags_layer(), apply_conf_flag(), parse_overrides())
+
+Each layer is a ``(source, dict)`` pair in the shape of a FunASR 1.x ``config.yaml`` plus our own
+``decoding`` section.  :func:`merge_layers` rewrites FunASR 0.x spellings to 1.x (``sanm`` ->
+``SANMEncoder``, top-level ``max_epoch`` -> ``train_conf.max_epoch``, ...), checks every key against the
+schema (an unknown key is a :class:`ConfigError` naming the key, the file and line, and the closest valid
+key), deep-merges (dicts merge recursively; scalars and lists replace) and records which source set each
+leaf.  :meth:`ModelConfig.from_dict` turns the result into typed sections.
+
+This module is the entry point: it also re-exports the names of the modules it builds on, so
+``funasr_lite.config.merge.X`` works for all of them: :mod:`~funasr_lite.config.yaml_io` (load_yaml, load_json,
+save_yaml, format_provenance), :mod:`~funasr_lite.config.sections` (the ``*_conf`` dataclasses) and
+:mod:`~funasr_lite.config.schema` (ModelConfig, class tables, normalize_legacy, validate_layer).
+
+Usage::
+
+    model, decoding = load_model_config(model_dir, {"beam_size": 5})      # inference, plain dicts
+    layers = model_dir_layers(model_dir, "finetune")                       # layers 1-3
+    layers += [("recipe defaults", flags_layer(DEFAULTS)), ("command line", flags_layer(given_flags))]
+    cfg = ModelConfig.from_dict(merge_layers(layers)); cfg.check_trainable(); print(cfg.describe())
+    enc = SANMEncoder(input_size=cfg.encoder_input_size(), **cfg.encoder_conf.kwargs_for(SANMEncoder))
+"""
+
+import copy
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from funasr_lite.config.fields import SECTIONS, Where, unknown_key
+from funasr_lite.config.yaml_io import KeyPath, YamlDict, format_provenance, load_json, load_yaml, save_yaml
+from funasr_lite.config.schema import (
+    FUNASR_CLASSES, LEGACY_CLASS_NAMES, LEGACY_MOVES, MODEL_KEYS, SUPPORTED_CLASSES, TOP_LEVEL_KEYS,
+    TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
+from funasr_lite.config.sections import (
+    FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DatasetConf, DecoderConf,
+    DecodingConf, EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
+    TokenizerConf, TrainConf)
+from funasr_lite.errors import ConfigError
+
+__all__ = [
+    # this module
+    "MergedConfig", "merge_strict", "merge_layers", "builtin_defaults", "decoding_layer", "file_path_metas_layer",
+    "FLAG_PATHS", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer", "parse_overrides",
+    "model_dir_layers", "load_model_config",
+    # config_io
+    "YamlDict", "load_yaml", "load_json", "save_yaml", "format_provenance",
+    # config_schema
+    "ModelConfig", "MODEL_KEYS", "SUPPORTED_CLASSES", "LEGACY_CLASS_NAMES", "FUNASR_CLASSES", "LEGACY_MOVES",
+    "TOP_LEVEL_UNUSED", "normalize_legacy", "validate_layer",
+    # config_sections
+    "FrontendConf", "EncoderConf", "DecoderConf", "PredictorConf", "CTCConf", "SpecAugConf", "ModelConf",
+    "TokenizerConf", "DecodingConf", "TrainConf", "DatasetConf", "OptimConf", "SchedulerConf",
+    "FUNASR_OPTIMS", "SUPPORTED_OPTIMS", "FUNASR_SCHEDULERS", "SUPPORTED_SCHEDULERS",
+]
+
+
+# ------------------------------------------------------------------------------------------- merging
+class MergedConfig(dict):
+    """The merged layers; ``provenance`` maps each dotted leaf path to the source (``file:line``) that set it."""
+
+    def __init__(self, data=(), provenance: Optional[Dict[str, str]] = None):
+        super().__init__(data)
+        self.provenance: Dict[str, str] = dict(provenance or {})
+
+
+def _merge_into(dst: dict, src: Mapping, prov: Dict[str, str], where: Where, prefix: KeyPath) -> None:
+    for k, v in src.items():
+        p = prefix + (k,)
+        dotted = ".".join(map(str, p))
+        if isinstance(v, Mapping):
+            if not isinstance(dst.get(k), dict):
+                for stale in [s for s in prov if s == dotted or s.startswith(dotted + ".")]:
+                    del prov[stale]
+                dst[k] = {}
+            if not v:
+                prov.setdefault(dotted, where(p))
+            _merge_into(dst[k], v, prov, where, p)
+        else:
+            for stale in [s for s in prov if s.startswith(dotted + ".")]:
+                del prov[stale]
+            dst[k] = copy.deepcopy(v)
+            prov[dotted] = where(p)
+
+
+def merge_strict(base: Mapping, override: Mapping, *, source: str) -> MergedConfig:
+    """``base`` with ``override`` (named ``source``) normalised, validated and deep-merged on top."""
+    layer = normalize_legacy(override)
+    where = Where(source, lines=layer.lines)
+    validate_layer(layer, where)
+    out = MergedConfig(copy.deepcopy(dict(base)), getattr(base, "provenance", None))
+    _merge_into(out, layer, out.provenance, where, ())
+    return out
+
+
+def merge_layers(layers: Sequence[Tuple[str, Mapping]]) -> MergedConfig:
+    """Merge ``(source, dict)`` layers, lowest precedence first (see the module docstring for the order).
+
+    Every layer is normalised (FunASR 0.x -> 1.x) and validated on its own, so an unknown key is reported
+    with the file (and line) it is in and the closest valid key.  Dicts merge recursively, anything else
+    replaces; ``result.provenance`` records which source set each leaf."""
+    out = MergedConfig()
+    for source, layer in layers:
+        out = merge_strict(out, layer, source=source)
+    return out
+
+
+def builtin_defaults() -> Dict[str, Any]:
+    """The lowest layer: funasr-lite's decoding, training and data-loading defaults (not the architecture)."""
+    return {"decoding": DecodingConf().to_dict(full=True), "train_conf": TrainConf().to_dict(full=True),
+            "dataset_conf": DatasetConf().to_dict(full=True)}
+
+
+def decoding_layer(d: Mapping) -> YamlDict:
+    """Lift a flat decoding.yaml (beam_size, penalty, ..., optionally frontend_conf) into the config tree:
+    config.yaml keys stay at the top, everything else goes under ``decoding`` (so typos are caught there)."""
+    lines, out = getattr(d, "lines", {}), YamlDict(path=getattr(d, "path", ""))
+    dec_keys = DecodingConf.known_keys()
+    for k, v in d.items():
+        if k not in dec_keys and (k in TOP_LEVEL_KEYS or k in TOP_LEVEL_UNUSED):
+            out[k] = v
+        else:
+            out.setdefault("decoding", {})[k] = v
+    for p, line in lines.items():
+        lifted = p if (p[0] in out and p[0] != "decoding") else ("decoding",) + p
+        out.lines[lifted] = line
+    return out
+
+
+def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any], Optional[str]]:
+    """configuration.json ``file_path_metas`` as a layer of absolute paths (those that exist), plus the
+    config file it names.  E.g. ``{init_param: model.pt, tokenizer_conf: {token_list: tokens.json}}``."""
+
+    def walk(m: Mapping) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for k, v in m.items():
+            if isinstance(v, str):
+                p = os.path.join(model_dir, v)
+                if os.path.exists(p):
+                    out[k] = p
+            elif isinstance(v, Mapping):
+                sub = walk(v)
+                if sub:
+                    out[k] = sub
+            elif isinstance(v, (list, tuple)):
+                found = [os.path.join(model_dir, x) for x in v if isinstance(x, str) and os.path.exists(os.path.join(model_dir, x))]
+                if found:
+                    out[k] = found
+        return out
+
+    layer = walk(metas)
+    return layer, layer.pop("config", None)
+
+
+# ------------------------------------------------------------------------------- command-line helpers
+# Recipe flag -> dotted config path (used for both the script's defaults and its parsed flags).
+FLAG_PATHS: Dict[str, str] = {
+    "beam_size": "decoding.beam_size", "ctc_weight": "decoding.ctc_weight", "batch_size": "decoding.batch_size",
+    "batch_seconds": "decoding.batch_seconds", "max_epoch": "train_conf.max_epoch",
+    "accum_grad": "train_conf.accum_grad", "keep_nbest_models": "train_conf.keep_nbest_models",
+    "seed": "train_conf.seed", "optim": "optim", "lr": "optim_conf.lr", "scheduler": "scheduler",
+    "scheduler_conf": "scheduler_conf", "specaug": "specaug", "specaug_conf": "specaug_conf",
+    "batch_bins": "dataset_conf.batch_bins", "dataset_type": "dataset_conf.dataset_type",
+    "num_workers": "dataset_conf.num_workers"}
+
+
+def set_path(d: dict, dotted: str, value) -> dict:
+    """``d[a][b] = value`` for ``dotted='a.b'``, creating dicts on the way; returns ``d``."""
+    *parents, last = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[last] = value
+    return d
+
+
+def parse_conf_text(text: str, flag: str) -> dict:
+    """Parse a ``--*_conf`` value: YAML or JSON text of a mapping (``'{"warmup_steps": 300}'``)."""
+    try:
+        v = yaml.safe_load(text) if isinstance(text, str) else text
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{flag}: not valid YAML/JSON: {getattr(e, 'problem', None) or e}: {text!r}") from None
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"{flag}: expected a mapping like '{{\"key\": value}}', got {text!r}")
+    return dict(v)
+
+
+def apply_conf_flag(layer: dict, section: str, text: str, flag: Optional[str] = None,
+                    class_name: Optional[str] = None) -> dict:
+    """Parse ``text`` for ``section`` (e.g. scheduler_conf), check its keys strictly (the error names the
+    flag and the closest valid key) and merge it into ``layer[section]``; returns ``layer``."""
+    flag = flag or f"--{section}"
+    conf = parse_conf_text(text, flag)
+    allowed = SECTIONS[section].known_keys(class_name)
+    for k in conf:
+        if k not in allowed:
+            raise unknown_key((section, k), allowed, Where(flag))
+    layer.setdefault(section, {}).update(conf)
+    return layer
+
+
+def flags_layer(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """A layer from recipe flags/defaults ``{flag: value}`` (flags named in FLAG_PATHS); None means "not
+    given" and is skipped.  ``*_conf`` values may be YAML/JSON text; "none" for specaug/scheduler means null."""
+    layer: Dict[str, Any] = {}
+    for name, v in values.items():
+        if v is None:
+            continue
+        if name not in FLAG_PATHS:
+            raise ConfigError(f"--{name}: no config key for this flag (known: {', '.join(sorted(FLAG_PATHS))})")
+        path = FLAG_PATHS[name]
+        if path in SECTIONS:
+            slot = SECTIONS[path].CLASS_KEY
+            cn = values.get(slot) if slot else None
+            apply_conf_flag(layer, path, v, f"--{name}", None if is_null_name(cn) else cn.lower())
+        else:
+            set_path(layer, path, None if path in ("specaug", "scheduler") and is_null_name(v) else v)
+    return layer
+
+
+def parse_overrides(items: Sequence[str], source: str = "command line") -> YamlDict:
+    """Hydra-style overrides ``++train_conf.max_epoch=5`` (also ``+key=v`` / ``key=v``); values are YAML."""
+    out = YamlDict(path=source)
+    for item in items:
+        key, sep, text = item.lstrip("+").partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source}: override {item!r} must look like ++section.key=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: override {item!r}: value is not valid YAML: {getattr(e, 'problem', e)}") from None
+        set_path(out, key.strip(), value)
+    return out
+
+
+# ----------------------------------------------------------------------------------- model dir layers
+def model_dir_layers(model_dir, purpose: str = "infer",
+                     decoding_overrides: Optional[Mapping] = None) -> List[Tuple[str, Mapping]]:
+    """Layers 1-3 for a model dir: built-in defaults, config.yaml, the files the dir has (configuration.json
+    ``file_path_metas``, else am.mvn / tokens / seg_dict found by name, as FunASR injects them), then
+    decoding.yaml (``purpose="infer"``, plus flat ``decoding_overrides``) or finetune.yaml
+    (``purpose="finetune"``).  Append the recipe defaults and command-line layers, then merge_layers().
+
+    ``model_dir`` is a funasr_lite.hub.model_dir.ModelDir (root, config, cmvn, tokens, seg_dict, decoding_yaml,
+    finetune_yaml, configuration) or a directory path (files found by their standard names)."""
+    if purpose not in ("infer", "finetune"):
+        raise ValueError(f"purpose must be 'infer' or 'finetune', got {purpose!r}")
+    root = os.fspath(getattr(model_dir, "root", model_dir))
+
+    def find(attr: str, *names: str) -> Optional[str]:
+        if hasattr(model_dir, attr):
+            return getattr(model_dir, attr)
+        return next((os.path.join(root, n) for n in names if os.path.isfile(os.path.join(root, n))), None)
+
+    cfg_path = find("config", "config.yaml") or os.path.join(root, "config.yaml")
+    layers: List[Tuple[str, Mapping]] = [("built-in defaults", builtin_defaults()), (cfg_path, load_yaml(cfg_path))]
+    configuration = getattr(model_dir, "configuration", None)
+    if configuration is None and os.path.isfile(os.path.join(root, "configuration.json")):
+        configuration = load_json(os.path.join(root, "configuration.json"))
+    metas = (configuration or {}).get("file_path_metas")
+    if isinstance(metas, Mapping):
+        layers.append((os.path.join(root, "configuration.json"), file_path_metas_layer(root, metas)[0]))
+    else:
+        found: Dict[str, Any] = {}
+        for attr, names, path in (("cmvn", ("am.mvn",), "frontend_conf.cmvn_file"),
+                                  ("tokens", ("tokens.json", "tokens.txt"), "tokenizer_conf.token_list"),
+                                  ("seg_dict", ("seg_dict",), "tokenizer_conf.seg_dict_file")):
+            f = find(attr, *names)
+            if f:
+                set_path(found, path, f)
+        if found:
+            layers.append((f"files in {root}", found))
+    extra = find("decoding_yaml", "decoding.yaml") if purpose == "infer" else find("finetune_yaml", "finetune.yaml")
+    if extra:
+        layers.append((extra, decoding_layer(load_yaml(extra)) if purpose == "infer" else load_yaml(extra)))
+    if decoding_overrides:
+        layers.append(("decoding overrides", decoding_layer(dict(decoding_overrides))))
+    return layers
+
+
+def load_model_config(model_dir, decoding_overrides: Optional[Mapping] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Inference entry point: (model dict, decoding dict) for a model dir, strictly validated.
+
+    The model dict holds only the network/frontend/tokenizer keys of config.yaml in 1.x names, plus
+    ``token_list`` when the config carries the list itself; the decoding dict is every DecodingConf field
+    after built-in defaults < decoding.yaml < ``decoding_overrides`` (flat decoding.yaml-style keys)."""
+    cfg = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer", decoding_overrides)))
+    return cfg.model_dict(), cfg.decoding.to_dict(full=True)

@@ -1,0 +1,140 @@
+"""Config files: strict YAML/JSON loading (with each key's line number), atomic YAML writing, and the
+provenance listing of a final config.
+
+The layering, schema and validation built on top of these live in :mod:`funasr_lite.config.merge`,
+:mod:`funasr_lite.config.schema`, :mod:`funasr_lite.config.sections` and :mod:`funasr_lite.config.fields`.
+"""
+
+import json
+import os
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+from funasr_lite.errors import ConfigError
+from funasr_lite.utils.fileio import atomic_write_text
+
+KeyPath = Tuple[str, ...]  # a key path into a nested config, e.g. ("train_conf", "max_epoch")
+
+
+class YamlDict(dict):
+    """A dict loaded from a file; ``lines`` maps a key path (tuple) to its 1-based line, ``path`` the file."""
+
+    def __init__(self, data=(), lines: Optional[Dict[KeyPath, int]] = None, path: str = ""):
+        super().__init__(data)
+        self.lines: Dict[KeyPath, int] = dict(lines or {})
+        self.path = path
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#04x})") from None
+
+
+def load_yaml(path: str) -> YamlDict:
+    """Load a YAML mapping with ``yaml.safe_load`` semantics; ``{}`` for an empty file.
+
+    Raises ConfigError naming ``file:line`` for a syntax error, a duplicate key (YAML would silently keep
+    the last one) or a top level that is not a mapping.
+    """
+    path = os.fspath(path)
+    loader = yaml.SafeLoader(_read_text(path))
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+        problem = getattr(e, "problem", None) or str(e)
+        context = getattr(e, "context", None)
+        raise ConfigError(f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        return YamlDict(path=path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping of keys, got {type(data).__name__}")
+    lines: Dict[KeyPath, int] = {}
+
+    def walk(n, prefix: KeyPath) -> None:
+        if not isinstance(n, yaml.MappingNode):
+            return
+        seen: Dict[str, int] = {}
+        for kn, vn in n.value:
+            if not isinstance(kn, yaml.ScalarNode):
+                continue
+            line = kn.start_mark.line + 1
+            if kn.value in seen and kn.value != "<<":
+                raise ConfigError(f"{path}:{line}: duplicate key '{'.'.join(prefix + (kn.value,))}' "
+                                  f"(first set on line {seen[kn.value]})")
+            seen[kn.value] = line
+            lines[prefix + (kn.value,)] = line
+            walk(vn, prefix + (kn.value,))
+
+    walk(node, ())
+    return YamlDict(data, lines, path)
+
+
+def load_json(path: str) -> dict:
+    """Load a JSON object; ``{}`` for an empty file. ConfigError names ``file:line:col`` and the problem."""
+    path = os.fspath(path)
+    text = _read_text(path)
+    if not text.strip():
+        return {}
+
+    def no_dupes(pairs):
+        out = {}
+        for k, v in pairs:
+            if k in out:
+                raise ConfigError(f"{path}: duplicate key '{k}'")
+            out[k] = v
+        return out
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_dupes)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the top level must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def plain(v):
+    """Deep copy into plain dict/list/scalars (tuples become lists) so yaml.safe_dump accepts it."""
+    if isinstance(v, Mapping):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    return v
+
+
+def save_yaml(path: str, data: Mapping) -> None:
+    """Write ``data`` as block-style UTF-8 YAML, atomically (keys keep their order)."""
+    atomic_write_text(path, yaml.safe_dump(plain(data), allow_unicode=True, sort_keys=False, default_flow_style=False))
+
+
+def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = "default") -> str:
+    """Render ``d`` as YAML-like lines ``key: value  # source``; long lists are shown by their length."""
+    lines: List[str] = []
+
+    def walk(m: Mapping, prefix: KeyPath, indent: str) -> None:
+        for k, v in m.items():
+            p = prefix + (str(k),)
+            if isinstance(v, Mapping) and v:
+                lines.append(f"{indent}{k}:")
+                walk(v, p, indent + "  ")
+                continue
+            shown = f"[{len(v)} items]" if isinstance(v, (list, tuple)) and len(v) > 8 else \
+                yaml.safe_dump(plain(v), default_flow_style=True, allow_unicode=True).replace("\n...", "").strip()
+            lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), default)}")
+
+    walk(d, (), "")
+    return "\n".join(lines)

@@ -1,0 +1,385 @@
+"""``large`` datasets: split a data dir into shards, then stream them with bounded memory.
+
+:func:`make_shards` writes ``OUT/split/NNNNN/{wav.scp,text,utt2dur}`` (keys
+matched, audio paths absolute, durations in ms from the audio headers), a
+``data.list`` with one ``<wav.scp> <text>`` pair per line (paths relative to
+``data.list``), ``bad_utts.txt`` (utterances left out, and why) and
+``shards.json`` (counts, and a fingerprint of the source files so
+:func:`ensure_shards` rebuilds stale shards instead of reusing them, unlike
+FunASR's ``split/`` dirs). ``data.list`` and ``shards.json`` are written last,
+so an interrupted run leaves no usable-looking half output.
+
+:class:`ShardStream` is the IterableDataset: per epoch the shard list is
+shuffled with ``seed + epoch`` and dealt out by rank, then by DataLoader
+worker. Each worker reads one shard at a time, filters utterances with
+:func:`~funasr_lite.data.dataset.check_utterance` before touching the audio, keeps at
+most ``shuffle_size`` utterance records (no audio) in a shuffle buffer, sorts
+windows of ``sort_size`` by duration and yields batches with
+``len(batch) x longest_ms <= batch_bins``; audio is loaded only for the
+batch being yielded. Counts of dropped utterances are logged per worker at
+the end of each epoch (and kept in ``last_stats`` when there are no workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from funasr_lite.data.audio import load_audio
+from funasr_lite.data.datadir import read_scp
+from funasr_lite.data.dataset import (
+    BadUtterance, DatasetOptions, ScanReport, Utterance, _header_ms, _unk_id, check_utterance,
+)
+from funasr_lite.errors import AudioError, DataDirError
+from funasr_lite.utils.fileio import atomic_write_json, atomic_write_text
+
+__all__ = ["ShardSummary", "make_shards", "ensure_shards", "read_data_list", "scan_shards", "ShardStream"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "shards.json"
+
+
+@dataclass
+class ShardSummary:
+    """What :func:`make_shards` wrote."""
+
+    data_list: str  # path of data.list
+    num_shards: int  # shard dirs written
+    written: int  # utterances in the shards
+    report: ScanReport  # utterances left out (data_dir / audio reasons only)
+
+
+def _fingerprint(data_dir: str) -> Dict[str, List[int]]:
+    out = {}
+    for name in ("wav.scp", "text"):
+        st = os.stat(os.path.join(data_dir, name))
+        out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
+                overwrite: bool = False, max_listed_bad: int = 1000) -> ShardSummary:
+    """Split ``data_dir`` into shards of ``utts_per_shard`` utterances under ``out_dir``.
+
+    Utterances with a bad wav.scp/text entry or an unreadable audio header are left
+    out and listed in ``out_dir/bad_utts.txt`` (they are counted again by
+    :func:`scan_shards`, so the training threshold sees them).
+
+    Raises:
+        DataDirError: unreadable data dir, no usable utterance, or ``out_dir`` already
+            holds shards and ``overwrite`` is False.
+        ValueError: ``utts_per_shard < 1``.
+    """
+    from funasr_lite.data.datadir import load_data_dir
+
+    if utts_per_shard < 1:
+        raise ValueError(f"utts_per_shard must be >= 1, got {utts_per_shard}")
+    data_list = os.path.join(out_dir, "data.list")
+    split = os.path.join(out_dir, "split")
+    if os.path.exists(data_list) or os.path.exists(split):
+        if not overwrite:
+            raise DataDirError(f"{out_dir}: already holds shards (data.list or split/); "
+                               "pass --overwrite to rebuild them")
+        if os.path.exists(split) and not os.path.exists(os.path.join(out_dir, MANIFEST)):
+            raise DataDirError(f"{split}: exists but was not made by make_shards (no {MANIFEST}); "
+                               "remove it yourself or choose another out_dir")
+        for name in ("data.list", MANIFEST):
+            if os.path.exists(os.path.join(out_dir, name)):
+                os.unlink(os.path.join(out_dir, name))
+        shutil.rmtree(split, ignore_errors=True)
+    dd = load_data_dir(data_dir, mode="train", check_audio=True)
+    report = ScanReport(source=os.fspath(data_dir))
+    report.notes = [str(p) for p in dd.file_errors()]
+    failed = dd.failed_keys()
+    texts = dd.texts or {}
+    rows: List[Tuple[str, str, str, float]] = []
+    for key, path in dd.wavs.items():
+        report.total += 1
+        if key in failed:
+            report.add_bad(BadUtterance(key, "data_dir", "; ".join(str(p) for p in failed[key])),
+                           max_listed_bad)
+            continue
+        try:
+            ms = _header_ms(path)
+        except AudioError as exc:
+            report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"),
+                           max_listed_bad)
+            continue
+        rows.append((key, os.path.abspath(path), texts[key], ms))
+        report.kept += 1
+        report.kept_ms += ms
+    if not rows:
+        raise DataDirError(f"{data_dir}: no usable utterance to shard\n{report.format(50)}")
+    os.makedirs(split, exist_ok=True)
+    pairs = []
+    n_shards = -(-len(rows) // utts_per_shard)
+    for s in range(n_shards):
+        chunk = rows[s * utts_per_shard:(s + 1) * utts_per_shard]
+        sdir = os.path.join(split, f"{s + 1:05d}")
+        os.makedirs(sdir, exist_ok=True)
+        atomic_write_text(os.path.join(sdir, "wav.scp"), "".join(f"{k} {p}\n" for k, p, _, _ in chunk))
+        atomic_write_text(os.path.join(sdir, "text"), "".join(f"{k} {t}\n" for k, _, t, _ in chunk))
+        atomic_write_text(os.path.join(sdir, "utt2dur"), "".join(f"{k} {ms:.3f}\n" for k, _, _, ms in chunk))
+        rel = os.path.join("split", f"{s + 1:05d}")
+        pairs.append(f"{rel}/wav.scp {rel}/text\n")
+    atomic_write_text(os.path.join(out_dir, "bad_utts.txt"), "".join(f"{b}\n" for b in report.bad))
+    atomic_write_json(os.path.join(out_dir, MANIFEST), {
+        "source": os.path.abspath(data_dir), "fingerprint": _fingerprint(data_dir),
+        "utts_per_shard": utts_per_shard, "num_shards": n_shards, "total": report.total,
+        "written": len(rows), "bad_counts": report.counts,
+        "bad": [[b.key, b.reason, b.detail] for b in report.bad],
+    })
+    atomic_write_text(data_list, "".join(pairs))
+    report.log()
+    return ShardSummary(data_list, n_shards, len(rows), report)
+
+
+def ensure_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000) -> str:
+    """Reuse ``out_dir``'s shards if made from the same, unchanged ``data_dir``; else rebuild.
+
+    Returns the ``data.list`` path.
+    """
+    import json
+
+    data_list = os.path.join(out_dir, "data.list")
+    manifest = os.path.join(out_dir, MANIFEST)
+    if os.path.exists(data_list) and os.path.exists(manifest):
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                meta = json.load(f)
+            same = (meta.get("source") == os.path.abspath(data_dir)
+                    and meta.get("fingerprint") == _fingerprint(data_dir)
+                    and meta.get("utts_per_shard") == utts_per_shard)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            logger.info("reusing shards in %s (source %s unchanged)", out_dir, data_dir)
+            return data_list
+        logger.info("rebuilding stale shards in %s", out_dir)
+    return make_shards(data_dir, out_dir, utts_per_shard, overwrite=True).data_list
+
+
+def read_data_list(data: str) -> List[Tuple[str, str]]:
+    """``(wav.scp, text)`` path pairs from a data.list file (or a dir holding one).
+
+    Lines are ``<wav.scp> <text>`` (tab- or space-separated); relative paths are
+    taken relative to the data.list's dir.
+
+    Raises:
+        DataDirError: no data.list, a malformed line or a missing shard file.
+    """
+    path = os.path.join(data, "data.list") if os.path.isdir(data) else data
+    if not os.path.isfile(path):
+        raise DataDirError(f"{path}: no data.list; for dataset_type 'large' make one with "
+                           f"'python tools/make_shards.py DATA_DIR OUT_DIR'")
+    base = os.path.dirname(os.path.abspath(path))
+    pairs = []
+    with open(path, encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split("\t") if "\t" in line else line.split()
+            if len(parts) != 2:
+                raise DataDirError(f"{path}:{lineno}: expected '<wav.scp> <text>', got {line!r}")
+            full = [p if os.path.isabs(p) else os.path.join(base, p) for p in parts]
+            for p in full:
+                if not os.path.isfile(p):
+                    raise DataDirError(f"{path}:{lineno}: shard file not found: {p}")
+            pairs.append((full[0], full[1]))
+    if not pairs:
+        raise DataDirError(f"{path}: is empty (no shards)")
+    return pairs
+
+
+def _manifest_bad(data: str) -> Tuple[Dict[str, int], List[List[str]]]:
+    import json
+
+    base = data if os.path.isdir(data) else os.path.dirname(data)
+    manifest = os.path.join(base, MANIFEST)
+    if not os.path.isfile(manifest):
+        return {}, []
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise DataDirError(f"{manifest}: unreadable shard manifest: {exc}") from exc
+    return dict(meta.get("bad_counts", {})), list(meta.get("bad", []))
+
+
+def _read_shard(wav_scp: str, text_path: str) -> Iterator[Tuple[str, str, Optional[str], Optional[float], str]]:
+    """``(key, audio path, text or None, duration ms or None, "file:line")`` per wav.scp entry."""
+    wavs = read_scp(wav_scp, what="wav.scp")
+    texts = read_scp(text_path, what="text")
+    durs: Dict[str, float] = {}
+    dur_path = os.path.join(os.path.dirname(wav_scp), "utt2dur")
+    if os.path.isfile(dur_path):
+        for key, value in read_scp(dur_path, what="text").entries.items():
+            try:
+                durs[key] = float(value)
+            except ValueError:
+                logger.warning("%s: bad duration %r for %s; reading the header instead", dur_path, value, key)
+    base = os.path.dirname(wav_scp)
+    for p in wavs.problems:
+        logger.warning("%s", p)
+    for key, path in wavs.entries.items():
+        if not os.path.isabs(path) and not os.path.exists(path):
+            path = os.path.join(base, path)
+        yield key, path, texts.entries.get(key), durs.get(key), f"{wav_scp}:{wavs.lines[key]}"
+
+
+def _check(rec: Tuple[str, str, Optional[str], Optional[float], str], tokenizer: Any,
+           opts: DatasetOptions, unk: Optional[int]) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
+    key, path, text, ms, where = rec
+    if text is None:
+        return None, BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
+    if not os.path.isfile(path):
+        return None, BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
+    return check_utterance(key, path, text, tokenizer, opts, duration_ms=ms, where=where, unk_id=unk)
+
+
+def scan_shards(data: str, tokenizer: Any, opts: DatasetOptions) -> ScanReport:
+    """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
+
+    Memory: counts plus at most ``opts.max_listed_bad`` bad entries. Utterances
+    :func:`make_shards` left out (from ``shards.json``) count as dropped too.
+
+    Raises:
+        DataDirError: bad data.list, or more than ``opts.max_bad_ratio`` dropped.
+    """
+    report = ScanReport(source=os.fspath(data))
+    counts, listed = _manifest_bad(data)
+    for reason, n in counts.items():
+        report.counts[reason] = int(n)
+        report.total += int(n)
+    report.bad = [BadUtterance(*b) for b in listed[:opts.max_listed_bad]]
+    unk = _unk_id(tokenizer)
+    for wav_scp, text_path in read_data_list(data):
+        for rec in _read_shard(wav_scp, text_path):
+            report.total += 1
+            utt, bad = _check(rec, tokenizer, opts, unk)
+            if bad is not None:
+                report.add_bad(bad, opts.max_listed_bad)
+            else:
+                report.kept += 1
+                report.kept_ms += utt.duration_ms  # type: ignore[union-attr]
+    report.log()
+    report.raise_if_too_bad(opts.max_bad_ratio)
+    return report
+
+
+class ShardStream(IterableDataset):
+    """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards (see module doc).
+
+    With ``opts.shuffle`` the shard order and the shuffle buffer are random
+    (seeded by ``seed + epoch``, rank and worker); otherwise everything is in
+    file order except the sort window. Use with ``DataLoader(batch_size=None,
+    collate_fn=Collator(...))``.
+    """
+
+    def __init__(self, data: str, tokenizer: Any, opts: DatasetOptions, *, rank: int = 0,
+                 world_size: int = 1, epoch: int = 0) -> None:
+        super().__init__()
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+        self.shards = read_data_list(data)
+        if len(self.shards) < world_size:
+            raise DataDirError(f"{data}: {len(self.shards)} shard(s) for {world_size} ranks; every rank "
+                               "needs at least one: make more shards (smaller --utts_per_shard)")
+        self.tokenizer, self.opts = tokenizer, opts
+        self.rank, self.world_size, self.epoch = rank, world_size, epoch
+        self.last_stats: Counter = Counter()  # counts of the last epoch run in this process
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shard order and shuffle of ``epoch``."""
+        self.epoch = epoch
+
+    def my_shards(self, worker_id: int = 0, num_workers: int = 1) -> List[Tuple[str, str]]:
+        """The shards this rank and worker read this epoch."""
+        shards = list(self.shards)
+        if self.opts.shuffle:
+            random.Random(self.opts.seed + self.epoch).shuffle(shards)
+        return shards[self.rank::self.world_size][worker_id::num_workers]
+
+    def _utterances(self, shards: List[Tuple[str, str]], stats: Counter) -> Iterator[Utterance]:
+        unk = _unk_id(self.tokenizer)
+        for wav_scp, text_path in shards:
+            for rec in _read_shard(wav_scp, text_path):
+                utt, bad = _check(rec, self.tokenizer, self.opts, unk)
+                if bad is not None:
+                    stats[bad.reason] += 1
+                    logger.debug("dropped %s", bad)
+                else:
+                    stats["kept"] += 1
+                    yield utt  # type: ignore[misc]
+
+    def _shuffled(self, utts: Iterator[Utterance], rng: random.Random, stats: Counter) -> Iterator[Utterance]:
+        if not self.opts.shuffle:
+            yield from utts
+            return
+        buf: List[Utterance] = []
+        for u in utts:
+            buf.append(u)
+            stats["max_buffered"] = max(stats["max_buffered"], len(buf))
+            if len(buf) >= self.opts.shuffle_size:
+                j = rng.randrange(len(buf))
+                buf[j], buf[-1] = buf[-1], buf[j]
+                yield buf.pop()
+        rng.shuffle(buf)
+        yield from buf
+
+    def _sorted(self, utts: Iterator[Utterance]) -> Iterator[Utterance]:
+        win: List[Utterance] = []
+        for u in utts:
+            win.append(u)
+            if len(win) >= self.opts.sort_size:
+                yield from sorted(win, key=lambda x: x.duration_ms)
+                win = []
+        yield from sorted(win, key=lambda x: x.duration_ms)
+
+    def _batches(self, utts: Iterator[Utterance]) -> Iterator[List[Utterance]]:
+        cur: List[Utterance] = []
+        longest = 0
+        for u in utts:
+            units = self.opts.batch_units(u.duration_ms)
+            if cur and (len(cur) + 1) * max(longest, units) > self.opts.batch_bins:
+                yield cur
+                cur, longest = [], 0
+            cur.append(u)
+            longest = max(longest, units)
+        if cur:
+            yield cur
+
+    def __iter__(self) -> Iterator[List[Tuple[str, torch.Tensor, torch.Tensor]]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        rng = random.Random(f"{self.opts.seed}-{self.epoch}-{self.rank}-{wid}")
+        stats: Counter = Counter()
+        self.last_stats = stats
+        utts = self._sorted(self._shuffled(self._utterances(self.my_shards(wid, nw), stats), rng, stats))
+        for batch in self._batches(utts):
+            items = []
+            for u in batch:
+                try:
+                    wav = load_audio(u.path, self.opts.sample_rate)
+                except AudioError as exc:
+                    stats["audio"] += 1
+                    logger.warning("skipping utterance %s: %s", u.key, exc)
+                    continue
+                items.append((u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)))
+            stats["batches"] += 1
+            if items:
+                yield items
+        dropped = {k: v for k, v in stats.items() if k not in ("kept", "batches", "max_buffered")}
+        logger.info("rank %d worker %d epoch %d: %d utterances in %d batches, dropped %s",
+                    self.rank, wid, self.epoch, stats["kept"] - stats["audio"], stats["batches"],
+                    dropped or "none")

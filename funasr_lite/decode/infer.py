@@ -1,0 +1,312 @@
+"""Decode a Kaldi data dir with a Paraformer model dir: the job behind the recipes' infer.py.
+
+Outputs, under ``output_dir/1best_recog/`` (one ``key value`` line each, sorted by key,
+each file replaced atomically; the output dir itself is never deleted):
+
+* ``text``: the post-processed sentence; ``token``: space-separated tokens;
+  ``score``: the hypothesis score (sum of max log-probs for greedy decoding);
+  ``timestamp``: CIF token times ``[[start_ms,end_ms],...]``;
+* ``failed``: ``key reason`` for each utterance that could not be decoded;
+* with ``data_dir/text``: ``text.cer`` (FunASR's format; failed utterances count
+  as deletions) and ``errs-<data set>-<decoding>.txt``, an aligned REF/HYP report.
+
+Every key of ``wav.scp`` ends up in exactly one of ``text`` or ``failed``.
+Exit status of :func:`main`-style callers: 0 all decoded, 2 some utterances
+failed, 1 the job could not run (bad model dir, data dir or arguments).
+"""
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from funasr_lite.data.audio import audio_duration, load_audio
+from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer
+from funasr_lite.data.datadir import DataDir, load_data_dir
+from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.utils.fileio import atomic_copy, atomic_write_text
+from funasr_lite.hub.download import resolve_model
+from funasr_lite.decode.transcribe import Transcriber, load_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InferOptions:
+    """Options of one decoding job (the recipe flags)."""
+
+    # model dir (1.x or 0.x layout) or ModelScope id
+    model: str
+    # Kaldi data dir holding wav.scp and optionally text
+    data_dir: str
+    # where 1best_recog/ goes; created if missing, never deleted
+    output_dir: str
+    # max utterances per batch (batches are sorted by length)
+    batch_size: int = 32
+    # max total audio seconds per batch (0 = no limit)
+    batch_seconds: float = 300.0
+    # beam width; 1 = greedy
+    beam_size: Optional[int] = None
+    # CTC weight in beam search (model must have a CTC head)
+    ctc_weight: Optional[float] = None
+    # cpu, cuda, cuda:N; None = cuda if available
+    device: Optional[str] = None
+    # torch CPU threads
+    ncpu: int = 2
+    # utterances longer than this (seconds) are refused instead of risking OOM
+    max_duration: float = 600.0
+    # a weights file inside the model dir to use instead of its default
+    checkpoint: Optional[str] = None
+
+
+@dataclass
+class InferResult:
+    """What a job did: counts, timing, and where the outputs are."""
+
+    # number of utterances in wav.scp
+    num_utts: int
+    # key -> reason, for utterances that could not be decoded
+    failed: Dict[str, str]
+    # seconds of audio decoded
+    audio_seconds: float
+    # wall seconds of the decode loop
+    wall_seconds: float
+    # output_dir/1best_recog
+    result_dir: str
+    # the text.cer summary line, when data_dir/text exists
+    cer_summary: Optional[str] = None
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def _make_batches(durations: Dict[str, float], batch_size: int, batch_seconds: float) -> List[List[str]]:
+    """Longest-first batches bounded by utterance count and total seconds."""
+    batches: List[List[str]] = []
+    current: List[str] = []
+    total = 0.0
+    for key in sorted(durations, key=lambda k: (-durations[k], k)):
+        if current and (len(current) >= batch_size or (batch_seconds > 0 and total + durations[key] > batch_seconds)):
+            batches.append(current)
+            current, total = [], 0.0
+        current.append(key)
+        total += durations[key]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _where(data: DataDir, key: str) -> str:
+    """``<data_dir>/wav.scp:<line>`` of an utterance, for messages."""
+    return f"{os.path.join(data.path, 'wav.scp')}:{data.wav_lines.get(key, '?')}"
+
+
+def _decode_batch(asr: Transcriber, data: DataDir, keys: List[str], wavs: Dict[str, torch.Tensor],
+                  results: Dict[str, Dict], failed: Dict[str, str]) -> None:
+    """Decode one batch; on a runtime error (e.g. out of memory) retry each utterance alone."""
+    try:
+        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
+            results[key] = res
+    except (RuntimeError, FunasrLiteError) as e:
+        if len(keys) == 1:
+            failed[keys[0]] = f"{_where(data, keys[0])}: {data.wavs[keys[0]]}: decoding failed: {_one_line(e)}"
+            return
+        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), _one_line(e)[:200])
+        for key in keys:
+            _decode_batch(asr, data, [key], wavs, results, failed)
+
+
+def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, str]) -> None:
+    fields = {
+        "text": lambda r: r["text"],
+        "token": lambda r: " ".join(r["tokens"]),
+        "score": lambda r: f"{r['score']:.6f}",
+        "timestamp": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["timestamp"]) + "]",
+    }
+    for name, fmt in fields.items():
+        atomic_write_text(os.path.join(result_dir, name),
+                          "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in sorted(results)))
+    atomic_write_text(os.path.join(result_dir, "failed"), "".join(f"{k} {failed[k]}\n" for k in sorted(failed)))
+
+
+def decoding_tag(asr: Transcriber) -> str:
+    """A short name of the decoding settings for result file names (icefall style)."""
+    opts = asr.options
+    if opts.beam_size <= 1 and opts.ctc_weight <= 0:
+        return "greedy"
+    tag = f"beam{opts.beam_size}"
+    return tag + (f"-ctc{opts.ctc_weight:g}" if opts.ctc_weight > 0 else "")
+
+
+def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> InferResult:
+    """Decode ``opts.data_dir`` and write the outputs (see the module docstring).
+
+    Raises:
+        FunasrLiteError: the job cannot run at all (data dir, model dir, output dir).
+    """
+    torch.set_num_threads(max(1, opts.ncpu))
+    # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
+    data = load_data_dir(opts.data_dir, mode="infer")
+    for problem in data.warnings:
+        logger.warning("%s", problem)
+    failing = data.failed_keys(include_text=False)
+    failed: Dict[str, str] = {k: "; ".join(_one_line(f"{p.file}:{p.line}: {p.message}") for p in probs)
+                              for k, probs in failing.items()}
+    # errors that fail no utterance (a bad text line, a line without a readable key) are still reported
+    for problem in data.errors:
+        if not any(problem is p for probs in failing.values() for p in probs):
+            logger.warning("%s", problem)
+    # 2. output dir must be writable before any work is done
+    result_dir = os.path.join(opts.output_dir, "1best_recog")
+    try:
+        os.makedirs(result_dir, exist_ok=True)
+        atomic_write_text(os.path.join(result_dir, ".write_test"), "")
+        os.unlink(os.path.join(result_dir, ".write_test"))
+    except OSError as e:
+        raise FunasrLiteError(f"output dir {opts.output_dir} is not writable: {e.strerror or e}") from e
+    # 3. model
+    if asr is None:
+        overrides = {k: v for k, v in (("beam_size", opts.beam_size), ("ctc_weight", opts.ctc_weight)) if v is not None}
+        asr = load_model(opts.model, opts.device, checkpoint=opts.checkpoint, config_overrides=overrides or None)
+    # 4. durations from headers; unreadable or too long audio fails here, before decoding
+    durations: Dict[str, float] = {}
+    for key in data.good_keys(include_text=False):
+        path = data.wavs[key]
+        try:
+            dur = audio_duration(path)
+        except FunasrLiteError as e:
+            failed[key] = f"{_where(data, key)}: {_one_line(e)}"
+            continue
+        if dur > opts.max_duration:
+            failed[key] = (f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
+                           f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration")
+            continue
+        durations[key] = dur
+    # 5. decode, longest batches first, with a running RTF
+    results: Dict[str, Dict] = {}
+    audio_seconds, start = 0.0, time.perf_counter()
+    batches = _make_batches(durations, max(1, opts.batch_size), opts.batch_seconds)
+    with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
+        for keys in batches:
+            wavs: Dict[str, torch.Tensor] = {}
+            for key in keys:
+                try:
+                    wavs[key] = load_audio(data.wavs[key], asr.sample_rate)
+                except FunasrLiteError as e:
+                    failed[key] = f"{_where(data, key)}: {_one_line(e)}"
+            good = [k for k in keys if k in wavs]
+            if good:
+                _decode_batch(asr, data, good, wavs, results, failed)
+                audio_seconds += sum(wavs[k].numel() for k in good if k in results) / asr.sample_rate
+            bar.update(len(keys))
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(rtf=f"{elapsed / audio_seconds:.4f}" if audio_seconds else "-")
+    wall = time.perf_counter() - start
+    for key in failed:
+        logger.warning("failed: %s %s", key, failed[key])
+    # 6. outputs, then CER against data_dir/text (restricted to wav.scp keys)
+    _write_outputs(result_dir, results, failed)
+    result = InferResult(num_utts=len(data.wavs), failed=failed, audio_seconds=audio_seconds,
+                         wall_seconds=wall, result_dir=result_dir)
+    if data.texts is not None:
+        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
+        write_text_cer(os.path.join(result_dir, "text.cer"), report)
+        set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
+        write_error_report(os.path.join(result_dir, f"errs-{set_name}-{decoding_tag(asr)}.txt"), report)
+        result.cer_summary = report.summary_line()
+    return result
+
+
+def summary_lines(result: InferResult) -> List[str]:
+    """The lines the recipe prints at the end of a job."""
+    lines = [f"results: {result.result_dir}"]
+    if result.cer_summary:
+        lines.append(result.cer_summary)
+    lines.append(f"decoded {result.num_utts - len(result.failed)}/{result.num_utts} utterances "
+                 f"({len(result.failed)} failed), {result.audio_seconds:.1f} s of audio in "
+                 f"{result.wall_seconds:.1f} s, RTF {result.rtf:.4f}")
+    if result.failed:
+        lines.append(f"failed utterances are listed in {os.path.join(result.result_dir, 'failed')}")
+    return lines
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model: Optional[str],
+                          required_files: Sequence[str]) -> str:
+    """Make a finetune output dir decodable; return the path of the checkpoint to decode with.
+
+    Files of ``required_files`` (and config.yaml, tokens, am.mvn) that the dir lacks
+    are copied in from the init model, which is resolved only when something is missing.
+
+    Raises:
+        ModelDirError: the dir or the checkpoint does not exist (the message lists
+            the checkpoints that do), or a required file is in neither dir.
+    """
+    if not os.path.isdir(output_dir):
+        raise ModelDirError(f"finetune output dir {output_dir} does not exist")
+    ckpt = os.path.join(output_dir, decoding_model_name)
+    if not os.path.isfile(ckpt):
+        available = sorted(f for f in os.listdir(output_dir)
+                           if f.endswith((".pb", ".pt", ".pth")) and f != "checkpoint.pb")
+        raise ModelDirError(f"checkpoint {ckpt} does not exist; available in {output_dir}: "
+                            f"{', '.join(available) or 'none (did finetuning finish an epoch?)'}")
+    has_tokens = any(os.path.isfile(os.path.join(output_dir, t)) for t in ("tokens.json", "tokens.txt"))
+    wanted = list(dict.fromkeys([*required_files, "config.yaml", "am.mvn"]))
+    missing = [name for name in wanted if not os.path.isfile(os.path.join(output_dir, name))]
+    if not has_tokens:
+        missing.append("tokens.json")
+    essential = [n for n in missing if n in ("config.yaml", "am.mvn")]
+    if missing:
+        source = None
+        try:
+            source = resolve_model(init_model) if init_model else None
+        except FunasrLiteError as e:
+            if essential:
+                raise
+            logger.warning("init model not available (%s); going on without %s", e, ", ".join(missing))
+        if source is None and essential:
+            raise ModelDirError(f"{output_dir} lacks {', '.join(essential)} and no --modelscope_model_name was given")
+        for name in missing if source else []:
+            candidates = [name] if name != "tokens.json" else ["tokens.json", "tokens.txt"]
+            found = [c for c in candidates if os.path.isfile(os.path.join(source, c))]
+            if found:
+                atomic_copy(os.path.join(source, found[0]), os.path.join(output_dir, found[0]))
+                logger.info("copied %s from the init model %s", found[0], source)
+            elif name in essential:
+                raise ModelDirError(f"{name} is missing from {output_dir} and from the init model {source}")
+            else:
+                logger.info("%s is in neither %s nor the init model; not needed to decode", name, output_dir)
+    logger.info("decoding with %s (sha256 %s)", ckpt, file_sha256(ckpt))
+    return ckpt
+
+
+def run_after_finetune(opts: InferOptions, decoding_model_name: str, init_model: Optional[str],
+                       required_files: Sequence[str]) -> InferResult:
+    """Decode with a checkpoint of a finetune dir into ``<finetune dir>/decode_results``.
+
+    ``opts.model`` is the finetune output dir; ``opts.output_dir`` is ignored and
+    set to ``<opts.model>/decode_results``.
+    """
+    prepare_finetuned_dir(opts.model, decoding_model_name, init_model, required_files)
+    opts.checkpoint = decoding_model_name
+    opts.output_dir = os.path.join(opts.model, "decode_results")
+    return run_inference(opts)

@@ -1,0 +1,218 @@
+"""ModelScope Paraformer model dirs: layout detection and safe checkpoint loading.
+
+Two layouts are supported, unchanged (see shared spec section 4):
+
+* FunASR 1.x: ``config.yaml model.pt tokens.json am.mvn [seg_dict] [configuration.json]``.
+  When ``configuration.json`` has ``file_path_metas``, its entries (relative to
+  the dir) name the files; otherwise the fixed names above are used.
+* Legacy 0.x: ``configuration.json`` whose ``model.am_model_name`` names the
+  checkpoint (``model.pb``) and whose ``model.model_config`` names
+  ``am_model_config`` (config.yaml, with ``token_list``), ``asr_model_config``
+  (decoding.yaml) and ``mvn_file`` (am.mvn); plus ``finetune.yaml``,
+  ``tokens.txt`` and ``seg_dict`` when present.
+"""
+
+import json
+import logging
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from funasr_lite.errors import CheckpointError, ModelDirError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelDir:
+    """The files of one model dir, as absolute paths (None where absent)."""
+
+    # the directory itself
+    root: str
+    # "1.x" or "0.x"
+    layout: str
+    # model config (config.yaml)
+    config: str
+    # weights file (model.pt, model.pb, or a finetuned *.pb)
+    checkpoint: str
+    # CMVN stats in Kaldi nnet1 text format (am.mvn)
+    cmvn: Optional[str] = None
+    # token list file (tokens.json / tokens.txt); None when config.yaml has token_list
+    tokens: Optional[str] = None
+    # English word -> @@ pieces dictionary
+    seg_dict: Optional[str] = None
+    # decoding overrides (0.x decoding.yaml)
+    decoding_yaml: Optional[str] = None
+    # finetuning overrides (0.x finetune.yaml)
+    finetune_yaml: Optional[str] = None
+    # parsed configuration.json ({} when absent)
+    configuration: Dict = field(default_factory=dict)
+
+
+def _read_json(path: str) -> Dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelDirError(f"{path}: cannot read JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise ModelDirError(f"{path}: expected a JSON object at the top level")
+    return obj
+
+
+def _optional(root: str, name: Optional[str]) -> Optional[str]:
+    if not name:
+        return None
+    path = os.path.join(root, name)
+    return path if os.path.isfile(path) else None
+
+
+def _require(root: str, name: str, what: str, missing: List[str]) -> str:
+    path = os.path.join(root, name)
+    if not os.path.isfile(path):
+        missing.append(f"{name} ({what})")
+    return path
+
+
+def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
+    """Find the files of the model dir ``root`` and check that they exist.
+
+    Args:
+        root: the model dir.
+        checkpoint: a weights file name inside ``root`` (or a path) that replaces
+            the one the layout names, e.g. ``valid.acc.ave.pb`` after finetuning.
+
+    Raises:
+        ModelDirError: the dir does not exist, or required files are missing
+            (all of them are listed).
+    """
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise ModelDirError(f"model dir {root} does not exist")
+    conf_json = os.path.join(root, "configuration.json")
+    configuration = _read_json(conf_json) if os.path.isfile(conf_json) else {}
+    model_section = configuration.get("model") if isinstance(configuration.get("model"), dict) else {}
+    missing: List[str] = []
+
+    if "am_model_name" in model_section:  # legacy 0.x
+        mc = model_section.get("model_config") or {}
+        md = ModelDir(
+            root=root, layout="0.x",
+            config=_require(root, mc.get("am_model_config", "config.yaml"), "model config", missing),
+            checkpoint=_require(root, model_section["am_model_name"], "weights, configuration.json model.am_model_name",
+                                missing) if checkpoint is None else "",
+            cmvn=_require(root, mc.get("mvn_file", "am.mvn"), "CMVN stats", missing),
+            tokens=_optional(root, "tokens.txt"),
+            seg_dict=_optional(root, "seg_dict"),
+            decoding_yaml=_optional(root, mc.get("asr_model_config", "decoding.yaml")),
+            finetune_yaml=_optional(root, "finetune.yaml"),
+            configuration=configuration,
+        )
+    else:  # 1.x
+        metas = configuration.get("file_path_metas") or {}
+        tok_conf = metas.get("tokenizer_conf") or {}
+        fe_conf = metas.get("frontend_conf") or {}
+        tokens = tok_conf.get("token_list") or ("tokens.json" if os.path.isfile(os.path.join(root, "tokens.json"))
+                                                else "tokens.txt")
+        md = ModelDir(
+            root=root, layout="1.x",
+            config=_require(root, metas.get("config", "config.yaml"), "model config", missing),
+            checkpoint=_require(root, metas.get("init_param", "model.pt"), "weights", missing)
+            if checkpoint is None else "",
+            cmvn=_require(root, fe_conf.get("cmvn_file", "am.mvn"), "CMVN stats", missing),
+            tokens=_optional(root, tokens),
+            seg_dict=_optional(root, tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"),
+            decoding_yaml=_optional(root, "decoding.yaml"),
+            finetune_yaml=_optional(root, "finetune.yaml"),
+            configuration=configuration,
+        )
+    if checkpoint is not None:
+        path = checkpoint if os.path.isabs(checkpoint) or os.path.isfile(checkpoint) else os.path.join(root, checkpoint)
+        if not os.path.isfile(path):
+            available = sorted(f for f in os.listdir(root) if f.endswith((".pb", ".pt", ".pth")))
+            raise ModelDirError(f"checkpoint {checkpoint} not found in {root}; available: {', '.join(available) or 'none'}")
+        md.checkpoint = os.path.abspath(path)
+    if missing:
+        raise ModelDirError(f"model dir {root} ({md.layout} layout) is missing: " + "; ".join(missing))
+    return md
+
+
+# Keys under which training frameworks wrap the weights inside a checkpoint file.
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+def load_failure(e: Exception, size: int) -> str:
+    """Why ``torch.load(weights_only=True)`` failed on a file of ``size`` bytes, in words (no path)."""
+    if isinstance(e, pickle.UnpicklingError):
+        # weights_only names the global (function/class) it refused; else it rejected an opcode
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        why = (f"unpickling it would call {blocked.group(1)}" if blocked
+               else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}")
+        return (f"refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
+                "The file is corrupt, or holds code or objects besides tensors")
+    detail = str(e).splitlines()[0] if str(e).strip() else ""
+    return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
+
+
+def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+    """Load a weights file safely (``weights_only=True``) and unwrap it.
+
+    Accepts a bare state_dict, or one wrapped under ``state_dict``,
+    ``model_state_dict`` or ``model`` (FunASR's ``model.pt.ep*`` and our own
+    ``checkpoint.pb``); strips a DDP ``module.`` prefix.
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file; a pickle that
+            carries code (refused by ``weights_only``); no tensors inside.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    size = os.path.getsize(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except Exception as e:  # any failure to parse untrusted bytes (KeyError, struct.error, ...) is reported
+        raise CheckpointError(f"{path}: cannot load weights: {load_failure(e, size)}") from e
+    for key in _WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    logger.info("loaded weights %s (%.1f MB, %d tensors)", path, size / 1e6, len(obj))
+    return obj
+
+
+def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
+                        assign: bool = False) -> None:
+    """``load_state_dict(strict=True)`` with every missing/unexpected/mismatched key named.
+
+    Raises:
+        CheckpointError: the checkpoint does not match the model built from config.yaml.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shape:
+        def listing(keys: List[str]) -> str:
+            return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {listing(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {listing(unexpected)}")
+        if shape:
+            parts.append("shape mismatch: " + listing(
+                [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]))
+        raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
+    if assign:  # the tensors become the parameters: give them the model's dtypes
+        state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)

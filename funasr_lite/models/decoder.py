@@ -1,0 +1,240 @@
+"""Paraformer's non-autoregressive SANM decoder (FunASR ``ParaformerSANMDecoder``).
+
+Input is the CIF acoustic embeddings (one per token), not token embeddings;
+the decoder runs once over all positions. Parameter names follow FunASR
+(``decoders.N.self_attn.fsmn_block``, ``src_attn.linear_k_v``, ``decoders3``,
+``after_norm``, ``output_layer``, ``embed.0``) so FunASR checkpoints load
+strictly. ``embed`` is only used by the training-time glancing sampler.
+"""
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from funasr_lite.models.sanm import fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
+
+
+class PositionwiseFeedForwardDecoderSANM(nn.Module):
+    """Linear(idim, hidden) -> ReLU -> dropout -> LayerNorm(hidden) -> Linear(hidden, idim, no bias)."""
+
+    def __init__(self, idim: int, hidden_units: int, dropout_rate: float):
+        super().__init__()
+        self.w_1 = nn.Linear(idim, hidden_units)
+        self.w_2 = nn.Linear(hidden_units, idim, bias=False)
+        self.dropout = nn.Dropout(dropout_rate)
+        self.norm = layer_norm(hidden_units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, N, idim) -> (B, N, idim)."""
+        return self.w_2(self.norm(self.dropout(torch.relu(self.w_1(x)))))
+
+
+class MultiHeadedAttentionSANMDecoder(nn.Module):
+    """The decoder's "self-attention": an FSMN memory only (depthwise conv + identity)."""
+
+    def __init__(self, n_feat: int, dropout_rate: float, kernel_size: int, sanm_shfit: int = 0):
+        super().__init__()
+        self.dropout = nn.Dropout(p=dropout_rate)
+        self.fsmn_block = nn.Conv1d(n_feat, n_feat, kernel_size, groups=n_feat, bias=False)
+        self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, N, D), mask: (B, N, 1) float -> (B, N, D), zero on padded positions."""
+        return fsmn_memory(self.fsmn_block, self.fsmn_pad, x, mask, self.dropout)
+
+
+class MultiHeadedAttentionCrossAtt(nn.Module):
+    """Cross-attention from decoder positions to encoder frames (fused K/V projection)."""
+
+    def __init__(self, n_head: int, n_feat: int, dropout_rate: float, encoder_output_size: Optional[int] = None):
+        super().__init__()
+        if n_head < 1 or n_feat % n_head != 0:
+            raise ValueError(f"n_feat={n_feat} must be a positive multiple of n_head={n_head}")
+        self.d_k = n_feat // n_head
+        self.h = n_head
+        self.linear_q = nn.Linear(n_feat, n_feat)
+        self.linear_k_v = nn.Linear(encoder_output_size or n_feat, n_feat * 2)
+        self.linear_out = nn.Linear(n_feat, n_feat)
+        self.dropout = nn.Dropout(p=dropout_rate)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: (B, N, D) queries.
+            memory: (B, T, D_enc) encoder output.
+            memory_mask: (B, T) bool, True on valid frames.
+        Returns:
+            (B, N, D).
+        """
+        b, n, _ = x.shape
+        q = self.linear_q(x).reshape(b, n, self.h, self.d_k).transpose(1, 2)
+        k, v = self.linear_k_v(memory).split(self.h * self.d_k, dim=-1)
+        k = k.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
+        v = v.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=memory_mask[:, None, None, :],
+            dropout_p=self.dropout.p if self.training else 0.0,
+        )
+        return self.linear_out(att.transpose(1, 2).reshape(b, n, self.h * self.d_k))
+
+
+class DecoderLayerSANM(nn.Module):
+    """One decoder block.
+
+    ``y = feed_forward(norm1(x))``; with an FSMN: ``x = x + dropout(fsmn(norm2(y)))``,
+    else ``x = y`` (no residual: the ``decoders3`` block); with cross-attention:
+    ``x = x + dropout(src_attn(norm3(x), memory))``.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        self_attn: Optional[MultiHeadedAttentionSANMDecoder],
+        src_attn: Optional[MultiHeadedAttentionCrossAtt],
+        feed_forward: PositionwiseFeedForwardDecoderSANM,
+        dropout_rate: float,
+    ):
+        super().__init__()
+        self.self_attn = self_attn
+        self.src_attn = src_attn
+        self.feed_forward = feed_forward
+        self.norm1 = layer_norm(size)
+        if self_attn is not None:
+            self.norm2 = layer_norm(size)
+        if src_attn is not None:
+            self.norm3 = layer_norm(size)
+        self.dropout = nn.Dropout(dropout_rate)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """x: (B, N, D); mask: (B, N, 1) float; memory: (B, T, D_enc); memory_mask: (B, T) bool."""
+        residual = x
+        y = self.feed_forward(self.norm1(x))
+        if self.self_attn is not None:
+            x = residual + self.dropout(self.self_attn(self.norm2(y), mask))
+        else:
+            x = y
+        if self.src_attn is not None:
+            x = x + self.dropout(self.src_attn(self.norm3(x), memory, memory_mask))
+        return x
+
+
+class ParaformerSANMDecoder(nn.Module):
+    """Paraformer decoder; keyword names equal FunASR's ``decoder_conf`` keys.
+
+    ``decoders``: ``att_layer_num`` blocks with FSMN + cross-attention;
+    ``decoders2``: ``num_blocks - att_layer_num`` blocks with FSMN only (absent if 0);
+    ``decoders3``: one FFN-only block; then ``after_norm`` and ``output_layer``.
+
+    Supported: ``input_layer="embed"``, ``normalize_before=True``,
+    ``concat_after=False``, no LoRA; others raise ValueError. Keys without
+    effect here (``positional_dropout_rate``, ``pos_enc_class``,
+    ``chunk_multiply_factor``, ``tf2torch_*``) are accepted for compatibility.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_output_size: int,
+        attention_heads: int = 4,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        self_attention_dropout_rate: float = 0.0,
+        src_attention_dropout_rate: float = 0.0,
+        input_layer: str = "embed",
+        use_output_layer: bool = True,
+        wo_input_layer: bool = False,
+        pos_enc_class: Optional[str] = None,
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        att_layer_num: int = 6,
+        kernel_size: int = 21,
+        sanm_shfit: Optional[int] = 0,
+        lora_list: Optional[Sequence[str]] = None,
+        lora_rank: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.1,
+        chunk_multiply_factor: Sequence[int] = (1,),
+        tf2torch_tensor_name_prefix_torch: str = "decoder",
+        tf2torch_tensor_name_prefix_tf: str = "seq2seq/decoder",
+    ):
+        super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"ParaformerSANMDecoder: vocab_size must be >= 1, got {vocab_size}")
+        if input_layer != "embed":
+            raise ValueError(f"ParaformerSANMDecoder: input_layer={input_layer!r} unsupported (only 'embed')")
+        if not normalize_before:
+            raise ValueError("ParaformerSANMDecoder: normalize_before=False is unsupported")
+        if concat_after:
+            raise ValueError("ParaformerSANMDecoder: concat_after=True is unsupported")
+        if lora_list:
+            raise ValueError("ParaformerSANMDecoder: lora_list is unsupported")
+        if not 0 <= att_layer_num <= num_blocks:
+            raise ValueError(
+                f"ParaformerSANMDecoder: need 0 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"
+            )
+        d = encoder_output_size
+        self.vocab_size = vocab_size
+        self.embed = None if wo_input_layer else nn.Sequential(nn.Embedding(vocab_size, d))
+        self.after_norm = layer_norm(d)
+        self.output_layer = nn.Linear(d, vocab_size) if use_output_layer else None
+        if sanm_shfit is None:
+            sanm_shfit = (kernel_size - 1) // 2
+
+        def ffn() -> PositionwiseFeedForwardDecoderSANM:
+            return PositionwiseFeedForwardDecoderSANM(d, linear_units, dropout_rate)
+
+        def fsmn(shift: int) -> MultiHeadedAttentionSANMDecoder:
+            return MultiHeadedAttentionSANMDecoder(d, self_attention_dropout_rate, kernel_size, shift)
+
+        self.decoders = nn.ModuleList(
+            DecoderLayerSANM(
+                d, fsmn(sanm_shfit),
+                MultiHeadedAttentionCrossAtt(attention_heads, d, src_attention_dropout_rate),
+                ffn(), dropout_rate,
+            )
+            for _ in range(att_layer_num)
+        )
+        n_fsmn_only = num_blocks - att_layer_num
+        self.decoders2 = (
+            nn.ModuleList(DecoderLayerSANM(d, fsmn(0), None, ffn(), dropout_rate) for _ in range(n_fsmn_only))
+            if n_fsmn_only > 0 else None
+        )
+        self.decoders3 = nn.ModuleList([DecoderLayerSANM(d, None, None, ffn(), dropout_rate)])
+
+    def forward(
+        self,
+        memory: torch.Tensor,
+        memory_lengths: torch.Tensor,
+        embeds: torch.Tensor,
+        embed_lengths: torch.Tensor,
+        return_hidden: bool = False,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            memory: (B, T, D_enc) encoder output.
+            memory_lengths: (B,) encoder lengths.
+            embeds: (B, N, D) CIF acoustic embeddings (or sampler-mixed embeddings).
+            embed_lengths: (B,) valid positions (tokens) per utterance.
+            return_hidden: return the normalised hidden states instead of logits.
+        Returns:
+            (B, N, V) logits (or (B, N, D) hidden), and (B,) ``embed_lengths``.
+        """
+        mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
+        memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
+        x = embeds
+        for layer in self.decoders:
+            x = layer(x, mask, memory, memory_mask)
+        for layer in self.decoders2 or ():
+            x = layer(x, mask, memory, memory_mask)
+        for layer in self.decoders3:
+            x = layer(x, mask, memory, memory_mask)
+        hidden = self.after_norm(x)
+        if return_hidden or self.output_layer is None:
+            return hidden, embed_lengths
+        return self.output_layer(hidden), embed_lengths

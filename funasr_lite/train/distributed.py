@@ -1,0 +1,145 @@
+"""Device selection and torchrun-style DDP setup.
+
+A single process (``python finetune.py``) never touches ``torch.distributed``. Under
+``torchrun --nproc_per_node N`` the environment carries ``WORLD_SIZE``, ``RANK`` and
+``LOCAL_RANK``; each process then joins the default process group with ``init_method="env://"``
+(``nccl`` on GPU, ``gloo`` on CPU) and uses ``cuda:LOCAL_RANK`` via ``torch.cuda.set_device``,
+never by rewriting ``CUDA_VISIBLE_DEVICES``. There is no ``--local_rank`` flag to parse.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import torch
+
+from funasr_lite.errors import ConfigError
+
+__all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum",
+           "all_reduce_max", "barrier", "wrap_ddp"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistInfo:
+    """Where this process runs and which part of the job it is."""
+
+    # global rank (0 writes all outputs)
+    rank: int = 0
+    # rank on this machine (selects the GPU)
+    local_rank: int = 0
+    # number of processes; 1 = plain single process, torch.distributed untouched
+    world_size: int = 1
+    # the torch device this process trains on
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        """True under torchrun with more than one process."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as e:
+        raise ConfigError(f"environment variable {name}={value!r} is not an integer") from e
+
+
+def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` -> ``cuda:<local_rank>`` if CUDA is available else ``cpu``; ``cuda`` -> ``cuda:<local_rank>``.
+
+    Raises:
+        ConfigError: unknown device string, or CUDA asked for but not available.
+    """
+    name = (device or "auto").lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name in ("gpu", "cuda"):
+        name = f"cuda:{local_rank}"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"device: {device!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) visible")
+    return dev
+
+
+def setup_distributed(device: str = "auto") -> DistInfo:
+    """Read torchrun's environment, pick the device and, when ``WORLD_SIZE > 1``, join the process group."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"bad torchrun environment: RANK={rank} WORLD_SIZE={world}")
+    dev = resolve_device(device, local_rank if world > 1 else 0)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    info = DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=dev)
+    if world > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        logger.info("DDP: rank %d/%d (local %d) on %s, backend %s", rank, world, local_rank, dev, backend)
+    return info
+
+
+def cleanup_distributed(info: DistInfo) -> None:
+    """Leave the process group (no-op for a single process)."""
+    if info.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _reduce(values: Sequence[float], info: DistInfo, op: str) -> List[float]:
+    if not info.distributed:
+        return [float(v) for v in values]
+    import torch.distributed as dist
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return t.cpu().tolist()
+
+
+def all_reduce_sum(values: Sequence[float], info: DistInfo) -> List[float]:
+    """Element-wise sum over ranks (identity for one process)."""
+    return _reduce(values, info, "sum")
+
+
+def all_reduce_max(values: Sequence[float], info: DistInfo) -> List[float]:
+    """Element-wise max over ranks (identity for one process); used for agreed flags."""
+    return _reduce(values, info, "max")
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for all ranks (no-op for one process)."""
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def wrap_ddp(model: torch.nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` on this process's device (call only when ``info.distributed``)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)

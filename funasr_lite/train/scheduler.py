@@ -1,0 +1,158 @@
+"""Optimizers and learning-rate schedules for finetuning, with FunASR's names and formulas.
+
+``optim``: ``adam`` | ``adamw`` | ``sgd`` (``optim_conf`` holds the optimizer's keyword
+arguments, e.g. ``lr``, ``weight_decay``, ``betas``).
+
+``scheduler``: ``warmuplr`` | ``none``. WarmupLR is FunASR's schedule, stepped once per
+optimizer update::
+
+    lr(step) = base_lr * warmup_steps**0.5 * min(step**-0.5, step * warmup_steps**-1.5)
+
+with ``step`` counted from 1 for the first update. During warmup this is
+``base_lr * step / warmup_steps``; the peak ``base_lr`` is reached at
+``step == warmup_steps``, after which it decays as ``step**-0.5``.
+
+Both schedulers are ``torch.optim.lr_scheduler.LRScheduler`` subclasses, so their
+``state_dict()`` / ``load_state_dict()`` (plain ints and floats) resume exactly.
+"""
+
+import logging
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from funasr_lite.errors import ConfigError
+
+__all__ = ["WarmupLR", "ConstantLR", "build_optimizer", "build_scheduler", "warmup_lr_value",
+           "OPTIMIZERS", "SCHEDULERS"]
+
+logger = logging.getLogger(__name__)
+
+# name -> optimizer class; keys of ``optim_conf`` are passed to it unchanged
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+SCHEDULERS = ("warmuplr", "none")
+
+
+def warmup_lr_value(base_lr: float, step: int, warmup_steps: float) -> float:
+    """The WarmupLR learning rate at update ``step`` (1-based)."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    return base_lr * warmup_steps ** 0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+
+
+class _ResumableLR(LRScheduler):
+    """An LRScheduler whose ``load_state_dict`` also puts the restored lr into the optimizer."""
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore the schedule position and set each param group's lr to the restored value."""
+        super().load_state_dict(state_dict)
+        for group, lr in zip(self.optimizer.param_groups, self.get_last_lr()):
+            group["lr"] = lr
+
+
+class WarmupLR(_ResumableLR):
+    """FunASR's WarmupLR: linear warmup to the optimizer's lr, then inverse square-root decay.
+
+    Like FunASR's class, constructing it already sets the lr of update 1
+    (``base_lr / warmup_steps``); each ``step()`` after an optimizer update moves
+    to the next update's lr.
+
+    Args:
+        optimizer: the wrapped optimizer; its param groups' ``lr`` are the peak values.
+        warmup_steps: number of updates to reach the peak (> 0).
+        last_epoch: index of the last update done (-1 = fresh start).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: float = 25000, last_epoch: int = -1):
+        if not warmup_steps or warmup_steps <= 0:
+            raise ValueError(f"warmup_steps must be > 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        """The lr of update ``last_epoch + 1`` for every param group."""
+        step = self.last_epoch + 1
+        return [warmup_lr_value(base, step, self.warmup_steps) for base in self.base_lrs]
+
+    def __repr__(self) -> str:
+        return f"WarmupLR(warmup_steps={self.warmup_steps})"
+
+
+class ConstantLR(_ResumableLR):
+    """``scheduler: none``: the optimizer's lr, unchanged (kept as a scheduler for one code path)."""
+
+    def get_lr(self) -> List[float]:
+        """The base lr of every param group."""
+        return list(self.base_lrs)
+
+    def __repr__(self) -> str:
+        return "ConstantLR()"
+
+
+def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None:
+    unknown = sorted(set(conf) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None,
+                    lr: Optional[float] = None) -> torch.optim.Optimizer:
+    """Build ``optim`` with ``optim_conf``.
+
+    Args:
+        name: ``adam``, ``adamw`` or ``sgd`` (case-insensitive).
+        params: the parameters to optimize.
+        conf: keyword arguments of the optimizer (FunASR's ``optim_conf``).
+        lr: when given, overrides ``conf["lr"]`` (the finetune ``--lr`` flag).
+
+    Raises:
+        ConfigError: unknown optimizer name, unknown or invalid ``optim_conf`` key.
+    """
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ConfigError(f"optim: unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    kwargs = dict(conf or {})
+    if lr is not None:
+        kwargs["lr"] = lr
+    if "lr" not in kwargs:
+        raise ConfigError("optim_conf: lr is not set (give --lr or optim_conf.lr)")
+    if "betas" in kwargs and isinstance(kwargs["betas"], list):
+        kwargs["betas"] = tuple(kwargs["betas"])
+    try:
+        return OPTIMIZERS[key](params, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"optim_conf for {key}: {e}") from e
+    except ValueError as e:
+        raise ConfigError(f"optim_conf for {key}: invalid value: {e}") from e
+
+
+def build_scheduler(name: Optional[str], optimizer: torch.optim.Optimizer,
+                    conf: Optional[Dict[str, Any]] = None) -> LRScheduler:
+    """Build ``scheduler`` with ``scheduler_conf``.
+
+    Args:
+        name: ``warmuplr`` or ``none`` (None and ``""`` mean ``none``; case-insensitive).
+        optimizer: the optimizer whose lr it drives.
+        conf: ``{"warmup_steps": N}`` for warmuplr; must be empty for none.
+
+    Raises:
+        ConfigError: unknown scheduler or ``scheduler_conf`` key, bad warmup_steps.
+    """
+    key = "none" if name in (None, "") else str(name).lower()
+    conf = dict(conf or {})
+    if key == "warmuplr":
+        _check_keys(conf, ("warmup_steps",), "scheduler_conf (warmuplr)")
+        warmup = conf.get("warmup_steps", 25000)
+        if not isinstance(warmup, (int, float)) or isinstance(warmup, bool) or warmup <= 0:
+            raise ConfigError(f"scheduler_conf.warmup_steps must be a positive number, got {warmup!r}")
+        return WarmupLR(optimizer, warmup_steps=warmup)
+    if key == "none":
+        _check_keys(conf, (), "scheduler_conf (none)")
+        return ConstantLR(optimizer)
+    raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")

@@ -1,0 +1,555 @@
+"""The one training loop: accumulation, clipping, AMP, DDP, validation with CER, resume, faults.
+
+Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that trains). Per epoch:
+
+1. seed every RNG from ``(seed, epoch, rank)`` and set the data order of the epoch, so an
+   epoch's result depends only on the state at its start (resume is exact on CPU);
+2. train: ``accum_grad`` micro-batches per update, loss / accum_grad, ``grad_clip`` on the L2
+   norm, AMP (``bf16``, or ``fp16`` with a GradScaler) on GPU only. A non-finite loss skips its
+   micro-batch (a warning); a non-finite gradient norm skips the update; more than
+   ``max_nonfinite_steps`` in a row stop the run (:class:`TrainingDiverged`);
+3. validate: dev loss and acc (teacher-forced, weighted by utterances) and dev CER from real
+   greedy decoding (``decode_fn``); two REF/HYP examples go to the log;
+4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``valid.*.best.pb``, ``checkpoint.pb``, prunes, and
+   plots (:mod:`funasr_lite.train.checkpoint`, :mod:`funasr_lite.train.plot`).
+
+After the last epoch, rank 0 writes the ``valid.*.ave_{n}best.pb`` averages.
+
+Faults: SIGINT/SIGTERM (Ctrl-C, torchrun's shutdown) finish the current update, save a
+mid-epoch ``checkpoint.pb`` and raise :class:`TrainingInterrupted`; a second Ctrl-C aborts at
+once. A full disk raises :class:`DiskFullError` with the previous ``checkpoint.pb`` intact
+(writes are atomic). kill -9 at any moment leaves only complete files; re-running resumes
+from the last ``checkpoint.pb``.
+
+DDP (``world_size > 1``): the model is wrapped in DistributedDataParallel; ranks agree through
+small all-reduces on whether to stop (data exhausted on any rank, interrupt) and whether to skip
+a micro-batch (non-finite loss or empty batch on any rank). Gradients of a window whose last
+micro-batch was skipped are all-reduced by hand. Validation runs on every rank's dev shard and
+the sums are all-reduced.
+"""
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
+from funasr_lite.errors import CheckpointError, ConfigError
+from funasr_lite.train.faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
+                           ignore_sigint_in_workers, run_on_rank0)
+from funasr_lite.train.stats import EpochTotals, LogWindow, fmt, rss_gb
+from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
+
+__all__ = ["TrainerOptions", "Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
+           "OutOfMemory", "DecodeFn"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerOptions:
+    """How the loop runs (FunASR's ``train_conf`` plus runtime knobs)."""
+
+    # where all outputs go (must exist)
+    output_dir: str
+    # number of epochs to train in total (a resumed run continues up to this)
+    max_epoch: int = 20
+    # micro-batches per optimizer update
+    accum_grad: int = 1
+    # max L2 norm of all gradients; <= 0 disables clipping
+    grad_clip: float = 5.0
+    # the n of each valid.<m>.ave_{n}best.pb; the largest n is also how many epoch files are kept
+    keep_nbest_models: List[int] = field(default_factory=lambda: [10])
+    # dev metrics that rank checkpoints (valid.<m>.*): "acc" (max), "cer" (min), "loss" (min)
+    best_model_criterion: List[str] = field(default_factory=lambda: ["acc", "cer"])
+    # mixed precision on GPU: "none", "bf16" or "fp16" (ignored, with a warning, on CPU)
+    amp: str = "none"
+    # log a line (and TensorBoard scalars) every this many optimizer updates
+    log_interval: int = 50
+    # stop after this many consecutive skipped (non-finite) steps
+    max_nonfinite_steps: int = 10
+    # base seed; each epoch reseeds python/numpy/torch from (seed, epoch, rank)
+    seed: int = 0
+    # seconds of audio per speech frame (LFR: frame_shift 10 ms x lfr_n 6), for throughput
+    frame_seconds: float = 0.06
+    # write TensorBoard scalars under output_dir/tensorboard
+    tensorboard: bool = True
+    # write output_dir/training_curves.png after every epoch
+    plot: bool = True
+    # show a tqdm progress bar (rank 0)
+    progress_bar: bool = True
+    # DDP: allow parameters that get no gradient in a step
+    find_unused_parameters: bool = False
+    # a digest of the merged config; a resume with a different one logs a warning
+    config_digest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.max_epoch < 1:
+            raise ConfigError(f"max_epoch must be >= 1, got {self.max_epoch}")
+        if self.accum_grad < 1:
+            raise ConfigError(f"accum_grad must be >= 1, got {self.accum_grad}")
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise ConfigError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
+        bad = [m for m in self.best_model_criterion if m not in ckpt.CRITERIA]
+        if bad:
+            raise ConfigError(f"best_model_criterion: unknown metric(s) {bad}; use {list(ckpt.CRITERIA)}")
+        if not self.best_model_criterion:
+            raise ConfigError("best_model_criterion must name at least one metric")
+        if any(int(n) < 1 for n in self.keep_nbest_models):
+            raise ConfigError(f"keep_nbest_models must be positive, got {self.keep_nbest_models}")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError("max_nonfinite_steps must be >= 1")
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    # records of all epochs trained so far (resumed runs included)
+    records: List[ckpt.EpochRecord]
+    # optimizer updates done
+    step: int
+    # {"valid.acc.ave_10best.pb": path, ...} written at the end (rank 0; {} elsewhere)
+    averaged: Dict[str, str]
+    # the best epoch per criterion, e.g. {"acc": 7, "cer": 9}
+    best_epochs: Dict[str, int]
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains ``model`` with ``optimizer``/``scheduler`` on ``train_loader``; validates on ``dev_loader``.
+
+    Args:
+        model: on ``dist.device``; ``model(speech, speech_lengths, text, text_lengths)`` (positional)
+            returns ``(loss, stats)`` or ``(loss, stats, weight)`` with ``stats["acc"]``.
+        optimizer, scheduler: from :mod:`funasr_lite.train.scheduler` (scheduler stepped per update).
+        train_loader, dev_loader: yield dicts with ``speech (B,T,D)``, ``speech_lengths (B,)``,
+            ``text (B,L)`` padded with -1, ``text_lengths (B,)`` and ``keys`` (see dataset.py).
+        options: :class:`TrainerOptions`.
+        dist: from :func:`funasr_lite.train.distributed.setup_distributed`.
+        decode_fn: greedy decoding for dev CER (None: no CER).
+        tokenizer: ``decode(ids) -> (text, words)``; needed with ``decode_fn``.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 train_loader: Any, dev_loader: Any, options: TrainerOptions, dist: DistInfo,
+                 decode_fn: Optional[DecodeFn] = None, tokenizer: Any = None) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.dev_loader = train_loader, dev_loader
+        self.opts, self.dist = options, dist
+        self.decode_fn, self.tokenizer = decode_fn, tokenizer
+        if decode_fn is not None and tokenizer is None:
+            raise ValueError("decode_fn needs a tokenizer to turn ids into text")
+        self.device = dist.device
+        amp = options.amp
+        if amp != "none" and self.device.type != "cuda":
+            logger.warning("amp=%s needs a GPU; training in float32 on %s", amp, self.device)
+            amp = "none"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+        self.ddp = wrap_ddp(model, dist, options.find_unused_parameters) if dist.distributed else None
+        self.epoch_done = 0  # completed epochs
+        self.step = 0  # optimizer updates
+        self.records: List[ckpt.EpochRecord] = []
+        self.wall_time = 0.0  # training seconds over all runs
+        self._resume_batches = 0  # batches of epoch epoch_done+1 already trained (Ctrl-C resume)
+        self._resume_partial: Dict[str, float] = {}
+        self._resume_rng: Optional[Dict[str, Any]] = None
+        self._stop = StopSignal()
+        self._nonfinite_run = 0
+        self._writer = None
+        self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
+
+    # ------------------------------------------------------------------ setup / resume
+    @property
+    def _train_module(self) -> torch.nn.Module:
+        return self.ddp if self.ddp is not None else self.model
+
+    def resume(self) -> bool:
+        """Load ``output_dir/checkpoint.pb`` if present (every rank); returns True if it did.
+
+        Raises:
+            CheckpointError: checkpoint.pb exists but is unreadable or does not fit the model.
+        """
+        state = ckpt.load_resume_state(self.opts.output_dir)
+        path = os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)
+        if state is None:
+            if self.dist.is_main:
+                logger.info("no %s in %s: training starts from the init model", ckpt.RESUME_NAME,
+                            self.opts.output_dir)
+            return False
+        try:
+            self.model.load_state_dict(state["model"], strict=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(
+                f"{path}: does not fit the model/optimizer of this run ({str(e).splitlines()[0]}). It was written "
+                "by a run with another config; use another --output_dir or move checkpoint.pb away") from e
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch_done = self._saved_epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.wall_time = float(state.get("wall_time", 0.0))
+        self.records = [ckpt.EpochRecord.from_dict(d, source=path) for d in state.get("records", [])]
+        self._resume_batches = int(state.get("batches_done", 0))
+        self._resume_partial = dict(state.get("partial") or {})
+        self._resume_rng = state.get("rng") if self._resume_batches else None  # epoch starts reseed anyway
+        if self._resume_batches and int(state.get("world_size", 1)) != self.dist.world_size:
+            logger.warning("%s was saved mid-epoch with %s process(es), this run has %d: epoch %d restarts "
+                           "from its first batch", path, state.get("world_size"), self.dist.world_size,
+                           self.epoch_done + 1)
+            self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
+        digest = state.get("config_digest", "")
+        if self.dist.is_main:
+            where = f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
+            logger.info("RESUMING from %s: %d epoch(s) done%s, %d update(s), lr %.3e", path, self.epoch_done, where,
+                        self.step, self.optimizer.param_groups[0]["lr"])
+            if digest and self.opts.config_digest and digest != self.opts.config_digest:
+                logger.warning("the merged config differs from the one %s was trained with; continuing with "
+                               "the new config", path)
+            if self.epoch_done >= self.opts.max_epoch:
+                logger.info("all %d epochs are done; only the best/averaged checkpoints are (re)written",
+                            self.opts.max_epoch)
+        return True
+
+    def _resume_state(self, batches_done: int, partial: Dict[str, float]) -> Dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": ckpt.capture_rng_state(),
+            "epoch": self.epoch_done,
+            "batches_done": batches_done,
+            "partial": partial,
+            "step": self.step,
+            "records": [r.to_dict() for r in self.records],
+            "wall_time": self.wall_time,
+            "world_size": self.dist.world_size,
+            "config_digest": self.opts.config_digest,
+        }
+
+    # ------------------------------------------------------------------ rank-0 writes
+    def _on_main(self, what: str, fn: Any) -> Any:
+        """Run an output-writing step on rank 0; all ranks raise if it failed (see run_on_rank0)."""
+        return run_on_rank0(self.dist, what, fn, self.opts.output_dir, self._last_good())
+
+    def _last_good(self) -> str:
+        if self._saved_epoch is None:
+            return f"the init model (no {ckpt.RESUME_NAME} written yet)"
+        return f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
+
+    def _finish_epoch_files(self, record: ckpt.EpochRecord) -> None:
+        out = self.opts.output_dir
+        ckpt.write_epoch_checkpoint(out, record, self.model.state_dict())
+        ckpt.save_resume_state(out, self._resume_state(0, {}))
+        self._saved_epoch = record.epoch
+        self._sync_outputs()
+
+    def _sync_outputs(self) -> None:
+        """Prune, refresh best links and the plot: idempotent, also run after a resume."""
+        out = self.opts.output_dir
+        ckpt.prune_epoch_files(out, self.records, self.opts.best_model_criterion, max(self.opts.keep_nbest_models))
+        for m in self.opts.best_model_criterion:
+            ckpt.update_best(out, self.records, m)
+        if self.opts.plot and self.records:
+            from funasr_lite.train.plot import plot_training_curves
+
+            plot_training_curves(out, self.records)
+
+    def _write_averages(self) -> Dict[str, str]:
+        written: Dict[str, str] = {}
+        for m in self.opts.best_model_criterion:
+            for n, path in ckpt.write_averages(self.opts.output_dir, self.records, m, self.opts.keep_nbest_models).items():
+                written[os.path.basename(path)] = path
+        return written
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> TrainResult:
+        """Train from ``epoch_done + 1`` to ``max_epoch``, then write the averages.
+
+        Raises:
+            TrainingInterrupted, TrainingDiverged, DiskFullError, OutOfMemory: see the module docstring.
+        """
+        self._on_main("cleaning up", lambda: (ckpt.remove_stale_temp_files(self.opts.output_dir),
+                                               self._sync_outputs() if self.records else None))
+        self._open_writer()
+        try:
+            with self._stop.installed():
+                for epoch in range(self.epoch_done + 1, self.opts.max_epoch + 1):
+                    self._run_epoch(epoch)
+            averaged = self._on_main("averaging checkpoints", self._write_averages) or {}
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        best = {}
+        for m in self.opts.best_model_criterion:
+            ranked = ckpt.rank_records(self.records, m)
+            if ranked:
+                best[m] = ranked[0].epoch
+        return TrainResult(records=list(self.records), step=self.step, averaged=averaged, best_epochs=best)
+
+    def _open_writer(self) -> None:
+        if not (self.opts.tensorboard and self.dist.is_main):
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(os.path.join(self.opts.output_dir, "tensorboard"),
+                                     purge_step=self.step + 1 if self.step else None)
+
+    def _scalar(self, tag: str, value: Optional[float], step: int) -> None:
+        if self._writer is not None and value is not None and math.isfinite(value):
+            self._writer.add_scalar(tag, value, step)
+
+    def _run_epoch(self, epoch: int) -> None:
+        from funasr_lite.data.dataset import set_epoch
+
+        if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
+            raise TrainingInterrupted(
+                f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
+                f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+        t0 = time.perf_counter()
+        _seed_all(self.opts.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
+        set_epoch(self.train_loader, epoch)
+        skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
+        self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
+        train = self._train_epoch(epoch, skip, partial, rng)
+        dev = self._validate(epoch)
+        elapsed = time.perf_counter() - t0
+        self.wall_time += elapsed
+        self.epoch_done = epoch
+        record = ckpt.EpochRecord(
+            epoch=epoch, step=self.step, lr=train.lr, train_loss=train.mean_loss, train_acc=train.mean_acc,
+            dev_loss=dev.get("loss"), dev_acc=dev.get("acc"), dev_cer=dev.get("cer"),
+            epoch_time=round(elapsed + train.time_before, 3), wall_time=round(self.wall_time, 3),
+            throughput=round(train.throughput, 2) if train.throughput is not None else None,
+            skipped_steps=int(train.skipped))
+        self.records.append(record)
+        if self.dist.is_main and self.dev_loader is not None:
+            warn_if_dev_suspicious(self.records)
+        if self.dist.is_main:
+            logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
+                        "%.1f s, %s audio-s/s, %d skipped", epoch, self.opts.max_epoch, fmt(record.train_loss),
+                        fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
+                        fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
+                        record.skipped_steps)
+            for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
+                           ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
+                self._scalar(tag, v, self.step)  # global step, so a resumed run purges redone points
+        self._on_main(f"writing the checkpoints of epoch {epoch}", lambda: self._finish_epoch_files(record))
+        barrier(self.dist)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _to_device(self, batch: Dict[str, Any]) -> List[torch.Tensor]:
+        return [batch[k].to(self.device, non_blocking=True) for k in ("speech", "speech_lengths", "text", "text_lengths")]
+
+    def _forward(self, module: torch.nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        try:
+            with self._autocast():
+                out = module(*self._to_device(batch))
+        except torch.cuda.OutOfMemoryError as e:
+            raise OutOfMemory(
+                f"out of GPU memory on a batch of {len(batch.get('keys', []))} utterances with "
+                f"{int(batch['speech'].shape[1])} frames; lower batch_bins (or max_duration_ms), "
+                "or use amp bf16/fp16") from e
+        return out[0], (out[1] if len(out) > 1 and isinstance(out[1], dict) else {})
+
+    def _train_epoch(self, epoch: int, skip: int, partial: Dict[str, float],
+                     rng: Optional[Dict[str, Any]]) -> EpochTotals:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        module = self._train_module
+        module.train()
+        tot = EpochTotals.from_partial(partial, lr=float(self.optimizer.param_groups[0]["lr"]))
+        ignore_sigint_in_workers(self.train_loader)
+        it = iter(self.train_loader)
+        for _ in range(skip):  # batches trained before a Ctrl-C: same order, so skip them
+            if next(it, None) is None:
+                break
+        if rng is not None:
+            ckpt.restore_rng_state(rng)
+        try:
+            total: Optional[int] = len(self.train_loader)
+        except TypeError:
+            total = None
+        bar = tqdm(total=total, initial=skip, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True,
+                   disable=not (self.opts.progress_bar and self.dist.is_main), leave=False)
+        self.optimizer.zero_grad(set_to_none=True)
+        accum = synced = 0
+        done = skip
+        t_last = time.perf_counter()
+        window = LogWindow()
+        start: Tuple[int, Dict[str, float], Dict[str, Any]] = (done, tot.to_partial(), {})
+        with logging_redirect_tqdm(), bar:
+            while True:
+                if accum == 0:  # a window starts: the only place where the state is consistent
+                    if all_reduce_max([self._stop.requested], self.dist)[0] > 0:
+                        self._interrupt(epoch, done, tot, None)
+                    start = (done, tot.to_partial(), ckpt.capture_rng_state())
+                try:
+                    batch = next(it, None)
+                    lost = False
+                except RuntimeError:  # DataLoader workers killed by the terminal's Ctrl-C
+                    if not self._stop.requested:
+                        raise
+                    batch, lost = None, True
+                empty = batch is not None and int(batch["speech"].shape[0]) == 0
+                flags = all_reduce_max([batch is None, lost, empty], self.dist)
+                if flags[1] > 0:  # cannot finish this window: drop it, save the state at its start
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._interrupt(epoch, start[0], EpochTotals.from_partial(start[1], tot.lr), start[2])
+                if flags[0] > 0:
+                    if accum:  # data ran out inside a window: apply what was accumulated
+                        self._update(synced == 0, tot)
+                    break
+                done += 1
+                bar.update(1)
+                if flags[2] > 0:
+                    logger.warning("epoch %d batch %d: a rank got an empty batch (all its audio failed to load); "
+                                   "skipped", epoch, done)
+                    continue
+                last_of_window = accum + 1 == self.opts.accum_grad
+                sync_ctx = (self.ddp.no_sync() if self.ddp is not None and not last_of_window
+                            else contextlib.nullcontext())
+                with sync_ctx:
+                    loss, stats = self._forward(module, batch)
+                    bad = all_reduce_max([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
+                    if not bad:
+                        scaled = loss / self.opts.accum_grad
+                        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                        synced += 1 if last_of_window else 0
+                accum += 1
+                if bad:
+                    tot.skipped += 1
+                    self._nonfinite(epoch, done, "loss")
+                else:
+                    self._nonfinite_run = 0
+                    lv, av = float(loss.detach()), scalar(stats.get("acc"))
+                    audio = float(batch["speech_lengths"].sum()) * self.opts.frame_seconds
+                    tot.add(lv, av, audio)
+                    window.add(lv, av, audio)
+                if accum == self.opts.accum_grad:
+                    if self._update(synced == 0, tot):
+                        bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
+                        if self.step % self.opts.log_interval == 0:
+                            self._log_step(epoch, done, total, window, tot)
+                            window = LogWindow()
+                    accum = synced = 0
+                now = time.perf_counter()
+                tot.time += now - t_last
+                t_last = now
+        tot.all_reduce(self.dist)
+        return tot
+
+    def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals,
+                   rng: Optional[Dict[str, Any]]) -> None:
+        """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
+        self.wall_time += tot.time - tot.time_before
+        partial = tot.to_partial()
+
+        def save() -> None:
+            state = self._resume_state(batches_done, partial)
+            if rng:
+                state["rng"] = rng
+            ckpt.save_resume_state(self.opts.output_dir, state)
+
+        self._on_main("saving the interrupted state", save)
+        raise TrainingInterrupted(
+            f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "
+            f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+
+    def _nonfinite(self, epoch: int, batch_no: int, what: str) -> None:
+        self._nonfinite_run += 1
+        logger.warning("epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)", epoch, batch_no, what,
+                       self._nonfinite_run, self.opts.max_nonfinite_steps)
+        if self._nonfinite_run >= self.opts.max_nonfinite_steps:
+            raise TrainingDiverged(
+                f"{self._nonfinite_run} consecutive steps had a NaN/Inf {what} (last: epoch {epoch}, batch "
+                f"{batch_no}); training stopped. The last good state is {self._last_good()}. Check the data "
+                "(pre-flight report), lower lr, keep grad_clip > 0, or train without amp")
+
+    def _update(self, need_manual_sync: bool, tot: EpochTotals) -> bool:
+        """Clip, step optimizer and scheduler; returns False if the update was skipped."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.ddp is not None and need_manual_sync:
+            import torch.distributed as tdist
+
+            for p in params:
+                if p.grad is not None:
+                    tdist.all_reduce(p.grad)
+                    p.grad /= self.dist.world_size
+        if not any(p.grad is not None for p in params):
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.opts.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm=self.opts.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(
+                torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None]))
+        if self.scaler is None and not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            tot.skipped += 1
+            self._nonfinite(self.epoch_done + 1, int(tot.batches), "gradient norm")
+            return False
+        tot.lr = float(self.optimizer.param_groups[0]["lr"])
+        if self.scaler is not None:
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.scaler.get_scale() < scale:  # fp16 overflow: GradScaler skipped the step and lowered its scale
+                logger.debug("fp16 gradient overflow: update skipped, loss scale %.0f -> %.0f", scale,
+                             self.scaler.get_scale())
+                self.optimizer.zero_grad(set_to_none=True)
+                return False
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return True
+
+    def _log_step(self, epoch: int, done: int, total: Optional[int], window: LogWindow, tot: EpochTotals) -> None:
+        if not self.dist.is_main:
+            return
+        w = window.summary()
+        logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
+                    epoch, self.opts.max_epoch, done, total if total is not None else "?", self.step, w["loss"],
+                    w["acc"], tot.lr, w["speed"], rss_gb())
+        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", tot.lr),
+                           ("audio_seconds_per_second", w["speed"])):
+            self._scalar(f"train/{tag}", value, self.step)
+
+    def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
+        if self.dev_loader is None:
+            return {}
+        res = evaluate(self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer,
+                       self._autocast)
+        if self.dist.is_main:
+            if res.nonfinite_batches:
+                logger.warning("epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out", epoch,
+                               res.nonfinite_batches)
+            for line in res.examples:
+                logger.info("dev example  %s", line)
+        return {"loss": res.loss, "acc": res.acc, "cer": res.cer}

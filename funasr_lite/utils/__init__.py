@@ -1,0 +1,1 @@
+"""Small helpers every layer uses: atomic file writes (:mod:`~funasr_lite.utils.fileio`)."""
