@@ -1,5 +1,6 @@
 """Tests for funasr_lite.config.merge: strict YAML/JSON loading, layered merge, typed sections, FunASR parity."""
 
+import dataclasses
 import inspect
 import json
 import os
@@ -9,6 +10,11 @@ import textwrap
 import pytest
 
 from funasr_lite.config import merge as C
+from funasr_lite.config import schema as S
+from funasr_lite.config import sections as SEC
+from funasr_lite.config import yaml_io as Y
+from funasr_lite.data.options import DatasetConf
+from funasr_lite.train.options import TrainConf
 from funasr_lite.errors import ConfigError
 
 # A FunASR 1.x config.yaml shaped like paraformer-large's (class names, every section the template has).
@@ -258,47 +264,47 @@ def _config_1x(**overrides):
 
 # ------------------------------------------------------------------------------------------ loading
 def test_load_yaml_empty_and_comment_only_give_empty_dict(tmp_path):
-    assert C.load_yaml(_write(tmp_path, "a.yaml", "")) == {}
-    assert C.load_yaml(_write(tmp_path, "b.yaml", "# only a comment\n\n")) == {}
+    assert Y.load_yaml(_write(tmp_path, "a.yaml", "")) == {}
+    assert Y.load_yaml(_write(tmp_path, "b.yaml", "# only a comment\n\n")) == {}
 
 
 def test_load_yaml_syntax_error_names_file_and_line(tmp_path):
     p = _write(tmp_path, "bad.yaml", "model: Paraformer\nencoder_conf:\n  num_blocks: [1, 2\n  x: 1\n")
     with pytest.raises(ConfigError) as e:
-        C.load_yaml(p)
+        Y.load_yaml(p)
     assert re.search(r"bad\.yaml:\d+:\d+: invalid YAML", str(e.value))
 
 
 def test_load_yaml_rejects_non_mapping_duplicates_bad_utf8_and_missing(tmp_path):
     with pytest.raises(ConfigError, match=r"list\.yaml:1: the top level must be a mapping"):
-        C.load_yaml(_write(tmp_path, "list.yaml", "- a\n- b\n"))
+        Y.load_yaml(_write(tmp_path, "list.yaml", "- a\n- b\n"))
     with pytest.raises(ConfigError, match=r"dup\.yaml:3: duplicate key 'train_conf.max_epoch' \(first set on line 2\)"):
-        C.load_yaml(_write(tmp_path, "dup.yaml", "train_conf:\n  max_epoch: 1\n  max_epoch: 2\n"))
+        Y.load_yaml(_write(tmp_path, "dup.yaml", "train_conf:\n  max_epoch: 1\n  max_epoch: 2\n"))
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"model: Paraformer\nname: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not valid UTF-8"):
-        C.load_yaml(str(bad))
+        Y.load_yaml(str(bad))
     with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
-        C.load_yaml(str(tmp_path / "missing.yaml"))
+        Y.load_yaml(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="invalid YAML"):  # safe_load semantics: no python tags
-        C.load_yaml(_write(tmp_path, "tag.yaml", "x: !!python/object/apply:os.system ['true']\n"))
+        Y.load_yaml(_write(tmp_path, "tag.yaml", "x: !!python/object/apply:os.system ['true']\n"))
 
 
 def test_load_yaml_records_key_lines(tmp_path):
-    d = C.load_yaml(_write(tmp_path, "c.yaml", "model: Paraformer\ntrain_conf:\n  max_epoch: 3\n"))
+    d = Y.load_yaml(_write(tmp_path, "c.yaml", "model: Paraformer\ntrain_conf:\n  max_epoch: 3\n"))
     assert d == {"model": "Paraformer", "train_conf": {"max_epoch": 3}}
     assert d.lines[("train_conf", "max_epoch")] == 3
 
 
 def test_load_json(tmp_path):
-    assert C.load_json(_write(tmp_path, "e.json", "  \n")) == {}
-    assert C.load_json(_write(tmp_path, "c.json", '{"a": {"b": 1}}')) == {"a": {"b": 1}}
+    assert Y.load_json(_write(tmp_path, "e.json", "  \n")) == {}
+    assert Y.load_json(_write(tmp_path, "c.json", '{"a": {"b": 1}}')) == {"a": {"b": 1}}
     with pytest.raises(ConfigError, match=r"bad\.json:2:\d+: invalid JSON"):
-        C.load_json(_write(tmp_path, "bad.json", '{"a": 1,\n "b": }'))
+        Y.load_json(_write(tmp_path, "bad.json", '{"a": 1,\n "b": }'))
     with pytest.raises(ConfigError, match="top level must be a JSON object"):
-        C.load_json(_write(tmp_path, "l.json", "[1, 2]"))
+        Y.load_json(_write(tmp_path, "l.json", "[1, 2]"))
     with pytest.raises(ConfigError, match="duplicate key 'a'"):
-        C.load_json(_write(tmp_path, "d.json", '{"a": 1, "a": 2}'))
+        Y.load_json(_write(tmp_path, "d.json", '{"a": 1, "a": 2}'))
 
 
 # ---------------------------------------------------------------------------------------- precedence
@@ -308,13 +314,13 @@ def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
                                                  "minlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n")
     layers = [
         ("built-in defaults", C.builtin_defaults()),
-        (cfg_path, C.load_yaml(cfg_path)),
-        (dec_path, C.decoding_layer(C.load_yaml(dec_path))),
+        (cfg_path, Y.load_yaml(cfg_path)),
+        (dec_path, C.decoding_layer(Y.load_yaml(dec_path))),
         ("recipe defaults", C.flags_layer({"beam_size": 3, "batch_size": 8, "max_epoch": None})),
         ("command line", C.flags_layer({"beam_size": 4, "batch_size": None})),
     ]
     merged = C.merge_layers(layers)
-    cfg = C.ModelConfig.from_dict(merged)
+    cfg = S.ModelConfig.from_dict(merged)
     assert cfg.decoding.beam_size == 4  # command line beats everything
     assert cfg.decoding.batch_size == 8  # recipe default beats decoding.yaml / built-in
     assert cfg.decoding.penalty == 0.5 and cfg.decoding.lm_weight == 0.15  # decoding.yaml beats built-in
@@ -348,8 +354,8 @@ def test_merge_is_deep_and_lists_replace():
 def test_finetune_yaml_0x_top_level_keys_merge_into_train_conf(tmp_path):
     base = _write(tmp_path, "config.yaml", PARAFORMER_0X)
     ft = _write(tmp_path, "finetune.yaml", "max_epoch: 7\nbatch_bins: 1000\noptim_conf:\n  lr: 0.0002\n")
-    merged = C.merge_layers([("defaults", C.builtin_defaults()), (base, C.load_yaml(base)), (ft, C.load_yaml(ft))])
-    cfg = C.ModelConfig.from_dict(merged)
+    merged = C.merge_layers([("defaults", C.builtin_defaults()), (base, Y.load_yaml(base)), (ft, Y.load_yaml(ft))])
+    cfg = S.ModelConfig.from_dict(merged)
     assert cfg.train_conf.max_epoch == 7 and merged.provenance["train_conf.max_epoch"] == f"{ft}:1"
     assert cfg.dataset_conf.batch_bins == 1000 and cfg.optim_conf.lr == 0.0002
     assert cfg.dataset_conf.num_workers == 16  # moved from 0.x top-level num_workers
@@ -367,15 +373,15 @@ def test_unknown_override_key_suggests_closest():
 def test_unknown_key_in_file_names_file_line_and_suggestion(tmp_path):
     p = _write(tmp_path, "finetune.yaml", "train_conf:\n  max_epoch: 2\n  acum_grad: 4\n")
     with pytest.raises(ConfigError, match=r"finetune\.yaml:3: unknown key 'train_conf\.acum_grad'; did you mean 'accum_grad'"):
-        C.merge_layers([(p, C.load_yaml(p))])
+        C.merge_layers([(p, Y.load_yaml(p))])
     p2 = _write(tmp_path, "config.yaml", PARAFORMER_1X.replace("encoder_conf:", "encoder_cof:"))
     with pytest.raises(ConfigError, match=r"config\.yaml:\d+: unknown key 'encoder_cof'; did you mean 'encoder_conf'"):
-        C.ModelConfig.from_dict(C.load_yaml(p2))
+        S.ModelConfig.from_dict(Y.load_yaml(p2))
     with pytest.raises(ConfigError, match="'warmup_steps' belongs in scheduler_conf"):
         C.merge_layers([("x.yaml", {"warmup_steps": 10})])
     with pytest.raises(ConfigError, match=r"decoding\.yaml:1: unknown key 'decoding\.beam_szie'; did you mean 'beam_size'"):
         p3 = _write(tmp_path, "decoding.yaml", "beam_szie: 3\n")
-        C.merge_layers([(p3, C.decoding_layer(C.load_yaml(p3)))])
+        C.merge_layers([(p3, C.decoding_layer(Y.load_yaml(p3)))])
 
 
 def test_conf_flags_are_parsed_and_checked():
@@ -395,37 +401,37 @@ def test_conf_flags_are_parsed_and_checked():
 
 def test_wrong_types_and_values_name_the_key_and_source(tmp_path):
     with pytest.raises(ConfigError, match=r"x\.yaml: encoder_conf\.num_blocks: expected an integer, got 'fifty'"):
-        C.ModelConfig.from_dict(_config_1x(**{"encoder_conf.num_blocks": "fifty"}), source="x.yaml")
-    cfg = C.ModelConfig.from_dict(_config_1x(**{"optim_conf.lr": "1e-4"}))  # YAML reads 1e-4 as a string
+        S.ModelConfig.from_dict(_config_1x(**{"encoder_conf.num_blocks": "fifty"}), source="x.yaml")
+    cfg = S.ModelConfig.from_dict(_config_1x(**{"optim_conf.lr": "1e-4"}))  # YAML reads 1e-4 as a string
     assert cfg.optim_conf.lr == pytest.approx(1e-4)
     with pytest.raises(ConfigError, match="predictor_conf.idim=256 must equal encoder_conf.output_size=512"):
-        C.ModelConfig.from_dict(_config_1x(**{"predictor_conf.idim": 256}))
+        S.ModelConfig.from_dict(_config_1x(**{"predictor_conf.idim": 256}))
     d = _config_1x()
     del d["predictor_conf"]["l_order"]
     with pytest.raises(ConfigError, match="predictor_conf.l_order is required"):
-        C.ModelConfig.from_dict(d)
+        S.ModelConfig.from_dict(d)
     with pytest.raises(ConfigError, match="decoding.ctc_weight=2.0: must be in"):
-        C.ModelConfig.from_dict(dict(_config_1x(), decoding={"ctc_weight": 2.0}))
+        S.ModelConfig.from_dict(dict(_config_1x(), decoding={"ctc_weight": 2.0}))
     with pytest.raises(ConfigError, match="needs a CTC head"):
-        C.ModelConfig.from_dict(dict(_config_1x(), decoding={"ctc_weight": 0.3}))
+        S.ModelConfig.from_dict(dict(_config_1x(), decoding={"ctc_weight": 0.3}))
     with pytest.raises(ConfigError, match="missing required key 'encoder'"):
-        C.ModelConfig.from_dict({k: v for k, v in _config_1x().items() if k != "encoder"})
+        S.ModelConfig.from_dict({k: v for k, v in _config_1x().items() if k != "encoder"})
 
 
 def test_optimizer_arguments_are_checked_against_the_named_optimizer():
     with pytest.raises(ConfigError, match="optim_conf.momentum' \\(not an argument of adam\\)"):
-        C.ModelConfig.from_dict(_config_1x(**{"optim_conf.momentum": 0.9}))
-    cfg = C.ModelConfig.from_dict(_config_1x(optim="sgd", optim_conf={"lr": 0.1, "momentum": 0.9}))
+        S.ModelConfig.from_dict(_config_1x(**{"optim_conf.momentum": 0.9}))
+    cfg = S.ModelConfig.from_dict(_config_1x(optim="sgd", optim_conf={"lr": 0.1, "momentum": 0.9}))
     cfg.check_trainable()
     assert cfg.optim_conf.kwargs() == {"lr": 0.1, "momentum": 0.9}
     with pytest.raises(ConfigError, match="unknown optim 'adamm'; did you mean 'adam'"):
-        C.ModelConfig.from_dict(_config_1x(optim="adamm"))
+        S.ModelConfig.from_dict(_config_1x(optim="adamm"))
     # FunASR knows fairseq_adam: it loads (inference), but funasr-lite cannot train with it.
-    cfg = C.ModelConfig.from_dict(_config_1x(optim="fairseq_adam", optim_conf={"lr": 1e-3, "adam_betas": [0.9, 0.98]}))
+    cfg = S.ModelConfig.from_dict(_config_1x(optim="fairseq_adam", optim_conf={"lr": 1e-3, "adam_betas": [0.9, 0.98]}))
     assert cfg.optim_conf.kwargs() == {"lr": 1e-3, "adam_betas": [0.9, 0.98]}
     with pytest.raises(ConfigError, match="optim 'fairseq_adam' is not supported by funasr-lite for training"):
         cfg.check_trainable()
-    cfg = C.ModelConfig.from_dict(_config_1x(scheduler="none"))
+    cfg = S.ModelConfig.from_dict(_config_1x(scheduler="none"))
     assert cfg.scheduler is None
 
 
@@ -440,7 +446,7 @@ def test_unsupported_classes_are_named(slot, name):
     if name == "SeacoParaformer":  # its own model_conf keys must not hide the real problem
         d["model_conf"].update(inner_dim=256, bias_encoder_type="lstm", seaco_lsm_weight=0.1)
     with pytest.raises(ConfigError) as e:
-        C.ModelConfig.from_dict(d, source="config.yaml")
+        S.ModelConfig.from_dict(d, source="config.yaml")
     msg = str(e.value)
     assert name in msg and f"{slot} class" in msg and "not supported" in msg and "supported:" in msg
     assert "did you mean" not in msg  # a real FunASR class is not a typo
@@ -450,12 +456,12 @@ def test_unsupported_classes_are_named(slot, name):
 
 def test_misspelt_class_gets_a_suggestion():
     with pytest.raises(ConfigError, match="model class 'Paraformr' is not supported.*did you mean 'Paraformer'"):
-        C.ModelConfig.from_dict(_config_1x(model="Paraformr"))
+        S.ModelConfig.from_dict(_config_1x(model="Paraformr"))
 
 
 def test_legacy_0x_config_is_normalised(tmp_path):
     p = _write(tmp_path, "config.yaml", PARAFORMER_0X)
-    cfg = C.ModelConfig.from_dict(C.load_yaml(p))
+    cfg = S.ModelConfig.from_dict(Y.load_yaml(p))
     assert (cfg.model, cfg.encoder, cfg.decoder, cfg.predictor, cfg.frontend, cfg.specaug, cfg.tokenizer) == (
         "Paraformer", "SANMEncoder", "ParaformerSANMDecoder", "CifPredictorV2", "WavFrontend", "SpecAugLFR",
         "CharTokenizer")
@@ -471,32 +477,34 @@ def test_legacy_0x_config_is_normalised(tmp_path):
     assert out["encoder"] == "SANMEncoder" and out["tokenizer"] == "CharTokenizer"
     assert out["tokenizer_conf"]["token_list"][3] == "你" and "token_list" not in out
     assert out["train_conf"]["max_epoch"] == 20 and "max_epoch" not in out
-    assert C.ModelConfig.from_dict(out) == cfg  # the normalised form is stable
+    assert S.ModelConfig.from_dict(out) == cfg  # the normalised form is stable
 
 
 def test_legacy_error_names_the_0x_spelling():
     with pytest.raises(ConfigError, match=r"model class 'BiCifParaformer' \(bicif_paraformer in FunASR 0.x\)"):
-        C.ModelConfig.from_dict(_config_1x(model="bicif_paraformer"))
+        S.ModelConfig.from_dict(_config_1x(model="bicif_paraformer"))
 
 
 # ------------------------------------------------------------------------------------- round trips
 def test_to_dict_round_trip_1x(tmp_path):
     p = _write(tmp_path, "config.yaml", PARAFORMER_1X)
-    d = C.load_yaml(p)
-    cfg = C.ModelConfig.from_dict(d)
+    d = Y.load_yaml(p)
+    cfg = S.ModelConfig.from_dict(d)
     assert cfg.to_dict() == dict(d)  # every key kept, none added
     out = str(tmp_path / "saved.yaml")
     cfg.save(out)
-    again = C.ModelConfig.from_dict(C.load_yaml(out))
+    again = S.ModelConfig.from_dict(Y.load_yaml(out))
     assert again == cfg and again.to_dict() == dict(d)
     assert cfg.train_conf.extra["best_model_criterion"] == [["valid", "acc", "max"]]
     assert cfg.dataset_conf.extra["index_ds"] == "IndexDSJsonl"
 
 
 def test_changed_fields_are_written_even_if_set_after_loading():
-    cfg = C.ModelConfig.from_dict(_config_1x())
-    cfg.frontend_conf.dither = 0.0
-    cfg.train_conf.max_epoch = 3
+    cfg = S.ModelConfig.from_dict(_config_1x())
+    cfg = dataclasses.replace(cfg, frontend_conf=dataclasses.replace(cfg.frontend_conf, dither=0.0),
+                              train_conf=dataclasses.replace(cfg.train_conf, max_epoch=3))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train_conf.max_epoch = 4  # options are frozen: dataclasses.replace is the way to change them
     out = cfg.to_dict()
     assert out["frontend_conf"]["dither"] == 0.0 and out["train_conf"]["max_epoch"] == 3
 
@@ -509,11 +517,11 @@ def test_kwargs_for_drops_defaults_and_refuses_unsupported_values():
                      kernel_size=11, sanm_shfit=0, selfattention_layer_type="sanm"):
             pass
 
-    cfg = C.ModelConfig.from_dict(_config_1x())
+    cfg = S.ModelConfig.from_dict(_config_1x())
     kw = cfg.encoder_conf.kwargs_for(TinyEncoder)
     assert kw["num_blocks"] == 50 and "concat_after" not in kw
     TinyEncoder(input_size=cfg.encoder_input_size(), **kw)
-    cfg = C.ModelConfig.from_dict(_config_1x(**{"encoder_conf.concat_after": True}), source="c.yaml")
+    cfg = S.ModelConfig.from_dict(_config_1x(**{"encoder_conf.concat_after": True}), source="c.yaml")
     with pytest.raises(ConfigError, match=r"c\.yaml: encoder_conf\.concat_after=True: not supported by funasr-lite's TinyEncoder"):
         cfg.encoder_conf.kwargs_for(TinyEncoder)
     assert "cmvn_file" not in cfg.frontend_conf.kwargs_for(lambda **kw: None, exclude=("cmvn_file",))
@@ -531,7 +539,7 @@ def test_file_path_metas_layer(tmp_path):
                      "tokenizer_conf": {"token_list": str(tmp_path / "tokens.json")},
                      "frontend_conf": {"cmvn_file": str(tmp_path / "am.mvn")}}
     merged = C.merge_layers([("config.yaml", _config_1x()), ("configuration.json", layer)])
-    assert C.ModelConfig.from_dict(merged).cmvn_file() == str(tmp_path / "am.mvn")
+    assert S.ModelConfig.from_dict(merged).cmvn_file() == str(tmp_path / "am.mvn")
 
 
 # ------------------------------------------------------------------------------ FunASR as the oracle
@@ -546,11 +554,11 @@ def _funasr_classes():
     from funasr.models.specaug.specaug import SpecAugLFR
     from funasr.tokenizer.char_tokenizer import CharTokenizer
 
-    return {C.FrontendConf: (WavFrontend, ()), C.EncoderConf: (SANMEncoder, ("input_size",)),
-            C.DecoderConf: (ParaformerSANMDecoder, ("vocab_size", "encoder_output_size")),
-            C.PredictorConf: (CifPredictorV2, ()), C.CTCConf: (CTC, ("odim", "encoder_output_size")),
-            C.SpecAugConf: (SpecAugLFR, ()), C.TokenizerConf: (CharTokenizer, ()),
-            C.ModelConf: (Paraformer, ("specaug", "specaug_conf", "normalize", "normalize_conf", "encoder",
+    return {SEC.FrontendConf: (WavFrontend, ()), SEC.EncoderConf: (SANMEncoder, ("input_size",)),
+            SEC.DecoderConf: (ParaformerSANMDecoder, ("vocab_size", "encoder_output_size")),
+            SEC.PredictorConf: (CifPredictorV2, ()), SEC.CTCConf: (CTC, ("odim", "encoder_output_size")),
+            SEC.SpecAugConf: (SpecAugLFR, ()), SEC.TokenizerConf: (CharTokenizer, ()),
+            SEC.ModelConf: (Paraformer, ("specaug", "specaug_conf", "normalize", "normalize_conf", "encoder",
                                        "encoder_conf", "decoder", "decoder_conf", "ctc", "ctc_conf", "predictor",
                                        "predictor_conf", "input_size", "vocab_size"))}
 
@@ -563,7 +571,7 @@ def test_sections_match_funasr_constructors():
         params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
                   if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         fields = section.field_names()
-        extra_ok = {"seg_dict_file", "token_list", "unk_symbol"} if section is C.TokenizerConf else set()
+        extra_ok = {"seg_dict_file", "token_list", "unk_symbol"} if section is SEC.TokenizerConf else set()
         assert set(fields) - set(params) <= extra_ok, (section.__name__, set(fields) - set(params))
         assert set(params) - set(passed_separately) <= set(section.known_keys()), section.__name__
         for name, value in section.defaults().items():
@@ -585,10 +593,10 @@ def test_train_and_dataset_keys_funasr_reads_are_accepted():
 
     read = set(re.findall(r'kwargs\.get\("([a-z_0-9]+)"', inspect.getsource(trainer.Trainer.__init__)))
     not_train_conf = {"device"}  # passed by train.py itself, not from train_conf
-    assert read - not_train_conf - set(C.TrainConf.known_keys()) == set()
+    assert read - not_train_conf - set(TrainConf.known_keys()) == set()
     read = set(re.findall(r'kwargs\.get\("([a-z_0-9]+)"', inspect.getsource(samplers) + inspect.getsource(index_ds)))
     passed_by_funasr = {"is_training", "data_split_i", "start_step"}
-    assert read - passed_by_funasr - set(C.DatasetConf.known_keys()) == set()
+    assert read - passed_by_funasr - set(DatasetConf.known_keys()) == set()
 
 
 def _tiny_1x_dict():
@@ -607,7 +615,7 @@ def _write_model_dir(path, cfg_dict, tokens):
     from funasr.models.paraformer.model import Paraformer
 
     os.makedirs(path, exist_ok=True)
-    C.save_yaml(os.path.join(path, "config.yaml"), cfg_dict)
+    Y.save_yaml(os.path.join(path, "config.yaml"), cfg_dict)
     with open(os.path.join(path, "tokens.json"), "w", encoding="utf-8") as f:
         json.dump(tokens, f, ensure_ascii=False)
     dim = cfg_dict["frontend_conf"]["n_mels"] * cfg_dict["frontend_conf"]["lfr_m"]
@@ -642,7 +650,7 @@ def test_funasr_automodel_loads_our_config(tmp_path, flavour):
                    predictor_conf=dict(src["predictor_conf"], idim=16),
                    frontend_conf=dict(src["frontend_conf"], n_mels=8, lfr_m=2, lfr_n=2, dither=0.0))
         del src["init_param"], src["cmvn_file"]
-    cfg = C.ModelConfig.from_dict(src)
+    cfg = S.ModelConfig.from_dict(src)
     ours = cfg.to_dict()
     ref = _write_model_dir(str(tmp_path / "m"), ours, tokens)
     am = AutoModel(model=str(tmp_path / "m"), device="cpu", disable_update=True, disable_pbar=True, disable_log=True)
@@ -668,13 +676,13 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
     model, decoding = C.load_model_config(str(root), decoding_overrides={"beam_size": 4})
     assert model["encoder"] == "SANMEncoder" and model["token_list"][3] == "你"
     assert model["frontend_conf"]["cmvn_file"] == str(root / "am.mvn")  # the dir's file wins, as in FunASR
-    assert set(model) <= set(C.MODEL_KEYS) | {"token_list"}
+    assert set(model) <= set(S.MODEL_KEYS) | {"token_list"}
     assert decoding["beam_size"] == 4 and decoding["lm_weight"] == 0.15 and decoding["nbest"] == 1
     with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
         C.load_model_config(str(root), decoding_overrides={"beam": 4})
     layers = C.model_dir_layers(str(root), "finetune")
     assert [s for s, _ in layers][-1] == str(root / "finetune.yaml")
-    cfg = C.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
+    cfg = S.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
     assert cfg.train_conf.max_epoch == 9 and cfg.optim_conf.lr == 1e-4
     cfg.check_trainable()
 
@@ -682,7 +690,7 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
 def test_every_section_is_registered_and_config_reexports_its_parts():
     from funasr_lite.config.fields import SECTIONS, Section
 
-    typed = [k for k in C.TOP_LEVEL_KEYS if isinstance(getattr(C.ModelConfig(), k), Section)]
+    typed = [k for k in S.TOP_LEVEL_KEYS if isinstance(getattr(S.ModelConfig(), k), Section)]
     assert sorted(SECTIONS) == sorted(typed) and all(SECTIONS[k].SECTION == k for k in typed)
     assert C.SECTIONS["optim_conf"].CLASS_KEY == "optim" and C.SECTIONS["encoder_conf"].CLASS_KEY is None
     assert [n for n in C.__all__ if not hasattr(C, n)] == []

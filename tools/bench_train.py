@@ -82,7 +82,7 @@ SIDES = ("funasr", "lite", "lite-trainer")
 # ---------------------------------------------------------------------------------------- setup
 def load_config(path: str, size: str, no_dropout: bool = False) -> Dict[str, Any]:
     """The model config (a FunASR config.yaml dict), resized for ``--size medium``; no SpecAug, dither 0."""
-    from funasr_lite.config.merge import load_yaml
+    from funasr_lite.config.yaml_io import load_yaml
 
     cfg = copy.deepcopy(dict(load_yaml(path)))
     if size == "medium":

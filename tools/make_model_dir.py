@@ -25,7 +25,7 @@ from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from funasr_lite.config.merge import load_yaml  # noqa: E402
+from funasr_lite.config.yaml_io import load_yaml  # noqa: E402
 from funasr_lite.data.datadir import read_scp  # noqa: E402
 from funasr_lite.errors import FunasrLiteError  # noqa: E402
 from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir  # noqa: E402

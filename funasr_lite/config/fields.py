@@ -122,7 +122,19 @@ def coerce(value, tp, path: KeyPath, where: Where):
     raise bad
 
 
-@dataclass
+def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Optional[Callable[[], Any]] = None,
+           flag: Union[bool, str] = False, choices: Optional[Sequence[Any]] = None) -> Any:
+    """A field of an options dataclass, with its help text.
+
+    ``flag=True`` makes it a recipe flag of the same name (a string: another flag name); ``choices`` limits
+    the flag's values. The help text is what ``--help`` shows, so it is the one description of the field."""
+    meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
 class Section:
     """Base of a ``*_conf`` section: typed fields (FunASR's constructor kwargs, FunASR's defaults),
     ``KNOWN_UNUSED`` keys accepted and kept verbatim in ``extra``; anything else is a ConfigError."""
@@ -132,8 +144,9 @@ class Section:
     # top-level key naming the class whose arguments the allowed keys depend on ("optim"), if any
     CLASS_KEY: ClassVar[Optional[str]] = None
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)  # known-but-unused keys, kept verbatim
-    _given: set = field(default_factory=set, init=False, repr=False, compare=False)  # keys the input set
-    _where: Any = field(default=None, init=False, repr=False, compare=False)  # (Where, key path prefix)
+    # keys the input set (kept by dataclasses.replace, so to_dict() still writes them)
+    _given: frozenset = field(default=frozenset(), repr=False, compare=False)
+    _where: Any = field(default=None, repr=False, compare=False)  # (Where, key path prefix) for messages
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -175,8 +188,7 @@ class Section:
             else:
                 raise unknown_key(prefix + (k,), allowed, where,
                                   f" (not an argument of {class_name})" if class_name else "")
-        obj = cls(extra=extra, **kw)
-        obj._given, obj._where = set(kw), (where, prefix)
+        obj = cls(extra=extra, _given=frozenset(kw), _where=(where, prefix), **kw)
         obj.validate()
         return obj
 

@@ -15,10 +15,8 @@ schema (an unknown key is a :class:`ConfigError` naming the key, the file and li
 key), deep-merges (dicts merge recursively; scalars and lists replace) and records which source set each
 leaf.  :meth:`ModelConfig.from_dict` turns the result into typed sections.
 
-This module is the entry point: it also re-exports the names of the modules it builds on, so
-``funasr_lite.config.merge.X`` works for all of them: :mod:`~funasr_lite.config.yaml_io` (load_yaml, load_json,
-save_yaml, format_provenance), :mod:`~funasr_lite.config.sections` (the ``*_conf`` dataclasses) and
-:mod:`~funasr_lite.config.schema` (ModelConfig, class tables, normalize_legacy, validate_layer).
+It builds on :mod:`~funasr_lite.config.yaml_io` (YAML/JSON with line numbers), :mod:`~funasr_lite.config.schema`
+(ModelConfig, normalize_legacy, validate_layer) and the typed sections.
 
 Usage::
 
@@ -36,31 +34,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from funasr_lite.config.fields import SECTIONS, Where, unknown_key
-from funasr_lite.config.yaml_io import KeyPath, YamlDict, format_provenance, load_json, load_yaml, save_yaml
 from funasr_lite.config.schema import (
-    FUNASR_CLASSES, LEGACY_CLASS_NAMES, LEGACY_MOVES, MODEL_KEYS, SUPPORTED_CLASSES, TOP_LEVEL_KEYS,
-    TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
-from funasr_lite.config.sections import (
-    FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DatasetConf, DecoderConf,
-    DecodingConf, EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
-    TokenizerConf, TrainConf)
+    TOP_LEVEL_KEYS, TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
+from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_json, load_yaml
+from funasr_lite.data.options import DatasetConf
+from funasr_lite.decode.options import DecodingConf
 from funasr_lite.errors import ConfigError
+from funasr_lite.train.options import TrainConf
 
-__all__ = [
-    # this module
-    "MergedConfig", "merge_strict", "merge_layers", "builtin_defaults", "decoding_layer", "file_path_metas_layer",
-    "FLAG_PATHS", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer", "parse_overrides",
-    "model_dir_layers", "load_model_config",
-    # config_io
-    "YamlDict", "load_yaml", "load_json", "save_yaml", "format_provenance",
-    # config_schema
-    "ModelConfig", "MODEL_KEYS", "SUPPORTED_CLASSES", "LEGACY_CLASS_NAMES", "FUNASR_CLASSES", "LEGACY_MOVES",
-    "TOP_LEVEL_UNUSED", "normalize_legacy", "validate_layer",
-    # config_sections
-    "FrontendConf", "EncoderConf", "DecoderConf", "PredictorConf", "CTCConf", "SpecAugConf", "ModelConf",
-    "TokenizerConf", "DecodingConf", "TrainConf", "DatasetConf", "OptimConf", "SchedulerConf",
-    "FUNASR_OPTIMS", "SUPPORTED_OPTIMS", "FUNASR_SCHEDULERS", "SUPPORTED_SCHEDULERS",
-]
+__all__ = ["MergedConfig", "merge_strict", "merge_layers", "builtin_defaults", "decoding_layer",
+           "file_path_metas_layer", "FLAG_PATHS", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer",
+           "parse_overrides", "model_dir_layers", "load_model_config"]
 
 
 # ------------------------------------------------------------------------------------------- merging

@@ -15,9 +15,12 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, g
 from funasr_lite.config.fields import SECTIONS, Section, Where, coerce, suggest, unknown_key
 from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
 from funasr_lite.config.sections import (
-    FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DatasetConf, DecoderConf,
-    DecodingConf, EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
-    TokenizerConf, TrainConf, class_args)
+    FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DecoderConf,
+    EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
+    TokenizerConf, class_args)
+from funasr_lite.data.options import DatasetConf
+from funasr_lite.decode.options import DecodingConf
+from funasr_lite.train.options import TrainConf
 from funasr_lite.errors import ConfigError
 
 # The one supported class per slot; None = the slot may be null.  Legacy 0.x names map to 1.x names.
@@ -171,7 +174,7 @@ def _check_named(kind: str, value, where: Where, training: bool = False) -> None
 
 
 # ------------------------------------------------------------------------------------ the whole config
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """A whole config.yaml (FunASR 1.x class names) plus our ``decoding`` section, validated strictly."""
 
@@ -201,7 +204,7 @@ class ModelConfig:
     decoding: DecodingConf = field(default_factory=DecodingConf)  # decoding (funasr-lite; not in config.yaml)
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)  # known-but-unused top-level keys, verbatim
     provenance: Dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # leaf -> source
-    _given: set = field(default_factory=set, init=False, repr=False, compare=False)  # top-level keys the input set
+    _given: frozenset = field(default=frozenset(), repr=False, compare=False)  # top-level keys the input set
 
     _REQUIRED: ClassVar[Tuple[str, ...]] = ("model", "encoder", "decoder", "predictor", "frontend")
 
@@ -232,9 +235,8 @@ class ModelConfig:
                 kw[k] = coerce(v, hints[k], (k,), where)
         if kw.get("tokenizer") is None:
             kw["tokenizer"] = "CharTokenizer"  # funasr-lite always tokenizes characters (0.x: token_type char)
-        cfg = cls(extra={k: copy.deepcopy(v) for k, v in n.items() if k in TOP_LEVEL_UNUSED}, **kw)
-        cfg._given = set(kw)
-        cfg.provenance = dict(where.provenance)
+        cfg = cls(extra={k: copy.deepcopy(v) for k, v in n.items() if k in TOP_LEVEL_UNUSED},
+                  provenance=dict(where.provenance), _given=frozenset(kw), **kw)
         cfg._check(where)
         return cfg
 

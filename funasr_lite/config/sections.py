@@ -12,31 +12,31 @@ import inspect
 from dataclasses import dataclass, field
 from typing import ClassVar, List, Optional, Tuple, Union
 
-from funasr_lite.config.fields import Section
+from funasr_lite.config.fields import Section, option
 from funasr_lite.config.yaml_io import plain
 
 _TF2TORCH = ("tf2torch_tensor_name_prefix_torch", "tf2torch_tensor_name_prefix_tf")
 _LORA = ("lora_list", "lora_rank", "lora_alpha", "lora_dropout")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FrontendConf(Section):
     """``frontend_conf`` of WavFrontend (Kaldi fbank + LFR + CMVN). Defaults are WavFrontend's."""
 
     SECTION: ClassVar[str] = "frontend_conf"
-    cmvn_file: Optional[str] = None  # am.mvn path (Kaldi nnet1 text); 0.x had it top-level
-    fs: int = 16000  # sample rate the model expects, Hz
-    window: str = "hamming"  # fbank window type
-    n_mels: int = 80  # mel bins per frame
-    frame_length: int = 25  # fbank window, ms
-    frame_shift: int = 10  # fbank hop, ms
-    filter_length_min: int = -1  # FunASR: drop inputs shorter than this (frames); -1 = off
-    filter_length_max: int = -1  # FunASR: drop inputs longer than this (frames); -1 = off
-    lfr_m: int = 1  # LFR: frames stacked per output frame (7 for Paraformer)
-    lfr_n: int = 1  # LFR: hop in frames (6 for Paraformer)
-    dither: float = 1.0  # fbank dither; FunASR's default 1.0 when absent; funasr-lite inference uses 0
-    snip_edges: bool = True  # Kaldi snip_edges
-    upsacle_samples: bool = True  # (sic, FunASR's spelling) scale [-1,1] audio to int16 range first
+    cmvn_file: Optional[str] = option(None, "am.mvn path (Kaldi nnet1 text); 0.x had it top-level")
+    fs: int = option(16000, "sample rate the model expects, Hz")
+    window: str = option("hamming", "fbank window type")
+    n_mels: int = option(80, "mel bins per frame")
+    frame_length: int = option(25, "fbank window, ms")
+    frame_shift: int = option(10, "fbank hop, ms")
+    filter_length_min: int = option(-1, "FunASR: drop inputs shorter than this (frames); -1 = off")
+    filter_length_max: int = option(-1, "FunASR: drop inputs longer than this (frames); -1 = off")
+    lfr_m: int = option(1, "LFR: frames stacked per output frame (7 for Paraformer)")
+    lfr_n: int = option(1, "LFR: hop in frames (6 for Paraformer)")
+    dither: float = option(1.0, "fbank dither; FunASR's default 1.0 when absent; funasr-lite inference uses 0")
+    snip_edges: bool = option(True, "Kaldi snip_edges")
+    upsacle_samples: bool = option(True, "(sic, FunASR's spelling) scale [-1,1] audio to int16 range first")
 
     def validate(self):
         for k in ("fs", "n_mels", "frame_length", "frame_shift", "lfr_m", "lfr_n"):
@@ -46,31 +46,31 @@ class FrontendConf(Section):
             raise self._fail("dither", "must be >= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EncoderConf(Section):
     """``encoder_conf`` of SANMEncoder. Defaults are FunASR 1.4.16's SANMEncoder defaults."""
 
     SECTION: ClassVar[str] = "encoder_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = _LORA + _TF2TORCH
-    output_size: int = 256  # model dimension d (512 in paraformer-large)
-    attention_heads: int = 4  # attention heads
-    linear_units: int = 2048  # feed-forward hidden units
-    num_blocks: int = 6  # encoder blocks (50 in paraformer-large)
-    dropout_rate: float = 0.1  # dropout after attention / FFN
-    positional_dropout_rate: float = 0.1  # dropout after positional encoding
-    attention_dropout_rate: float = 0.0  # dropout on attention weights
-    input_layer: Optional[str] = "conv2d"  # input embedding; Paraformer uses "pe" (sinusoidal, no subsampling)
-    pos_enc_class: str = "SinusoidalPositionEncoder"  # positional encoding class name
-    normalize_before: bool = True  # pre-LayerNorm blocks
-    concat_after: bool = False  # concat attention input and output instead of adding
-    positionwise_layer_type: str = "linear"  # FFN type: linear, conv1d, conv1d-linear
-    positionwise_conv_kernel_size: int = 1  # kernel of a conv1d FFN
-    padding_idx: int = -1  # padding index for an "embed" input layer
-    interctc_layer_idx: List[int] = field(default_factory=list)  # blocks that emit intermediate CTC
-    interctc_use_conditioning: bool = False  # feed intermediate CTC posteriors back
-    kernel_size: int = 11  # FSMN memory kernel of SANM attention
-    sanm_shfit: int = 0  # (sic) FSMN kernel shift; 0 = centred
-    selfattention_layer_type: str = "sanm"  # "sanm" or "selfattn"
+    output_size: int = option(256, "model dimension d (512 in paraformer-large)")
+    attention_heads: int = option(4, "attention heads")
+    linear_units: int = option(2048, "feed-forward hidden units")
+    num_blocks: int = option(6, "encoder blocks (50 in paraformer-large)")
+    dropout_rate: float = option(0.1, "dropout after attention / FFN")
+    positional_dropout_rate: float = option(0.1, "dropout after positional encoding")
+    attention_dropout_rate: float = option(0.0, "dropout on attention weights")
+    input_layer: Optional[str] = option("conv2d", "input embedding; Paraformer uses \"pe\" (sinusoidal, no subsampling)")
+    pos_enc_class: str = option("SinusoidalPositionEncoder", "positional encoding class name")
+    normalize_before: bool = option(True, "pre-LayerNorm blocks")
+    concat_after: bool = option(False, "concat attention input and output instead of adding")
+    positionwise_layer_type: str = option("linear", "FFN type: linear, conv1d, conv1d-linear")
+    positionwise_conv_kernel_size: int = option(1, "kernel of a conv1d FFN")
+    padding_idx: int = option(-1, "padding index for an \"embed\" input layer")
+    interctc_layer_idx: List[int] = option(factory=list, help="blocks that emit intermediate CTC")
+    interctc_use_conditioning: bool = option(False, "feed intermediate CTC posteriors back")
+    kernel_size: int = option(11, "FSMN memory kernel of SANM attention")
+    sanm_shfit: int = option(0, "(sic) FSMN kernel shift; 0 = centred")
+    selfattention_layer_type: str = option("sanm", "\"sanm\" or \"selfattn\"")
 
     def validate(self):
         for k in ("output_size", "attention_heads", "linear_units", "num_blocks", "kernel_size"):
@@ -80,29 +80,29 @@ class EncoderConf(Section):
             raise self._fail("output_size", f"must be divisible by attention_heads={self.attention_heads}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecoderConf(Section):
     """``decoder_conf`` of ParaformerSANMDecoder (vocab_size and encoder_output_size are passed separately)."""
 
     SECTION: ClassVar[str] = "decoder_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = _LORA + _TF2TORCH
-    attention_heads: int = 4  # attention heads of the source attention
-    linear_units: int = 2048  # feed-forward hidden units
-    num_blocks: int = 6  # decoder blocks (16 in paraformer-large)
-    dropout_rate: float = 0.1  # dropout after attention / FFN
-    positional_dropout_rate: float = 0.1  # dropout after positional encoding
-    self_attention_dropout_rate: float = 0.0  # dropout in the FSMN self-attention
-    src_attention_dropout_rate: float = 0.0  # dropout on source attention weights
-    input_layer: str = "embed"  # token embedding type
-    use_output_layer: bool = True  # final projection to the vocabulary
-    wo_input_layer: bool = False  # build no input layer
-    pos_enc_class: str = "PositionalEncoding"  # positional encoding class name
-    normalize_before: bool = True  # pre-LayerNorm blocks
-    concat_after: bool = False  # concat attention input and output instead of adding
-    att_layer_num: int = 6  # blocks with source attention (the rest are FSMN-only)
-    kernel_size: int = 21  # FSMN memory kernel (11 in paraformer-large)
-    sanm_shfit: int = 0  # (sic) FSMN kernel shift
-    chunk_multiply_factor: List[int] = field(default_factory=lambda: [1])  # streaming only
+    attention_heads: int = option(4, "attention heads of the source attention")
+    linear_units: int = option(2048, "feed-forward hidden units")
+    num_blocks: int = option(6, "decoder blocks (16 in paraformer-large)")
+    dropout_rate: float = option(0.1, "dropout after attention / FFN")
+    positional_dropout_rate: float = option(0.1, "dropout after positional encoding")
+    self_attention_dropout_rate: float = option(0.0, "dropout in the FSMN self-attention")
+    src_attention_dropout_rate: float = option(0.0, "dropout on source attention weights")
+    input_layer: str = option("embed", "token embedding type")
+    use_output_layer: bool = option(True, "final projection to the vocabulary")
+    wo_input_layer: bool = option(False, "build no input layer")
+    pos_enc_class: str = option("PositionalEncoding", "positional encoding class name")
+    normalize_before: bool = option(True, "pre-LayerNorm blocks")
+    concat_after: bool = option(False, "concat attention input and output instead of adding")
+    att_layer_num: int = option(6, "blocks with source attention (the rest are FSMN-only)")
+    kernel_size: int = option(21, "FSMN memory kernel (11 in paraformer-large)")
+    sanm_shfit: int = option(0, "(sic) FSMN kernel shift")
+    chunk_multiply_factor: List[int] = option(factory=lambda: [1], help="streaming only")
 
     def validate(self):
         for k in ("attention_heads", "linear_units", "num_blocks", "kernel_size"):
@@ -112,21 +112,21 @@ class DecoderConf(Section):
             raise self._fail("att_layer_num", f"must be in 0..num_blocks={self.num_blocks}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PredictorConf(Section):
     """``predictor_conf`` of CifPredictorV2; idim, l_order and r_order have no default and are required."""
 
     SECTION: ClassVar[str] = "predictor_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = _TF2TORCH
-    idim: Optional[int] = None  # input dim = encoder output_size (required)
-    l_order: Optional[int] = None  # left context of the CIF conv (required; 1 in paraformer-large)
-    r_order: Optional[int] = None  # right context of the CIF conv (required; 1 in paraformer-large)
-    threshold: float = 1.0  # CIF firing threshold
-    dropout: float = 0.1  # dropout before the weight projection
-    smooth_factor: float = 1.0  # scale of the CIF weights
-    noise_threshold: float = 0.0  # weights below this are zeroed
-    tail_threshold: float = 0.0  # weight added at the end to fire a last token (0.45 in paraformer-large)
-    tail_mask: bool = True  # mask the tail weight by the padding mask
+    idim: Optional[int] = option(None, "input dim = encoder output_size (required)")
+    l_order: Optional[int] = option(None, "left context of the CIF conv (required; 1 in paraformer-large)")
+    r_order: Optional[int] = option(None, "right context of the CIF conv (required; 1 in paraformer-large)")
+    threshold: float = option(1.0, "CIF firing threshold")
+    dropout: float = option(0.1, "dropout before the weight projection")
+    smooth_factor: float = option(1.0, "scale of the CIF weights")
+    noise_threshold: float = option(0.0, "weights below this are zeroed")
+    tail_threshold: float = option(0.0, "weight added at the end to fire a last token (0.45 in paraformer-large)")
+    tail_mask: bool = option(True, "mask the tail weight by the padding mask")
 
     def validate(self):
         for k in ("idim", "l_order", "r_order"):
@@ -136,55 +136,55 @@ class PredictorConf(Section):
             raise self._fail("threshold", "must be > 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CTCConf(Section):
     """``ctc_conf`` of FunASR's CTC head (built only when model_conf.ctc_weight > 0)."""
 
     SECTION: ClassVar[str] = "ctc_conf"
-    dropout_rate: float = 0.0  # dropout before the CTC projection
-    ctc_type: str = "builtin"  # loss implementation; only "builtin" (torch CTCLoss)
-    reduce: bool = True  # sum the loss over the batch
-    ignore_nan_grad: bool = True  # FunASR flag (kept for compatibility)
-    extra_linear: bool = True  # have the ctc_lo projection layer
+    dropout_rate: float = option(0.0, "dropout before the CTC projection")
+    ctc_type: str = option("builtin", "loss implementation; only \"builtin\" (torch CTCLoss)")
+    reduce: bool = option(True, "sum the loss over the batch")
+    ignore_nan_grad: bool = option(True, "FunASR flag (kept for compatibility)")
+    extra_linear: bool = option(True, "have the ctc_lo projection layer")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpecAugConf(Section):
     """``specaug_conf`` of SpecAugLFR (training only). Defaults are FunASR's SpecAugLFR defaults."""
 
     SECTION: ClassVar[str] = "specaug_conf"
-    apply_time_warp: bool = True  # time warping (paraformer-large: false)
-    time_warp_window: int = 5  # time warp window, frames
-    time_warp_mode: str = "bicubic"  # time warp interpolation
-    apply_freq_mask: bool = True  # frequency masking
-    freq_mask_width_range: Union[int, List[int]] = field(default_factory=lambda: [0, 20])  # mask width range, bins
-    num_freq_mask: int = 2  # frequency masks per utterance
-    lfr_rate: int = 0  # LFR stacking - 1 (6 for lfr_m=7): one band is masked in every stacked sub-frame
-    apply_time_mask: bool = True  # time masking
-    time_mask_width_range: Union[int, List[int], None] = None  # mask width range, frames
-    time_mask_width_ratio_range: Union[float, List[float], None] = None  # ... or as a ratio of the length
-    num_time_mask: int = 2  # time masks per utterance
+    apply_time_warp: bool = option(True, "time warping (paraformer-large: false)")
+    time_warp_window: int = option(5, "time warp window, frames")
+    time_warp_mode: str = option("bicubic", "time warp interpolation")
+    apply_freq_mask: bool = option(True, "frequency masking")
+    freq_mask_width_range: Union[int, List[int]] = option(factory=lambda: [0, 20], help="mask width range, bins")
+    num_freq_mask: int = option(2, "frequency masks per utterance")
+    lfr_rate: int = option(0, "LFR stacking - 1 (6 for lfr_m=7): one band is masked in every stacked sub-frame")
+    apply_time_mask: bool = option(True, "time masking")
+    time_mask_width_range: Union[int, List[int], None] = option(None, "mask width range, frames")
+    time_mask_width_ratio_range: Union[float, List[float], None] = option(None, "... or as a ratio of the length")
+    num_time_mask: int = option(2, "time masks per utterance")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConf(Section):
     """``model_conf`` of Paraformer (the loss and special ids). Defaults are FunASR's Paraformer defaults."""
 
     SECTION: ClassVar[str] = "model_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ("interctc_weight", "report_cer", "report_wer", "sym_space",
                                                "sym_blank", "extract_feats_in_collect_stats", "vocab_size")
-    ctc_weight: float = 0.5  # CTC loss weight; > 0 builds the CTC head (paraformer-large: 0.0)
-    ignore_id: int = -1  # padding id of targets
-    blank_id: int = 0  # CTC blank id
-    sos: Optional[int] = 1  # start-of-sentence id (null: vocab_size - 1)
-    eos: Optional[int] = 2  # end-of-sentence id, appended to targets when predictor_bias=1
-    lsm_weight: float = 0.0  # label smoothing of the decoder CE (paraformer-large: 0.1)
-    length_normalized_loss: bool = False  # divide the CE by tokens instead of utterances
-    predictor_weight: float = 0.0  # weight of the token-count (MAE) loss (paraformer-large: 1.0)
-    predictor_bias: int = 0  # 1: count </s> as a target token (paraformer-large: 1)
-    sampling_ratio: float = 0.2  # glancing sampler ratio (paraformer-large: 0.75)
-    share_embedding: bool = False  # tie decoder embedding and output layer
-    use_1st_decoder_loss: bool = False  # add the first-pass decoder loss
+    ctc_weight: float = option(0.5, "CTC loss weight; > 0 builds the CTC head (paraformer-large: 0.0)")
+    ignore_id: int = option(-1, "padding id of targets")
+    blank_id: int = option(0, "CTC blank id")
+    sos: Optional[int] = option(1, "start-of-sentence id (null: vocab_size - 1)")
+    eos: Optional[int] = option(2, "end-of-sentence id, appended to targets when predictor_bias=1")
+    lsm_weight: float = option(0.0, "label smoothing of the decoder CE (paraformer-large: 0.1)")
+    length_normalized_loss: bool = option(False, "divide the CE by tokens instead of utterances")
+    predictor_weight: float = option(0.0, "weight of the token-count (MAE) loss (paraformer-large: 1.0)")
+    predictor_bias: int = option(0, "1: count </s> as a target token (paraformer-large: 1)")
+    sampling_ratio: float = option(0.2, "glancing sampler ratio (paraformer-large: 0.75)")
+    share_embedding: bool = option(False, "tie decoder embedding and output layer")
+    use_1st_decoder_loss: bool = option(False, "add the first-pass decoder loss")
 
     def validate(self):
         for k in ("ctc_weight", "lsm_weight", "sampling_ratio"):
@@ -194,120 +194,19 @@ class ModelConf(Section):
             raise self._fail("predictor_bias", "must be 0 or 1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenizerConf(Section):
     """``tokenizer_conf`` of CharTokenizer."""
 
     SECTION: ClassVar[str] = "tokenizer_conf"
-    token_list: Union[str, List[str], None] = None  # tokens.json / tokens.txt path, or the list itself
-    seg_dict: Optional[str] = None  # seg_dict path (word -> pieces ending in @@)
-    seg_dict_file: Optional[str] = None  # same, the name file_path_metas and 0.x use
-    unk_symbol: str = "<unk>"  # unknown token
-    split_with_space: bool = False  # text is space-separated words (paraformer-large: true)
-    space_symbol: str = "<space>"  # token for a space when not splitting on spaces
-    non_linguistic_symbols: Union[str, List[str], None] = None  # file or list of symbols like [noise]
-    remove_non_linguistic_symbols: bool = False  # drop those symbols from the text
-
-
-@dataclass
-class DecodingConf(Section):
-    """Decoding options (decoding.yaml, recipe defaults, --beam_size/--ctc_weight/--batch_size)."""
-
-    SECTION: ClassVar[str] = "decoding"
-    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ("ngram_weight", "token_num_relax", "decoding_ind", "decoding_mode",
-                                               "lm_file", "lm_train_config", "streaming", "hotword", "dtype")
-    beam_size: int = 1  # 1 = greedy; > 1 beam search over the decoder outputs
-    penalty: float = 0.0  # insertion bonus per token in beam search
-    maxlenratio: float = 0.0  # ESPnet length bound (Paraformer's length comes from CIF; accepted, unused)
-    minlenratio: float = 0.0  # ESPnet length bound (accepted, unused)
-    ctc_weight: float = 0.0  # weight of CTC prefix scores in beam search (needs a CTC head)
-    lm_weight: float = 0.0  # LM weight (no LM support: accepted, unused)
-    nbest: int = 1  # hypotheses kept per utterance (the first is written)
-    batch_size: int = 1  # utterances per decoding batch
-    batch_seconds: Optional[float] = None  # optional bound on the audio seconds per batch
-
-    def validate(self):
-        for k in ("beam_size", "nbest", "batch_size"):
-            if getattr(self, k) < 1:
-                raise self._fail(k, "must be >= 1")
-        if not 0.0 <= self.ctc_weight <= 1.0:
-            raise self._fail("ctc_weight", "must be in [0, 1]")
-        if self.batch_seconds is not None and self.batch_seconds <= 0:
-            raise self._fail("batch_seconds", "must be > 0")
-
-
-@dataclass
-class TrainConf(Section):
-    """``train_conf``: the training loop. 0.x top-level trainer keys are moved here."""
-
-    SECTION: ClassVar[str] = "train_conf"
-    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = (
-        "avg_nbest_model", "avg_keep_nbest_models_type", "validate_interval", "save_checkpoint_interval",
-        "early_stopping_patience", "reset_gpu_cache", "use_wandb", "wandb_token", "wandb_project", "wandb_team",
-        "wandb_exp_name", "use_deepspeed", "deepspeed_config", "use_fsdp", "effective_save_name_excludes",
-        "excludes", "resume", "val_scheduler_criterion", "best_model_criterion", "patience",
-        "early_stopping_criterion", "max_update", "nbest_averaging_interval", "train_dtype", "use_amp",
-        "use_tensorboard", "detect_anomaly", "grad_noise", "no_forward_run", "num_iters_per_epoch")
-    max_epoch: int = 40  # epochs (0.x argparse default)
-    accum_grad: int = 1  # gradient accumulation steps
-    grad_clip: float = 5.0  # gradient-norm clip threshold (<= 0: off)
-    grad_clip_type: float = 2.0  # p of the clipped norm
-    keep_nbest_models: Union[int, List[int]] = field(default_factory=lambda: [10])  # n of valid.acc.ave_{n}best.pb
-    log_interval: int = 50  # log every N steps
-    use_fp16: bool = False  # AMP with float16 (GPU only)
-    use_bf16: bool = False  # AMP with bfloat16 (GPU only)
-    seed: int = 0  # random seed
-    find_unused_parameters: bool = False  # DDP find_unused_parameters (0.x: unused_parameters)
-    max_nan_steps: int = 10  # consecutive non-finite-loss steps (each skipped) before the run stops
-
-    def nbest_list(self) -> List[int]:
-        """keep_nbest_models as a list (FunASR 1.x writes an int, 0.x a list)."""
-        return [self.keep_nbest_models] if isinstance(self.keep_nbest_models, int) else list(self.keep_nbest_models)
-
-    def validate(self):
-        for k in ("max_epoch", "accum_grad", "log_interval", "max_nan_steps"):
-            if getattr(self, k) < 1:
-                raise self._fail(k, "must be >= 1")
-        if any(n < 1 for n in self.nbest_list()):
-            raise self._fail("keep_nbest_models", "every n must be >= 1")
-        if self.use_fp16 and self.use_bf16:
-            raise self._fail("use_fp16", "use_fp16 and use_bf16 are exclusive")
-
-
-@dataclass
-class DatasetConf(Section):
-    """``dataset_conf``: data loading and batching. 0.x top-level dataset keys are moved here."""
-
-    SECTION: ClassVar[str] = "dataset_conf"
-    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = (
-        "index_ds", "batch_sampler", "batch_type", "batch_size", "max_token_length", "min_token_length",
-        "min_source_length", "max_source_length", "min_target_length", "max_target_length", "data_split_num",
-        "dataloader", "preprocessor_speech", "preprocessor_speech_conf", "preprocessor_text",
-        "preprocessor_text_conf", "batch_size_sample_max", "length_scale_source", "pin_memory",
-        "persistent_workers", "prefetch_factor", "rank_split", "drop_last", "int_pad_value", "float_pad_value",
-        "sort_in_batch", "sort_batch", "filter_conf", "shuffle_conf", "batch_conf", "data_types", "data_names",
-        "speed_perturb", "split_with_space", "seg_dict_file", "bpemodel", "retry")
-    dataset_type: str = "small"  # "small" (map-style) or "large" (streamed shards)
-    batch_bins: int = 2000  # small: padded LFR frames (60 ms) per batch; large: milliseconds
-    num_workers: int = 0  # DataLoader workers (feature extraction runs there)
-    shuffle: bool = True  # shuffle batches (small) / samples in a buffer (large)
-    buffer_size: int = 500  # large: shuffle buffer, utterances
-    sort_size: int = 500  # large: utterances sorted by length before batching
-    speech_length_min: int = -1  # drop utterances shorter than this, ms (-1: off)
-    speech_length_max: int = -1  # drop utterances longer than this, ms (-1: off)
-    token_length_min: int = -1  # drop texts with fewer tokens (-1: off; empty texts always dropped)
-    token_length_max: int = -1  # drop texts with more tokens (-1: off)
-    max_unk_ratio: float = 0.5  # drop texts whose share of <unk> tokens is above this
-
-    def validate(self):
-        if self.dataset_type not in ("small", "large"):
-            raise self._fail("dataset_type", "must be 'small' or 'large'")
-        if self.batch_bins < 1:
-            raise self._fail("batch_bins", "must be >= 1")
-        if self.num_workers < 0:
-            raise self._fail("num_workers", "must be >= 0")
-        if not 0.0 <= self.max_unk_ratio <= 1.0:
-            raise self._fail("max_unk_ratio", "must be in [0, 1]")
+    token_list: Union[str, List[str], None] = option(None, "tokens.json / tokens.txt path, or the list itself")
+    seg_dict: Optional[str] = option(None, "seg_dict path (word -> pieces ending in @@)")
+    seg_dict_file: Optional[str] = option(None, "same, the name file_path_metas and 0.x use")
+    unk_symbol: str = option("<unk>", "unknown token")
+    split_with_space: bool = option(False, "text is space-separated words (paraformer-large: true)")
+    space_symbol: str = option("<space>", "token for a space when not splitting on spaces")
+    non_linguistic_symbols: Union[str, List[str], None] = option(None, "file or list of symbols like [noise]")
+    remove_non_linguistic_symbols: bool = option(False, "drop those symbols from the text")
 
 
 
@@ -345,7 +244,7 @@ def class_args(kind: str, name: Optional[str]) -> Tuple[str, ...]:
     return tuple(p for p in inspect.signature(cls).parameters if p not in ("params", "optimizer"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _ClassArgsSection(Section):
     """A section of keyword arguments for the class named by the top-level key CLASS_KEY: the keys allowed
     are that class's arguments; unset (None) fields are left to the class's own defaults."""
@@ -361,26 +260,26 @@ class _ClassArgsSection(Section):
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConf(_ClassArgsSection):
     """``optim_conf``: keyword arguments of the optimizer named by ``optim`` (None = its own default)."""
 
     SECTION: ClassVar[str] = "optim_conf"
     CLASS_KEY: ClassVar[Optional[str]] = "optim"
-    lr: Optional[float] = None  # learning rate (peak lr with warmuplr)
-    betas: Optional[List[float]] = None  # adam/adamw betas
-    eps: Optional[float] = None  # adam/adamw epsilon
-    weight_decay: Optional[float] = None  # L2 (adam, sgd) or decoupled (adamw) weight decay
-    amsgrad: Optional[bool] = None  # adam/adamw AMSGrad
-    momentum: Optional[float] = None  # sgd momentum
-    dampening: Optional[float] = None  # sgd dampening
-    nesterov: Optional[bool] = None  # sgd Nesterov momentum
+    lr: Optional[float] = option(None, "learning rate (peak lr with warmuplr)")
+    betas: Optional[List[float]] = option(None, "adam/adamw betas")
+    eps: Optional[float] = option(None, "adam/adamw epsilon")
+    weight_decay: Optional[float] = option(None, "L2 (adam, sgd) or decoupled (adamw) weight decay")
+    amsgrad: Optional[bool] = option(None, "adam/adamw AMSGrad")
+    momentum: Optional[float] = option(None, "sgd momentum")
+    dampening: Optional[float] = option(None, "sgd dampening")
+    nesterov: Optional[bool] = option(None, "sgd Nesterov momentum")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SchedulerConf(_ClassArgsSection):
     """``scheduler_conf``: keyword arguments of the scheduler named by ``scheduler``."""
 
     SECTION: ClassVar[str] = "scheduler_conf"
     CLASS_KEY: ClassVar[Optional[str]] = "scheduler"
-    warmup_steps: Union[int, float, None] = None  # warmuplr: steps to reach the peak lr (WarmupLR default 25000)
+    warmup_steps: Union[int, float, None] = option(None, "warmuplr: steps to reach the peak lr (WarmupLR default 25000)")

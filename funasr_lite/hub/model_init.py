@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from funasr_lite.data.audio import load_audio
-from funasr_lite.config.merge import save_yaml
+from funasr_lite.config.yaml_io import save_yaml
 from funasr_lite.data.datadir import load_data_dir
 from funasr_lite.errors import DataDirError
 from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text

@@ -28,7 +28,9 @@ import torch
 import yaml
 
 from . import checkpoint as ckpt
-from funasr_lite.config.merge import ModelConfig, flags_layer, merge_layers, model_dir_layers, parse_overrides, save_yaml
+from funasr_lite.config.merge import flags_layer, merge_layers, model_dir_layers, parse_overrides
+from funasr_lite.config.schema import ModelConfig
+from funasr_lite.config.yaml_io import save_yaml
 from funasr_lite.data.dataset import DatasetOptions, build_dataloader
 from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
 from funasr_lite.errors import ConfigError, DataDirError
