@@ -18,8 +18,8 @@ class AudioError(FunasrLiteError):
     """An audio file cannot be used: unreadable, empty, too short, NaN/Inf, ..."""
 
 
-class ConfigError(FunasrLiteError):
-    """A YAML/JSON config is invalid: unknown key, wrong type, bad value."""
+class ConfigError(FunasrLiteError, ValueError):
+    """A YAML/JSON config or an option is invalid: unknown key, wrong type, bad value."""
 
 
 class ModelDirError(FunasrLiteError):

@@ -282,9 +282,9 @@ def test_load_yaml_rejects_non_mapping_duplicates_bad_utf8_and_missing(tmp_path)
         Y.load_yaml(_write(tmp_path, "dup.yaml", "train_conf:\n  max_epoch: 1\n  max_epoch: 2\n"))
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"model: Paraformer\nname: caf\xe9\n")
-    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not valid UTF-8"):
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: invalid UTF-8"):
         Y.load_yaml(str(bad))
-    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
         Y.load_yaml(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="invalid YAML"):  # safe_load semantics: no python tags
         Y.load_yaml(_write(tmp_path, "tag.yaml", "x: !!python/object/apply:os.system ['true']\n"))
@@ -665,7 +665,7 @@ def test_funasr_automodel_loads_our_config(tmp_path, flavour):
     assert am.kwargs["tokenizer"].token_list == tokens
 
 
-def test_model_dir_layers_and_load_model_config(tmp_path):
+def test_model_dir_layers(tmp_path):
     root = tmp_path / "dir"
     root.mkdir()
     (root / "config.yaml").write_text(PARAFORMER_0X, encoding="utf-8")
@@ -673,13 +673,13 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
     (root / "decoding.yaml").write_text("beam_size: 1\npenalty: 0.0\nmaxlenratio: 0.0\nminlenratio: 0.0\n"
                                         "ctc_weight: 0.0\nlm_weight: 0.15\n", encoding="utf-8")
     (root / "finetune.yaml").write_text("max_epoch: 9\n", encoding="utf-8")
-    model, decoding = C.load_model_config(str(root), decoding_overrides={"beam_size": 4})
-    assert model["encoder"] == "SANMEncoder" and model["token_list"][3] == "你"
-    assert model["frontend_conf"]["cmvn_file"] == str(root / "am.mvn")  # the dir's file wins, as in FunASR
-    assert set(model) <= set(S.MODEL_KEYS) | {"token_list"}
-    assert decoding["beam_size"] == 4 and decoding["lm_weight"] == 0.15 and decoding["nbest"] == 1
+    cfg = S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(str(root), "infer", {"beam_size": 4})))
+    assert cfg.encoder == "SANMEncoder" and cfg.tokenizer_conf.token_list[3] == "你"
+    assert cfg.frontend_conf.cmvn_file == str(root / "am.mvn")  # the dir's file wins, as in FunASR
+    decoding = cfg.decoding
+    assert decoding.beam_size == 4 and decoding.lm_weight == 0.15 and decoding.nbest == 1
     with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
-        C.load_model_config(str(root), decoding_overrides={"beam": 4})
+        C.merge_layers(C.model_dir_layers(str(root), "infer", {"beam": 4}))
     layers = C.model_dir_layers(str(root), "finetune")
     assert [s for s, _ in layers][-1] == str(root / "finetune.yaml")
     cfg = S.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
@@ -687,10 +687,15 @@ def test_model_dir_layers_and_load_model_config(tmp_path):
     cfg.check_trainable()
 
 
-def test_every_section_is_registered_and_config_reexports_its_parts():
-    from funasr_lite.config.fields import SECTIONS, Section
+def test_every_section_is_typed_and_every_flag_has_a_config_path():
+    from funasr_lite.config.fields import Section
 
     typed = [k for k in S.TOP_LEVEL_KEYS if isinstance(getattr(S.ModelConfig(), k), Section)]
-    assert sorted(SECTIONS) == sorted(typed) and all(SECTIONS[k].SECTION == k for k in typed)
-    assert C.SECTIONS["optim_conf"].CLASS_KEY == "optim" and C.SECTIONS["encoder_conf"].CLASS_KEY is None
+    assert sorted(S.SECTIONS) == sorted(typed) and all(S.SECTIONS[k].SECTION == k for k in typed)
+    assert S.SECTIONS["optim_conf"].CLASS_KEY == "optim" and S.SECTIONS["encoder_conf"].CLASS_KEY is None
     assert [n for n in C.__all__ if not hasattr(C, n)] == []
+    paths = {name: path for name, (path, _, _) in C.config_flag_paths().items()}
+    assert paths["lr"] == "optim_conf.lr" and paths["max_epoch"] == "train_conf.max_epoch"
+    assert paths["beam_size"] == "decoding.beam_size" and paths["scheduler_conf"] == "scheduler_conf"
+    for name, (path, f, _) in C.config_flag_paths().items():  # every flag documents itself
+        assert f.metadata["help"], name

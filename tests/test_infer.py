@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from funasr_lite.errors import CheckpointError, ModelDirError
-from funasr_lite.decode.infer import InferOptions, run_inference
-from funasr_lite.decode.transcribe import DecodeOptions, load_model
+from funasr_lite.decode.infer import run_inference
+from funasr_lite.decode.options import InferOptions
+from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.transcribe import load_model
 
 from tiny_model import TINY_CONFIG, build_tiny_model_dir, tiny_token_list
 
@@ -116,13 +118,13 @@ def test_array_input_and_beam_without_ctc(funasr_dir, synth_data_dir):
     audio, sr = sf.read(path, dtype="float32")
     asr = load_model(funasr_dir)
     assert asr.transcribe([audio], sample_rate=sr)[0]["text"] == asr.transcribe([path])[0]["text"]
-    beam = load_model(funasr_dir, decode=DecodeOptions(beam_size=4)).transcribe([path])[0]
+    beam = load_model(funasr_dir, decoding=DecodingOptions(beam_size=4)).transcribe([path])[0]
     assert beam["token_ids"]
 
 
 def test_ctc_weight_without_ctc_head_is_a_clear_error(funasr_dir):
     with pytest.raises(CheckpointError, match="CTC head"):
-        load_model(funasr_dir, decode=DecodeOptions(beam_size=4, ctc_weight=0.3))
+        load_model(funasr_dir, decoding=DecodingOptions(beam_size=4, ctc_weight=0.3))
 
 
 def test_vocabulary_mismatch_is_refused(funasr_dir, tmp_path):
@@ -181,7 +183,8 @@ def test_data_dir_job_writes_every_key(funasr_dir, synth_data_dir, tmp_path):
     with open(data / "text", "a", encoding="utf-8") as f:
         f.write("broken 一 二 三\n")
     out = tmp_path / "out"
-    result = run_inference(InferOptions(model=funasr_dir, data_dir=str(data), output_dir=str(out), batch_size=4))
+    result = run_inference(InferOptions(model=funasr_dir, data_dir=str(data), output_dir=str(out)),
+                           [("test", {"decoding": {"batch_size": 4}})])
     rec = out / "1best_recog"
     text_keys = [line.split(maxsplit=1)[0] for line in (rec / "text").read_text(encoding="utf-8").splitlines()]
     failed = (rec / "failed").read_text(encoding="utf-8").splitlines()

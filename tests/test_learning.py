@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from funasr_lite.decode.cer import score_corpus
+from funasr_lite.config.merge import flags_layer
 from funasr_lite.train.finetune import FinetuneOptions, finetune
 from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
 from funasr_lite.decode.transcribe import load_model
@@ -115,11 +116,11 @@ def run_learning(work_dir, lr=LR, max_epoch=MAX_EPOCH, seed=SEED):
 
     start = time.time()
     out = os.path.join(work_dir, "exp")
-    summary = finetune(FinetuneOptions(
-        model=init, data_path=data, output_dir=out, dataset_type="small", batch_bins=400, max_epoch=max_epoch,
-        accum_grad=1, keep_nbest_models=[1], optim="adam", lr=lr, scheduler="warmuplr",
-        scheduler_conf={"warmup_steps": 100}, specaug="none", seed=seed, num_workers=0, device="cpu",
-        progress_bar=False))
+    flags = dict(dataset_type="small", batch_bins=400, max_epoch=max_epoch, accum_grad=1, keep_nbest_models=[1],
+                 optim="adam", lr=lr, scheduler="warmuplr", scheduler_conf={"warmup_steps": 100}, specaug="none",
+                 seed=seed, num_workers=0)
+    summary = finetune(FinetuneOptions(model=init, data_path=data, output_dir=out, device="cpu", progress_bar=False),
+                       [("test settings", flags_layer(flags))])
     train_seconds = time.time() - start
     final_cer = _heldout_cer(out, test)  # model.pt = the dev-selected checkpoint (valid.acc.ave.pb)
     return {"summary": summary, "records": summary["records"], "init_cer": init_cer, "final_cer": final_cer,

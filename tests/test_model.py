@@ -349,16 +349,19 @@ def test_from_config_and_bad_configs():
         "specaug": "SpecAugLFR", "specaug_conf": {"apply_time_warp": False, "time_mask_width_range": [0, 12]},
         "token_list": [str(i) for i in range(V)], "train_conf": {"max_epoch": 1},
     }
-    model = Paraformer.from_config(config)
+    model = Paraformer.from_config(config, vocab_size=V)
     assert model.ctc is not None and model.encoder.encoders0[0].norm1.normalized_shape == (FEAT,)
     with pytest.raises(ValueError, match="encoder_conf"):
-        Paraformer.from_config({**config, "encoder_conf": {**CONFIG["encoder_conf"], "num_blockz": 2}})
+        Paraformer.from_config({**config, "encoder_conf": {**CONFIG["encoder_conf"], "num_blockz": 2}}, vocab_size=V)
     with pytest.raises(ValueError, match="model_conf"):
-        Paraformer.from_config({**config, "model_conf": {"ctc_wieght": 0.1}})
+        Paraformer.from_config({**config, "model_conf": {"ctc_wieght": 0.1}}, vocab_size=V)
     with pytest.raises(ValueError, match="vocab"):
-        Paraformer.from_config({k: v for k, v in config.items() if k != "token_list"})
+        Paraformer.from_config(config, vocab_size=0)
     with pytest.raises(ValueError, match="BiCifParaformer"):
-        Paraformer.from_config({**config, "model": "BiCifParaformer"})
+        Paraformer.from_config({**config, "model": "BiCifParaformer"}, vocab_size=V)
+    with pytest.raises(ValueError, match="concat_after.*not supported"):  # FunASR options we lack are refused
+        Paraformer.from_config({**config, "encoder_conf": {**CONFIG["encoder_conf"], "concat_after": True}},
+                               vocab_size=V)
     with pytest.raises(ValueError):
         SANMEncoder(FEAT, output_size=64, attention_heads=5)
     with pytest.raises(ValueError):

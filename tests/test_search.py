@@ -10,18 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from funasr_lite.decode.search import (
-    Hypothesis,
-    SearchOptions,
-    beam_search,
-    ctc_extend_state,
-    ctc_prefix_scores,
-    decode_batch,
-    decode_batch_nbest,
-    greedy_search,
-)
+from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.search import Hypothesis, beam_search, ctc_extend_state, ctc_prefix_scores, decode_batch_nbest
 
 BLANK, SOS, EOS = 0, 1, 2
+SearchOptions = DecodingOptions  # the search takes the decoding options as they are
+
+
+def greedy_search(am):
+    """One utterance (N, V) through the batch decoder's greedy path."""
+    return decode_batch_nbest(am[None], torch.tensor([am.shape[0]]), DecodingOptions())[0][0]
+
+
+def decode_batch(am, lens, opts, ctc=None, ctc_lens=None):
+    """The best hypothesis of each utterance."""
+    return [h[0] for h in decode_batch_nbest(am, lens, opts, ctc, ctc_lens)]
 
 # funasr's numpy CTC scorer reads uninitialised rows of its state (never used in results)
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in logaddexp")
@@ -96,7 +99,9 @@ def _funasr_beam(am, ctc, beam, ctc_weight, penalty, full_vocab=False):
 # ---------------------------------------------------------------------------
 def test_options_validation():
     with pytest.raises(ValueError, match="language-model fusion is not supported"):
-        SearchOptions(lm_weight=0.15)
+        SearchOptions(lm_weight=0.15).check_supported()
+    with pytest.raises(ValueError, match="language-model fusion is not supported"):
+        decode_batch(torch.zeros(1, 2, 6), torch.tensor([2]), SearchOptions(lm_weight=0.15))
     with pytest.raises(ValueError, match="beam_size"):
         SearchOptions(beam_size=0)
     with pytest.raises(ValueError, match="ctc_weight"):

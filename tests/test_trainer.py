@@ -342,12 +342,15 @@ def ft_setup(synth_data_dir, tmp_path_factory):
     return str(model), str(data)
 
 
-def _ft_opts(model, data, out, **kw):
+def _ft_opts(model, data, out, device="auto", **kw):
+    """(FinetuneOptions, config layers) for finetune(); ``kw`` are config flags."""
+    from funasr_lite.config.merge import flags_layer
     from funasr_lite.train.finetune import FinetuneOptions
 
     flags = dict(FT_FLAGS, max_epoch=2)
     flags.update(kw)
-    return FinetuneOptions(model=model, data_path=data, output_dir=str(out), progress_bar=False, **flags)
+    opts = FinetuneOptions(model=model, data_path=data, output_dir=str(out), progress_bar=False, device=device)
+    return opts, [("command line", flags_layer(flags))]
 
 
 def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
@@ -356,7 +359,7 @@ def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
 
     model, data = ft_setup
     out = tmp_path / "out"
-    res = finetune(_ft_opts(model, data, out))
+    res = finetune(*_ft_opts(model, data, out))
     assert res["epochs"] == 2 and not res["resumed"] and res["step"] > 0
     files = set(os.listdir(out))
     for name in ("config.yaml", "tokens.json", "am.mvn", "configuration.json", "model.pt", "checkpoint.pb",
@@ -390,8 +393,9 @@ def json_load(path):
 
 
 def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
-    from funasr_lite.train.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
+    from funasr_lite.config.merge import flags_layer, parse_overrides
     from funasr_lite.hub.model_dir import detect_model_dir
+    from funasr_lite.train.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
 
     model, data = ft_setup
     init = tmp_path / "init"
@@ -400,28 +404,35 @@ def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
         (init / f).write_bytes(open(os.path.join(model, f), "rb").read())
     (init / "finetune.yaml").write_text("optim: adam\noptim_conf:\n  lr: 0.0005\nmax_epoch: 7\naccum_grad: 3\n")
     md = detect_model_dir(str(init))
-    opts = FinetuneOptions(model=str(init), data_path=data, recipe_defaults={"max_epoch": 4, "lr": 1e-4},
-                           accum_grad=2)
-    cfg = merge_finetune_config(md, opts)
+    layers = [("recipe defaults", flags_layer({"max_epoch": 4, "lr": 1e-4})),
+              ("command line", flags_layer({"accum_grad": 2}))]
+    cfg = merge_finetune_config(md, layers)
     # finetune.yaml (0.x top-level keys) < recipe defaults < flags
     assert cfg.train_conf.max_epoch == 4 and cfg.optim_conf.lr == 1e-4 and cfg.train_conf.accum_grad == 2
     (init / "finetune.yaml").write_text("optim: adam\ntrain_conf:\n  max_epok: 3\n")
     with pytest.raises(ConfigError, match="finetune.yaml.*max_epok.*max_epoch"):
-        merge_finetune_config(detect_model_dir(str(init)), opts)
+        merge_finetune_config(detect_model_dir(str(init)), layers)
     with pytest.raises(ConfigError, match="init model dir"):
-        finetune(_ft_opts(model, data, model))
+        finetune(*_ft_opts(model, data, model))
     # the recipe CLI: flags default to None, recipe defaults form their own layer
-    from funasr_lite.train.finetune import add_finetune_arguments, options_from_args
+    from funasr_lite.cli.flags import add_option_flags, split_args
 
     defaults = {"model": str(init), "data_path": data, "max_epoch": 5, "lr": 2e-4, "keep_nbest_models": 10}
-    args = add_finetune_arguments(argparse.ArgumentParser(), defaults).parse_args(
-        ["--scheduler", "none", "--keep_nbest_models", "3", "5", "--override", "++train_conf.grad_clip=1.0"])
-    o = options_from_args(args, defaults)
-    assert o.max_epoch is None and o.recipe_defaults["max_epoch"] == 5 and o.keep_nbest_models == [3, 5]
+    parser = argparse.ArgumentParser()
+    add_option_flags(parser, [FinetuneOptions], defaults)
+    args = parser.parse_args(["--scheduler", "none", "--keep_nbest_models", "3", "5", "--max_bad_ratio", "0.2"])
+    assert args.max_epoch is None and args.keep_nbest_models == [3, 5]
+    o, layers = split_args(args, FinetuneOptions, defaults)
+    assert o.model == str(init) and o.max_bad_ratio == 0.2 and o.output_dir == "./checkpoint"
+    assert [source for source, _ in layers] == ["recipe defaults", "command line"]
+    assert layers[0][1]["train_conf"]["max_epoch"] == 5 and "max_epoch" not in layers[1][1].get("train_conf", {})
+    layers.append(("command line overrides", parse_overrides(["++train_conf.grad_clip=1.0"])))
     (init / "finetune.yaml").write_text("optim: adam\nscheduler: warmuplr\nscheduler_conf:\n  warmup_steps: 30000\n")
-    cfg = merge_finetune_config(detect_model_dir(str(init)), o)
+    cfg = merge_finetune_config(detect_model_dir(str(init)), layers)
     assert cfg.scheduler is None and cfg.scheduler_conf.kwargs() == {}  # --scheduler none wins over finetune.yaml
     assert cfg.train_conf.max_epoch == 5 and cfg.train_conf.nbest_list() == [3, 5] and cfg.train_conf.grad_clip == 1.0
+    with pytest.raises(ConfigError, match="recipe defaults: unknown flag.*max_epochs"):
+        add_option_flags(argparse.ArgumentParser(), [FinetuneOptions], {"max_epochs": 3})
     with pytest.raises(Exception, match="dev/ \\(or validation/\\)"):
         find_data_dirs(os.path.join(data, "train"))
 
@@ -517,7 +528,7 @@ def _finetune_job(argv):
         return result
 
     Trainer.fit = fit_and_save
-    finetune(_ft_opts(args.model, args.data, args.out, max_epoch=args.epochs, device="cpu"))
+    finetune(*_ft_opts(args.model, args.data, args.out, max_epoch=args.epochs, device="cpu"))
 
 
 def _job(argv):

@@ -89,16 +89,17 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from funasr_lite.decode.infer import InferOptions, run_inference
+    from funasr_lite.decode.infer import run_inference
+    from funasr_lite.decode.options import InferOptions
     from funasr_lite.decode.transcribe import load_model
 
-    asr = load_model(spec["model_dir"], device=spec["device"])
+    asr = load_model(spec["model_dir"], device=spec["device"], config_overrides={"batch_size": spec["batch_size"]})
     _sync(spec["device"])
     t1, c1 = time.perf_counter(), bc.cpu_seconds()
     rss_load = bc.peak_rss_mb()
     out_dir = os.path.join(spec["work_dir"], "out_lite")
     opts = InferOptions(model=spec["model_dir"], data_dir=spec["data_dir"], output_dir=out_dir,
-                        batch_size=spec["batch_size"], device=spec["device"], ncpu=spec["threads"])
+                        device=spec["device"], ncpu=spec["threads"])
     result = _profiled(spec, "lite", lambda: run_inference(opts, asr=asr))
     _sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()

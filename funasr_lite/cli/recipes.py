@@ -1,41 +1,31 @@
 """Command-line layer shared by the recipe scripts in ``egs_modelscope/``.
 
 Each recipe script holds only a dict of editable defaults and calls one of
-``infer_cli``, ``finetune_cli`` or ``infer_after_finetune_cli`` with it.  Every
-default becomes a flag of the same name.  Errors caused by the user's input are
+``infer_cli``, ``finetune_cli`` or ``infer_after_finetune_cli`` with it. The flags
+are generated from the options' fields (:mod:`funasr_lite.cli.flags`), with their help text;
+each default of the dict must be one of them.  Errors caused by the user's input are
 printed as one ``error:`` line (exit 1); ``--debug`` shows the traceback instead.
 """
 
 import argparse
 import logging
 import sys
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from funasr_lite.cli.flags import RecipeParser, add_option_flags, split_args
+from funasr_lite.config.merge import config_flag_paths
 from funasr_lite.errors import FunasrLiteError
 
 logger = logging.getLogger("funasr_lite")
 
 
-def _parser(description: str, defaults: Dict[str, Any], types: Dict[str, Callable]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    for name, value in defaults.items():
-        kind = types.get(name, type(value) if value is not None and not isinstance(value, bool) else str)
-        if isinstance(value, bool):
-            parser.add_argument(f"--{name}", type=_bool, default=value, help=f"(default: {value})")
-        elif isinstance(value, (list, tuple)):
-            parser.add_argument(f"--{name}", nargs="+", type=kind, default=list(value), help=f"(default: {value})")
-        else:
-            parser.add_argument(f"--{name}", type=kind, default=value, help=f"(default: {value})")
+def _parser(description: str, runtime: Sequence[type], defaults: Dict[str, Any], config: bool = True,
+            exclude: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = RecipeParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog=EXIT_CODES)
+    add_option_flags(parser, runtime, defaults, config=config, exclude=exclude)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
     return parser
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "y"):
-        return True
-    if text.lower() in ("0", "false", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _setup_logging(debug: bool) -> None:
@@ -57,26 +47,19 @@ def _guarded(debug: bool, job: Callable[[], int]) -> int:
         return 130
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-INFER_TYPES = {"beam_size": int, "ctc_weight": float, "device": str, "checkpoint": str}
-
-
 def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
     """``infer.py``: decode a data dir; exit 0 all decoded, 2 some failed, 1 could not run."""
-    from funasr_lite.decode.infer import InferOptions, run_inference, summary_lines
+    from funasr_lite.decode.options import InferOptions
 
-    args = _parser("Decode a Kaldi data dir with a Paraformer model.", defaults, INFER_TYPES).parse_args(argv)
+    args = _parser("Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults,
+                   exclude=TRAIN_ONLY).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
-        opts = InferOptions(**{k: v for k, v in vars(args).items() if k != "debug"})
-        opts.device = opts.device or _default_device()
-        result = run_inference(opts)
+        from funasr_lite.decode.infer import run_inference, summary_lines
+
+        opts, layers = split_args(_without_debug(args), InferOptions, defaults)
+        result = run_inference(opts, layers=layers)
         for line in summary_lines(result):
             print(line)
         return 2 if result.failed else 0
@@ -86,19 +69,25 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) ->
 
 def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
     """``finetune.py``: finetune a model dir; 0 done, 1 could not run, 130 interrupted (resumable)."""
-    from funasr_lite.train.finetune import add_finetune_arguments, finetune, options_from_args
+    from funasr_lite.config.merge import parse_overrides
     from funasr_lite.train.faults import TrainingInterrupted
+    from funasr_lite.train.finetune import FinetuneOptions, finetune
 
-    parser = argparse.ArgumentParser(description="Finetune a Paraformer model dir on train/ and dev/ data.")
-    add_finetune_arguments(parser, defaults)
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
+    parser = _parser("Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults,
+                     exclude=DECODE_ONLY)
+    parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
+    parser.add_argument("--override", dest="overrides", action="append", default=None, metavar="++SECTION.KEY=VALUE",
+                        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0")
     args = parser.parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
+        ns = _without_debug(args, "no_progress_bar", "overrides")
+        opts, layers = split_args(ns, FinetuneOptions, defaults, fixed={"progress_bar": not args.no_progress_bar})
+        if args.overrides:
+            layers.append(("command line overrides", parse_overrides(args.overrides)))
         try:
-            summary = finetune(options_from_args(argparse.Namespace(
-                **{k: v for k, v in vars(args).items() if k != "debug"}), defaults))
+            summary = finetune(opts, layers)
         except TrainingInterrupted as e:
             print(f"interrupted: {e}", file=sys.stderr)
             return 130
@@ -108,27 +97,40 @@ def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None)
     return _guarded(args.debug, job)
 
 
-AFTER_TYPES = {"beam_size": int, "ctc_weight": float, "device": str, "modelscope_model_name": str}
-
-
 def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
     """``infer_after_finetune.py``: decode with a finetuned checkpoint into output_dir/decode_results."""
-    from funasr_lite.decode.infer import InferOptions, run_after_finetune, summary_lines
+    from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 
-    args = _parser("Decode a data dir with a checkpoint of a finetune output dir.", defaults,
-                   AFTER_TYPES).parse_args(argv)
+    args = _parser("Decode a data dir with a checkpoint of a finetune output dir.",
+                   [AfterFinetuneOptions, InferOptions], defaults,
+                   exclude=TRAIN_ONLY + ("model", "checkpoint")).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
-        given = vars(args)
-        opts = InferOptions(model=given["output_dir"], data_dir=given["data_dir"], output_dir=given["output_dir"],
-                            **{k: given[k] for k in ("batch_size", "batch_seconds", "beam_size", "ctc_weight",
-                                                     "ncpu", "max_duration") if k in given},
-                            device=given.get("device") or _default_device())
-        result = run_after_finetune(opts, given["decoding_model_name"], given.get("modelscope_model_name"),
-                                    given["required_files"])
+        from funasr_lite.decode.infer import run_after_finetune, summary_lines
+
+        ns = _without_debug(args)
+        after, _ = split_args(ns, AfterFinetuneOptions, defaults)
+        opts, layers = split_args(ns, InferOptions, defaults, fixed={"model": after.output_dir})
+        result = run_after_finetune(opts, after, layers=layers)
         for line in summary_lines(result):
             print(line)
         return 2 if result.failed else 0
 
     return _guarded(args.debug, job)
+
+
+def _without_debug(args: argparse.Namespace, *also: str) -> argparse.Namespace:
+    return argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("debug",) + also})
+
+
+# config flags that make no sense for a script (decoding flags on finetune.py and the reverse)
+def _config_flags_of(*sections: str) -> Tuple[str, ...]:
+    return tuple(name for name, (path, _, _) in config_flag_paths().items() if path.split(".")[0] in sections)
+
+
+DECODE_ONLY = _config_flags_of("decoding")
+TRAIN_ONLY = _config_flags_of("train_conf", "dataset_conf", "optim", "optim_conf", "scheduler", "scheduler_conf",
+                              "specaug", "specaug_conf")
+EXIT_CODES = "exit status: 0 done, 1 the job could not run (one error: line), 2 some utterances failed " \
+             "(decoding), 130 interrupted (finetuning resumes from where it stopped)"

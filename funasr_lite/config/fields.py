@@ -17,11 +17,6 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Seque
 from funasr_lite.config.yaml_io import KeyPath, plain
 from funasr_lite.errors import ConfigError
 
-# Section key (``encoder_conf``, ``decoding``, ...) -> its Section subclass, in definition order; every
-# subclass with a SECTION registers itself here (see Section.__init_subclass__).
-SECTIONS: Dict[str, type] = {}
-
-
 class Where:
     """Names where the value at a key path came from: a merge provenance entry, ``file:line``, or the source."""
 
@@ -54,6 +49,8 @@ def unknown_key(path: KeyPath, candidates: Sequence[str], where: Where, what: st
     key, suggestion = path[-1], suggest(path[-1], candidates)
     msg = f"{where(path)}: unknown key '{'.'.join(map(str, path))}'{what}" + suggestion
     if not suggestion:  # a key of another section, e.g. top-level warmup_steps
+        from funasr_lite.config.schema import SECTIONS  # the schema is built on this module
+
         homes = [s for s, c in SECTIONS.items() if key in c.known_keys() and s != path[0]]
         if homes:
             msg += f"; '{key}' belongs in {' or '.join(homes)}"
@@ -148,11 +145,6 @@ class Section:
     _given: frozenset = field(default=frozenset(), repr=False, compare=False)
     _where: Any = field(default=None, repr=False, compare=False)  # (Where, key path prefix) for messages
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.SECTION:
-            SECTIONS[cls.SECTION] = cls
-
     @classmethod
     def field_names(cls) -> List[str]:
         return [f.name for f in dataclasses.fields(cls) if f.name != "extra" and not f.name.startswith("_")]
@@ -188,9 +180,10 @@ class Section:
             else:
                 raise unknown_key(prefix + (k,), allowed, where,
                                   f" (not an argument of {class_name})" if class_name else "")
-        obj = cls(extra=extra, _given=frozenset(kw), _where=(where, prefix), **kw)
-        obj.validate()
-        return obj
+        return cls(extra=extra, _given=frozenset(kw), _where=(where, prefix), **kw)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         """Range checks; subclasses raise ``self._fail(key, problem)``."""

@@ -20,7 +20,7 @@ It builds on :mod:`~funasr_lite.config.yaml_io` (YAML/JSON with line numbers), :
 
 Usage::
 
-    model, decoding = load_model_config(model_dir, {"beam_size": 5})      # inference, plain dicts
+    layers = model_dir_layers(model_dir, "infer", {"beam_size": 5})       # inference: decoding.yaml on top
     layers = model_dir_layers(model_dir, "finetune")                       # layers 1-3
     layers += [("recipe defaults", flags_layer(DEFAULTS)), ("command line", flags_layer(given_flags))]
     cfg = ModelConfig.from_dict(merge_layers(layers)); cfg.check_trainable(); print(cfg.describe())
@@ -28,23 +28,25 @@ Usage::
 """
 
 import copy
+import dataclasses
+import functools
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, get_type_hints
 
 import yaml
 
-from funasr_lite.config.fields import SECTIONS, Where, unknown_key
+from funasr_lite.config.fields import Where, unknown_key
 from funasr_lite.config.schema import (
-    TOP_LEVEL_KEYS, TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
+    SECTIONS, TOP_LEVEL_KEYS, TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
 from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_json, load_yaml
 from funasr_lite.data.options import DatasetConf
-from funasr_lite.decode.options import DecodingConf
+from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
 from funasr_lite.train.options import TrainConf
 
 __all__ = ["MergedConfig", "merge_strict", "merge_layers", "builtin_defaults", "decoding_layer",
-           "file_path_metas_layer", "FLAG_PATHS", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer",
-           "parse_overrides", "model_dir_layers", "load_model_config"]
+           "file_path_metas_layer", "flag_fields", "config_flag_paths", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer",
+           "parse_overrides", "model_dir_layers"]
 
 
 # ------------------------------------------------------------------------------------------- merging
@@ -99,7 +101,7 @@ def merge_layers(layers: Sequence[Tuple[str, Mapping]]) -> MergedConfig:
 
 def builtin_defaults() -> Dict[str, Any]:
     """The lowest layer: funasr-lite's decoding, training and data-loading defaults (not the architecture)."""
-    return {"decoding": DecodingConf().to_dict(full=True), "train_conf": TrainConf().to_dict(full=True),
+    return {"decoding": DecodingOptions().to_dict(full=True), "train_conf": TrainConf().to_dict(full=True),
             "dataset_conf": DatasetConf().to_dict(full=True)}
 
 
@@ -107,7 +109,7 @@ def decoding_layer(d: Mapping) -> YamlDict:
     """Lift a flat decoding.yaml (beam_size, penalty, ..., optionally frontend_conf) into the config tree:
     config.yaml keys stay at the top, everything else goes under ``decoding`` (so typos are caught there)."""
     lines, out = getattr(d, "lines", {}), YamlDict(path=getattr(d, "path", ""))
-    dec_keys = DecodingConf.known_keys()
+    dec_keys = DecodingOptions.known_keys()
     for k, v in d.items():
         if k not in dec_keys and (k in TOP_LEVEL_KEYS or k in TOP_LEVEL_UNUSED):
             out[k] = v
@@ -145,15 +147,21 @@ def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any
 
 
 # ------------------------------------------------------------------------------- command-line helpers
-# Recipe flag -> dotted config path (used for both the script's defaults and its parsed flags).
-FLAG_PATHS: Dict[str, str] = {
-    "beam_size": "decoding.beam_size", "ctc_weight": "decoding.ctc_weight", "batch_size": "decoding.batch_size",
-    "batch_seconds": "decoding.batch_seconds", "max_epoch": "train_conf.max_epoch",
-    "accum_grad": "train_conf.accum_grad", "keep_nbest_models": "train_conf.keep_nbest_models",
-    "seed": "train_conf.seed", "optim": "optim", "lr": "optim_conf.lr", "scheduler": "scheduler",
-    "scheduler_conf": "scheduler_conf", "specaug": "specaug", "specaug_conf": "specaug_conf",
-    "batch_bins": "dataset_conf.batch_bins", "dataset_type": "dataset_conf.dataset_type",
-    "num_workers": "dataset_conf.num_workers"}
+def flag_fields(cls: type) -> List[Tuple[str, dataclasses.Field, Any]]:
+    """``(flag name, field, type)`` of the fields of dataclass ``cls`` declared with ``option(flag=...)``."""
+    hints = get_type_hints(cls)
+    return [(f.name if f.metadata.get("flag") is True else f.metadata["flag"], f, hints[f.name])
+            for f in dataclasses.fields(cls) if f.metadata.get("flag")]
+
+
+@functools.lru_cache(maxsize=None)
+def config_flag_paths() -> Dict[str, Tuple[str, dataclasses.Field, Any]]:
+    """Recipe flag -> (dotted config path, field, type) for every flagged field of ModelConfig and its sections
+    (``--lr`` -> ``optim_conf.lr``; ``--scheduler_conf`` -> the whole section, as YAML/JSON text)."""
+    out = {name: (f.name, f, tp) for name, f, tp in flag_fields(ModelConfig)}
+    for key, section in SECTIONS.items():
+        out.update({name: (f"{key}.{f.name}", f, tp) for name, f, tp in flag_fields(section)})
+    return out
 
 
 def set_path(d: dict, dotted: str, value) -> dict:
@@ -193,15 +201,16 @@ def apply_conf_flag(layer: dict, section: str, text: str, flag: Optional[str] = 
 
 
 def flags_layer(values: Mapping[str, Any]) -> Dict[str, Any]:
-    """A layer from recipe flags/defaults ``{flag: value}`` (flags named in FLAG_PATHS); None means "not
+    """A layer from recipe flags/defaults ``{flag: value}`` (flags of :func:`config_flag_paths`); None means "not
     given" and is skipped.  ``*_conf`` values may be YAML/JSON text; "none" for specaug/scheduler means null."""
     layer: Dict[str, Any] = {}
+    paths = config_flag_paths()
     for name, v in values.items():
         if v is None:
             continue
-        if name not in FLAG_PATHS:
-            raise ConfigError(f"--{name}: no config key for this flag (known: {', '.join(sorted(FLAG_PATHS))})")
-        path = FLAG_PATHS[name]
+        if name not in paths:
+            raise ConfigError(f"--{name}: no config key for this flag (known: {', '.join(sorted(paths))})")
+        path = paths[name][0]
         if path in SECTIONS:
             slot = SECTIONS[path].CLASS_KEY
             cn = values.get(slot) if slot else None
@@ -269,13 +278,3 @@ def model_dir_layers(model_dir, purpose: str = "infer",
     if decoding_overrides:
         layers.append(("decoding overrides", decoding_layer(dict(decoding_overrides))))
     return layers
-
-
-def load_model_config(model_dir, decoding_overrides: Optional[Mapping] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Inference entry point: (model dict, decoding dict) for a model dir, strictly validated.
-
-    The model dict holds only the network/frontend/tokenizer keys of config.yaml in 1.x names, plus
-    ``token_list`` when the config carries the list itself; the decoding dict is every DecodingConf field
-    after built-in defaults < decoding.yaml < ``decoding_overrides`` (flat decoding.yaml-style keys)."""
-    cfg = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer", decoding_overrides)))
-    return cfg.model_dict(), cfg.decoding.to_dict(full=True)

@@ -9,60 +9,34 @@ Keys that FunASR's real configs contain but funasr-lite does not use are accepte
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, get_type_hints
 
-from funasr_lite.config.fields import SECTIONS, Section, Where, coerce, suggest, unknown_key
+from funasr_lite.config.fields import Section, option, Where, coerce, suggest, unknown_key
 from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
 from funasr_lite.config.sections import (
-    FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DecoderConf,
+    FUNASR_NAMES, FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DecoderConf,
     EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
     TokenizerConf, class_args)
 from funasr_lite.data.options import DatasetConf
-from funasr_lite.decode.options import DecodingConf
+from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.train.options import TrainConf
 from funasr_lite.errors import ConfigError
+from funasr_lite.models.registry import OPTIONAL_SLOTS, legacy_names
+from funasr_lite.models.registry import supported as registry_supported
 
-# The one supported class per slot; None = the slot may be null.  Legacy 0.x names map to 1.x names.
-SUPPORTED_CLASSES: Dict[str, Tuple[Optional[str], ...]] = {
-    "model": ("Paraformer",), "encoder": ("SANMEncoder",), "decoder": ("ParaformerSANMDecoder",),
-    "predictor": ("CifPredictorV2",), "frontend": ("WavFrontend",), "tokenizer": ("CharTokenizer", None),
-    "specaug": ("SpecAugLFR", "SpecAug", None), "normalize": (None,), "preencoder": (None,),
-    "postencoder": (None,), "ctc": ("CTC", None)}
-LEGACY_CLASS_NAMES: Dict[str, Dict[str, str]] = {
-    "model": {"paraformer": "Paraformer", "bicif_paraformer": "BiCifParaformer", "uniasr": "UniASR",
-              "contextual_paraformer": "ContextualParaformer", "paraformer_online": "ParaformerStreaming",
-              "neatcontextual_paraformer": "NeatContextualParaformer", "paraformer_bert": "ParaformerBert",
-              "asr": "Transformer", "mfcca": "MFCCA", "timestamp_prediction": "MonotonicAligner",
-              "rnnt": "Transducer", "rnnt_unified": "UnifiedTransducer", "sa_asr": "SAASR"},
-    "encoder": {"sanm": "SANMEncoder", "sanm_chunk_opt": "SANMEncoderChunkOpt", "conformer": "ConformerEncoder",
-                "transformer": "TransformerEncoder", "rnn": "RNNEncoder", "data2vec_encoder": "Data2VecEncoder",
-                "chunk_conformer": "ConformerChunkEncoder", "mfcca_enc": "MFCCAEncoder"},
-    "decoder": {"paraformer_decoder_sanm": "ParaformerSANMDecoder", "paraformer_decoder_san": "ParaformerDecoderSAN",
-                "contextual_paraformer_decoder": "ContextualParaformerDecoder", "transformer": "TransformerDecoder",
-                "fsmn_scama_opt": "FsmnDecoderSCAMAOpt", "rnn": "RNNDecoder"},
-    "predictor": {"cif_predictor_v2": "CifPredictorV2", "cif_predictor": "CifPredictor",
-                  "cif_predictor_v3": "CifPredictorV3"},
-    "frontend": {"wav_frontend": "WavFrontend", "default": "DefaultFrontend",
-                 "wav_frontend_online": "WavFrontendOnline"},
-    "specaug": {"specaug_lfr": "SpecAugLFR", "specaug": "SpecAug"},
-    "normalize": {"global_mvn": "GlobalMVN", "utterance_mvn": "UtteranceMVN"},
-    "tokenizer": {"char": "CharTokenizer"}}
-# Other classes FunASR 1.4.16 registers (funasr.register.tables): named "not supported", never "did you mean".
-FUNASR_CLASSES: Dict[str, Tuple[str, ...]] = {
-    "model": ("BAT", "BiCifParaformer", "Branchformer", "CAMPPlus", "CTC", "CTTransformer", "CTTransformerStreaming",
-              "Conformer", "ContextualParaformer", "EBranchformer", "EParaformer", "ERes2NetV2", "Emotion2vec",
-              "FsmnKWS", "FsmnVADStreaming", "FunASRNano", "LCBNet", "LLMASR", "MonotonicAligner",
-              "OpenAIWhisperModel", "ParaformerStreaming", "Paraformer_v2_community", "SANM", "SCAMA",
-              "SeacoParaformer", "SenseVoiceSmall", "Transducer", "Transformer", "UniASR"),
-    "encoder": ("BranchformerEncoder", "ChunkConformerEncoder", "ConformerEncoder", "EBranchformerEncoder", "FSMN",
-                "SANMEncoderChunkOpt", "SANMVadEncoder", "SenseVoiceEncoderSmall", "TransformerEncoder"),
-    "decoder": ("ContextualParaformerDecoder", "FsmnDecoder", "FsmnDecoderSCAMAOpt", "ParaformerDecoderSAN",
-                "ParaformerSANDecoder", "ParaformerSANMDecoder_v2_community", "TransformerDecoder"),
-    "predictor": ("CifPredictor", "CifPredictorV3", "PifPredictor"),
-    "frontend": ("WavFrontendOnline", "WhisperFrontend"), "normalize": ("GlobalMVN", "UtteranceMVN"),
-    "tokenizer": ("HuggingfaceTokenizer", "SenseVoiceTokenizer", "SentencepiecesTokenizer", "WhisperTokenizer")}
-_OPTIONAL_CLASS_KEYS = ("specaug", "normalize", "preencoder", "postencoder", "ctc", "tokenizer", "scheduler")
+_CLASS_SLOTS = ("model", "encoder", "decoder", "predictor", "frontend", "specaug", "normalize", "tokenizer",
+                "preencoder", "postencoder", "ctc")
+_OPTIONAL_CLASS_KEYS = OPTIONAL_SLOTS + ("scheduler",)
+
+
+def _legacy_table(slot: str) -> Dict[str, str]:
+    """0.x name -> 1.x name in ``slot``, for the classes we implement and those we only name."""
+    other = FUNASR_NAMES["unsupported_classes"].get(slot, {})
+    return {**{old: new for new, olds in other.items() for old in olds or ()}, **legacy_names(slot)}
+
+
 # 0.x top-level keys that 1.x keeps in a section: old -> (section, new). Moved only where the section does
 # not set the key in the same file (then the top-level value is kept as a known-but-unused key).
 LEGACY_MOVES: Dict[str, Tuple[str, str]] = {
@@ -75,39 +49,7 @@ LEGACY_MOVES: Dict[str, Tuple[str, str]] = {
     "seg_dict_file": ("tokenizer_conf", "seg_dict_file"), "cmvn_file": ("frontend_conf", "cmvn_file")}
 
 # Top-level keys real FunASR configs contain that funasr-lite does not use: accepted and kept verbatim.
-TOP_LEVEL_UNUSED: Tuple[str, ...] = tuple(LEGACY_MOVES) + (
-    # class slots that must be null (checked), or that we ignore
-    "normalize", "normalize_conf", "preencoder", "preencoder_conf", "postencoder", "postencoder_conf", "ctc",
-    "dataset", "encoder2", "encoder2_conf", "decoder2", "decoder2_conf", "predictor2", "predictor2_conf",
-    "stride_conv", "stride_conv_conf", "rnnt_decoder", "rnnt_decoder_conf", "joint_network",
-    "joint_network_conf", "joint_net_conf", "asr_encoder", "asr_encoder_conf", "spk_encoder", "spk_encoder_conf",
-    # 0.x ESPnet-style argparse dump (funasr/tasks/abs_task.py, tasks/asr.py)
-    "config", "print_config", "log_level", "dry_run", "iterator_type", "output_dir", "ngpu", "seed",
-    "num_att_plot", "dist_backend", "dist_init_method", "dist_world_size", "dist_rank", "local_rank",
-    "dist_master_addr", "dist_master_port", "dist_launcher", "multiprocessing_distributed", "distributed",
-    "sharded_ddp", "cudnn_enabled", "cudnn_benchmark", "cudnn_deterministic", "collect_stats",
-    "write_collected_feats", "max_update", "patience", "val_scheduler_criterion", "early_stopping_criterion",
-    "best_model_criterion", "nbest_averaging_interval", "grad_noise", "no_forward_run", "resume", "train_dtype",
-    "use_amp", "use_tensorboard", "use_wandb", "wandb_project", "wandb_id", "wandb_entity", "wandb_name",
-    "wandb_model_log_interval", "detect_anomaly", "pretrain_path", "ignore_init_mismatch", "freeze_param",
-    "num_iters_per_epoch", "batch_size", "valid_batch_size", "valid_batch_bins", "train_shape_file",
-    "valid_shape_file", "batch_type", "valid_batch_type", "fold_length", "sort_in_batch", "sort_batch",
-    "multiple_iterator", "chunk_length", "chunk_shift_ratio", "num_cache_chunks", "train_data_file",
-    "valid_data_file", "train_data_path_and_name_and_type", "valid_data_path_and_name_and_type",
-    "allow_variable_data_keys", "max_cache_size", "max_cache_fd", "valid_max_cache_size", "use_pai",
-    "simple_ddp", "num_worker_count", "access_key_id", "access_key_secret", "endpoint", "bucket_name",
-    "oss_bucket", "max_spk_num", "init", "use_preprocessor", "token_type", "bpemodel", "non_linguistic_symbols",
-    "cleaner", "g2p", "speech_volume_normalize", "rir_scp", "rir_apply_prob", "noise_scp", "noise_apply_prob",
-    "noise_db_range", "feature_transform", "required", "version", "data_dir", "train_set", "dev_set",
-    "mate_params",
-    # 1.x AutoModel / train.py keyword arguments (dumped into a finetuned dir's config.yaml)
-    "model_path", "model_revision", "hub", "device", "ncpu", "disable_update", "disable_pbar", "disable_log",
-    "batch_size_s", "batch_size_threshold_s", "train_data_set_list", "valid_data_set_list", "is_training",
-    "trust_remote_code", "remote_code", "check_latest", "vad_model", "vad_kwargs", "vad_model_revision",
-    "punc_model", "punc_kwargs", "punc_model_revision", "spk_model", "spk_kwargs", "spk_mode", "fp16", "bf16",
-    "use_fsdp", "use_deepspeed", "deepspeed_config", "backend", "enable_tf32", "lora_only", "lora_bias", "debug",
-    "scope_map", "excludes", "jieba_usr_dict", "data_type", "vocab_size", "token_lists", "seg_dicts")
-
+TOP_LEVEL_UNUSED: Tuple[str, ...] = tuple(LEGACY_MOVES) + tuple(FUNASR_NAMES["top_level_unused"])
 
 
 def is_null_name(v) -> bool:
@@ -124,9 +66,9 @@ def normalize_legacy(d: Mapping) -> YamlDict:
     for slot in _OPTIONAL_CLASS_KEYS:
         if slot in out and is_null_name(out[slot]):
             out[slot] = None
-    for slot, table in LEGACY_CLASS_NAMES.items():
+    for slot in _CLASS_SLOTS:
         if isinstance(out.get(slot), str):
-            out[slot] = table.get(out[slot], out[slot])
+            out[slot] = _legacy_table(slot).get(out[slot], out[slot])
     for slot in ("optim", "scheduler"):
         if isinstance(out.get(slot), str):
             out[slot] = out[slot].lower()
@@ -143,20 +85,18 @@ def normalize_legacy(d: Mapping) -> YamlDict:
 
 
 def _check_class(slot: str, value, where: Where, training: bool = False) -> None:
-    supported = SUPPORTED_CLASSES[slot]
-    if training and slot == "specaug":
-        supported = ("SpecAugLFR", None)
+    supported = registry_supported(slot, training)
     if value in supported:
         return
     names = [s for s in supported if s is not None]
     shown = "null" if value is None else repr(value)
-    legacy = {v: k for k, v in LEGACY_CLASS_NAMES.get(slot, {}).items()}
+    legacy = {v: k for k, v in _legacy_table(slot).items()}
     hint = f" ({legacy[value]} in FunASR 0.x)" if value in legacy else ""
     ok = " or ".join([repr(s) for s in names] + (["null"] if None in supported else []))
     raise ConfigError(f"{where((slot,))}: {slot} class {shown}{hint} is not supported by funasr-lite"
                       f"{' for training' if training else ''} (supported: {ok})"
                       + (suggest(value, names) if isinstance(value, str) and value not in legacy
-                         and value not in FUNASR_CLASSES.get(slot, ()) else ""))
+                         and value not in FUNASR_NAMES["unsupported_classes"].get(slot, {}) else ""))
 
 
 def _check_named(kind: str, value, where: Where, training: bool = False) -> None:
@@ -188,20 +128,23 @@ class ModelConfig:
     predictor_conf: PredictorConf = field(default_factory=PredictorConf)  # CifPredictorV2 kwargs
     frontend: str = "WavFrontend"  # frontend class (0.x: wav_frontend)
     frontend_conf: FrontendConf = field(default_factory=FrontendConf)  # WavFrontend kwargs
-    specaug: Optional[str] = None  # SpecAugLFR (0.x: specaug_lfr) or null; training only
-    specaug_conf: SpecAugConf = field(default_factory=SpecAugConf)  # SpecAugLFR kwargs
+    specaug: Optional[str] = option(None, "SpecAugLFR (0.x: specaug_lfr) or null; training only", flag=True,
+                                    choices=("specaug_lfr", "none"))
+    specaug_conf: SpecAugConf = option(factory=SpecAugConf, flag=True, help="SpecAugLFR arguments as YAML/JSON")
     tokenizer: Optional[str] = "CharTokenizer"  # tokenizer class (0.x configs have none: char tokens)
     tokenizer_conf: TokenizerConf = field(default_factory=TokenizerConf)  # CharTokenizer kwargs
     ctc_conf: CTCConf = field(default_factory=CTCConf)  # CTC head kwargs
     input_size: Optional[int] = None  # feature dim (FunASR recomputes it from the frontend: n_mels*lfr_m)
     init_param: Optional[Union[str, List[str]]] = None  # checkpoint to initialise from
-    optim: Optional[str] = None  # optimizer name (training)
+    optim: Optional[str] = option(None, "optimizer", flag=True, choices=("adam", "adamw", "sgd"))
     optim_conf: OptimConf = field(default_factory=OptimConf)  # optimizer kwargs
-    scheduler: Optional[str] = None  # lr scheduler name or null (training)
-    scheduler_conf: SchedulerConf = field(default_factory=SchedulerConf)  # scheduler kwargs
+    scheduler: Optional[str] = option(None, "lr schedule: warmuplr (FunASR's formula) or none", flag=True,
+                                      choices=("warmuplr", "none"))
+    scheduler_conf: SchedulerConf = option(factory=SchedulerConf, flag=True,
+                                           help="scheduler arguments as YAML/JSON, e.g. '{warmup_steps: 300}'")
     dataset_conf: DatasetConf = field(default_factory=DatasetConf)  # data loading and batching
     train_conf: TrainConf = field(default_factory=TrainConf)  # training loop
-    decoding: DecodingConf = field(default_factory=DecodingConf)  # decoding (funasr-lite; not in config.yaml)
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)  # decoding (funasr-lite; not in config.yaml)
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)  # known-but-unused top-level keys, verbatim
     provenance: Dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # leaf -> source
     _given: frozenset = field(default=frozenset(), repr=False, compare=False)  # top-level keys the input set
@@ -221,7 +164,7 @@ class ModelConfig:
         validate_layer(n, where)
         for k in cls._REQUIRED:
             if n.get(k) is None:
-                raise ConfigError(f"{where()}: missing required key '{k}' (e.g. {k}: {SUPPORTED_CLASSES[k][0]})")
+                raise ConfigError(f"{where()}: missing required key '{k}' (e.g. {k}: {registry_supported(k)[0]})")
         _check_class("specaug", n.get("specaug"), where)
         _check_class("tokenizer", n.get("tokenizer"), where)
         _check_named("optim", n.get("optim"), where)
@@ -298,14 +241,18 @@ class ModelConfig:
             out.setdefault(k, plain(v))
         return out
 
-    def model_dict(self) -> Dict[str, Any]:
-        """The network/frontend/tokenizer part of ``to_dict()`` (what building the model needs), plus a
-        top-level ``token_list`` when tokenizer_conf holds the list itself (0.x configs)."""
-        full = self.to_dict()
-        out = {k: full[k] for k in MODEL_KEYS if k in full}
-        if isinstance(self.tokenizer_conf.token_list, list):
-            out["token_list"] = list(self.tokenizer_conf.token_list)
+    def ignored_keys(self) -> List[str]:
+        """FunASR keys this config carries that funasr-lite accepts, keeps and writes back, but does not use."""
+        out = sorted(self.extra)
+        for key in SECTIONS:
+            out += [f"{key}.{k}" for k in sorted(getattr(self, key).extra)]
         return out
+
+    def log_ignored_keys(self, logger: logging.Logger) -> None:
+        """Say once, at INFO level, which keys were ignored (they are still written back)."""
+        ignored = self.ignored_keys()
+        if ignored:
+            logger.info("FunASR config keys funasr-lite does not use (kept, ignored): %s", ", ".join(ignored))
 
     def save(self, path: str) -> None:
         """Write ``to_dict()`` as config.yaml, atomically."""
@@ -319,11 +266,9 @@ class ModelConfig:
 # The top-level keys ModelConfig types (class names and sections), in config.yaml order.
 TOP_LEVEL_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig)
                                         if f.name not in ("extra", "provenance", "_given"))
-# The part of a config that building the model needs (ModelConfig.model_dict).
-MODEL_KEYS = ("model", "model_conf", "encoder", "encoder_conf", "decoder", "decoder_conf", "predictor",
-              "predictor_conf", "frontend", "frontend_conf", "specaug", "specaug_conf", "ctc_conf", "tokenizer",
-              "tokenizer_conf", "input_size")
-
+# Section key (``encoder_conf``, ``decoding``, ...) -> its typed Section class, in config.yaml order.
+SECTIONS: Dict[str, type] = {f.name: f.type for f in dataclasses.fields(ModelConfig)
+                             if isinstance(f.type, type) and issubclass(f.type, Section)}
 
 def validate_layer(layer: Mapping, where: Where) -> None:
     """Check a (normalised) layer: architecture class names, then every key against the schema.

@@ -9,8 +9,11 @@ Every section registers itself in :data:`funasr_lite.config.fields.SECTIONS` und
 
 import functools
 import inspect
+import os
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
+
+import yaml
 
 from funasr_lite.config.fields import Section, option
 from funasr_lite.config.yaml_io import plain
@@ -37,6 +40,11 @@ class FrontendConf(Section):
     dither: float = option(1.0, "fbank dither; FunASR's default 1.0 when absent; funasr-lite inference uses 0")
     snip_edges: bool = option(True, "Kaldi snip_edges")
     upsacle_samples: bool = option(True, "(sic, FunASR's spelling) scale [-1,1] audio to int16 range first")
+
+    @property
+    def frame_ms(self) -> float:
+        """Milliseconds per output frame (an encoder frame): frame_shift x lfr_n (60 for Paraformer)."""
+        return float(self.frame_shift * self.lfr_n)
 
     def validate(self):
         for k in ("fs", "n_mels", "frame_length", "frame_shift", "lfr_m", "lfr_n"):
@@ -210,22 +218,15 @@ class TokenizerConf(Section):
 
 
 
-# Optimizers / schedulers FunASR 1.4.16 registers (funasr/optimizers, funasr/schedulers); names match
-# case-insensitively.  funasr-lite trains with SUPPORTED_* only; the others load (inference) but not train.
-FUNASR_OPTIMS = ("adam", "fairseq_adam", "adamw", "sgd", "adadelta", "adagrad", "adamax", "asgd", "lbfgs",
-                 "rmsprop", "rprop")
+# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively).
+# funasr-lite trains with SUPPORTED_* only; the others load (inference) but do not train.
+with open(os.path.join(os.path.dirname(__file__), "funasr_names.yaml"), encoding="utf-8") as _f:
+    FUNASR_NAMES: Dict[str, Any] = yaml.safe_load(_f)
+FUNASR_OPTIMS: Tuple[str, ...] = tuple(FUNASR_NAMES["optimizers"])
+FUNASR_SCHEDULERS: Tuple[str, ...] = tuple(FUNASR_NAMES["schedulers"])
 SUPPORTED_OPTIMS = ("adam", "adamw", "sgd")
-FUNASR_SCHEDULERS = ("reducelronplateau", "lambdalr", "steplr", "multisteplr", "exponentiallr",
-                     "cosineannealinglr", "noamlr", "warmuplr", "tri_stage", "cycliclr", "onecyclelr",
-                     "cosineannealingwarmrestarts", "custom_lambdalr")
 SUPPORTED_SCHEDULERS = ("warmuplr",)
-_OWN_ARGS = {  # FunASR's own classes (signatures read from 1.4.16)
-    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
-    "fairseq_adam": ("lr", "adam_betas", "adam_eps", "weight_decay", "amsgrad"),
-    "warmuplr": ("warmup_steps", "last_epoch"), "noamlr": ("model_size", "warmup_steps", "last_epoch"),
-    "tri_stage": ("last_epoch", "phase_ratio", "init_lr_scale", "final_lr_scale"),
-    "custom_lambdalr": ("warmup_steps", "total_steps", "last_epoch", "verbose"),
-}
+_OWN_ARGS: Dict[str, List[str]] = FUNASR_NAMES["own_class_args"]  # FunASR's own classes (signatures read from 1.4.16)
 
 
 @functools.lru_cache(maxsize=None)
@@ -236,7 +237,7 @@ def class_args(kind: str, name: Optional[str]) -> Tuple[str, ...]:
         names = FUNASR_OPTIMS if kind == "optim" else FUNASR_SCHEDULERS
         return tuple(sorted({a for n in names for a in class_args(kind, n)}))
     if name in _OWN_ARGS:
-        return _OWN_ARGS[name]
+        return tuple(_OWN_ARGS[name])
     import torch  # only for the signature of a torch optimizer / scheduler
 
     module = torch.optim if kind == "optim" else torch.optim.lr_scheduler
@@ -266,7 +267,7 @@ class OptimConf(_ClassArgsSection):
 
     SECTION: ClassVar[str] = "optim_conf"
     CLASS_KEY: ClassVar[Optional[str]] = "optim"
-    lr: Optional[float] = option(None, "learning rate (peak lr with warmuplr)")
+    lr: Optional[float] = option(None, "learning rate (peak lr with warmuplr)", flag=True)
     betas: Optional[List[float]] = option(None, "adam/adamw betas")
     eps: Optional[float] = option(None, "adam/adamw epsilon")
     weight_decay: Optional[float] = option(None, "L2 (adam, sgd) or decoupled (adamw) weight decay")

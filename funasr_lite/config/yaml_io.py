@@ -12,6 +12,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from funasr_lite.errors import ConfigError
+from funasr_lite.utils.textio import read_utf8
 from funasr_lite.utils.fileio import atomic_write_text
 
 KeyPath = Tuple[str, ...]  # a key path into a nested config, e.g. ("train_conf", "max_epoch")
@@ -26,19 +27,6 @@ class YamlDict(dict):
         self.path = path
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte {raw[e.start]:#04x})") from None
-
-
 def load_yaml(path: str) -> YamlDict:
     """Load a YAML mapping with ``yaml.safe_load`` semantics; ``{}`` for an empty file.
 
@@ -46,7 +34,7 @@ def load_yaml(path: str) -> YamlDict:
     the last one) or a top level that is not a mapping.
     """
     path = os.fspath(path)
-    loader = yaml.SafeLoader(_read_text(path))
+    loader = yaml.SafeLoader(read_utf8(path, "config", ConfigError))
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -86,7 +74,7 @@ def load_yaml(path: str) -> YamlDict:
 def load_json(path: str) -> dict:
     """Load a JSON object; ``{}`` for an empty file. ConfigError names ``file:line:col`` and the problem."""
     path = os.fspath(path)
-    text = _read_text(path)
+    text = read_utf8(path, "config", ConfigError)
     if not text.strip():
         return {}
 

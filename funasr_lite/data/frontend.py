@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torchaudio.compliance.kaldi as kaldi
 
+from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.fileio import atomic_write_text
 
@@ -81,13 +82,7 @@ def load_cmvn(path: str) -> torch.Tensor:
             dimension mismatch, non-numeric or non-finite values (message names file:line).
     """
     path = os.fspath(path)
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError as exc:
-        raise ModelDirError(f"{path}: CMVN file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path}: cannot read CMVN file: {exc}") from exc
+    lines = read_utf8(path, "CMVN", ModelDirError).splitlines()
     found = {}
     for i, line in enumerate(lines):
         tokens = line.split()

@@ -19,9 +19,9 @@ class DatasetConf(Section):
         "persistent_workers", "prefetch_factor", "rank_split", "drop_last", "int_pad_value", "float_pad_value",
         "sort_in_batch", "sort_batch", "filter_conf", "shuffle_conf", "batch_conf", "data_types", "data_names",
         "speed_perturb", "split_with_space", "seg_dict_file", "bpemodel", "retry")
-    dataset_type: str = option("small", "\"small\" (map-style) or \"large\" (streamed shards)")
-    batch_bins: int = option(2000, "small: padded LFR frames (60 ms) per batch; large: milliseconds")
-    num_workers: int = option(0, "DataLoader workers (feature extraction runs there)")
+    dataset_type: str = option("small", "\"small\" (map-style) or \"large\" (streamed shards)", flag=True)
+    batch_bins: int = option(2000, "small: padded LFR frames (60 ms) per batch; large: milliseconds", flag=True)
+    num_workers: int = option(0, "DataLoader workers (feature extraction runs there)", flag=True)
     shuffle: bool = option(True, "shuffle batches (small) / samples in a buffer (large)")
     buffer_size: int = option(500, "large: shuffle buffer, utterances")
     sort_size: int = option(500, "large: utterances sorted by length before batching")

@@ -33,6 +33,7 @@ import os
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import ModelDirError
 
 __all__ = [
@@ -51,26 +52,6 @@ _DROPPED_TOKENS = frozenset(("<s>", "</s>", "<unk>", "<OOV>"))
 # Substrings ignored when classifying a token as CJK-like or alphabetic (in this order).
 _IGNORED_SUBSTRINGS = (" ", "</s>", "<s>", "<unk>", "<OOV>")
 _BLANK = " "  # the word separator element used during post-processing
-
-
-def _read_utf8(path: str, what: str) -> str:
-    """Read a whole UTF-8 file (a BOM is dropped); errors name the file (and line)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ModelDirError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise ModelDirError(f"{path}: is a directory, expected a {what} file") from None
-    except OSError as e:
-        raise ModelDirError(f"{path}: cannot read {what}: {e.strerror or e}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ModelDirError(f"{path}:{line}: invalid UTF-8 byte 0x{data[e.start]:02x}; "
-                            f"the {what} file must be UTF-8") from None
-    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _check_unique(tokens: Sequence[str], where: str) -> None:
@@ -94,7 +75,7 @@ def load_token_list(path: str) -> List[str]:
             a duplicated token, or an empty list. The message names the file.
     """
     path = os.fspath(path)
-    text = _read_utf8(path, "token list")
+    text = read_utf8(path, "token list", ModelDirError)
     as_json = path.endswith(".json") or (not path.endswith(".txt") and text.lstrip().startswith("["))
     if as_json:
         try:
@@ -135,7 +116,7 @@ def load_seg_dict(path: str) -> Dict[str, List[str]]:
         ModelDirError: the file is missing, unreadable or not UTF-8 (names file:line).
     """
     path = os.fspath(path)
-    text = _read_utf8(path, "seg_dict")
+    text = read_utf8(path, "seg_dict", ModelDirError)
     seg: Dict[str, List[str]] = {}
     for line in text.splitlines():
         fields = line.split()

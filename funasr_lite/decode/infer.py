@@ -19,8 +19,8 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -31,37 +31,11 @@ from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.utils.fileio import atomic_copy, atomic_write_text
 from funasr_lite.hub.download import resolve_model
-from funasr_lite.decode.transcribe import Transcriber, load_model
+from funasr_lite.hub.model_dir import detect_model_dir
+from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
+from funasr_lite.decode.transcribe import Transcriber
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class InferOptions:
-    """Options of one decoding job (the recipe flags)."""
-
-    # model dir (1.x or 0.x layout) or ModelScope id
-    model: str
-    # Kaldi data dir holding wav.scp and optionally text
-    data_dir: str
-    # where 1best_recog/ goes; created if missing, never deleted
-    output_dir: str
-    # max utterances per batch (batches are sorted by length)
-    batch_size: int = 32
-    # max total audio seconds per batch (0 = no limit)
-    batch_seconds: float = 300.0
-    # beam width; 1 = greedy
-    beam_size: Optional[int] = None
-    # CTC weight in beam search (model must have a CTC head)
-    ctc_weight: Optional[float] = None
-    # cpu, cuda, cuda:N; None = cuda if available
-    device: Optional[str] = None
-    # torch CPU threads
-    ncpu: int = 2
-    # utterances longer than this (seconds) are refused instead of risking OOM
-    max_duration: float = 600.0
-    # a weights file inside the model dir to use instead of its default
-    checkpoint: Optional[str] = None
 
 
 @dataclass
@@ -86,13 +60,13 @@ class InferResult:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
-def _make_batches(durations: Dict[str, float], batch_size: int, batch_seconds: float) -> List[List[str]]:
+def _make_batches(durations: Dict[str, float], batch_size: int, batch_seconds: Optional[float]) -> List[List[str]]:
     """Longest-first batches bounded by utterance count and total seconds."""
     batches: List[List[str]] = []
     current: List[str] = []
     total = 0.0
     for key in sorted(durations, key=lambda k: (-durations[k], k)):
-        if current and (len(current) >= batch_size or (batch_seconds > 0 and total + durations[key] > batch_seconds)):
+        if current and (len(current) >= batch_size or (batch_seconds and total + durations[key] > batch_seconds)):
             batches.append(current)
             current, total = [], 0.0
         current.append(key)
@@ -139,17 +113,12 @@ def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, 
     atomic_write_text(os.path.join(result_dir, "failed"), "".join(f"{k} {failed[k]}\n" for k in sorted(failed)))
 
 
-def decoding_tag(asr: Transcriber) -> str:
-    """A short name of the decoding settings for result file names (icefall style)."""
-    opts = asr.options
-    if opts.beam_size <= 1 and opts.ctc_weight <= 0:
-        return "greedy"
-    tag = f"beam{opts.beam_size}"
-    return tag + (f"-ctc{opts.ctc_weight:g}" if opts.ctc_weight > 0 else "")
-
-
-def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> InferResult:
+def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
+                  asr: Optional[Transcriber] = None) -> InferResult:
     """Decode ``opts.data_dir`` and write the outputs (see the module docstring).
+
+    ``layers`` are config layers above the model dir's config.yaml and decoding.yaml (the recipe defaults and
+    flags, e.g. ``[("command line", {"decoding": {"beam_size": 5}})]``); ``asr`` is an already loaded model.
 
     Raises:
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir).
@@ -176,8 +145,8 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
         raise FunasrLiteError(f"output dir {opts.output_dir} is not writable: {e.strerror or e}") from e
     # 3. model
     if asr is None:
-        overrides = {k: v for k, v in (("beam_size", opts.beam_size), ("ctc_weight", opts.ctc_weight)) if v is not None}
-        asr = load_model(opts.model, opts.device, checkpoint=opts.checkpoint, config_overrides=overrides or None)
+        asr = Transcriber(detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), opts.device,
+                          layers=layers)
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
     for key in data.good_keys(include_text=False):
@@ -195,7 +164,7 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
     # 5. decode, longest batches first, with a running RTF
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    batches = _make_batches(durations, max(1, opts.batch_size), opts.batch_seconds)
+    batches = _make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
         for keys in batches:
             wavs: Dict[str, torch.Tensor] = {}
@@ -223,7 +192,7 @@ def run_inference(opts: InferOptions, asr: Optional[Transcriber] = None) -> Infe
         report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
         write_text_cer(os.path.join(result_dir, "text.cer"), report)
         set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
-        write_error_report(os.path.join(result_dir, f"errs-{set_name}-{decoding_tag(asr)}.txt"), report)
+        write_error_report(os.path.join(result_dir, f"errs-{set_name}-{asr.options.tag()}.txt"), report)
         result.cer_summary = report.summary_line()
     return result
 
@@ -299,14 +268,10 @@ def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model:
     return ckpt
 
 
-def run_after_finetune(opts: InferOptions, decoding_model_name: str, init_model: Optional[str],
-                       required_files: Sequence[str]) -> InferResult:
-    """Decode with a checkpoint of a finetune dir into ``<finetune dir>/decode_results``.
-
-    ``opts.model`` is the finetune output dir; ``opts.output_dir`` is ignored and
-    set to ``<opts.model>/decode_results``.
-    """
-    prepare_finetuned_dir(opts.model, decoding_model_name, init_model, required_files)
-    opts.checkpoint = decoding_model_name
-    opts.output_dir = os.path.join(opts.model, "decode_results")
-    return run_inference(opts)
+def run_after_finetune(opts: InferOptions, after: AfterFinetuneOptions,
+                       layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> InferResult:
+    """Decode with checkpoint ``after.decoding_model_name`` of the finetune dir ``opts.model`` into
+    ``<finetune dir>/decode_results`` (``opts.output_dir`` and ``opts.checkpoint`` are replaced)."""
+    prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
+    return run_inference(replace(opts, checkpoint=after.decoding_model_name,
+                                 output_dir=os.path.join(opts.model, "decode_results")), layers)

@@ -4,8 +4,8 @@ Paraformer's decoder is non-autoregressive: for one utterance it gives per-posit
 log-probs ``am_logp (N, V)`` where the length N is fixed by the CIF token count. The
 search therefore never changes the length, it only picks one token per position.
 
-* :func:`greedy_search` is FunASR's default path (beam 1, no CTC, no LM): argmax per
-  position, ``score = sum of the per-position max log-probs``.
+* greedy search is FunASR's default path (beam 1, no CTC, no LM): argmax per
+  position, ``score = sum of the per-position max log-probs`` (in the input dtype).
 * :func:`beam_search` reproduces FunASR 1.x ``BeamSearchPara`` as built by
   ``Paraformer.init_beam_search``:
 
@@ -27,7 +27,7 @@ search therefore never changes the length, it only picks one token per position.
   Our CTC prefix scorer is vectorised over hypotheses, candidates *and* frames (the
   forward recursion is solved in closed form with ``logcumsumexp`` in float64), so a
   search step is a handful of tensor ops instead of a Python loop over frames.
-* :func:`decode_batch` / :func:`decode_batch_nbest` decode a padded batch; each
+* :func:`decode_batch_nbest` decodes a padded batch with :class:`DecodingOptions`; each
   utterance is cut to its own length first, so results never depend on padding.
 
 Token ids returned are stripped like FunASR does: ``<blank>``, ``<s>`` and ``</s>``
@@ -39,77 +39,17 @@ from typing import List, Optional, Sequence
 
 import torch
 
-__all__ = [
-    "SearchOptions",
-    "Hypothesis",
-    "greedy_search",
-    "beam_search",
-    "ctc_prefix_scores",
-    "ctc_extend_state",
-    "decode_batch",
-    "decode_batch_nbest",
-]
+from funasr_lite.decode.options import DecodingOptions
+
+__all__ = ["Hypothesis", "beam_search", "ctc_prefix_scores", "ctc_extend_state", "decode_batch_nbest"]
 
 # FunASR's "log zero" in its CTC prefix scorer (a finite number, not -inf).
 LOGZERO = -1e10
-# FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
-CTC_WEIGHT_EPS = 1e-5
 # FunASR's pre-beam size is int(PRE_BEAM_RATIO * beam_size).
 PRE_BEAM_RATIO = 1.5
 # End detection: M consecutive ended lengths, each worse than the best by more than -D_END.
 END_DETECT_M = 3
 END_DETECT_D = -10.0
-
-
-@dataclass
-class SearchOptions:
-    """Decoding options (FunASR's names: beam_size, decoding_ctc_weight, penalty, lm_weight, nbest)."""
-
-    # Beam width. 1 with ctc_weight 0 is greedy (argmax per position), FunASR's default.
-    beam_size: int = 1
-    # Weight of the CTC prefix score added to the decoder log-probs (0 = no CTC).
-    # Needs CTC log-probs, i.e. a model with a CTC head.
-    ctc_weight: float = 0.0
-    # Length bonus added to every step score (FunASR's `penalty`, a LengthBonus weight).
-    penalty: float = 0.0
-    # Language-model weight. Must be 0: LM shallow fusion is not supported.
-    lm_weight: float = 0.0
-    # Number of hypotheses kept per utterance by decode_batch_nbest (best first).
-    nbest: int = 1
-    # Id of <blank>: stripped from outputs, CTC blank symbol.
-    blank_id: int = 0
-    # Id of <s>: stripped from outputs.
-    sos_id: int = 1
-    # Id of </s>: stripped from outputs; choosing it mid-utterance ends a beam hypothesis.
-    eos_id: int = 2
-    # CTC-score every vocabulary entry instead of FunASR's int(1.5*beam) pre-beam.
-    # FunASR does this only for models trained with ctc_weight == 1.0.
-    ctc_full_vocab: bool = False
-    # FunASR's end detection (its default maxlenratio=0.0); False always runs all N steps.
-    end_detect: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
-            raise ValueError(f"SearchOptions: beam_size must be an int >= 1, got {self.beam_size!r}")
-        if not 0.0 <= float(self.ctc_weight) <= 1.0:
-            raise ValueError(f"SearchOptions: ctc_weight must be in [0, 1], got {self.ctc_weight!r}")
-        if float(self.lm_weight) != 0.0:
-            raise ValueError(
-                f"SearchOptions: lm_weight={self.lm_weight!r} but language-model fusion is not "
-                "supported by funasr-lite; set lm_weight to 0"
-            )
-        if isinstance(self.nbest, bool) or not isinstance(self.nbest, int) or self.nbest < 1:
-            raise ValueError(f"SearchOptions: nbest must be an int >= 1, got {self.nbest!r}")
-
-    @property
-    def uses_ctc(self) -> bool:
-        """True when CTC prefix scores take part (FunASR's `decoding_ctc_weight > 1e-5`)."""
-        return float(self.ctc_weight) > CTC_WEIGHT_EPS
-
-    @property
-    def uses_beam(self) -> bool:
-        """True when beam search runs: beam_size > 1 or CTC in use; else greedy."""
-        return self.beam_size > 1 or self.uses_ctc
 
 
 @dataclass
@@ -134,25 +74,6 @@ def _check_2d(name: str, x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a 2-D tensor, got {shape}")
-
-
-def greedy_search(
-    am_logp: torch.Tensor, *, blank_id: int = 0, sos_id: int = 1, eos_id: int = 2
-) -> Hypothesis:
-    """FunASR's greedy decode of one utterance.
-
-    Args:
-        am_logp: (N, V) decoder log-probs of one utterance, already cut to its length.
-    Returns:
-        Hypothesis with ``raw_ids`` = argmax per position, ``token_ids`` = those ids without
-        blank/sos/eos, ``score`` = sum over positions of the max log-prob (summed in the
-        input dtype like FunASR), 0.0 when N == 0.
-    """
-    _check_2d("am_logp", am_logp)
-    best, ids = am_logp.max(dim=-1)
-    score = float(best.sum(dim=-1))
-    raw = [int(t) for t in ids.tolist()]
-    return Hypothesis(token_ids=_strip(raw, blank_id, sos_id, eos_id), score=score, raw_ids=raw)
 
 
 def _ctc_initial_state(ctc_logp: torch.Tensor, blank_id: int) -> torch.Tensor:
@@ -421,9 +342,13 @@ def _check_batch(am_logp: torch.Tensor, token_lens: torch.Tensor) -> None:
 def decode_batch_nbest(
     am_logp: torch.Tensor,
     token_lens: torch.Tensor,
-    opts: SearchOptions,
+    opts: DecodingOptions,
     ctc_logp: Optional[torch.Tensor] = None,
     ctc_lens: Optional[torch.Tensor] = None,
+    *,
+    blank_id: int = 0,
+    sos_id: int = 1,
+    eos_id: int = 2,
 ) -> List[List[Hypothesis]]:
     """Decode a padded batch; up to ``opts.nbest`` hypotheses per utterance, best first.
 
@@ -433,9 +358,11 @@ def decode_batch_nbest(
         ctc_logp: (B, T, V) CTC log-probs, padded past ``ctc_lens`` (needed when
             ``opts`` uses CTC).
         ctc_lens: (B,) encoder lengths; defaults to T for every utterance.
+        blank_id, sos_id, eos_id: the tokenizer's ids, stripped from the outputs.
     Greedy when beam_size == 1 and CTC is off, else :func:`beam_search`. Every utterance
     is cut to its own lengths first, so results do not depend on padding.
     """
+    opts.check_supported()
     token_lens = torch.as_tensor(token_lens).detach().cpu().long()
     _check_batch(am_logp, token_lens)
     B = am_logp.shape[0]
@@ -462,7 +389,7 @@ def decode_batch_nbest(
             n = int(token_lens[b])
             raw = [int(t) for t in ids[b, :n].tolist()]
             hyp = Hypothesis(
-                token_ids=_strip(raw, opts.blank_id, opts.sos_id, opts.eos_id),
+                token_ids=_strip(raw, blank_id, sos_id, eos_id),
                 score=float(best[b, :n].sum()),
                 raw_ids=raw,
             )
@@ -478,25 +405,11 @@ def decode_batch_nbest(
             ctc_logp=ctc_cpu[b, : int(ctc_lens[b])] if ctc_cpu is not None else None,
             ctc_weight=float(opts.ctc_weight) if opts.uses_ctc else 0.0,
             penalty=float(opts.penalty),
-            blank_id=opts.blank_id,
-            sos_id=opts.sos_id,
-            eos_id=opts.eos_id,
+            blank_id=blank_id,
+            sos_id=sos_id,
+            eos_id=eos_id,
             ctc_full_vocab=opts.ctc_full_vocab,
             end_detect=opts.end_detect,
         )
         results.append(hyps[: opts.nbest])
     return results
-
-
-def decode_batch(
-    am_logp: torch.Tensor,
-    token_lens: torch.Tensor,
-    opts: SearchOptions,
-    ctc_logp: Optional[torch.Tensor] = None,
-    ctc_lens: Optional[torch.Tensor] = None,
-) -> List[Hypothesis]:
-    """Best hypothesis per utterance of a padded batch; see :func:`decode_batch_nbest`.
-
-    Args/shapes as :func:`decode_batch_nbest`. Returns B hypotheses.
-    """
-    return [h[0] for h in decode_batch_nbest(am_logp, token_lens, opts, ctc_logp, ctc_lens)]

@@ -12,46 +12,29 @@ frames everywhere; see tests/test_infer.py).
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from funasr_lite.data.audio import load_audio, load_audio_array
 from funasr_lite.models.cif import cif_timestamps
-from funasr_lite.config.merge import load_model_config
+from funasr_lite.config.merge import decoding_layer, merge_layers, model_dir_layers
+from funasr_lite.config.schema import ModelConfig
 from funasr_lite.errors import CheckpointError
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
-from funasr_lite.decode.search import SearchOptions, decode_batch_nbest
+from funasr_lite.models.registry import build_model, decode_entry
+from funasr_lite.utils.device import default_device
+from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.search import decode_batch_nbest
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 
 logger = logging.getLogger(__name__)
 
 AudioInput = Union[str, np.ndarray, torch.Tensor]
-
-
-@dataclass
-class DecodeOptions:
-    """How to decode; the defaults are FunASR's greedy decoding."""
-
-    # beam width; 1 = greedy (argmax per position)
-    beam_size: int = 1
-    # weight of CTC prefix scores in beam search (needs a model with a CTC head)
-    ctc_weight: float = 0.0
-    # score added per token in beam search
-    penalty: float = 0.0
-    # language-model weight: must stay 0 (no LM support)
-    lm_weight: float = 0.0
-    # hypotheses kept per utterance (the 1st is the result)
-    nbest: int = 1
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _vocab_rows(state: Dict[str, torch.Tensor]) -> Optional[int]:
@@ -65,15 +48,18 @@ class Transcriber:
     Build it with :func:`load_model`.
     """
 
-    def __init__(self, model_dir: ModelDir, device: Optional[str] = None,
-                 decode: Optional[DecodeOptions] = None, config_overrides: Optional[Dict[str, Any]] = None):
+    def __init__(self, model_dir: ModelDir, device: Optional[str] = None, *,
+                 layers: Sequence[Tuple[str, Mapping[str, Any]]] = (), decoding: Optional[DecodingOptions] = None):
+        """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
+        in config.yaml shape; ``decoding`` replaces the merged decoding options outright."""
         self.model_dir = model_dir
-        self.device = torch.device(device or _default_device())
-        # 1. config.yaml (+ decoding.yaml + overrides), strictly validated
-        self.config, decoding = load_model_config(model_dir, decoding_overrides=config_overrides)
+        self.device = torch.device(device or default_device())
+        # 1. config.yaml < decoding.yaml < layers, strictly validated
+        self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
+        self.config.log_ignored_keys(logger)
         # 2. tokenizer: tokens file, else config.yaml's token_list
-        token_list = load_token_list(model_dir.tokens) if model_dir.tokens else self.config.get("token_list")
-        if not token_list:
+        token_list = load_token_list(model_dir.tokens) if model_dir.tokens else self.config.tokenizer_conf.token_list
+        if not token_list or isinstance(token_list, str):
             raise CheckpointError(f"{model_dir.root}: no tokens.json/tokens.txt and no token_list in {model_dir.config}")
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
@@ -85,29 +71,26 @@ class Transcriber:
                 f"{model_dir.checkpoint}: the checkpoint's vocabulary has {rows} tokens but the token list "
                 f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models")
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
-            self.model = Paraformer.from_config(self.config, vocab_size=self.tokenizer.vocab_size)
+            self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
         self.model.to(self.device).eval()
         size_mb = os.path.getsize(model_dir.checkpoint) / 1e6
         logger.info("model: %s (%s layout), weights %s (%.1f MB)", model_dir.root, model_dir.layout,
                     model_dir.checkpoint, size_mb)
-        # 4. frontend from frontend_conf, CMVN from am.mvn; inference never dithers
-        frontend_conf = dict(self.config.get("frontend_conf") or {})
+        # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
+        # names the file); inference never dithers
+        fc = self.config.frontend_conf
+        frontend_conf = dict(fc.kwargs(), dither=0.0)
         frontend_conf.pop("cmvn_file", None)
-        frontend_conf["dither"] = 0.0
-        # the frontend reads am.mvn itself, so a dimension mismatch names the file
         self.frontend = WavFrontend(cmvn_file=model_dir.cmvn, **frontend_conf).to(self.device)
-        self.sample_rate = int(frontend_conf.get("fs", 16000))
-        # frames of 10 ms per encoder frame (LFR stride) -> ms per encoder frame
-        self.frame_ms = float(frontend_conf.get("frame_shift", 10)) * int(frontend_conf.get("lfr_n", 1))
-        # 5. decoding options: decoding.yaml < overrides, then the caller's explicit options
-        self.options = decode or DecodeOptions(**{k: v for k, v in decoding.items()
-                                                  if k in DecodeOptions.__dataclass_fields__})
-        self.search = SearchOptions(beam_size=self.options.beam_size, ctc_weight=self.options.ctc_weight,
-                                    penalty=self.options.penalty, lm_weight=self.options.lm_weight,
-                                    nbest=self.options.nbest, blank_id=self.tokenizer.blank_id,
-                                    sos_id=self.tokenizer.sos_id, eos_id=self.tokenizer.eos_id)
-        if self.search.uses_ctc and self.model.ctc is None:
+        self.sample_rate = fc.fs
+        self.frame_ms = fc.frame_ms
+        # 5. decoding options: the merged decoding section, unless the caller gave its own; the model
+        # class's search (registered with it)
+        self.options = decoding or self.config.decoding
+        self._search = decode_entry(self.config.model)
+        self.options.check_supported()
+        if self.options.uses_ctc and self.model.ctc is None:
             raise CheckpointError(f"ctc_weight={self.options.ctc_weight} needs a CTC head, but the model "
                                   f"{model_dir.root} has none (its model_conf.ctc_weight is 0); use --ctc_weight 0")
 
@@ -121,7 +104,8 @@ class Transcriber:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        hyps_nbest, alphas, enc_lens, token_lens = search_features(self.model, feats, feat_lens, self.search)
+        hyps_nbest, alphas, enc_lens, token_lens = self._search(self.model, feats, feat_lens, self.options,
+                                                                self.tokenizer)
         stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=self.frame_ms)
         batch = feats.size(0)
         results = []
@@ -134,7 +118,7 @@ class Transcriber:
                 "tokens": self.tokenizer.ids_to_tokens(ids),
                 "token_ids": ids,
                 "score": float(hyp.score) if hyp is not None else 0.0,
-                "timestamp": _token_times(hyp, stamps[b], self.search) if hyp is not None else [],
+                "timestamp": _token_times(hyp, stamps[b], self.tokenizer) if hyp is not None else [],
             })
         return results
 
@@ -148,13 +132,13 @@ class Transcriber:
         feats, feat_lens = self.frontend(padded.to(self.device), lengths.to(self.device))
         return self.decode_features(feats, feat_lens)
 
-    def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 1,
+    def transcribe(self, inputs: Sequence[AudioInput], batch_size: Optional[int] = None,
                    sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
         """Transcribe files or arrays; one result dict per input, in input order.
 
         Args:
             inputs: audio file paths, or 1-D (S,) / 2-D (C, S) arrays or tensors.
-            batch_size: utterances per batch (batches are length-sorted).
+            batch_size: utterances per batch (batches are length-sorted); default ``options.batch_size``.
             sample_rate: the rate of array inputs (default: the model's rate).
         """
         if isinstance(inputs, (str, np.ndarray, torch.Tensor)):
@@ -167,6 +151,7 @@ class Transcriber:
             else:
                 wavs.append(load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=f"input {i}"))
                 keys.append(f"input{i}")
+        batch_size = batch_size or self.options.batch_size
         order = sorted(range(len(wavs)), key=lambda i: -wavs[i].numel())
         results: List[Optional[Dict[str, Any]]] = [None] * len(wavs)
         for start in range(0, len(order), max(1, batch_size)):
@@ -176,13 +161,14 @@ class Transcriber:
         return results  # type: ignore[return-value]
 
 
-def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, search: SearchOptions
-                    ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
+def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions,
+                    tokenizer: Tokenizer) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
     """Encoder, CIF, decoder and search over a padded feature batch (no gradients are kept).
 
     Args:
         model: a Paraformer in eval mode; feats: (B, T, D); feat_lens: (B,).
-        search: greedy/beam options (CTC scores are added when ``search.uses_ctc``).
+        options: greedy/beam options (CTC scores are added when ``options.uses_ctc``).
+        tokenizer: gives the blank/sos/eos ids stripped from the hypotheses.
     Returns:
         (n-best hypotheses per utterance (empty list when no token fired), alphas (B, T+1),
         encoder lengths (B,), token counts (B,)).
@@ -194,20 +180,21 @@ def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Ten
         if int(token_lens.max()) < 1:
             return [[] for _ in range(feats.size(0))], alphas, enc_lens, token_lens
         am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
-        ctc_logp = model.ctc.log_softmax(enc).float() if search.uses_ctc else None
-        hyps = decode_batch_nbest(am_logp, token_lens, search, ctc_logp=ctc_logp, ctc_lens=enc_lens)
+        ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
+        hyps = decode_batch_nbest(am_logp, token_lens, options, ctc_logp=ctc_logp, ctc_lens=enc_lens,
+                                  blank_id=tokenizer.blank_id, sos_id=tokenizer.sos_id, eos_id=tokenizer.eos_id)
     return hyps, alphas, enc_lens, token_lens
 
 
-def _token_times(hyp, stamps: List[Tuple[int, int]], search: SearchOptions) -> List[List[int]]:
+def _token_times(hyp, stamps: List[Tuple[int, int]], tokenizer: Tokenizer) -> List[List[int]]:
     """Timestamps of the kept tokens: CIF positions whose id was not dropped (blank/sos/eos)."""
-    dropped = {search.blank_id, search.sos_id, search.eos_id}
+    dropped = {tokenizer.blank_id, tokenizer.sos_id, tokenizer.eos_id}
     return [list(stamps[pos]) for pos, tid in enumerate(hyp.raw_ids) if tid not in dropped and pos < len(stamps)]
 
 
 def load_model(model: str, device: Optional[str] = None, *, checkpoint: Optional[str] = None,
-               decode: Optional[DecodeOptions] = None,
-               config_overrides: Optional[Dict[str, Any]] = None) -> Transcriber:
+               decoding: Optional[DecodingOptions] = None,
+               config_overrides: Optional[Mapping[str, Any]] = None) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
     Args:
@@ -216,8 +203,9 @@ def load_model(model: str, device: Optional[str] = None, *, checkpoint: Optional
         device: ``cpu``, ``cuda``, ``cuda:1``...; default cuda when available.
         checkpoint: a weights file in the dir to use instead of the layout's
             (e.g. ``valid.acc.ave.pb`` in a finetune output dir).
-        decode: decoding options; default: the dir's decoding.yaml, else greedy.
+        decoding: decoding options; default: the dir's decoding.yaml, else :class:`DecodingOptions`' defaults.
         config_overrides: decoding.yaml-style keys that win over the dir's files.
     """
+    layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(detect_model_dir(resolve_model(model), checkpoint=checkpoint), device=device,
-                       decode=decode, config_overrides=config_overrides)
+                       layers=layers, decoding=decoding)

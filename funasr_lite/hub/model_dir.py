@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import CheckpointError, ModelDirError
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,11 @@ class ModelDir:
 
 
 def _read_json(path: str) -> Dict:
+    text = read_utf8(path, "JSON", ModelDirError)
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelDirError(f"{path}: cannot read JSON: {e}") from e
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ModelDirError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
     if not isinstance(obj, dict):
         raise ModelDirError(f"{path}: expected a JSON object at the top level")
     return obj

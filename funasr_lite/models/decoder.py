@@ -129,10 +129,9 @@ class ParaformerSANMDecoder(nn.Module):
     ``decoders2``: ``num_blocks - att_layer_num`` blocks with FSMN only (absent if 0);
     ``decoders3``: one FFN-only block; then ``after_norm`` and ``output_layer``.
 
-    Supported: ``input_layer="embed"``, ``normalize_before=True``,
-    ``concat_after=False``, no LoRA; others raise ValueError. Keys without
-    effect here (``positional_dropout_rate``, ``pos_enc_class``,
-    ``chunk_multiply_factor``, ``tf2torch_*``) are accepted for compatibility.
+    Supported: ``input_layer="embed"``, ``normalize_before=True``; others raise ValueError.
+    ``positional_dropout_rate`` has no effect here. The config layer refuses FunASR's other
+    ``decoder_conf`` options unless they hold FunASR's defaults.
     """
 
     def __init__(
@@ -149,19 +148,10 @@ class ParaformerSANMDecoder(nn.Module):
         input_layer: str = "embed",
         use_output_layer: bool = True,
         wo_input_layer: bool = False,
-        pos_enc_class: Optional[str] = None,
         normalize_before: bool = True,
-        concat_after: bool = False,
         att_layer_num: int = 6,
         kernel_size: int = 21,
         sanm_shfit: Optional[int] = 0,
-        lora_list: Optional[Sequence[str]] = None,
-        lora_rank: int = 8,
-        lora_alpha: int = 16,
-        lora_dropout: float = 0.1,
-        chunk_multiply_factor: Sequence[int] = (1,),
-        tf2torch_tensor_name_prefix_torch: str = "decoder",
-        tf2torch_tensor_name_prefix_tf: str = "seq2seq/decoder",
     ):
         super().__init__()
         if vocab_size < 1:
@@ -170,10 +160,6 @@ class ParaformerSANMDecoder(nn.Module):
             raise ValueError(f"ParaformerSANMDecoder: input_layer={input_layer!r} unsupported (only 'embed')")
         if not normalize_before:
             raise ValueError("ParaformerSANMDecoder: normalize_before=False is unsupported")
-        if concat_after:
-            raise ValueError("ParaformerSANMDecoder: concat_after=True is unsupported")
-        if lora_list:
-            raise ValueError("ParaformerSANMDecoder: lora_list is unsupported")
         if not 0 <= att_layer_num <= num_blocks:
             raise ValueError(
                 f"ParaformerSANMDecoder: need 0 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"

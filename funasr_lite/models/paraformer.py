@@ -28,29 +28,24 @@ encoder output is zero on padded frames). With equal lengths they are equal.
 
 import inspect
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from funasr_lite.models.cif import CifPredictorV2
 from funasr_lite.models.ctc import CTC
-from funasr_lite.models.decoder import ParaformerSANMDecoder
-from funasr_lite.models.sanm import SANMEncoder, lengths_to_mask
-from funasr_lite.models.specaug import SpecAugLFR
+from funasr_lite.models.registry import resolve
+from funasr_lite.models.sanm import lengths_to_mask
 
-ENCODERS = {"SANMEncoder": SANMEncoder, "sanm": SANMEncoder}
-DECODERS = {"ParaformerSANMDecoder": ParaformerSANMDecoder, "paraformer_decoder_sanm": ParaformerSANMDecoder}
-PREDICTORS = {"CifPredictorV2": CifPredictorV2, "cif_predictor_v2": CifPredictorV2}
-SPECAUGS = {"SpecAugLFR": SpecAugLFR, "specaug_lfr": SpecAugLFR}
-MODEL_NAMES = ("Paraformer", "paraformer")
+if TYPE_CHECKING:
+    from funasr_lite.config.schema import ModelConfig
 
-
-def _pick(table: Dict[str, type], name: Optional[str], what: str) -> type:
-    if name not in table:
-        raise ValueError(f"Paraformer: {what}={name!r} is not supported (supported: {sorted(table)})")
-    return table[name]
+def _pick(slot: str, name: Optional[str]) -> type:
+    try:
+        return resolve(slot, name)
+    except ValueError as e:
+        raise ValueError(f"Paraformer: {e}") from None
 
 
 def _build(cls: type, conf: Optional[Dict[str, Any]], section: str, **fixed: Any) -> nn.Module:
@@ -149,11 +144,11 @@ class Paraformer(nn.Module):
             if not 0 <= token < vocab_size:
                 raise ValueError(f"Paraformer: {name}={token} outside the vocabulary (size {vocab_size})")
 
-        self.specaug = _build(_pick(SPECAUGS, specaug, "specaug"), specaug_conf, "specaug_conf") if specaug else None
-        self.encoder = _build(_pick(ENCODERS, encoder, "encoder"), encoder_conf, "encoder_conf", input_size=input_size)
+        self.specaug = _build(_pick("specaug", specaug), specaug_conf, "specaug_conf") if specaug else None
+        self.encoder = _build(_pick("encoder", encoder), encoder_conf, "encoder_conf", input_size=input_size)
         enc_size = self.encoder.output_size()
         self.decoder = _build(
-            _pick(DECODERS, decoder, "decoder"), decoder_conf, "decoder_conf",
+            _pick("decoder", decoder), decoder_conf, "decoder_conf",
             vocab_size=vocab_size, encoder_output_size=enc_size,
         )
         if self.decoder.output_layer is None:
@@ -165,7 +160,7 @@ class Paraformer(nn.Module):
         if predictor_conf.get("idim", enc_size) != enc_size:
             raise ValueError(f"Paraformer: predictor idim {predictor_conf['idim']} != encoder output {enc_size}")
         predictor_conf.setdefault("idim", enc_size)
-        self.predictor = _build(_pick(PREDICTORS, predictor, "predictor"), predictor_conf, "predictor_conf")
+        self.predictor = _build(_pick("predictor", predictor), predictor_conf, "predictor_conf")
         if share_embedding:
             self.decoder.embed = None
         elif self.decoder.embed is None and sampling_ratio > 0:
@@ -185,43 +180,24 @@ class Paraformer(nn.Module):
         self.share_embedding = share_embedding
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], vocab_size: Optional[int] = None) -> "Paraformer":
-        """Build from a FunASR ``config.yaml`` dict (1.x class names or 0.x short names).
+    def from_config(cls, config: Union["ModelConfig", Mapping[str, Any]], vocab_size: int) -> "Paraformer":
+        """Build from a strictly validated config (a :class:`ModelConfig`, or a config.yaml dict, 1.x or 0.x).
 
-        ``model_conf`` keys become keyword arguments; ``encoder``/``decoder``/
-        ``predictor``/``specaug``/``normalize`` and their ``*_conf``, ``ctc_conf``
-        are passed through; ``input_size`` is ``n_mels * lfr_m`` from
-        ``frontend_conf`` when there is a frontend (as FunASR does), else the
-        top-level ``input_size``; ``vocab_size`` defaults to ``len(token_list)``.
-        Other top-level keys (frontend, tokenizer, training, and the many argparse
-        keys of 0.x configs) are ignored here; unknown keys inside ``model_conf``
-        and the ``*_conf`` sections raise ValueError naming the section.
+        Each block gets the typed fields of its ``*_conf`` that it takes; a field it does not take must hold
+        FunASR's default, else it is a ConfigError ("not supported"). ``input_size`` is ``n_mels * lfr_m``.
         """
-        model = config.get("model", "Paraformer")
-        if model not in MODEL_NAMES:
-            raise ValueError(f"model class {model!r} is not supported (only Paraformer)")
-        kwargs: Dict[str, Any] = dict(config.get("model_conf") or {})
-        sections = ("encoder", "decoder", "predictor", "specaug", "normalize", "ctc")
-        for key in sections:
-            if key in config and key != "ctc":
-                kwargs[key] = config[key]
-            if f"{key}_conf" in config:
-                kwargs[f"{key}_conf"] = config[f"{key}_conf"]
-        if config.get("frontend") is not None:
-            fconf = config.get("frontend_conf") or {}
-            kwargs["input_size"] = int(fconf.get("n_mels", 80)) * int(fconf.get("lfr_m", 1))
-        elif config.get("input_size") is not None:
-            kwargs["input_size"] = int(config["input_size"])
-        if vocab_size is None:
-            vocab_size = config.get("vocab_size") or len(config.get("token_list") or [])
+        from funasr_lite.config.schema import ModelConfig
+
+        cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
         if int(vocab_size) < 1:
-            raise ValueError("config: vocabulary size unknown (no token_list): pass vocab_size=len(tokens)")
-        kwargs["vocab_size"] = int(vocab_size)
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(kwargs) - accepted)
-        if unknown:
-            raise ValueError(f"model_conf: unknown key(s) {unknown} for Paraformer")
-        return cls(**kwargs)
+            raise ValueError(f"Paraformer: vocabulary size must be >= 1, got {vocab_size}")
+        blocks = {slot: getattr(cfg, slot) for slot in ("encoder", "decoder", "predictor", "specaug")}
+        confs = {f"{slot}_conf": getattr(cfg, f"{slot}_conf").kwargs_for(resolve(slot, name),
+                                                                           exclude=("input_size", "vocab_size"))
+                 for slot, name in blocks.items() if name is not None}
+        confs["ctc_conf"] = cfg.ctc_conf.kwargs_for(CTC)
+        return cls(**blocks, **confs, **cfg.model_conf.kwargs_for(cls), input_size=cfg.encoder_input_size(),
+                   vocab_size=int(vocab_size))
 
     # ------------------------------------------------------------------ inference pieces
 

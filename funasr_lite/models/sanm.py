@@ -231,12 +231,10 @@ class SANMEncoder(nn.Module):
     block, input_size -> output_size, no attention residual), ``encoders``
     (``num_blocks - 1`` blocks) and ``after_norm``. There is no subsampling.
 
-    Only the configuration Paraformer uses is supported: ``input_layer="pe"``,
-    ``selfattention_layer_type="sanm"``, ``positionwise_layer_type="linear"``,
-    ``concat_after=False``, no inter-CTC, no LoRA. Anything else raises
-    ValueError (FunASR's default ``input_layer`` is ``conv2d``; ours is ``pe``).
-    Keys that have no effect (``positional_dropout_rate``, ``pos_enc_class``,
-    ``padding_idx``, the ``tf2torch_*`` names) are accepted for compatibility.
+    It takes only the arguments it uses, plus the three that name the one configuration Paraformer uses
+    (``input_layer="pe"``, ``selfattention_layer_type="sanm"``, ``pos_enc_class``), checked with ValueError
+    (FunASR's default ``input_layer`` is ``conv2d``). ``positional_dropout_rate`` has no effect with "pe".
+    The config layer refuses FunASR's other ``encoder_conf`` options unless they hold FunASR's defaults.
     """
 
     def __init__(
@@ -252,21 +250,9 @@ class SANMEncoder(nn.Module):
         input_layer: Optional[str] = "pe",
         pos_enc_class: Optional[str] = "SinusoidalPositionEncoder",
         normalize_before: bool = True,
-        concat_after: bool = False,
-        positionwise_layer_type: str = "linear",
-        positionwise_conv_kernel_size: int = 1,
-        padding_idx: int = -1,
-        interctc_layer_idx: Sequence[int] = (),
-        interctc_use_conditioning: bool = False,
         kernel_size: int = 11,
         sanm_shfit: int = 0,
-        lora_list: Optional[Sequence[str]] = None,
-        lora_rank: int = 8,
-        lora_alpha: int = 16,
-        lora_dropout: float = 0.1,
         selfattention_layer_type: str = "sanm",
-        tf2torch_tensor_name_prefix_torch: str = "encoder",
-        tf2torch_tensor_name_prefix_tf: str = "seq2seq/encoder",
     ):
         super().__init__()
         _require(input_layer == "pe", f"SANMEncoder: input_layer={input_layer!r} unsupported (only 'pe')")
@@ -274,14 +260,6 @@ class SANMEncoder(nn.Module):
             selfattention_layer_type == "sanm",
             f"SANMEncoder: selfattention_layer_type={selfattention_layer_type!r} unsupported (only 'sanm')",
         )
-        _require(
-            positionwise_layer_type == "linear",
-            f"SANMEncoder: positionwise_layer_type={positionwise_layer_type!r} unsupported (only 'linear')",
-        )
-        _require(not concat_after, "SANMEncoder: concat_after=True is unsupported")
-        _require(not interctc_layer_idx, "SANMEncoder: interctc_layer_idx is unsupported")
-        _require(not interctc_use_conditioning, "SANMEncoder: interctc_use_conditioning is unsupported")
-        _require(not lora_list, "SANMEncoder: lora_list is unsupported")
         _require(
             pos_enc_class in (None, "SinusoidalPositionEncoder"),
             f"SANMEncoder: pos_enc_class={pos_enc_class!r} unsupported",

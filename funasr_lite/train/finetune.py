@@ -16,19 +16,18 @@ and ``model.pt`` (= the chosen checkpoint, ``valid.acc.ave.pb`` by default), plu
 described in :mod:`funasr_lite.train.checkpoint`, ``training_curves.png`` and ``tensorboard/``.
 """
 
-import argparse
 import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import yaml
 
-from . import checkpoint as ckpt
-from funasr_lite.config.merge import flags_layer, merge_layers, model_dir_layers, parse_overrides
+from funasr_lite.config.fields import option
+from funasr_lite.config.merge import merge_layers, model_dir_layers
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.config.yaml_io import save_yaml
 from funasr_lite.data.dataset import DatasetOptions, build_dataloader
@@ -38,78 +37,49 @@ from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.models.registry import build_model
+from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.scheduler import build_optimizer, build_scheduler
-from funasr_lite.decode.search import SearchOptions
+from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.train.trainer import Trainer, TrainerOptions
 from funasr_lite.decode.transcribe import search_features
 
-__all__ = ["FinetuneOptions", "finetune", "add_finetune_arguments", "options_from_args", "select_checkpoint",
-           "merge_finetune_config", "CONFIG_FLAGS"]
+__all__ = ["FinetuneOptions", "finetune", "select_checkpoint", "merge_finetune_config"]
 
 logger = logging.getLogger(__name__)
 
-# flags that map onto config keys (funasr_lite.config.merge.FLAG_PATHS); the rest are runtime options
-CONFIG_FLAGS = ("dataset_type", "batch_bins", "max_epoch", "accum_grad", "keep_nbest_models", "optim", "lr",
-                "scheduler", "scheduler_conf", "specaug", "specaug_conf", "seed", "num_workers")
-
-
-@dataclass
+@dataclass(frozen=True)
 class FinetuneOptions:
-    """Everything :func:`finetune` needs. ``None`` means "not given": the merged config decides."""
+    """The run-time options of :func:`finetune`; training hyper-parameters live in the merged config."""
 
-    # init model: a ModelScope hub id or a local model dir (FunASR 1.x or 0.x layout)
-    model: str
-    # data dir holding train/ and dev/ (or validation/), each with wav.scp and text (large: data.list)
-    data_path: str
-    # where checkpoints and the finished model dir go (created; must not be the init model dir)
-    output_dir: str = "./checkpoint"
-    # "small" (in-memory list, length-sorted buckets) or "large" (streamed shards)
-    dataset_type: Optional[str] = None
-    # batch capacity: small = padded LFR frames (60 ms each), large = padded milliseconds
-    batch_bins: Optional[int] = None
-    # total epochs (a resumed run continues up to this)
-    max_epoch: Optional[int] = None
-    # micro-batches per optimizer update
-    accum_grad: Optional[int] = None
-    # n of each valid.acc.ave_{n}best.pb (an int or a list)
-    keep_nbest_models: Optional[Union[int, List[int]]] = None
-    # optimizer: adam, adamw or sgd
-    optim: Optional[str] = None
-    # (peak) learning rate, optim_conf.lr
-    lr: Optional[float] = None
-    # lr schedule: warmuplr (FunASR's formula) or none
-    scheduler: Optional[str] = None
-    # scheduler_conf as a dict or YAML/JSON text, e.g. '{"warmup_steps": 300}'
-    scheduler_conf: Optional[Union[str, Dict[str, Any]]] = None
-    # specaug_lfr (FunASR's SpecAugLFR) or none
-    specaug: Optional[str] = None
-    # specaug_conf as a dict or YAML/JSON text
-    specaug_conf: Optional[Union[str, Dict[str, Any]]] = None
-    # auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)
-    device: str = "auto"
-    # base random seed (train_conf.seed)
-    seed: Optional[int] = None
-    # DataLoader worker processes (feature extraction runs there)
-    num_workers: Optional[int] = None
-    # mixed precision on GPU: none, bf16 or fp16 (None: train_conf.use_bf16/use_fp16)
-    amp: Optional[str] = None
-    # stop before training if more than this fraction of train utterances is unusable, else skip them
-    max_bad_ratio: float = 0.1
-    # the checkpoint that becomes model.pt (and configuration.json's init_param) at the end
-    final_checkpoint: str = "valid.acc.ave.pb"
-    # dev metrics that rank checkpoints: acc (FunASR's valid.acc.*) and cer (valid.cer.*)
-    best_model_criterion: List[str] = field(default_factory=lambda: ["acc", "cer"])
-    # extra config overrides, Hydra style: ["++train_conf.grad_clip=1.0", ...]
-    overrides: List[str] = field(default_factory=list)
-    # the recipe script's defaults {flag: value} (precedence between finetune.yaml and the flags)
-    recipe_defaults: Dict[str, Any] = field(default_factory=dict)
-    # tqdm progress bar on rank 0
-    progress_bar: bool = True
+    model: str = option(help="init model: a ModelScope hub id or a local model dir (FunASR 1.x or 0.x)", flag=True)
+    data_path: str = option(help="dir with train/ and dev/ (or validation/), each with wav.scp and text "
+                                 "(large: data.list)", flag=True)
+    output_dir: str = option("./checkpoint", "the finetuned model dir (created; never the init model dir)",
+                             flag=True)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)", flag=True)
+    amp: Optional[str] = option(None, "mixed precision on GPU (default: train_conf.use_bf16/use_fp16)", flag=True,
+                                choices=("none", "bf16", "fp16"))
+    max_bad_ratio: float = option(0.1, "stop before training if more than this fraction of train utterances is "
+                                       "unusable, else skip them", flag=True)
+    final_checkpoint: str = option("valid.acc.ave.pb", "the checkpoint that becomes model.pt at the end",
+                                   flag=True)
+    best_model_criterion: Tuple[str, ...] = option(("acc", "cer"), "dev metrics that rank checkpoints: acc "
+                                                   "(valid.acc.*), cer (valid.cer.*)")
+    progress_bar: bool = option(True, "tqdm progress bar on rank 0")
+
+    def __post_init__(self) -> None:
+        for name in ("model", "data_path"):
+            if not getattr(self, name):
+                raise ConfigError(f"--{name} is required (no recipe default)")
 
 
-def finetune(opts: FinetuneOptions) -> Dict[str, Any]:
+def finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> Dict[str, Any]:
     """Finetune ``opts.model`` on ``opts.data_path`` into ``opts.output_dir``; returns a summary dict.
+
+    ``layers``: config layers above the model dir's config.yaml and finetune.yaml, lowest first, each a
+    ``(source, dict)`` in config.yaml shape, e.g. ``[("my run", {"train_conf": {"max_epoch": 3}})]``.
 
     Raises:
         FunasrLiteError subclasses with a clear message: ConfigError, ModelDirError, DataDirError,
@@ -121,20 +91,20 @@ def finetune(opts: FinetuneOptions) -> Dict[str, Any]:
     if not dist.is_main:  # one log: other ranks only warn
         lib_logger.setLevel(max(logging.WARNING, level))
     try:
-        return _finetune(opts, dist)
+        return _finetune(opts, layers, dist)
     finally:
         lib_logger.setLevel(level)
         cleanup_distributed(dist)
 
 
-def _finetune(opts: FinetuneOptions, dist: DistInfo) -> Dict[str, Any]:
+def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], dist: DistInfo) -> Dict[str, Any]:
     out = os.path.abspath(opts.output_dir)
     # 1. the init model dir (a hub id is resolved through the local ModelScope cache first)
     md = detect_model_dir(resolve_model(opts.model))
     if os.path.realpath(md.root) == os.path.realpath(out):
         raise ConfigError(f"--output_dir {out} is the init model dir; choose another dir (the init model is never modified)")
     # 2. the config: built-in defaults < config.yaml < finetune.yaml < recipe defaults < flags
-    cfg = merge_finetune_config(md, opts)
+    cfg = merge_finetune_config(md, layers)
     # 3. print and save the merged config; copy the model files the dir needs (rank 0)
     if dist.is_main:
         os.makedirs(out, exist_ok=True)
@@ -155,7 +125,7 @@ def _finetune(opts: FinetuneOptions, dist: DistInfo) -> Dict[str, Any]:
     dev_loader = build_dataloader(dev_dir, tokenizer, frontend_conf, data_opts, train=False, rank=dist.rank,
                                   world_size=dist.world_size)
     # 6. the model, from the init weights (checkpoint.pb, if any, replaces them in step 8)
-    model = Paraformer.from_config(cfg.model_dict(), vocab_size=tokenizer.vocab_size)
+    model = build_model(cfg, vocab_size=tokenizer.vocab_size)
     load_weights_strict(model, load_state_dict(md.checkpoint), md.checkpoint)
     model.to(dist.device)
     # 7. optimizer and lr schedule
@@ -168,7 +138,7 @@ def _finetune(opts: FinetuneOptions, dist: DistInfo) -> Dict[str, Any]:
         keep_nbest_models=tc.nbest_list(), best_model_criterion=list(opts.best_model_criterion),
         amp=opts.amp or ("bf16" if tc.use_bf16 else "fp16" if tc.use_fp16 else "none"), log_interval=tc.log_interval,
         max_nonfinite_steps=tc.max_nan_steps, seed=tc.seed, tensorboard=True, plot=True,
-        frame_seconds=cfg.frontend_conf.frame_shift * cfg.frontend_conf.lfr_n / 1000.0,
+        frame_seconds=cfg.frontend_conf.frame_ms / 1000.0,
         progress_bar=opts.progress_bar, find_unused_parameters=tc.find_unused_parameters,
         config_digest=_digest(cfg)), dist, decode_fn=greedy_decoder(tokenizer), tokenizer=tokenizer)
     resumed = trainer.resume()
@@ -187,37 +157,21 @@ def _finetune(opts: FinetuneOptions, dist: DistInfo) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- steps
-def merge_finetune_config(md: ModelDir, opts: FinetuneOptions) -> ModelConfig:
-    """Layers 1-3 of the model dir (finetune.yaml on top), the recipe defaults, the flags, the overrides.
+def merge_finetune_config(md: ModelDir, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> ModelConfig:
+    """Layers 1-3 of the model dir (finetune.yaml on top), then ``layers`` (recipe defaults, flags, overrides).
 
     Raises:
         ConfigError: an unknown key or bad value in any layer (named with its file/flag), or a setup
             funasr-lite cannot train (optimizer, scheduler, specaug).
     """
-    layers = model_dir_layers(md, "finetune")
-    if opts.recipe_defaults:
-        layers.append(("recipe defaults", flags_layer(_config_flags(opts.recipe_defaults))))
-    given = _config_flags({f.name: getattr(opts, f.name) for f in fields(opts)})
-    if given:
-        layers.append(("command line", flags_layer(given)))
-    if opts.overrides:
-        layers.append(("command line overrides", parse_overrides(opts.overrides)))
-    merged = merge_layers(layers)
+    merged = merge_layers(model_dir_layers(md, "finetune") + list(layers))
     for name, section in (("scheduler", "scheduler_conf"), ("specaug", "specaug_conf")):
         if merged.get(name) is None and merged.get(section):
             merged[section] = {}  # --scheduler none / --specaug none: their conf has nothing to configure
     cfg = ModelConfig.from_dict(merged, source="merged finetune config")
     cfg.check_trainable()
-    if opts.amp not in (None, "none", "bf16", "fp16"):
-        raise ConfigError(f"--amp must be none, bf16 or fp16, got {opts.amp!r}")
+    cfg.log_ignored_keys(logger)
     return cfg
-
-
-def _config_flags(values: Dict[str, Any]) -> Dict[str, Any]:
-    out = {k: v for k, v in values.items() if k in CONFIG_FLAGS and v is not None}
-    if isinstance(out.get("keep_nbest_models"), int):
-        out["keep_nbest_models"] = [out["keep_nbest_models"]]
-    return out
 
 
 def _digest(cfg: ModelConfig) -> str:
@@ -272,10 +226,10 @@ def dataset_options(cfg: ModelConfig, opts: FinetuneOptions) -> DatasetOptions:
 
 def greedy_decoder(tokenizer: Tokenizer):
     """A ``decode_fn`` for dev CER: FunASR's default greedy Paraformer decoding of a feature batch."""
-    search = SearchOptions(blank_id=tokenizer.blank_id, sos_id=tokenizer.sos_id, eos_id=tokenizer.eos_id)
+    greedy = DecodingOptions()
 
     def decode(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor) -> List[List[int]]:
-        hyps, _, _, _ = search_features(model, feats, feat_lens, search)
+        hyps, _, _, _ = search_features(model, feats, feat_lens, greedy, tokenizer)
         return [list(h[0].token_ids) if h else [] for h in hyps]
 
     return decode
@@ -355,53 +309,3 @@ def select_checkpoint(output_dir: str, name: str) -> str:
     _write_configuration(output_dir, None, chosen=name)
     logger.info("model.pt = %s (configuration.json updated)", name)
     return dst
-
-
-# ------------------------------------------------------------------------------------ CLI helpers
-def add_finetune_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any]) -> argparse.ArgumentParser:
-    """Add the recipe flags (issue #4 names). Flags default to None ("not given"); ``defaults`` are shown in
-    the help and applied as the recipe-defaults layer by :func:`options_from_args`."""
-    def d(name: str) -> str:
-        return f" (recipe default: {defaults[name]})" if name in defaults else ""
-
-    parser.add_argument("--model", default=None, help="init model: hub id or local model dir" + d("model"))
-    parser.add_argument("--data_path", default=None, help="dir with train/ and dev/ (or validation/)" + d("data_path"))
-    parser.add_argument("--output_dir", default=None, help="output model dir" + d("output_dir"))
-    parser.add_argument("--dataset_type", choices=["small", "large"], default=None, help="small or large" + d("dataset_type"))
-    parser.add_argument("--batch_bins", type=int, default=None,
-                        help="small: padded LFR frames (60 ms) per batch; large: milliseconds" + d("batch_bins"))
-    parser.add_argument("--max_epoch", type=int, default=None, help="epochs" + d("max_epoch"))
-    parser.add_argument("--accum_grad", type=int, default=None, help="batches per update" + d("accum_grad"))
-    parser.add_argument("--keep_nbest_models", type=int, nargs="+", default=None,
-                        help="n of valid.acc.ave_{n}best.pb" + d("keep_nbest_models"))
-    parser.add_argument("--optim", choices=["adam", "adamw", "sgd"], default=None, help="optimizer" + d("optim"))
-    parser.add_argument("--lr", type=float, default=None, help="(peak) learning rate" + d("lr"))
-    parser.add_argument("--scheduler", choices=["warmuplr", "none"], default=None, help="lr schedule" + d("scheduler"))
-    parser.add_argument("--scheduler_conf", default=None, help="YAML/JSON, e.g. '{warmup_steps: 300}'" + d("scheduler_conf"))
-    parser.add_argument("--specaug", choices=["specaug_lfr", "none"], default=None, help="SpecAugLFR or none" + d("specaug"))
-    parser.add_argument("--specaug_conf", default=None, help="YAML/JSON specaug_conf" + d("specaug_conf"))
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N" + d("device"))
-    parser.add_argument("--seed", type=int, default=None, help="random seed" + d("seed"))
-    parser.add_argument("--num_workers", type=int, default=None, help="DataLoader workers" + d("num_workers"))
-    parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None, help="mixed precision on GPU")
-    parser.add_argument("--max_bad_ratio", type=float, default=None,
-                        help="stop if more than this fraction of train utterances is unusable, else skip them")
-    parser.add_argument("--final_checkpoint", default=None, help="checkpoint that becomes model.pt at the end")
-    parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
-    parser.add_argument("--override", dest="overrides", action="append", default=None, metavar="++SECTION.KEY=VALUE",
-                        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0")
-    return parser
-
-
-def options_from_args(args: argparse.Namespace, defaults: Dict[str, Any]) -> FinetuneOptions:
-    """FinetuneOptions from parsed flags: runtime options take flag > recipe default > dataclass default;
-    config flags go in as given (None = not given) with ``defaults`` as the recipe-defaults layer."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    runtime = {"model", "data_path", "output_dir", "device", "amp", "max_bad_ratio", "final_checkpoint"}
-    kw: Dict[str, Any] = {k: given.get(k, defaults.get(k)) for k in runtime if k in given or k in defaults}
-    for name in ("model", "data_path"):
-        if kw.get(name) is None:
-            raise ConfigError(f"--{name} is required (no recipe default)")
-    kw.update({k: given[k] for k in CONFIG_FLAGS if k in given})
-    return FinetuneOptions(**kw, overrides=list(given.get("overrides") or []), progress_bar=not args.no_progress_bar,
-                           recipe_defaults={k: v for k, v in defaults.items() if k in CONFIG_FLAGS})

@@ -1,0 +1,116 @@
+"""Recipe flags generated from the options dataclasses: one declaration per option, help text included.
+
+A field declared with ``option(..., flag=True)`` is a command-line flag of the same name. Two kinds exist:
+
+* run-time options (fields of :class:`~funasr_lite.decode.infer.InferOptions`,
+  :class:`~funasr_lite.train.finetune.FinetuneOptions`, ...): flag > recipe default > the field's default;
+* config options (flagged fields of :class:`~funasr_lite.config.schema.ModelConfig` and its sections, e.g.
+  ``--lr`` is ``optim_conf.lr``): they enter the merged config as two layers above the model dir's files,
+  "recipe defaults" then "command line", so the source of every value is recorded.
+"""
+
+import argparse
+import dataclasses
+import difflib
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+
+from funasr_lite.config.fields import Section
+from funasr_lite.config.merge import config_flag_paths, flag_fields, flags_layer
+from funasr_lite.errors import ConfigError
+
+__all__ = ["RecipeParser", "add_option_flags", "split_args"]
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "y"):
+        return True
+    if text.lower() in ("0", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _argparse_kwargs(tp: Any) -> Dict[str, Any]:
+    """argparse ``type``/``nargs`` for a field annotation (a Section is YAML/JSON text)."""
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return {"type": str}
+    if get_origin(tp) is Union:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        lists = [a for a in args if get_origin(a) in (list, tuple)]
+        if lists:
+            return {**_argparse_kwargs(get_args(lists[0])[0]), "nargs": "+"}
+        return _argparse_kwargs(args[0])
+    if get_origin(tp) in (list, tuple):
+        return {**_argparse_kwargs(get_args(tp)[0]), "nargs": "+"}
+    if tp is bool:
+        return {"type": _bool}
+    return {"type": tp if tp in (int, float) else str}
+
+
+class RecipeParser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped flag."""
+
+    def error(self, message: str) -> None:
+        if "unrecognized arguments" in message:
+            known = [o for a in self._actions for o in a.option_strings]
+            hints = []
+            for given in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(given.split("=")[0].replace("-", "_"), known, n=1, cutoff=0.6)
+                if given.startswith("--") and close:
+                    hints.append(f"{given} (did you mean {close[0]}?)")
+            if hints:
+                message = "unrecognized arguments: " + ", ".join(hints)
+        super().error(message)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], defaults: Mapping[str, Any],
+                     config: bool = True, exclude: Sequence[str] = ()) -> None:
+    """Add a flag for each flagged field of the ``runtime`` dataclasses and (``config``) of the config.
+
+    Every flag defaults to None ("not given"); the help shows the recipe default, else the field's own.
+    ``defaults`` (the recipe script's editable defaults) must name known flags only."""
+    seen: Dict[str, Tuple[dataclasses.Field, Any]] = {}
+    for cls in runtime:
+        for name, f, tp in flag_fields(cls):
+            seen[name] = (f, tp)
+    if config:
+        seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
+    unknown = [k for k in defaults if k not in seen or k in exclude]
+    if unknown:
+        raise ConfigError(f"recipe defaults: unknown flag(s) {', '.join(unknown)}"
+                          f" (known: {', '.join(sorted(k for k in seen if k not in exclude))})")
+    for name, (f, tp) in seen.items():
+        if name in exclude:
+            continue
+        if name in defaults:
+            shown = f"recipe default: {defaults[name]}"
+        elif f.default is not dataclasses.MISSING:
+            shown = f"default: {f.default}"
+        else:
+            shown = "from the config" if f.default_factory is not dataclasses.MISSING else "required"
+        choices = f.metadata.get("choices")
+        parser.add_argument(f"--{name}", default=None, choices=choices, **_argparse_kwargs(tp),
+                            help=f"{f.metadata.get('help', '')} ({shown})")
+
+
+def split_args(args: argparse.Namespace, runtime: type, defaults: Mapping[str, Any],
+               fixed: Optional[Mapping[str, Any]] = None) -> Tuple[Any, List[Tuple[str, Dict[str, Any]]]]:
+    """``(runtime options, config layers)`` from parsed flags and the recipe defaults.
+
+    Runtime fields take flag > recipe default > the field's default; config flags become the
+    "recipe defaults" and "command line" layers (None = not given)."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    names = {f.name for f in dataclasses.fields(runtime) if f.init}
+    kw = {k: given.get(k, defaults.get(k)) for k in names if k in given or k in defaults}
+    kw.update(fixed or {})
+    missing = [f.name for f in dataclasses.fields(runtime) if f.init and f.name not in kw
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing or any(kw.get(f) is None for f in missing):
+        raise ConfigError(f"--{missing[0]} is required (no recipe default)")
+    paths = config_flag_paths()
+    layers = []
+    for source, values in (("recipe defaults", defaults), ("command line", given)):
+        conf = {k: v for k, v in values.items() if k in paths and v is not None}
+        if conf:
+            layers.append((source, flags_layer(conf)))
+    return runtime(**{k: v for k, v in kw.items()}), layers
+
