@@ -12,7 +12,6 @@ import json
 import os
 import random
 import resource
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -71,8 +70,7 @@ def build_data_dir(out_dir: str, num_utts: int, *, seed: int = 0, min_sec: float
     """
     import soundfile as sf
 
-    sys.path.insert(0, TOOLS)
-    import synth_data  # noqa: E402
+    import synth_data  # a sibling in tools/, imported here because it imports torch
 
     voices, speeds, pitches = synth_data.DEFAULT_VOICES, [140, 165, 190], [35, 50, 65]
     wav_dir = os.path.join(os.path.abspath(out_dir), "wav")
