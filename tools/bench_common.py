@@ -27,7 +27,7 @@ def large_config() -> Dict[str, Any]:
     """The paraformer-large-shaped config.yaml dict (d=512, 4 heads, FFN 2048, 50/16 blocks)."""
     import yaml
 
-    from funasr_lite.hub.model_init import scaled_config
+    from model_shapes import scaled_config  # a sibling in tools/; imports torch
 
     with open(DEMO_CONF, encoding="utf-8") as f:
         return scaled_config(yaml.safe_load(f), d_model=512, heads=4, ffn=2048, enc_blocks=50, dec_blocks=16,
@@ -122,8 +122,9 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
             return out_dir, int(old["params"])
     import torch
 
-    from funasr_lite.hub.model_init import data_dir_cmvn, spread_weights, write_model_dir
+    from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
     from funasr_lite.models.paraformer import Paraformer
+    from model_shapes import spread_weights
 
     tokens = token_list()
     torch.manual_seed(seed)
