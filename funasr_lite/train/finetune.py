@@ -357,7 +357,7 @@ def select_checkpoint(output_dir: str, name: str) -> str:
 
 # ------------------------------------------------------------------------------------ CLI helpers
 def add_finetune_arguments(parser: argparse.ArgumentParser, defaults: Dict[str, Any]) -> argparse.ArgumentParser:
-    """Add the recipe flags (issue #4 names). Flags default to None ("not given"); ``defaults`` are shown in
+    """Add the recipe flags (FunASR's recipe names). Flags default to None ("not given"); ``defaults`` are shown in
     the help and applied as the recipe-defaults layer by :func:`options_from_args`."""
     def d(name: str) -> str:
         return f" (recipe default: {defaults[name]})" if name in defaults else ""
