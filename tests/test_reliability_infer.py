@@ -30,6 +30,8 @@ import torch
 
 from tiny_model import build_tiny_model_dir
 
+pytestmark = pytest.mark.slow  # every case runs the recipe scripts in subprocesses
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
                       "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch")

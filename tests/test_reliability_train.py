@@ -28,6 +28,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.slow  # finetune.py subprocesses killed and rerun
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FINETUNE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
                         "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch", "finetune.py")
