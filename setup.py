@@ -6,6 +6,7 @@ setup(
     description="Paraformer inference, finetuning and CER scoring, compatible with FunASR model dirs",
     packages=find_packages(include=["funasr_lite", "funasr_lite.*"]),
     python_requires=">=3.9",
+    entry_points={"console_scripts": ["funasr-lite=funasr_lite.cli.main:main"]},
     install_requires=[
         "torch",
         "torchaudio",

@@ -14,15 +14,21 @@ checkpoints, finetuning), ``config`` (strict config.yaml reading and layered mer
 __version__ = "0.1.0"
 __all__ = ["load_model", "DecodingOptions", "Transcriber", "__version__"]
 
+# Imported on first use, so that the torch-free parts (CER scoring, data dir checks, the
+# command-line help) do not import torch.
+_LAZY = {"load_model": "funasr_lite.decode.transcribe", "Transcriber": "funasr_lite.decode.transcribe",
+         "DecodingOptions": "funasr_lite.decode.options"}
+
 
 def __getattr__(name):
-    # imported on first use, so that ``import funasr_lite.decode.cer`` (scoring) never loads torch
-    if name in ("load_model", "Transcriber"):
-        from funasr_lite.decode import transcribe
+    if name in _LAZY:
+        import importlib
 
-        return getattr(transcribe, name)
-    if name == "DecodingOptions":
-        from funasr_lite.decode.options import DecodingOptions
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        return DecodingOptions
-    raise AttributeError(f"module 'funasr_lite' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -7,6 +7,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs infer_after_finetune.py in subprocesses
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
                       "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch", "infer_after_finetune.py")

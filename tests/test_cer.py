@@ -161,8 +161,8 @@ def test_empty_reference_never_divides_by_zero():
     assert score_corpus({"a": ""}, {"a": ""}).summary_line() == "%WER 0.0 [ 0 / 0, 0 ins, 0 del, 0 sub ]"
 
 
-def test_text_cer_toy_example_from_spec():
-    """Spec 3.1: one missing char gives utt1(nwords=4,cor=3,ins=0,del=1,sub=0) corr:75.00%,cer:25.00%."""
+def test_text_cer_toy_example():
+    """FunASR's text.cer block for one missing char: utt1(nwords=4,cor=3,ins=0,del=1,sub=0) corr:75.00%,cer:25.00%."""
     rep = score_corpus({"utt1": "我爱北京"}, {"utt1": "我爱北"})
     assert format_text_cer(rep) == (
         "utt1(nwords=4,cor=3,ins=0,del=1,sub=0) corr:75.00%,cer:25.00%\n"

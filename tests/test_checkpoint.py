@@ -277,6 +277,7 @@ def test_plot_training_curves_png(tmp_path):
     assert plot_training_curves(str(tmp_path / "nope"), records=[]) is None
 
 
+@pytest.mark.slow  # tool subprocesses that import torch
 def test_average_checkpoints_tool(tmp_path):
     _write_epochs(tmp_path, [(0.5, 20.0), (0.9, 30.0), (0.7, 10.0), (0.8, 12.0)])
     os.unlink(tmp_path / "4epoch.pb")  # pruned earlier: ranked by its sidecar but must be skipped

@@ -388,7 +388,7 @@ def test_tool_ok_and_whole_dir_errors(tmp_path, wavs):
     assert r.returncode == 2 and "data dir does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_tool_docstring_has_usage():
-    import ast
-    doc = ast.get_docstring(ast.parse(TOOL.read_text()))
-    assert "Usage:" in doc and "python tools/validate_data_dir.py" in doc
+def test_tool_help_has_usage():
+    r = run_tool("--help")  # the Usage block lives in funasr_lite.cli.data_tools; the tool is a shim
+    assert r.returncode == 0
+    assert "Usage:" in r.stdout and "python tools/validate_data_dir.py" in r.stdout

@@ -391,6 +391,7 @@ def test_large_loader_workers(good_dir, tmp_path, tok):
     assert sorted(keys) == sorted(meta)
 
 
+@pytest.mark.slow  # three tool subprocesses that import torch
 def test_make_shards_cli(good_dir, tmp_path):
     d, _ = good_dir
     out = str(tmp_path / "cli")

@@ -31,6 +31,8 @@ from funasr_lite.train.finetune import FinetuneOptions, finetune
 from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
 from funasr_lite.decode.transcribe import load_model
 
+pytestmark = pytest.mark.slow  # trains a tiny Paraformer for many steps
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
 

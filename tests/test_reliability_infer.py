@@ -1,4 +1,4 @@
-"""Reliability of decoding (issue 6, sections 1 and 2), through the real recipe scripts.
+"""Reliability of decoding (messy data, jobs that cannot run, bad model dirs), through the real recipe scripts.
 
 Every case runs ``egs_modelscope/.../infer.py`` (or ``infer_after_finetune.py``) in a subprocess
 with a tiny model dir and data generated here, and checks what a user sees:
@@ -29,6 +29,8 @@ import soundfile as sf
 import torch
 
 from tiny_model import build_tiny_model_dir
+
+pytestmark = pytest.mark.slow  # every case runs the recipe scripts in subprocesses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",

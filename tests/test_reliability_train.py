@@ -1,4 +1,4 @@
-"""Reliability of finetuning (issue 6, section 3), through the real recipe script ``finetune.py``.
+"""Reliability of finetuning (kills, Ctrl-C, full disk, bad data), through the real recipe script ``finetune.py``.
 
 A tiny Paraformer is finetuned for 2 epochs on 6 synthesized utterances. Runs are killed with
 SIGKILL at named moments (mid-batch, mid-validation, mid-checkpoint-write, mid-averaging) and at
@@ -27,6 +27,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pytest
 import torch
 import yaml
+
+pytestmark = pytest.mark.slow  # finetune.py subprocesses killed and rerun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FINETUNE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",

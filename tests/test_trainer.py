@@ -308,6 +308,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow  # torchrun
 def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -442,6 +443,7 @@ def _run_job(args, timeout=300):
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # finetune subprocesses, killed and rerun
 def test_finetune_kill9_mid_validation_and_mid_epoch_then_rerun_matches(ft_setup, tmp_path):
     model, data = ft_setup
     base = ["finetune-job", "--model", model, "--data", data, "--epochs", "2"]
@@ -478,6 +480,7 @@ def test_finetune_kill9_mid_validation_and_mid_epoch_then_rerun_matches(ft_setup
             assert max_diff(a, b) < 1e-5, (name, max_diff(a, b))
 
 
+@pytest.mark.slow  # torchrun
 def test_finetune_torchrun_two_processes_gloo(ft_setup, tmp_path):
     model, data = ft_setup
     out = tmp_path / "ddp"

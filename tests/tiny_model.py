@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 import torch
 import yaml
 
-from funasr_lite.hub.model_init import data_dir_cmvn, scaled_config, spread_weights, write_model_dir
+from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
+from model_shapes import scaled_config, spread_weights  # tools/ (on sys.path via tests/conftest.py)
 
 DEMO_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egs_modelscope", "asr",
                          "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf",

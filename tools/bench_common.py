@@ -12,7 +12,6 @@ import json
 import os
 import random
 import resource
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +27,7 @@ def large_config() -> Dict[str, Any]:
     """The paraformer-large-shaped config.yaml dict (d=512, 4 heads, FFN 2048, 50/16 blocks)."""
     import yaml
 
-    from funasr_lite.hub.model_init import scaled_config
+    from model_shapes import scaled_config  # a sibling in tools/; imports torch
 
     with open(DEMO_CONF, encoding="utf-8") as f:
         return scaled_config(yaml.safe_load(f), d_model=512, heads=4, ffn=2048, enc_blocks=50, dec_blocks=16,
@@ -71,8 +70,7 @@ def build_data_dir(out_dir: str, num_utts: int, *, seed: int = 0, min_sec: float
     """
     import soundfile as sf
 
-    sys.path.insert(0, TOOLS)
-    import synth_data  # noqa: E402
+    import synth_data  # a sibling in tools/, imported here because it imports torch
 
     voices, speeds, pitches = synth_data.DEFAULT_VOICES, [140, 165, 190], [35, 50, 65]
     wav_dir = os.path.join(os.path.abspath(out_dir), "wav")
@@ -124,8 +122,9 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
             return out_dir, int(old["params"])
     import torch
 
-    from funasr_lite.hub.model_init import data_dir_cmvn, spread_weights, write_model_dir
+    from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
     from funasr_lite.models.paraformer import Paraformer
+    from model_shapes import spread_weights
 
     tokens = token_list()
     torch.manual_seed(seed)

@@ -39,11 +39,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import bench_common as bc  # noqa: E402  (no torch import at module level)
-
+import bench_common as bc  # a sibling in tools/ (no torch import at module level)
 
 # ----------------------------------------------------------------------------- children
 

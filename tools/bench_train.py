@@ -64,14 +64,12 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+import bench_common as bc  # a sibling in tools/ (no torch import at module level)
+
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
-sys.path.insert(0, TOOLS)
-sys.path.insert(0, ROOT)
-
-import bench_common as bc  # noqa: E402  (no torch import at module level)
-
-DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
+DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
+                    "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
 DEMO_CONFIG = os.path.join(DEMO, "conf", "paraformer_tiny.yaml")
 DEMO_TRAIN = os.path.join(DEMO, "data", "train")
 # --size medium: the d=256 model of the training notes (8 M parameters with the demo vocabulary)
@@ -111,9 +109,9 @@ def prepare(args: argparse.Namespace, work: str) -> Dict[str, Any]:
     from funasr_lite.data.audio import load_audio
     from funasr_lite.data.datadir import load_data_dir
     from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats
+    from funasr_lite.data.tokenizer import Tokenizer
     from funasr_lite.hub.model_init import token_list_from_texts
     from funasr_lite.models.paraformer import Paraformer
-    from funasr_lite.data.tokenizer import Tokenizer
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.size, args.no_dropout)
@@ -420,7 +418,8 @@ def main(argv: List[str]) -> int:
     setup = prepare(args, work)
     print(f"bench_train: setup {time.time() - t0:.0f} s ({work})", flush=True)
     child_argv = list(argv)
-    sides = [s for s in SIDES if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)]
+    sides = [s for s in SIDES
+             if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)]
     results: Dict[str, Dict[str, Any]] = {}
     failed = False
     for _ in range(args.repeat):

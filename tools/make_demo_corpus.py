@@ -43,12 +43,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import soundfile as sf
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
-sys.path.insert(0, os.path.dirname(TOOLS))
-
-import synth_data  # noqa: E402
-from funasr_lite.utils.fileio import atomic_open, atomic_write_text  # noqa: E402
+import synth_data  # a sibling in tools/
+from funasr_lite.utils.fileio import atomic_open, atomic_write_text
 
 SPLITS = ("train", "dev", "test")
 # espeak-ng's plain "cmn" voice reads most characters as pinyin spelled with English

@@ -32,7 +32,8 @@ import torch
 import torchaudio
 
 # cmn-latn-pinyin speaks Mandarin; plain "cmn" spells many characters as pinyin letters.
-DEFAULT_VOICES = ["cmn-latn-pinyin", "cmn-latn-pinyin+f2", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f4", "cmn-latn-pinyin+m1"]
+DEFAULT_VOICES = ["cmn-latn-pinyin", "cmn-latn-pinyin+f2", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f4",
+                  "cmn-latn-pinyin+m1"]
 
 
 @dataclass

@@ -63,8 +63,8 @@ class RecipeParser(argparse.ArgumentParser):
 
 
 def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], defaults: Mapping[str, Any],
-                     config: bool = True, exclude: Sequence[str] = ()) -> None:
-    """Add a flag for each flagged field of the ``runtime`` dataclasses and (``config``) of the config.
+                     exclude: Sequence[str] = ()) -> None:
+    """Add a flag for each flagged field of the ``runtime`` dataclasses and of the config (but ``exclude``).
 
     Every flag defaults to None ("not given"); the help shows the recipe default, else the field's own.
     ``defaults`` (the recipe script's editable defaults) must name known flags only."""
@@ -72,8 +72,7 @@ def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], d
     for cls in runtime:
         for name, f, tp in flag_fields(cls):
             seen[name] = (f, tp)
-    if config:
-        seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
+    seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
     unknown = [k for k in defaults if k not in seen or k in exclude]
     if unknown:
         raise ConfigError(f"recipe defaults: unknown flag(s) {', '.join(unknown)}"
@@ -102,10 +101,10 @@ def split_args(args: argparse.Namespace, runtime: type, defaults: Mapping[str, A
     names = {f.name for f in dataclasses.fields(runtime) if f.init}
     kw = {k: given.get(k, defaults.get(k)) for k in names if k in given or k in defaults}
     kw.update(fixed or {})
-    missing = [f.name for f in dataclasses.fields(runtime) if f.init and f.name not in kw
+    missing = [f"--{f.name}" for f in dataclasses.fields(runtime) if f.init and kw.get(f.name) is None
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing or any(kw.get(f) is None for f in missing):
-        raise ConfigError(f"--{missing[0]} is required (no recipe default)")
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required (no recipe default)")
     paths = config_flag_paths()
     layers = []
     for source, values in (("recipe defaults", defaults), ("command line", given)):

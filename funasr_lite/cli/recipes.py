@@ -19,11 +19,11 @@ from funasr_lite.errors import FunasrLiteError
 logger = logging.getLogger("funasr_lite")
 
 
-def _parser(description: str, runtime: Sequence[type], defaults: Dict[str, Any], config: bool = True,
+def _parser(description: str, runtime: Sequence[type], defaults: Dict[str, Any], prog: Optional[str] = None,
             exclude: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = RecipeParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = RecipeParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                           epilog=EXIT_CODES)
-    add_option_flags(parser, runtime, defaults, config=config, exclude=exclude)
+    add_option_flags(parser, runtime, defaults, exclude=exclude)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
     return parser
 
@@ -47,11 +47,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> int:
         return 130
 
 
-def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
+def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``infer.py``: decode a data dir; exit 0 all decoded, 2 some failed, 1 could not run."""
     from funasr_lite.decode.options import InferOptions
 
-    args = _parser("Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults,
+    args = _parser("Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults, prog,
                    exclude=TRAIN_ONLY).parse_args(argv)
     _setup_logging(args.debug)
 
@@ -67,13 +67,13 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) ->
     return _guarded(args.debug, job)
 
 
-def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None) -> int:
+def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``finetune.py``: finetune a model dir; 0 done, 1 could not run, 130 interrupted (resumable)."""
     from funasr_lite.config.merge import parse_overrides
     from funasr_lite.train.faults import TrainingInterrupted
     from funasr_lite.train.finetune import FinetuneOptions, finetune
 
-    parser = _parser("Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults,
+    parser = _parser("Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults, prog,
                      exclude=DECODE_ONLY)
     parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
     parser.add_argument("--override", dest="overrides", action="append", default=None, metavar="++SECTION.KEY=VALUE",

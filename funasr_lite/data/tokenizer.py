@@ -11,7 +11,7 @@ Encoding (``Tokenizer.encode``), as FunASR's ``CharTokenizer`` with ``split_with
   characters becomes that character's pieces, or ``<unk>`` when the character is
   not in ``seg_dict``. Any other word (punctuation such as ``，``) becomes one
   ``<unk>``.
-* With a ``seg_dict`` and ``seg_mode="fmm"`` (FunASR 0.x preprocessor, spec 5.3):
+* With a ``seg_dict`` and ``seg_mode="fmm"`` (FunASR 0.x preprocessor):
   all spaces are removed, the text is lower-cased and cut by forward maximum
   matching against the ``seg_dict`` keys. A segment starting with a CJK
   character, letter or digit becomes its pieces (or ``<unk>``); any other segment

@@ -1,6 +1,6 @@
 """ModelScope Paraformer model dirs: layout detection and safe checkpoint loading.
 
-Two layouts are supported, unchanged (see shared spec section 4):
+Two layouts are supported, each read as FunASR writes it (nothing is converted):
 
 * FunASR 1.x: ``config.yaml model.pt tokens.json am.mvn [seg_dict] [configuration.json]``.
   When ``configuration.json`` has ``file_path_metas``, its entries (relative to

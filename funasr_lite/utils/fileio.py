@@ -12,8 +12,6 @@ import shutil
 import tempfile
 from typing import IO, Any, Iterator
 
-import torch
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -63,6 +61,8 @@ def atomic_copy(src: str, dst: str) -> None:
 
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` to ``path`` atomically: serialise in memory, then write+rename."""
+    import torch  # here, not at module level: the CER scorer imports this module and must not load torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     with atomic_open(path, "wb") as f:

@@ -1,0 +1,144 @@
+"""The ``funasr-lite`` console command (funasr_lite.cli.main): dispatch, help, and no torch where none is needed."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from funasr_lite.cli import data_tools, model_tools
+from funasr_lite.cli.main import COMMANDS, main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "example")
+TOOLS = ["compute-cer", "validate-data-dir", "make-shards", "compute-cmvn", "average-checkpoints", "make-model-dir"]
+
+
+def _python(*args: str, **kw) -> subprocess.CompletedProcess:
+    """Run this checkout's Python code in a fresh interpreter (so sys.modules starts empty)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+                          **kw)
+
+
+def _main(capsys, *argv):
+    try:
+        status = main(list(argv))
+    except SystemExit as e:  # argparse: --help, usage errors
+        status = e.code
+    cap = capsys.readouterr()
+    return status, cap.out, cap.err
+
+
+def test_compute_cer_module_on_shipped_example(tmp_path):
+    out, errs = tmp_path / "new" / "text.cer", tmp_path / "new" / "errs.txt"
+    r = _python("-m", "funasr_lite.cli.main", "compute-cer", os.path.join(EXAMPLE, "ref.txt"),
+                os.path.join(EXAMPLE, "hyp.txt"), str(out), "--error-report", str(errs))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "%WER 7.55 [ 4 / 53, 1 ins, 1 del, 2 sub ]\n"
+    assert out.read_text(encoding="utf-8").splitlines()[-1] == "Scored 5 sentences, 0 not present in hyp."
+    assert errs.stat().st_size > 0
+
+
+def test_torch_free_commands_and_help_do_not_import_torch(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("a /no/such/a.wav\n", encoding="utf-8")
+    (data / "text").write_text("a 你 好\n", encoding="utf-8")
+    snippet = textwrap.dedent(f"""
+        import sys
+        from funasr_lite.cli.main import main
+
+        def run(*argv):
+            try:
+                return main(list(argv))
+            except SystemExit as e:
+                return e.code
+
+        codes = [run(), run("--help")] + [run(name, "--help") for name in {TOOLS!r}]
+        codes.append(run("compute-cer", {os.path.join(EXAMPLE, "ref.txt")!r}, {os.path.join(EXAMPLE, "hyp.txt")!r},
+                         {str(tmp_path / "text.cer")!r}))
+        codes.append(run("validate-data-dir", {str(data)!r}))
+        print("CODES", codes)
+        print("TORCH", "torch" in sys.modules)
+    """)
+    r = _python("-c", snippet)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"CODES {[2, 0] + [0] * len(TOOLS) + [0, 1]}" in lines  # validate-data-dir: the audio is missing
+    assert "TORCH False" in lines
+    assert "funasr-lite compute-cer" in r.stdout and "funasr-lite validate-data-dir" in r.stdout
+
+
+def test_top_level_help_lists_every_command(capsys):
+    status, out, _ = _main(capsys, "--help")
+    assert status == 0
+    for name in COMMANDS:
+        assert name in out
+    assert set(TOOLS) | {"infer", "finetune"} == set(COMMANDS)
+    status, _, err = _main(capsys, "no-such-command")
+    assert status == 2 and "invalid choice" in err
+    status, _, err = _main(capsys)
+    assert status == 2 and "COMMAND" in err
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_subcommand_help(capsys, name):
+    status, out, _ = _main(capsys, name, "--help")
+    assert status == 0
+    assert out.startswith(f"usage: funasr-lite {name} ")
+    if name in TOOLS:  # the tool's Usage block, verbatim, and the defaults of its flags
+        assert "Usage:\n    funasr-lite " + name in out
+        assert "python tools/" + name.replace("-", "_") + ".py" in out
+
+
+def test_help_shows_defaults(capsys):
+    _, out, _ = _main(capsys, "compute-cmvn", "--help")
+    assert "(default: 16000)" in out and "(default: hamming)" in out
+    _, out, _ = _main(capsys, "average-checkpoints", "--help")
+    assert "(default: acc)" in out and "(default: None)" not in out
+
+
+def test_infer_requires_model_data_and_output_dir(capsys):
+    status, _, err = _main(capsys, "infer", "--model", "m")
+    assert status == 1 and err.strip() == "error: --data_dir, --output_dir are required (no recipe default)"
+
+
+def test_finetune_without_model_is_one_error_line(capsys):
+    status, _, err = _main(capsys, "finetune")
+    assert status == 1 and err.strip() == "error: --model, --data_path are required (no recipe default)"
+
+
+def test_choices_spelled_out_for_torch_free_help_match_the_library():
+    from funasr_lite.data.frontend import WINDOW_TYPES
+    from funasr_lite.train.checkpoint import CRITERIA
+
+    assert tuple(data_tools.WINDOW_TYPES) == tuple(WINDOW_TYPES)
+    assert tuple(model_tools.METRICS) == tuple(sorted(CRITERIA))
+
+
+def test_make_shards_reuse(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "wav").mkdir(parents=True)
+    scp, text = [], []
+    for i in range(5):
+        path = data / "wav" / f"u{i}.wav"
+        sf.write(str(path), np.zeros(1600 * (i + 1), dtype=np.float32), 16000)
+        scp.append(f"u{i} {path}\n")
+        text.append(f"u{i} 一 二\n")
+    (data / "wav.scp").write_text("".join(scp), encoding="utf-8")
+    (data / "text").write_text("".join(text), encoding="utf-8")
+    out = tmp_path / "shards"
+    status, stdout, _ = _main(capsys, "make-shards", str(data), str(out), "--utts_per_shard", "2")
+    assert status == 0 and "3 shard(s), 5 utterance(s)" in stdout
+    mtime = os.stat(out / "data.list").st_mtime_ns
+    status, stdout, _ = _main(capsys, "make-shards", str(data), str(out), "--utts_per_shard", "2", "--reuse")
+    assert status == 0 and stdout == f"shards: {out / 'data.list'}\n"
+    assert os.stat(out / "data.list").st_mtime_ns == mtime  # unchanged source: reused
+    status, _, _ = _main(capsys, "make-shards", str(data), str(out), "--utts_per_shard", "5", "--reuse")
+    assert status == 0 and (out / "data.list").read_text().count("\n") == 1  # other shard size: rebuilt
+    status, _, err = _main(capsys, "make-shards", str(data), str(out), "--reuse", "--overwrite")
+    assert status == 2 and "not allowed with" in err
