@@ -1,6 +1,7 @@
 """The one training loop: accumulation, clipping, AMP, DDP, validation with CER, resume, faults.
 
-Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that trains). Per epoch:
+Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that trains). Its options
+are the ``train_conf`` section, :class:`funasr_lite.train.options.TrainConf`. Per epoch:
 
 1. seed every RNG from ``(seed, epoch, rank)`` and set the data order of the epoch, so an
    epoch's result depends only on the state at its start (resume is exact on CPU);
@@ -10,8 +11,8 @@ Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that t
    ``max_nan_steps`` in a row stop the run (:class:`TrainingDiverged`);
 3. validate: dev loss and acc (teacher-forced, weighted by utterances) and dev CER from real
    greedy decoding (``decode_fn``); two REF/HYP examples go to the log;
-4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``valid.*.best.pb``, ``checkpoint.pb``, prunes, and
-   plots (:mod:`funasr_lite.train.checkpoint`, :mod:`funasr_lite.train.plot`).
+4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``checkpoint.pb``, ``valid.*.best.pb``, prunes, and
+   plots (:mod:`funasr_lite.train.outputs`, which also writes the log lines and TensorBoard scalars).
 
 After the last epoch, rank 0 writes the ``valid.*.ave_{n}best.pb`` averages.
 
@@ -30,7 +31,6 @@ the sums are all-reduced.
 
 import contextlib
 import logging
-import math
 import os
 import random
 import time
@@ -46,7 +46,8 @@ from funasr_lite.errors import CheckpointError, ConfigError
 from funasr_lite.train.options import TrainConf
 from funasr_lite.train.faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
                            ignore_sigint_in_workers, run_on_rank0)
-from funasr_lite.train.stats import EpochTotals, LogWindow, fmt, rss_gb
+from funasr_lite.train.outputs import RunOutputs
+from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
 
 __all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
@@ -121,9 +122,9 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.dev_loader = train_loader, dev_loader
         self.conf, self.dist = conf, dist
-        self.output_dir, self.criteria, self.frame_seconds = output_dir, list(best_model_criterion), frame_seconds
+        self.output_dir, self.frame_seconds = output_dir, frame_seconds
         self.decode_fn, self.tokenizer = decode_fn, tokenizer
-        self.progress_bar, self.tensorboard, self.plot = progress_bar, tensorboard, plot
+        self.progress_bar = progress_bar
         self.config_digest = config_digest
         self.device = dist.device
         amp = conf.amp
@@ -142,7 +143,8 @@ class Trainer:
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._stop = StopSignal()
         self._nonfinite_run = 0
-        self._writer = None
+        self.outputs = RunOutputs(output_dir, best_model_criterion, conf.nbest_list(), is_main=dist.is_main,
+                                  tensorboard=tensorboard, plot=plot)
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
@@ -226,29 +228,9 @@ class Trainer:
         return f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
 
     def _finish_epoch_files(self, record: ckpt.EpochRecord) -> None:
-        out = self.output_dir
-        ckpt.write_epoch_checkpoint(out, record, self.model.state_dict())
-        ckpt.save_resume_state(out, self._resume_state(0, {}))
+        self.outputs.write_epoch(record, self.model.state_dict(), lambda: self._resume_state(0, {}))
         self._saved_epoch = record.epoch
-        self._sync_outputs()
-
-    def _sync_outputs(self) -> None:
-        """Prune, refresh best links and the plot: idempotent, also run after a resume."""
-        out = self.output_dir
-        ckpt.prune_epoch_files(out, self.records, self.criteria, max(self.conf.nbest_list()))
-        for m in self.criteria:
-            ckpt.update_best(out, self.records, m)
-        if self.plot and self.records:
-            from funasr_lite.train.plot import plot_training_curves
-
-            plot_training_curves(out, self.records)
-
-    def _write_averages(self) -> Dict[str, str]:
-        written: Dict[str, str] = {}
-        for m in self.criteria:
-            for n, path in ckpt.write_averages(self.output_dir, self.records, m, self.conf.nbest_list()).items():
-                written[os.path.basename(path)] = path
-        return written
+        self.outputs.sync(self.records)
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> TrainResult:
@@ -258,35 +240,17 @@ class Trainer:
             TrainingInterrupted, TrainingDiverged, DiskFullError, OutOfMemory: see the module docstring.
         """
         self._on_main("cleaning up", lambda: (ckpt.remove_stale_temp_files(self.output_dir),
-                                               self._sync_outputs() if self.records else None))
-        self._open_writer()
+                                               self.outputs.sync(self.records) if self.records else None))
+        self.outputs.open(self.step)
         try:
             with self._stop.installed():
                 for epoch in range(self.epoch_done + 1, self.conf.max_epoch + 1):
                     self._run_epoch(epoch)
-            averaged = self._on_main("averaging checkpoints", self._write_averages) or {}
+            averaged = self._on_main("averaging checkpoints", lambda: self.outputs.write_averages(self.records)) or {}
         finally:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-        best = {}
-        for m in self.criteria:
-            ranked = ckpt.rank_records(self.records, m)
-            if ranked:
-                best[m] = ranked[0].epoch
-        return TrainResult(records=list(self.records), step=self.step, averaged=averaged, best_epochs=best)
-
-    def _open_writer(self) -> None:
-        if not (self.tensorboard and self.dist.is_main):
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"),
-                                     purge_step=self.step + 1 if self.step else None)
-
-    def _scalar(self, tag: str, value: Optional[float], step: int) -> None:
-        if self._writer is not None and value is not None and math.isfinite(value):
-            self._writer.add_scalar(tag, value, step)
+            self.outputs.close()
+        return TrainResult(records=list(self.records), step=self.step, averaged=averaged,
+                           best_epochs=self.outputs.best_epochs(self.records))
 
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
@@ -314,15 +278,7 @@ class Trainer:
         self.records.append(record)
         if self.dist.is_main and self.dev_loader is not None:
             warn_if_dev_suspicious(self.records)
-        if self.dist.is_main:
-            logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
-                        "%.1f s, %s audio-s/s, %d skipped", epoch, self.conf.max_epoch, fmt(record.train_loss),
-                        fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
-                        fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
-                        record.skipped_steps)
-            for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
-                           ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
-                self._scalar(tag, v, self.step)  # global step, so a resumed run purges redone points
+        self.outputs.log_epoch(record, self.conf.max_epoch)
         self._on_main(f"writing the checkpoints of epoch {epoch}", lambda: self._finish_epoch_files(record))
         barrier(self.dist)
 
@@ -424,7 +380,7 @@ class Trainer:
                     if self._update(synced == 0, tot):
                         bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
                         if self.step % self.conf.log_interval == 0:
-                            self._log_step(epoch, done, total, window, tot)
+                            self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
                             window = LogWindow()
                     accum = synced = 0
                 now = time.perf_counter()
@@ -501,17 +457,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return True
-
-    def _log_step(self, epoch: int, done: int, total: Optional[int], window: LogWindow, tot: EpochTotals) -> None:
-        if not self.dist.is_main:
-            return
-        w = window.summary()
-        logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
-                    epoch, self.conf.max_epoch, done, total if total is not None else "?", self.step, w["loss"],
-                    w["acc"], tot.lr, w["speed"], rss_gb())
-        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", tot.lr),
-                           ("audio_seconds_per_second", w["speed"])):
-            self._scalar(f"train/{tag}", value, self.step)
 
     def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
         if self.dev_loader is None:
