@@ -2,7 +2,7 @@
 :class:`funasr_lite.train.trainer.Trainer`."""
 
 from dataclasses import dataclass
-from typing import ClassVar, List, Optional, Tuple, Union
+from typing import ClassVar, List, Tuple, Union
 
 from funasr_lite.config.fields import Section, option
 
