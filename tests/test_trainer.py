@@ -29,8 +29,8 @@ from funasr_lite.train import checkpoint as ckpt  # noqa: E402
 from funasr_lite.train.distributed import DistInfo, cleanup_distributed, setup_distributed  # noqa: E402
 from funasr_lite.errors import ConfigError  # noqa: E402
 from funasr_lite.train.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
-from funasr_lite.train.trainer import (DiskFullError, Trainer, TrainerOptions, TrainingDiverged,  # noqa: E402
-                                 TrainingInterrupted)
+from funasr_lite.train.options import TrainConf  # noqa: E402
+from funasr_lite.train.trainer import DiskFullError, Trainer, TrainingDiverged, TrainingInterrupted  # noqa: E402
 
 DIM, VOCAB = 6, 5
 
@@ -116,12 +116,14 @@ def make_trainer(out, max_epoch=2, dist=None, train=None, accum_grad=1, decode=T
     else:
         loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=True, collate_fn=collate)
     dev = torch.utils.data.DataLoader(ToyData(n=10, seed=1), batch_size=4, collate_fn=collate)
-    options = TrainerOptions(output_dir=str(out), max_epoch=max_epoch, accum_grad=accum_grad,
-                             keep_nbest_models=opts.pop("keep_nbest_models", [1, 2]), log_interval=2,
-                             progress_bar=False, **opts)
+    conf = TrainConf(max_epoch=max_epoch, accum_grad=accum_grad, grad_clip=5.0, log_interval=2, seed=0,
+                     keep_nbest_models=opts.pop("keep_nbest_models", [1, 2]),
+                     max_nan_steps=opts.pop("max_nan_steps", 10))
     os.makedirs(out, exist_ok=True)
-    return Trainer(model, optim, sched, loader, dev, options, dist, decode_fn=toy_decode if decode else None,
-                   tokenizer=ToyTokenizer() if decode else None)
+    return Trainer(model, optim, sched, loader, dev, conf, dist, output_dir=str(out),
+                   best_model_criterion=["acc", "cer"], frame_seconds=0.06, decode_fn=toy_decode if decode else None,
+                   tokenizer=ToyTokenizer() if decode else None, progress_bar=False, tensorboard=True, plot=True,
+                   **opts)
 
 
 def run(out, max_epoch=2, **kw):
@@ -272,7 +274,7 @@ def test_nan_loss_is_skipped_with_a_warning(tmp_path, caplog):
 
 def test_repeated_nan_stops_with_a_clear_message(tmp_path):
     with pytest.raises(TrainingDiverged, match="3 consecutive steps had a NaN/Inf loss"):
-        run(tmp_path, max_epoch=2, train=ToyData(nan=set(range(24))), max_nonfinite_steps=3, decode=False)
+        run(tmp_path, max_epoch=2, train=ToyData(nan=set(range(24))), max_nan_steps=3, decode=False)
 
 
 def test_disk_full_stops_cleanly_and_keeps_last_checkpoint(tmp_path, monkeypatch):

@@ -273,14 +273,16 @@ class _Batches:
 def _trainer_loop(model, batches, args: argparse.Namespace, frame_s: float, out_dir: str) -> Dict[str, Any]:
     """funasr-lite's Trainer.fit over the batches: warmup epochs, then the timed ones (trainer's own timing)."""
     from funasr_lite.train.distributed import setup_distributed
-    from funasr_lite.train.trainer import Trainer, TrainerOptions
+    from funasr_lite.train.options import TrainConf
+    from funasr_lite.train.trainer import Trainer
 
     opt, sched = _optim("lite", model, args)
     epochs = args.warmup_passes + args.passes
-    trainer = Trainer(model, opt, sched, _Batches(batches), None, TrainerOptions(
-        output_dir=out_dir, max_epoch=epochs, grad_clip=args.grad_clip, keep_nbest_models=[1],
-        best_model_criterion=["loss"], log_interval=10 ** 9, seed=args.seed, frame_seconds=frame_s,
-        tensorboard=False, plot=False, progress_bar=False), setup_distributed("cpu"))
+    conf = TrainConf(max_epoch=epochs, grad_clip=args.grad_clip, keep_nbest_models=[1], log_interval=10 ** 9,
+                     seed=args.seed)
+    trainer = Trainer(model, opt, sched, _Batches(batches), None, conf, setup_distributed("cpu"),
+                      output_dir=out_dir, best_model_criterion=["loss"], frame_seconds=frame_s,
+                      progress_bar=False, tensorboard=False, plot=False)
     t0 = time.perf_counter()
     result = trainer.fit()
     total = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from typing import List, Sequence
 import torch
 
 from funasr_lite.errors import ConfigError
+from funasr_lite.utils.device import default_device
 
 __all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum",
            "all_reduce_max", "barrier", "wrap_ddp"]
@@ -64,7 +65,7 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     """
     name = (device or "auto").lower()
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = default_device()
     if name in ("gpu", "cuda"):
         name = f"cuda:{local_rank}"
     try:

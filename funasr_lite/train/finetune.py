@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -42,7 +42,8 @@ from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.scheduler import build_optimizer, build_scheduler
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
-from funasr_lite.train.trainer import Trainer, TrainerOptions
+from funasr_lite.train.options import TrainConf
+from funasr_lite.train.trainer import Trainer
 from funasr_lite.decode.transcribe import search_features
 
 __all__ = ["FinetuneOptions", "finetune", "select_checkpoint", "merge_finetune_config"]
@@ -132,15 +133,11 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
     optimizer = build_optimizer(cfg.optim, model.parameters(), cfg.optim_conf.kwargs())
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.scheduler_conf.kwargs() if cfg.scheduler else {})
     # 8. the trainer; resume from output_dir/checkpoint.pb when it exists (logged either way)
-    tc = cfg.train_conf
-    trainer = Trainer(model, optimizer, scheduler, train_loader, dev_loader, TrainerOptions(
-        output_dir=out, max_epoch=tc.max_epoch, accum_grad=tc.accum_grad, grad_clip=tc.grad_clip,
-        keep_nbest_models=tc.nbest_list(), best_model_criterion=list(opts.best_model_criterion),
-        amp=opts.amp or ("bf16" if tc.use_bf16 else "fp16" if tc.use_fp16 else "none"), log_interval=tc.log_interval,
-        max_nonfinite_steps=tc.max_nan_steps, seed=tc.seed, tensorboard=True, plot=True,
-        frame_seconds=cfg.frontend_conf.frame_ms / 1000.0,
-        progress_bar=opts.progress_bar, find_unused_parameters=tc.find_unused_parameters,
-        config_digest=_digest(cfg)), dist, decode_fn=greedy_decoder(tokenizer), tokenizer=tokenizer)
+    trainer = Trainer(model, optimizer, scheduler, train_loader, dev_loader, trainer_conf(cfg, opts), dist,
+                      output_dir=out, best_model_criterion=opts.best_model_criterion,
+                      frame_seconds=cfg.frontend_conf.frame_ms / 1000.0,
+                      decode_fn=greedy_decoder(tokenizer), tokenizer=tokenizer, progress_bar=opts.progress_bar,
+                      config_digest=_digest(cfg))
     resumed = trainer.resume()
     # 9. the epoch loop, then the n-best averages
     result = trainer.fit()
@@ -172,6 +169,14 @@ def merge_finetune_config(md: ModelDir, layers: Sequence[Tuple[str, Mapping[str,
     cfg.check_trainable()
     cfg.log_ignored_keys(logger)
     return cfg
+
+
+def trainer_conf(cfg: ModelConfig, opts: FinetuneOptions) -> TrainConf:
+    """The merged ``train_conf``, with ``--amp`` (when given) as its use_bf16/use_fp16. The flag is a run-time
+    choice: it does not go into the saved config.yaml nor into the config digest."""
+    if opts.amp is None:
+        return cfg.train_conf
+    return replace(cfg.train_conf, use_bf16=opts.amp == "bf16", use_fp16=opts.amp == "fp16")
 
 
 def _digest(cfg: ModelConfig) -> str:

@@ -1,7 +1,8 @@
-"""``train_conf``: how the training loop runs."""
+"""``train_conf``: how the training loop runs; the one options type of
+:class:`funasr_lite.train.trainer.Trainer`."""
 
 from dataclasses import dataclass
-from typing import ClassVar, List, Optional, Tuple, Union
+from typing import ClassVar, List, Tuple, Union
 
 from funasr_lite.config.fields import Section, option
 
@@ -28,7 +29,13 @@ class TrainConf(Section):
     use_bf16: bool = option(False, "AMP with bfloat16 (GPU only)")
     seed: int = option(0, "random seed", flag=True)
     find_unused_parameters: bool = option(False, "DDP find_unused_parameters (0.x: unused_parameters)")
-    max_nan_steps: int = option(10, "consecutive non-finite-loss steps (each skipped) before the run stops")
+    max_nan_steps: int = option(10, "consecutive steps with a NaN/Inf loss or gradient norm (each skipped) "
+                                    "before the run stops")
+
+    @property
+    def amp(self) -> str:
+        """Mixed precision: ``"bf16"``, ``"fp16"`` or ``"none"`` (from use_bf16/use_fp16)."""
+        return "bf16" if self.use_bf16 else "fp16" if self.use_fp16 else "none"
 
     def nbest_list(self) -> List[int]:
         """keep_nbest_models as a list (FunASR 1.x writes an int, 0.x a list)."""

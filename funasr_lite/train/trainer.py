@@ -1,17 +1,18 @@
 """The one training loop: accumulation, clipping, AMP, DDP, validation with CER, resume, faults.
 
-Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that trains). Per epoch:
+Used by :func:`funasr_lite.train.finetune.finetune` (and by anything else that trains). Its options
+are the ``train_conf`` section, :class:`funasr_lite.train.options.TrainConf`. Per epoch:
 
 1. seed every RNG from ``(seed, epoch, rank)`` and set the data order of the epoch, so an
    epoch's result depends only on the state at its start (resume is exact on CPU);
 2. train: ``accum_grad`` micro-batches per update, loss / accum_grad, ``grad_clip`` on the L2
    norm, AMP (``bf16``, or ``fp16`` with a GradScaler) on GPU only. A non-finite loss skips its
    micro-batch (a warning); a non-finite gradient norm skips the update; more than
-   ``max_nonfinite_steps`` in a row stop the run (:class:`TrainingDiverged`);
+   ``max_nan_steps`` in a row stop the run (:class:`TrainingDiverged`);
 3. validate: dev loss and acc (teacher-forced, weighted by utterances) and dev CER from real
    greedy decoding (``decode_fn``); two REF/HYP examples go to the log;
-4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``valid.*.best.pb``, ``checkpoint.pb``, prunes, and
-   plots (:mod:`funasr_lite.train.checkpoint`, :mod:`funasr_lite.train.plot`).
+4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``checkpoint.pb``, ``valid.*.best.pb``, prunes, and
+   plots (:mod:`funasr_lite.train.outputs`, which also writes the log lines and TensorBoard scalars).
 
 After the last epoch, rank 0 writes the ``valid.*.ave_{n}best.pb`` averages.
 
@@ -30,83 +31,29 @@ the sums are all-reduced.
 
 import contextlib
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
+from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
 from funasr_lite.errors import CheckpointError, ConfigError
+from funasr_lite.train.options import TrainConf
 from funasr_lite.train.faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
                            ignore_sigint_in_workers, run_on_rank0)
-from funasr_lite.train.stats import EpochTotals, LogWindow, fmt, rss_gb
+from funasr_lite.train.outputs import RunOutputs
+from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
 
-__all__ = ["TrainerOptions", "Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
+__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
            "OutOfMemory", "DecodeFn"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainerOptions:
-    """How the loop runs (FunASR's ``train_conf`` plus runtime knobs)."""
-
-    # where all outputs go (must exist)
-    output_dir: str
-    # number of epochs to train in total (a resumed run continues up to this)
-    max_epoch: int = 20
-    # micro-batches per optimizer update
-    accum_grad: int = 1
-    # max L2 norm of all gradients; <= 0 disables clipping
-    grad_clip: float = 5.0
-    # the n of each valid.<m>.ave_{n}best.pb; the largest n is also how many epoch files are kept
-    keep_nbest_models: List[int] = field(default_factory=lambda: [10])
-    # dev metrics that rank checkpoints (valid.<m>.*): "acc" (max), "cer" (min), "loss" (min)
-    best_model_criterion: List[str] = field(default_factory=lambda: ["acc", "cer"])
-    # mixed precision on GPU: "none", "bf16" or "fp16" (ignored, with a warning, on CPU)
-    amp: str = "none"
-    # log a line (and TensorBoard scalars) every this many optimizer updates
-    log_interval: int = 50
-    # stop after this many consecutive skipped (non-finite) steps
-    max_nonfinite_steps: int = 10
-    # base seed; each epoch reseeds python/numpy/torch from (seed, epoch, rank)
-    seed: int = 0
-    # seconds of audio per speech frame (LFR: frame_shift 10 ms x lfr_n 6), for throughput
-    frame_seconds: float = 0.06
-    # write TensorBoard scalars under output_dir/tensorboard
-    tensorboard: bool = True
-    # write output_dir/training_curves.png after every epoch
-    plot: bool = True
-    # show a tqdm progress bar (rank 0)
-    progress_bar: bool = True
-    # DDP: allow parameters that get no gradient in a step
-    find_unused_parameters: bool = False
-    # a digest of the merged config; a resume with a different one logs a warning
-    config_digest: str = ""
-
-    def __post_init__(self) -> None:
-        if self.max_epoch < 1:
-            raise ConfigError(f"max_epoch must be >= 1, got {self.max_epoch}")
-        if self.accum_grad < 1:
-            raise ConfigError(f"accum_grad must be >= 1, got {self.accum_grad}")
-        if self.amp not in ("none", "bf16", "fp16"):
-            raise ConfigError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
-        bad = [m for m in self.best_model_criterion if m not in ckpt.CRITERIA]
-        if bad:
-            raise ConfigError(f"best_model_criterion: unknown metric(s) {bad}; use {list(ckpt.CRITERIA)}")
-        if not self.best_model_criterion:
-            raise ConfigError("best_model_criterion must name at least one metric")
-        if any(int(n) < 1 for n in self.keep_nbest_models):
-            raise ConfigError(f"keep_nbest_models must be positive, got {self.keep_nbest_models}")
-        if self.max_nonfinite_steps < 1:
-            raise ConfigError("max_nonfinite_steps must be >= 1")
 
 
 @dataclass
@@ -138,29 +85,55 @@ class Trainer:
         optimizer, scheduler: from :mod:`funasr_lite.train.scheduler` (scheduler stepped per update).
         train_loader, dev_loader: yield dicts with ``speech (B,T,D)``, ``speech_lengths (B,)``,
             ``text (B,L)`` padded with -1, ``text_lengths (B,)`` and ``keys`` (see dataset.py).
-        options: :class:`TrainerOptions`.
+        conf: the ``train_conf`` section, :class:`~funasr_lite.train.options.TrainConf` (checked with
+            its ``validate()``); mixed precision is its ``use_bf16``/``use_fp16``, on GPU only.
         dist: from :func:`funasr_lite.train.distributed.setup_distributed`.
+        output_dir: where all outputs go (must exist).
+        best_model_criterion: dev metrics that rank checkpoints (``valid.<m>.*``): ``acc`` (max),
+            ``cer`` (min), ``loss`` (min). Not FunASR's ``train_conf.best_model_criterion``
+            (``[[valid, acc, max]]``, kept verbatim and unused).
+        frame_seconds: seconds of audio per speech frame (LFR: frame_shift 10 ms x lfr_n 6 = 0.06),
+            for the audio-seconds-per-second throughput.
         decode_fn: greedy decoding for dev CER (None: no CER).
         tokenizer: ``decode(ids) -> (text, words)``; needed with ``decode_fn``.
+        progress_bar: show a tqdm bar (rank 0).
+        tensorboard: write TensorBoard scalars under ``output_dir/tensorboard``.
+        plot: write ``output_dir/training_curves.png`` after every epoch.
+        config_digest: a digest of the merged config, saved in ``checkpoint.pb``; a resume with another
+            one logs a warning.
+
+    Raises:
+        ConfigError: ``conf`` fails its checks, or an unknown/empty ``best_model_criterion``.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 train_loader: Any, dev_loader: Any, options: TrainerOptions, dist: DistInfo,
-                 decode_fn: Optional[DecodeFn] = None, tokenizer: Any = None) -> None:
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.train_loader, self.dev_loader = train_loader, dev_loader
-        self.opts, self.dist = options, dist
-        self.decode_fn, self.tokenizer = decode_fn, tokenizer
+                 train_loader: Any, dev_loader: Any, conf: TrainConf, dist: DistInfo, *, output_dir: str,
+                 best_model_criterion: Sequence[str], frame_seconds: float, decode_fn: Optional[DecodeFn] = None,
+                 tokenizer: Any = None, progress_bar: bool = True, tensorboard: bool = True, plot: bool = True,
+                 config_digest: str = "") -> None:
+        conf.validate()
+        bad = [m for m in best_model_criterion if m not in ckpt.CRITERIA]
+        if bad:
+            raise ConfigError(f"best_model_criterion: unknown metric(s) {bad}; use {list(ckpt.CRITERIA)}")
+        if not best_model_criterion:
+            raise ConfigError("best_model_criterion must name at least one metric")
         if decode_fn is not None and tokenizer is None:
             raise ValueError("decode_fn needs a tokenizer to turn ids into text")
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.dev_loader = train_loader, dev_loader
+        self.conf, self.dist = conf, dist
+        self.output_dir, self.frame_seconds = output_dir, frame_seconds
+        self.decode_fn, self.tokenizer = decode_fn, tokenizer
+        self.progress_bar = progress_bar
+        self.config_digest = config_digest
         self.device = dist.device
-        amp = options.amp
+        amp = conf.amp
         if amp != "none" and self.device.type != "cuda":
             logger.warning("amp=%s needs a GPU; training in float32 on %s", amp, self.device)
             amp = "none"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        self.ddp = wrap_ddp(model, dist, options.find_unused_parameters) if dist.distributed else None
+        self.ddp = wrap_ddp(model, dist, conf.find_unused_parameters) if dist.distributed else None
         self.epoch_done = 0  # completed epochs
         self.step = 0  # optimizer updates
         self.records: List[ckpt.EpochRecord] = []
@@ -170,7 +143,8 @@ class Trainer:
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._stop = StopSignal()
         self._nonfinite_run = 0
-        self._writer = None
+        self.outputs = RunOutputs(output_dir, best_model_criterion, conf.nbest_list(), is_main=dist.is_main,
+                                  tensorboard=tensorboard, plot=plot)
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
@@ -184,12 +158,12 @@ class Trainer:
         Raises:
             CheckpointError: checkpoint.pb exists but is unreadable or does not fit the model.
         """
-        state = ckpt.load_resume_state(self.opts.output_dir)
-        path = os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)
+        state = ckpt.load_resume_state(self.output_dir)
+        path = os.path.join(self.output_dir, ckpt.RESUME_NAME)
         if state is None:
             if self.dist.is_main:
                 logger.info("no %s in %s: training starts from the init model", ckpt.RESUME_NAME,
-                            self.opts.output_dir)
+                            self.output_dir)
             return False
         try:
             self.model.load_state_dict(state["model"], strict=True)
@@ -218,12 +192,12 @@ class Trainer:
             where = f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
             logger.info("RESUMING from %s: %d epoch(s) done%s, %d update(s), lr %.3e", path, self.epoch_done, where,
                         self.step, self.optimizer.param_groups[0]["lr"])
-            if digest and self.opts.config_digest and digest != self.opts.config_digest:
+            if digest and self.config_digest and digest != self.config_digest:
                 logger.warning("the merged config differs from the one %s was trained with; continuing with "
                                "the new config", path)
-            if self.epoch_done >= self.opts.max_epoch:
+            if self.epoch_done >= self.conf.max_epoch:
                 logger.info("all %d epochs are done; only the best/averaged checkpoints are (re)written",
-                            self.opts.max_epoch)
+                            self.conf.max_epoch)
         return True
 
     def _resume_state(self, batches_done: int, partial: Dict[str, float]) -> Dict[str, Any]:
@@ -240,43 +214,23 @@ class Trainer:
             "records": [r.to_dict() for r in self.records],
             "wall_time": self.wall_time,
             "world_size": self.dist.world_size,
-            "config_digest": self.opts.config_digest,
+            "config_digest": self.config_digest,
         }
 
     # ------------------------------------------------------------------ rank-0 writes
     def _on_main(self, what: str, fn: Any) -> Any:
         """Run an output-writing step on rank 0; all ranks raise if it failed (see run_on_rank0)."""
-        return run_on_rank0(self.dist, what, fn, self.opts.output_dir, self._last_good())
+        return run_on_rank0(self.dist, what, fn, self.output_dir, self._last_good())
 
     def _last_good(self) -> str:
         if self._saved_epoch is None:
             return f"the init model (no {ckpt.RESUME_NAME} written yet)"
-        return f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
+        return f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
 
     def _finish_epoch_files(self, record: ckpt.EpochRecord) -> None:
-        out = self.opts.output_dir
-        ckpt.write_epoch_checkpoint(out, record, self.model.state_dict())
-        ckpt.save_resume_state(out, self._resume_state(0, {}))
+        self.outputs.write_epoch(record, self.model.state_dict(), lambda: self._resume_state(0, {}))
         self._saved_epoch = record.epoch
-        self._sync_outputs()
-
-    def _sync_outputs(self) -> None:
-        """Prune, refresh best links and the plot: idempotent, also run after a resume."""
-        out = self.opts.output_dir
-        ckpt.prune_epoch_files(out, self.records, self.opts.best_model_criterion, max(self.opts.keep_nbest_models))
-        for m in self.opts.best_model_criterion:
-            ckpt.update_best(out, self.records, m)
-        if self.opts.plot and self.records:
-            from funasr_lite.train.plot import plot_training_curves
-
-            plot_training_curves(out, self.records)
-
-    def _write_averages(self) -> Dict[str, str]:
-        written: Dict[str, str] = {}
-        for m in self.opts.best_model_criterion:
-            for n, path in ckpt.write_averages(self.opts.output_dir, self.records, m, self.opts.keep_nbest_models).items():
-                written[os.path.basename(path)] = path
-        return written
+        self.outputs.sync(self.records)
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> TrainResult:
@@ -285,36 +239,18 @@ class Trainer:
         Raises:
             TrainingInterrupted, TrainingDiverged, DiskFullError, OutOfMemory: see the module docstring.
         """
-        self._on_main("cleaning up", lambda: (ckpt.remove_stale_temp_files(self.opts.output_dir),
-                                               self._sync_outputs() if self.records else None))
-        self._open_writer()
+        self._on_main("cleaning up", lambda: (ckpt.remove_stale_temp_files(self.output_dir),
+                                               self.outputs.sync(self.records) if self.records else None))
+        self.outputs.open(self.step)
         try:
             with self._stop.installed():
-                for epoch in range(self.epoch_done + 1, self.opts.max_epoch + 1):
+                for epoch in range(self.epoch_done + 1, self.conf.max_epoch + 1):
                     self._run_epoch(epoch)
-            averaged = self._on_main("averaging checkpoints", self._write_averages) or {}
+            averaged = self._on_main("averaging checkpoints", lambda: self.outputs.write_averages(self.records)) or {}
         finally:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-        best = {}
-        for m in self.opts.best_model_criterion:
-            ranked = ckpt.rank_records(self.records, m)
-            if ranked:
-                best[m] = ranked[0].epoch
-        return TrainResult(records=list(self.records), step=self.step, averaged=averaged, best_epochs=best)
-
-    def _open_writer(self) -> None:
-        if not (self.opts.tensorboard and self.dist.is_main):
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self._writer = SummaryWriter(os.path.join(self.opts.output_dir, "tensorboard"),
-                                     purge_step=self.step + 1 if self.step else None)
-
-    def _scalar(self, tag: str, value: Optional[float], step: int) -> None:
-        if self._writer is not None and value is not None and math.isfinite(value):
-            self._writer.add_scalar(tag, value, step)
+            self.outputs.close()
+        return TrainResult(records=list(self.records), step=self.step, averaged=averaged,
+                           best_epochs=self.outputs.best_epochs(self.records))
 
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
@@ -322,9 +258,9 @@ class Trainer:
         if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
             raise TrainingInterrupted(
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
-                f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+                f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
         t0 = time.perf_counter()
-        _seed_all(self.opts.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
+        _seed_all(self.conf.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
         set_epoch(self.train_loader, epoch)
         skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
         self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
@@ -342,15 +278,7 @@ class Trainer:
         self.records.append(record)
         if self.dist.is_main and self.dev_loader is not None:
             warn_if_dev_suspicious(self.records)
-        if self.dist.is_main:
-            logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
-                        "%.1f s, %s audio-s/s, %d skipped", epoch, self.opts.max_epoch, fmt(record.train_loss),
-                        fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
-                        fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
-                        record.skipped_steps)
-            for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
-                           ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
-                self._scalar(tag, v, self.step)  # global step, so a resumed run purges redone points
+        self.outputs.log_epoch(record, self.conf.max_epoch)
         self._on_main(f"writing the checkpoints of epoch {epoch}", lambda: self._finish_epoch_files(record))
         barrier(self.dist)
 
@@ -393,7 +321,7 @@ class Trainer:
         except TypeError:
             total = None
         bar = tqdm(total=total, initial=skip, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True,
-                   disable=not (self.opts.progress_bar and self.dist.is_main), leave=False)
+                   disable=not (self.progress_bar and self.dist.is_main), leave=False)
         self.optimizer.zero_grad(set_to_none=True)
         accum = synced = 0
         done = skip
@@ -428,14 +356,14 @@ class Trainer:
                     logger.warning("epoch %d batch %d: a rank got an empty batch (all its audio failed to load); "
                                    "skipped", epoch, done)
                     continue
-                last_of_window = accum + 1 == self.opts.accum_grad
+                last_of_window = accum + 1 == self.conf.accum_grad
                 sync_ctx = (self.ddp.no_sync() if self.ddp is not None and not last_of_window
                             else contextlib.nullcontext())
                 with sync_ctx:
                     loss, stats = self._forward(module, batch)
                     bad = all_reduce_max([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
                     if not bad:
-                        scaled = loss / self.opts.accum_grad
+                        scaled = loss / self.conf.accum_grad
                         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
                         synced += 1 if last_of_window else 0
                 accum += 1
@@ -445,14 +373,14 @@ class Trainer:
                 else:
                     self._nonfinite_run = 0
                     lv, av = float(loss.detach()), scalar(stats.get("acc"))
-                    audio = float(batch["speech_lengths"].sum()) * self.opts.frame_seconds
+                    audio = float(batch["speech_lengths"].sum()) * self.frame_seconds
                     tot.add(lv, av, audio)
                     window.add(lv, av, audio)
-                if accum == self.opts.accum_grad:
+                if accum == self.conf.accum_grad:
                     if self._update(synced == 0, tot):
                         bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
-                        if self.step % self.opts.log_interval == 0:
-                            self._log_step(epoch, done, total, window, tot)
+                        if self.step % self.conf.log_interval == 0:
+                            self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
                             window = LogWindow()
                     accum = synced = 0
                 now = time.perf_counter()
@@ -471,18 +399,18 @@ class Trainer:
             state = self._resume_state(batches_done, partial)
             if rng:
                 state["rng"] = rng
-            ckpt.save_resume_state(self.opts.output_dir, state)
+            ckpt.save_resume_state(self.output_dir, state)
 
         self._on_main("saving the interrupted state", save)
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "
-            f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+            f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
 
     def _nonfinite(self, epoch: int, batch_no: int, what: str) -> None:
         self._nonfinite_run += 1
         logger.warning("epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)", epoch, batch_no, what,
-                       self._nonfinite_run, self.opts.max_nonfinite_steps)
-        if self._nonfinite_run >= self.opts.max_nonfinite_steps:
+                       self._nonfinite_run, self.conf.max_nan_steps)
+        if self._nonfinite_run >= self.conf.max_nan_steps:
             raise TrainingDiverged(
                 f"{self._nonfinite_run} consecutive steps had a NaN/Inf {what} (last: epoch {epoch}, batch "
                 f"{batch_no}); training stopped. The last good state is {self._last_good()}. Check the data "
@@ -503,8 +431,8 @@ class Trainer:
             return False
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if self.opts.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm=self.opts.grad_clip)
+        if self.conf.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm=self.conf.grad_clip)
         else:
             norm = torch.linalg.vector_norm(
                 torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None]))
@@ -529,17 +457,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return True
-
-    def _log_step(self, epoch: int, done: int, total: Optional[int], window: LogWindow, tot: EpochTotals) -> None:
-        if not self.dist.is_main:
-            return
-        w = window.summary()
-        logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
-                    epoch, self.opts.max_epoch, done, total if total is not None else "?", self.step, w["loss"],
-                    w["acc"], tot.lr, w["speed"], rss_gb())
-        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", tot.lr),
-                           ("audio_seconds_per_second", w["speed"])):
-            self._scalar(f"train/{tag}", value, self.step)
 
     def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
         if self.dev_loader is None:

@@ -1,0 +1,120 @@
+"""What a training run reports and leaves in ``output_dir``, written by rank 0: per epoch the
+``{N}epoch.pb`` checkpoint + sidecar, ``checkpoint.pb``, pruning, the ``valid.<m>.best.pb`` links and
+``training_curves.png``; at the end the ``valid.<m>.ave_{n}best.pb`` averages; all along the progress
+log lines and TensorBoard scalars (``output_dir/tensorboard``).
+
+File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`, the plot in
+:mod:`funasr_lite.train.plot`. The training loop (:mod:`funasr_lite.train.trainer`) decides when;
+failures of these writes are handled there (:func:`funasr_lite.train.faults.run_on_rank0`).
+"""
+
+import logging
+import math
+import os
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from funasr_lite.train import checkpoint as ckpt
+from funasr_lite.train.stats import LogWindow, fmt, rss_gb
+
+__all__ = ["RunOutputs"]
+
+logger = logging.getLogger(__name__)
+
+
+class RunOutputs:
+    """The files, log lines and TensorBoard scalars of one run.
+
+    Args:
+        output_dir: where everything goes (must exist).
+        criteria: dev metrics that rank checkpoints (``valid.<m>.*``), names from ``checkpoint.CRITERIA``.
+        keep_nbest: the n of each ``valid.<m>.ave_{n}best.pb``; the largest n is also how many epoch
+            files each criterion keeps.
+        is_main: rank 0; the log and scalar calls do nothing elsewhere.
+        tensorboard: write TensorBoard scalars.
+        plot: refresh ``training_curves.png`` with the checkpoints.
+    """
+
+    def __init__(self, output_dir: str, criteria: Sequence[str], keep_nbest: Sequence[int], *, is_main: bool,
+                 tensorboard: bool, plot: bool) -> None:
+        self.output_dir, self.criteria, self.keep_nbest = output_dir, list(criteria), list(keep_nbest)
+        self.is_main, self.tensorboard, self.plot = is_main, tensorboard, plot
+        self._writer: Any = None
+
+    # ------------------------------------------------------------------ files (call on rank 0)
+    def write_epoch(self, record: ckpt.EpochRecord, model_state: Dict[str, Any],
+                    resume_state: Callable[[], Dict[str, Any]]) -> None:
+        """``{N}epoch.pb`` + sidecar, then ``checkpoint.pb`` = ``resume_state()`` (called after the first write)."""
+        ckpt.write_epoch_checkpoint(self.output_dir, record, model_state)
+        ckpt.save_resume_state(self.output_dir, resume_state())
+
+    def sync(self, records: Sequence[ckpt.EpochRecord]) -> None:
+        """Prune, refresh best links and the plot: idempotent, also run after a resume."""
+        ckpt.prune_epoch_files(self.output_dir, records, self.criteria, max(self.keep_nbest))
+        for m in self.criteria:
+            ckpt.update_best(self.output_dir, records, m)
+        if self.plot and records:
+            from funasr_lite.train.plot import plot_training_curves
+
+            plot_training_curves(self.output_dir, records)
+
+    def write_averages(self, records: Sequence[ckpt.EpochRecord]) -> Dict[str, str]:
+        """Every ``valid.<m>.ave_{n}best.pb`` (and ``valid.<m>.ave.pb``): ``{file name: path}``."""
+        written: Dict[str, str] = {}
+        for m in self.criteria:
+            for path in ckpt.write_averages(self.output_dir, records, m, self.keep_nbest).values():
+                written[os.path.basename(path)] = path
+        return written
+
+    def best_epochs(self, records: Sequence[ckpt.EpochRecord]) -> Dict[str, int]:
+        """The best epoch per criterion, e.g. ``{"acc": 7, "cer": 9}`` (criteria no epoch has left out)."""
+        best = {}
+        for m in self.criteria:
+            ranked = ckpt.rank_records(records, m)
+            if ranked:
+                best[m] = ranked[0].epoch
+        return best
+
+    # ------------------------------------------------------------------ progress
+    def open(self, step: int) -> None:
+        """Start the TensorBoard writer; points after ``step`` (redone by a resumed run) are purged."""
+        if not (self.tensorboard and self.is_main):
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"),
+                                     purge_step=step + 1 if step else None)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def scalar(self, tag: str, value: Optional[float], step: int) -> None:
+        if self._writer is not None and value is not None and math.isfinite(value):
+            self._writer.add_scalar(tag, value, step)
+
+    def log_epoch(self, record: ckpt.EpochRecord, max_epoch: int) -> None:
+        """The end-of-epoch line and the ``epoch/*``, ``dev/*`` scalars (at the global step)."""
+        if not self.is_main:
+            return
+        logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
+                    "%.1f s, %s audio-s/s, %d skipped", record.epoch, max_epoch, fmt(record.train_loss),
+                    fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
+                    fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
+                    record.skipped_steps)
+        for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
+                       ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
+            self.scalar(tag, v, record.step)  # global step, so a resumed run purges redone points
+
+    def log_step(self, epoch: int, max_epoch: int, done: int, total: Optional[int], step: int, window: LogWindow,
+                 lr: float) -> None:
+        """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one."""
+        if not self.is_main:
+            return
+        w = window.summary()
+        logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
+                    epoch, max_epoch, done, total if total is not None else "?", step, w["loss"], w["acc"], lr,
+                    w["speed"], rss_gb())
+        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", lr),
+                           ("audio_seconds_per_second", w["speed"])):
+            self.scalar(f"train/{tag}", value, step)
