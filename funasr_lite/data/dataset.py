@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from funasr_lite.data.audio import MIN_FRAME_MS, load_audio
 from funasr_lite.data.datadir import load_data_dir, read_scp
 from funasr_lite.errors import AudioError, ConfigError, DataDirError
+from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = [
     "REASONS", "DatasetOptions", "Utterance", "BadUtterance", "ScanReport", "check_utterance",
@@ -466,7 +467,7 @@ def build_frontend(frontend_conf: Mapping[str, Any], *, train: bool) -> torch.nn
 
 
 def _loader_seed(opts: DatasetOptions, epoch: int, rank: int) -> int:
-    return (opts.seed * 1_000_003 + epoch * 1009 + rank) % (2 ** 63)
+    return epoch_seed(opts.seed, epoch, rank) % (2 ** 63)  # a torch.Generator seed
 
 
 def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any], opts: DatasetOptions, *,

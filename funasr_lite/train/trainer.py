@@ -318,13 +318,14 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
+        from funasr_lite.utils.seeding import epoch_seed
 
         if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
             raise TrainingInterrupted(
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
                 f"{os.path.join(self.opts.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
         t0 = time.perf_counter()
-        _seed_all(self.opts.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
+        _seed_all(epoch_seed(self.opts.seed, epoch, self.dist.rank))
         set_epoch(self.train_loader, epoch)
         skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
         self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
