@@ -23,7 +23,6 @@ DataLoader workers. Token ids carry no ``</s>``: the model appends it
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 from collections import OrderedDict
@@ -36,13 +35,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from funasr_lite.data.audio import MIN_FRAME_MS, load_audio
 from funasr_lite.data.datadir import load_data_dir, read_scp
+from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, ConfigError, DataDirError
 from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = [
-    "REASONS", "DatasetOptions", "Utterance", "BadUtterance", "ScanReport", "check_utterance",
+    "REASONS", "Utterance", "BadUtterance", "ScanReport", "check_utterance", "check_max_bad_ratio",
     "scan_training_data", "UtteranceDataset", "BucketBatchSampler", "Collator", "build_frontend",
-    "build_dataloader", "set_epoch", "lfr_frames",
+    "build_dataloader", "set_epoch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,81 +52,13 @@ REASONS = OrderedDict([
     ("data_dir", "bad wav.scp/text entry (no text, duplicate key, missing or empty audio file)"),
     ("empty_text", "empty transcription"),
     ("audio", "unreadable or corrupt audio"),
-    ("too_short", "shorter than one 25 ms frame or min_duration_ms"),
-    ("too_long", "longer than max_duration_ms"),
+    ("too_short", "shorter than one 25 ms frame or speech_length_min"),
+    ("too_long", "longer than speech_length_max"),
     ("exceeds_batch_bins", "longer than one batch can hold (batch_bins)"),
     ("no_tokens", "transcription gives no tokens (only punctuation?)"),
-    ("too_many_tokens", "more tokens than max_token_length"),
+    ("too_many_tokens", "more tokens than token_length_max"),
     ("too_many_unk", "too many <unk> tokens (max_unk_ratio)"),
 ])
-
-
-@dataclass
-class DatasetOptions:
-    """How training data is filtered, batched and loaded (the ``dataset_conf`` of a run)."""
-
-    # "small": in-memory list, length-sorted buckets; "large": streamed shards (data.list)
-    dataset_type: str = "small"
-    # batch capacity; small: padded LFR frames (lfr_frame_ms each, frames = ceil(ms / 60)),
-    # large: padded milliseconds; either way batch_size x longest <= batch_bins
-    batch_bins: int = 2000
-    # utterances shorter than this (ms) are dropped; one 25 ms frame is always the floor
-    min_duration_ms: float = 100.0
-    # utterances longer than this (ms) are dropped; 0 = no limit
-    max_duration_ms: float = 30000.0
-    # utterances with more tokens than this are dropped; 0 = no limit
-    max_token_length: int = 200
-    # utterances whose fraction of <unk> tokens is above this are dropped (1.0 = keep all)
-    max_unk_ratio: float = 0.5
-    # if more than this fraction of utterances is dropped, stop with the report; else skip them
-    max_bad_ratio: float = 0.1
-    # shuffle batch order (small) / shards and a shuffle buffer (large); training only
-    shuffle: bool = True
-    # large: utterances held in the shuffle buffer (metadata only, no audio)
-    shuffle_size: int = 10000
-    # large: utterances sorted together by length before batching
-    sort_size: int = 500
-    # DataLoader worker processes (audio loading + feature extraction); 0 = main process
-    num_workers: int = 2
-    # base seed: batch order, shuffle buffer and dither all derive from seed + epoch
-    seed: int = 0
-    # milliseconds per LFR frame = frame_shift x lfr_n (build_dataloader sets it from frontend_conf)
-    lfr_frame_ms: float = 60.0
-    # audio sample rate the model expects; files at other rates are resampled on load
-    sample_rate: int = 16000
-    # pre-flight decodes every file (finds corrupt data and NaN, slow) instead of reading headers
-    decode_audio_in_scan: bool = False
-    # at most this many bad utterances are listed in a report (all are counted)
-    max_listed_bad: int = 1000
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.dataset_type in ("small", "large"), f"dataset_type must be 'small' or 'large', got {self.dataset_type!r}"),
-            (self.batch_bins > 0, f"batch_bins must be > 0, got {self.batch_bins}"),
-            (self.min_duration_ms >= 0 and self.max_duration_ms >= 0, "min/max_duration_ms must be >= 0"),
-            (not self.max_duration_ms or self.max_duration_ms >= self.min_duration_ms,
-             f"max_duration_ms ({self.max_duration_ms}) < min_duration_ms ({self.min_duration_ms})"),
-            (self.max_token_length >= 0, f"max_token_length must be >= 0, got {self.max_token_length}"),
-            (0.0 <= self.max_unk_ratio <= 1.0, f"max_unk_ratio must be in [0, 1], got {self.max_unk_ratio}"),
-            (0.0 <= self.max_bad_ratio <= 1.0, f"max_bad_ratio must be in [0, 1], got {self.max_bad_ratio}"),
-            (self.shuffle_size >= 1 and self.sort_size >= 1, "shuffle_size and sort_size must be >= 1"),
-            (self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}"),
-            (self.lfr_frame_ms > 0 and self.sample_rate > 0, "lfr_frame_ms and sample_rate must be > 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"dataset options: {msg}")
-
-    def batch_units(self, duration_ms: float) -> int:
-        """The length of one utterance in batch_bins units (LFR frames or ms)."""
-        if self.dataset_type == "small":
-            return lfr_frames(duration_ms, self.lfr_frame_ms)
-        return int(math.ceil(duration_ms))
-
-
-def lfr_frames(duration_ms: float, lfr_frame_ms: float = 60.0) -> int:
-    """FunASR's small-mode utterance length: ``ceil(ms / lfr_frame_ms)`` LFR frames."""
-    return int(math.ceil(round(duration_ms / lfr_frame_ms, 9)))
 
 
 @dataclass
@@ -214,18 +146,18 @@ class ScanReport:
             raise DataDirError(f"{self.source}: no utterances to train on")
         head = (f"{self.source}: {self.dropped} of {self.total} utterances ({self.bad_ratio:.1%}) "
                 f"are unusable, more than max_bad_ratio={max_bad_ratio:g}; fix the data or the "
-                "filter options (min/max_duration_ms, max_token_length, max_unk_ratio, batch_bins), "
+                "dataset_conf filters (speech_length_min/max, token_length_max, max_unk_ratio, batch_bins), "
                 "or raise max_bad_ratio to skip them")
         raise DataDirError(head + "\n" + self.format(max_lines=50))
 
 
-def _unk_id(tokenizer: Any) -> Optional[int]:
+def unk_id_of(tokenizer: Any) -> Optional[int]:
     """The tokenizer's ``unk_id`` (see :class:`funasr_lite.data.tokenizer.Tokenizer`), or None."""
     value = getattr(tokenizer, "unk_id", None)
     return value if isinstance(value, int) else None
 
 
-def _header_ms(path: str) -> float:
+def header_ms(path: str) -> float:
     """Duration from the audio header in ms; AudioError naming the file if unreadable."""
     try:
         info = sf.info(path)
@@ -237,15 +169,19 @@ def _header_ms(path: str) -> float:
     return 1000.0 * info.frames / info.samplerate
 
 
-def check_utterance(key: str, path: str, text: str, tokenizer: Any, opts: DatasetOptions, *,
+def check_utterance(key: str, path: str, text: str, tokenizer: Any, conf: DatasetConf, *,
+                    lfr_frame_ms: float = 60.0, sample_rate: int = 16000, decode_audio: bool = False,
                     duration_ms: Optional[float] = None, where: str = "",
                     unk_id: Optional[int] = None) -> "Tuple[Optional[Utterance], Optional[BadUtterance]]":
-    """Run every filter on one utterance; exactly one of the pair is None.
+    """Run every filter of ``conf`` on one utterance; exactly one of the pair is None.
 
     Args:
         key, path, text: the utterance (audio path already resolved).
-        duration_ms: known duration (e.g. from a shard's utt2dur); read from the
-            header (or by decoding, ``opts.decode_audio_in_scan``) when None.
+        lfr_frame_ms: milliseconds per LFR frame (small mode's batch_bins unit).
+        sample_rate: the rate audio is decoded at (``decode_audio``).
+        decode_audio: find the duration by decoding the file (finds corrupt data and NaN; slow)
+            instead of reading its header.
+        duration_ms: known duration (e.g. from a shard's utt2dur); read from the file when None.
         where: ``file:line`` prefix for messages.
         unk_id: the ``<unk>`` id (looked up from the tokenizer when None).
     """
@@ -254,32 +190,32 @@ def check_utterance(key: str, path: str, text: str, tokenizer: Any, opts: Datase
         return None, BadUtterance(key, "empty_text", f"{pre}empty transcription")
     if duration_ms is None:
         try:
-            if opts.decode_audio_in_scan:
-                duration_ms = 1000.0 * load_audio(path, opts.sample_rate).numel() / opts.sample_rate
+            if decode_audio:
+                duration_ms = 1000.0 * load_audio(path, sample_rate).numel() / sample_rate
             else:
-                duration_ms = _header_ms(path)
+                duration_ms = header_ms(path)
         except AudioError as exc:
             return None, BadUtterance(key, "audio", f"{pre}{exc}")
-    floor = max(MIN_FRAME_MS, opts.min_duration_ms)
+    floor = max(MIN_FRAME_MS, conf.min_speech_ms)
     if duration_ms < floor:
         return None, BadUtterance(key, "too_short", f"{pre}{path}: {duration_ms:.0f} ms < {floor:g} ms")
-    if opts.max_duration_ms and duration_ms > opts.max_duration_ms:
+    if duration_ms > conf.max_speech_ms:
         return None, BadUtterance(key, "too_long",
-                                  f"{pre}{path}: {duration_ms:.0f} ms > max_duration_ms={opts.max_duration_ms:g}")
-    if opts.batch_units(duration_ms) > opts.batch_bins:
+                                  f"{pre}{path}: {duration_ms:.0f} ms > speech_length_max={conf.max_speech_ms:g}")
+    units = conf.batch_units(duration_ms, lfr_frame_ms)
+    if units > conf.batch_bins:
         return None, BadUtterance(key, "exceeds_batch_bins",
-                                  f"{pre}{path}: {duration_ms:.0f} ms = {opts.batch_units(duration_ms)} "
-                                  f"units > batch_bins={opts.batch_bins}")
+                                  f"{pre}{path}: {duration_ms:.0f} ms = {units} units > batch_bins={conf.batch_bins}")
     ids = list(tokenizer.encode(text))
     if not ids:
         return None, BadUtterance(key, "no_tokens", f"{pre}no tokens in {text!r}")
-    if opts.max_token_length and len(ids) > opts.max_token_length:
+    if len(ids) > conf.max_tokens:
         return None, BadUtterance(key, "too_many_tokens",
-                                  f"{pre}{len(ids)} tokens > max_token_length={opts.max_token_length}")
-    unk = _unk_id(tokenizer) if unk_id is None else unk_id
+                                  f"{pre}{len(ids)} tokens > token_length_max={conf.max_tokens}")
+    unk = unk_id_of(tokenizer) if unk_id is None else unk_id
     if unk is not None:
         n_unk = sum(1 for i in ids if i == unk)
-        if n_unk / len(ids) > opts.max_unk_ratio:
+        if n_unk / len(ids) > conf.max_unk_ratio:
             return None, BadUtterance(key, "too_many_unk",
                                       f"{pre}{n_unk} of {len(ids)} tokens are <unk> in {text!r}")
     return Utterance(key, path, ids, float(duration_ms)), None
@@ -296,22 +232,33 @@ def _empty_text_keys(dd: Any, failed: Mapping[str, List[Any]]) -> set:
     return {k for k in suspects if table.entries.get(k) == ""}
 
 
-def scan_training_data(data_dir: str, tokenizer: Any,
-                       opts: DatasetOptions) -> "Tuple[List[Utterance], ScanReport]":
+def check_max_bad_ratio(max_bad_ratio: float) -> None:
+    """ConfigError unless ``0 <= max_bad_ratio <= 1``."""
+    if not 0.0 <= max_bad_ratio <= 1.0:
+        raise ConfigError(f"max_bad_ratio must be in [0, 1], got {max_bad_ratio}")
+
+
+def scan_training_data(data_dir: str, tokenizer: Any, conf: DatasetConf, *, lfr_frame_ms: float = 60.0,
+                       sample_rate: int = 16000, max_bad_ratio: float = 0.1, decode_audio: bool = False,
+                       max_listed_bad: int = 1000) -> "Tuple[List[Utterance], ScanReport]":
     """Pre-flight check of a training data dir (``wav.scp`` + ``text``, matched by key).
 
     Every wav.scp key is either returned as an :class:`Utterance` (wav.scp order)
-    or counted in the report under one of :data:`REASONS`. The report is logged.
+    or counted in the report under one of :data:`REASONS` (at most ``max_listed_bad``
+    listed). The report is logged. ``lfr_frame_ms``, ``sample_rate`` and ``decode_audio``:
+    see :func:`check_utterance`.
 
     Raises:
+        ConfigError: ``max_bad_ratio`` is not in [0, 1].
         DataDirError: the dir or its files are unreadable, or more than
-            ``opts.max_bad_ratio`` of the utterances are dropped (message = report).
+            ``max_bad_ratio`` of the utterances are dropped (message = report).
     """
+    check_max_bad_ratio(max_bad_ratio)
     dd = load_data_dir(data_dir, mode="train", check_audio=True)
     report = ScanReport(source=os.fspath(data_dir))
     failed = dd.failed_keys()
     report.notes = [str(p) for p in dd.file_errors()]
-    unk = _unk_id(tokenizer)
+    unk = unk_id_of(tokenizer)
     utts: List[Utterance] = []
     texts = dd.texts or {}
     empty = _empty_text_keys(dd, failed)
@@ -320,18 +267,19 @@ def scan_training_data(data_dir: str, tokenizer: Any,
         if key in failed:
             detail = "; ".join(str(p) for p in failed[key])
             report.add_bad(BadUtterance(key, "empty_text" if key in empty else "data_dir", detail),
-                           opts.max_listed_bad)
+                           max_listed_bad)
             continue
         where = f"{os.path.join(dd.path, 'text')}:{dd.text_lines.get(key, '?')}"
-        utt, bad = check_utterance(key, path, texts.get(key, ""), tokenizer, opts, where=where, unk_id=unk)
+        utt, bad = check_utterance(key, path, texts.get(key, ""), tokenizer, conf, lfr_frame_ms=lfr_frame_ms,
+                                   sample_rate=sample_rate, decode_audio=decode_audio, where=where, unk_id=unk)
         if bad is not None:
-            report.add_bad(bad, opts.max_listed_bad)
+            report.add_bad(bad, max_listed_bad)
         elif utt is not None:
             utts.append(utt)
             report.kept += 1
             report.kept_ms += utt.duration_ms
     report.log()
-    report.raise_if_too_bad(opts.max_bad_ratio)
+    report.raise_if_too_bad(max_bad_ratio)
     return utts, report
 
 
@@ -466,22 +414,22 @@ def build_frontend(frontend_conf: Mapping[str, Any], *, train: bool) -> torch.nn
     return frontend
 
 
-def _loader_seed(opts: DatasetOptions, epoch: int, rank: int) -> int:
-    return epoch_seed(opts.seed, epoch, rank) % (2 ** 63)  # a torch.Generator seed
-
-
-def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any], opts: DatasetOptions, *,
-                     train: bool, rank: int = 0, world_size: int = 1, epoch: int = 0) -> DataLoader:
+def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any], conf: DatasetConf, *,
+                     train: bool, seed: int = 0, max_bad_ratio: float = 0.1, rank: int = 0, world_size: int = 1,
+                     epoch: int = 0) -> DataLoader:
     """The DataLoader of one data set; yields :class:`Collator` dicts with features ready.
 
     Args:
         data: small: a data dir (``wav.scp`` + ``text``); large: a ``data.list`` file or
             the dir holding it (made by ``tools/make_shards.py``).
         tokenizer: has ``encode(text) -> List[int]`` (and ``token_list`` for ``<unk>``).
-        frontend_conf: ``WavFrontend`` kwargs (FunASR's ``frontend_conf``, CMVN included).
-        opts: filters and batching; ``lfr_frame_ms`` is taken from ``frontend_conf``.
-        train: shuffle (if ``opts.shuffle``) and dither; when False, fixed order, dither 0
+        frontend_conf: ``WavFrontend`` kwargs (FunASR's ``frontend_conf``, CMVN included); the
+            LFR frame duration (``frame_shift x lfr_n``) and sample rate (``fs``) come from it.
+        conf: filters and batching (``dataset_conf``).
+        train: shuffle (if ``conf.shuffle``) and dither; when False, fixed order, dither 0
             and, with several ranks, no padding (ranks may get one batch less).
+        seed: base seed (``train_conf.seed``): batch order, shuffle buffer and dither follow it.
+        max_bad_ratio: stop with the scan report when more of the utterances are dropped.
         rank, world_size: DDP split (see :class:`BucketBatchSampler` / ``ShardStream``).
         epoch: initial epoch; call :func:`set_epoch` before each later epoch.
 
@@ -489,30 +437,36 @@ def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any]
     different numbers of batches; the trainer must stop all ranks when one runs out.
 
     Raises:
-        DataDirError: unreadable data, or too many bad utterances (``opts.max_bad_ratio``).
+        ConfigError: ``max_bad_ratio`` is not in [0, 1].
+        DataDirError: unreadable data, or too many bad utterances (``max_bad_ratio``).
     """
     frame_ms = float(frontend_conf.get("frame_shift", 10)) * float(frontend_conf.get("lfr_n", 6))
-    sr = int(frontend_conf.get("fs", opts.sample_rate))
-    opts = replace(opts, lfr_frame_ms=frame_ms, sample_rate=sr, shuffle=opts.shuffle and train)
+    sr = int(frontend_conf.get("fs", 16000))
+    conf = replace(conf, shuffle=conf.shuffle and train)
     collate = Collator(build_frontend(frontend_conf, train=train))
-    gen = torch.Generator().manual_seed(_loader_seed(opts, epoch, rank))  # worker seeds -> dither
-    common: Dict[str, Any] = dict(collate_fn=collate, num_workers=opts.num_workers, generator=gen)
-    if opts.dataset_type == "small":
-        utts, report = scan_training_data(data, tokenizer, opts)
-        sampler = BucketBatchSampler([opts.batch_units(u.duration_ms) for u in utts], opts.batch_bins,
-                                     shuffle=opts.shuffle, seed=opts.seed, rank=rank,
+    gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
+    common: Dict[str, Any] = dict(collate_fn=collate, num_workers=conf.num_workers, generator=gen)
+    if conf.dataset_type == "small":
+        utts, report = scan_training_data(data, tokenizer, conf, lfr_frame_ms=frame_ms, sample_rate=sr,
+                                          max_bad_ratio=max_bad_ratio)
+        sampler = BucketBatchSampler([conf.batch_units(u.duration_ms, frame_ms) for u in utts], conf.batch_bins,
+                                     shuffle=conf.shuffle, seed=seed, rank=rank,
                                      world_size=world_size, pad=train, epoch=epoch)
         loader = DataLoader(UtteranceDataset(utts, sr), batch_sampler=sampler, **common)
     else:
         from funasr_lite.data.shards import ShardStream, scan_shards
 
-        report = scan_shards(data, tokenizer, opts)
-        stream = ShardStream(data, tokenizer, opts, rank=rank, world_size=world_size, epoch=epoch)
+        report = scan_shards(data, tokenizer, conf, sample_rate=sr, max_bad_ratio=max_bad_ratio)
+        stream = ShardStream(data, tokenizer, conf, seed=seed, sample_rate=sr, rank=rank, world_size=world_size,
+                             epoch=epoch)
         loader = DataLoader(stream, batch_size=None, **common)
     loader.scan_report = report  # type: ignore[attr-defined]
-    loader.dataset_options = opts  # type: ignore[attr-defined]
-    loader.rank = rank  # type: ignore[attr-defined]
+    loader.seed, loader.rank = seed, rank  # type: ignore[attr-defined]
     return loader
+
+
+def _loader_seed(seed: int, epoch: int, rank: int) -> int:
+    return epoch_seed(seed, epoch, rank) % (2 ** 63)  # a torch.Generator seed
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
@@ -523,6 +477,6 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
         sampler.set_epoch(epoch)
     if callable(getattr(loader.dataset, "set_epoch", None)):
         loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
-    opts = getattr(loader, "dataset_options", None)
-    if opts is not None and loader.generator is not None:
-        loader.generator.manual_seed(_loader_seed(opts, epoch, getattr(loader, "rank", 0)))
+    seed = getattr(loader, "seed", None)
+    if seed is not None and loader.generator is not None:
+        loader.generator.manual_seed(_loader_seed(seed, epoch, getattr(loader, "rank", 0)))
