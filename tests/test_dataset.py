@@ -11,7 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from funasr_lite.data.dataset import BucketBatchSampler, Collator, build_dataloader, scan_training_data, set_epoch
+from funasr_lite.data.batching import BucketBatchSampler, Collator
+from funasr_lite.data.dataset import build_dataloader, set_epoch
+from funasr_lite.data.filters import scan_training_data
 from funasr_lite.data.options import DatasetConf, lfr_frames
 from funasr_lite.errors import ConfigError, DataDirError
 from funasr_lite.data.frontend import WavFrontend

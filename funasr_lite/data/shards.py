@@ -12,7 +12,7 @@ so an interrupted run leaves no usable-looking half output.
 :class:`ShardStream` is the IterableDataset: per epoch the shard list is
 shuffled with ``seed + epoch`` and dealt out by rank, then by DataLoader
 worker. Each worker reads one shard at a time, filters utterances with
-:func:`~funasr_lite.data.dataset.check_utterance` before touching the audio, keeps at
+:func:`~funasr_lite.data.filters.check_utterance` before touching the audio, keeps at
 most ``buffer_size`` utterance records (no audio) in a shuffle buffer, sorts
 windows of ``sort_size`` by duration and yields batches with
 ``len(batch) x longest_ms <= batch_bins``; audio is loaded only for the
@@ -35,7 +35,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import read_scp
-from funasr_lite.data.dataset import (
+from funasr_lite.data.filters import (
     BadUtterance, ScanReport, Utterance, check_max_bad_ratio, check_utterance, header_ms, unk_id_of,
 )
 from funasr_lite.data.options import DatasetConf
@@ -256,7 +256,7 @@ def scan_shards(data: str, tokenizer: Any, conf: DatasetConf, *, sample_rate: in
 
     Memory: counts plus at most ``max_listed_bad`` bad entries. Utterances
     :func:`make_shards` left out (from ``shards.json``) count as dropped too.
-    ``sample_rate`` and ``decode_audio``: see :func:`~funasr_lite.data.dataset.check_utterance`.
+    ``sample_rate`` and ``decode_audio``: see :func:`~funasr_lite.data.filters.check_utterance`.
 
     Raises:
         ConfigError: ``max_bad_ratio`` is not in [0, 1].
