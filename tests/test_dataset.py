@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from funasr_lite.data.dataset import (
-    BucketBatchSampler, Collator, DatasetOptions, build_dataloader, lfr_frames, scan_training_data,
-    set_epoch,
-)
+from funasr_lite.data.batching import BucketBatchSampler, Collator
+from funasr_lite.data.dataset import build_dataloader, set_epoch
+from funasr_lite.data.filters import scan_training_data
+from funasr_lite.data.options import DatasetConf, lfr_frames
 from funasr_lite.errors import ConfigError, DataDirError
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.shards import ShardStream, ensure_shards, make_shards, read_data_list, scan_shards
@@ -70,10 +70,13 @@ def good_dir(tmp_path):
     return make_dir(tmp_path / "good", utts), {k: (ms, t) for k, ms, t in utts}
 
 
+SEED = 3  # base seed of every loader and stream here
+
+
 def opts(**kw):
-    base = dict(batch_bins=200, num_workers=0, min_duration_ms=100, max_duration_ms=10000, seed=3)
+    base = dict(batch_bins=200, num_workers=0, speech_length_min=100, speech_length_max=10000)
     base.update(kw)
-    return DatasetOptions(**base)
+    return DatasetConf(**base)
 
 
 def all_keys(loader):
@@ -82,13 +85,15 @@ def all_keys(loader):
 
 # -- options / sampler ---------------------------------------------------------------------------
 
-def test_options_validate():
+def test_options_validate(tmp_path, tok):
     with pytest.raises(ConfigError):
-        DatasetOptions(dataset_type="medium")
+        DatasetConf(dataset_type="medium")
     with pytest.raises(ConfigError):
-        DatasetOptions(max_bad_ratio=1.5)
+        scan_training_data(str(tmp_path), tok, opts(), max_bad_ratio=1.5)
     with pytest.raises(ConfigError):
-        DatasetOptions(min_duration_ms=5000, max_duration_ms=1000)
+        DatasetConf(speech_length_min=5000, speech_length_max=1000)
+    c = DatasetConf()  # FunASR's -1 (off) keeps funasr-lite's safe limits
+    assert (c.min_speech_ms, c.max_speech_ms, c.max_tokens) == (100, 30000, 200)
     assert lfr_frames(60.0) == 1 and lfr_frames(61.0) == 2 and lfr_frames(1200.0) == 20
 
 
@@ -165,9 +170,9 @@ def test_scan_filters_and_report(tmp_path, tok):
         f.write(f"corrupt {d}/wav/corrupt.wav\n")
     with open(os.path.join(d, "text"), "a", encoding="utf-8") as f:
         f.write("corrupt a b\n")
-    o = opts(max_bad_ratio=1.0, max_token_length=20, max_unk_ratio=0.5)
+    o = opts(token_length_max=20, max_unk_ratio=0.5)
     seg_tok = Tokenizer(TOKENS, {c: [c] for c in LETTERS}, seg_mode="fmm")  # drops punctuation
-    kept, rep = scan_training_data(d, seg_tok, o)
+    kept, rep = scan_training_data(d, seg_tok, o, max_bad_ratio=1.0)
     assert [u.key for u in kept] == [f"ok{i}" for i in range(10)]
     assert kept[0].token_ids == tok.encode("a b c") and kept[0].duration_ms == pytest.approx(500)
     assert rep.counts == {"empty_text": 2, "data_dir": 2, "too_short": 2, "too_long": 1, "too_many_tokens": 1,
@@ -187,18 +192,18 @@ def test_scan_threshold_stops_with_report(tmp_path, tok):
     utts = [(f"ok{i}", 600, "a b") for i in range(8)] + [("gone1", None, "a"), ("gone2", None, "b")]
     d = make_dir(tmp_path / "d", utts)
     with pytest.raises(DataDirError) as ei:
-        scan_training_data(d, tok, opts(max_bad_ratio=0.1))
+        scan_training_data(d, tok, opts(), max_bad_ratio=0.1)
     msg = str(ei.value)
     assert "2 of 10" in msg and "max_bad_ratio" in msg and "gone1.wav" in msg
-    kept, rep = scan_training_data(d, tok, opts(max_bad_ratio=0.2))  # 20% <= 20%: skip them
+    kept, rep = scan_training_data(d, tok, opts(), max_bad_ratio=0.2)  # 20% <= 20%: skip them
     assert len(kept) == 8 and rep.counts == {"data_dir": 2}
     with pytest.raises(DataDirError, match="2 of 10"):
-        build_dataloader(d, tok, FRONTEND, opts(max_bad_ratio=0.1), train=True)
+        build_dataloader(d, tok, FRONTEND, opts(), train=True, seed=SEED, max_bad_ratio=0.1)
 
 
 def test_scan_exceeds_batch_bins(tmp_path, tok):
     d = make_dir(tmp_path / "d", [("a", 600, "a"), ("b", 3100, "b")])
-    kept, rep = scan_training_data(d, tok, opts(batch_bins=50, max_bad_ratio=1.0))  # 3100 ms = 52 frames
+    kept, rep = scan_training_data(d, tok, opts(batch_bins=50), max_bad_ratio=1.0)  # 3100 ms = 52 frames
     assert [u.key for u in kept] == ["a"] and rep.counts == {"exceeds_batch_bins": 1}
 
 
@@ -207,9 +212,9 @@ def test_scan_decode_audio_finds_nan(tmp_path, tok):
     x = np.zeros(9600, dtype=np.float32)
     x[100] = np.nan
     sf.write(os.path.join(d, "wav", "nan.wav"), x, SR, subtype="FLOAT")
-    kept, _ = scan_training_data(d, tok, opts(max_bad_ratio=1.0))
+    kept, _ = scan_training_data(d, tok, opts(), max_bad_ratio=1.0)
     assert len(kept) == 4  # header looks fine
-    kept, rep = scan_training_data(d, tok, opts(max_bad_ratio=1.0, decode_audio_in_scan=True))
+    kept, rep = scan_training_data(d, tok, opts(), max_bad_ratio=1.0, decode_audio=True)
     assert len(kept) == 3 and rep.counts == {"audio": 1} and "NaN" in rep.bad[0].detail
 
 
@@ -218,7 +223,7 @@ def test_scan_decode_audio_finds_nan(tmp_path, tok):
 def test_small_loader_batches(good_dir, tok):
     d, meta = good_dir
     o = opts(batch_bins=60)
-    loader = build_dataloader(d, tok, FRONTEND, o, train=True)
+    loader = build_dataloader(d, tok, FRONTEND, o, train=True, seed=SEED)
     assert loader.scan_report.kept == 20
     fe = WavFrontend(**FRONTEND)
     keys = []
@@ -248,8 +253,8 @@ def test_small_loader_batches(good_dir, tok):
 def test_small_loader_epochs_deterministic(good_dir, tok):
     d, meta = good_dir
     o = opts(batch_bins=60)
-    a = build_dataloader(d, tok, FRONTEND, o, train=True)
-    b = build_dataloader(d, tok, FRONTEND, o, train=True)
+    a = build_dataloader(d, tok, FRONTEND, o, train=True, seed=SEED)
+    b = build_dataloader(d, tok, FRONTEND, o, train=True, seed=SEED)
     ka, kb = all_keys(a), all_keys(b)
     assert ka == kb
     set_epoch(a, 1)
@@ -257,7 +262,7 @@ def test_small_loader_epochs_deterministic(good_dir, tok):
     assert k1 != ka and sorted(k1) == sorted(ka)
     set_epoch(a, 0)
     assert all_keys(a) == ka
-    ev = build_dataloader(d, tok, FRONTEND, o, train=False)
+    ev = build_dataloader(d, tok, FRONTEND, o, train=False, seed=SEED)
     assert all_keys(ev) == all_keys(ev)
 
 
@@ -266,13 +271,13 @@ def test_small_loader_dither_and_workers(good_dir, tok):
     d, _ = good_dir
     o = opts(batch_bins=60, num_workers=2)
     conf = {"dither": 1.0}
-    a = build_dataloader(d, tok, conf, o, train=True)
-    b = build_dataloader(d, tok, conf, o, train=True)
+    a = build_dataloader(d, tok, conf, o, train=True, seed=SEED)
+    b = build_dataloader(d, tok, conf, o, train=True, seed=SEED)
     ba, bb = next(iter(a)), next(iter(b))
     assert ba["keys"] == bb["keys"]
     torch.testing.assert_close(ba["speech"], bb["speech"])
-    clean = build_dataloader(d, tok, conf, opts(batch_bins=60, num_workers=0, shuffle=False), train=True)
-    ev = build_dataloader(d, tok, conf, opts(batch_bins=60, num_workers=0), train=False)
+    clean = build_dataloader(d, tok, conf, opts(batch_bins=60, num_workers=0, shuffle=False), train=True, seed=SEED)
+    ev = build_dataloader(d, tok, conf, opts(batch_bins=60, num_workers=0), train=False, seed=SEED)
     bc, be = next(iter(clean)), next(iter(ev))
     assert bc["keys"] == be["keys"]
     assert not torch.allclose(bc["speech"], be["speech"])  # dither in training, none in eval
@@ -281,7 +286,7 @@ def test_small_loader_dither_and_workers(good_dir, tok):
 def test_small_loader_rank_split(good_dir, tok):
     d, meta = good_dir
     o = opts(batch_bins=40)
-    loaders = [build_dataloader(d, tok, FRONTEND, o, train=True, rank=r, world_size=2) for r in range(2)]
+    loaders = [build_dataloader(d, tok, FRONTEND, o, train=True, seed=SEED, rank=r, world_size=2) for r in range(2)]
     assert len(loaders[0]) == len(loaders[1])
     per = [all_keys(ld) for ld in loaders]
     assert not set(per[0]) & set(per[1]) or len(loaders[0].batch_sampler.batches) % 2
@@ -298,8 +303,8 @@ def test_collator_pads():
 
 def test_small_loader_synth_fixture(synth_data_dir):
     tok = Tokenizer(["<blank>", "<s>", "</s>"] + list("今天是二零四年三月五日电话号码一八下午点十分开会共九元角明早上出发我的六") + ["<unk>"])
-    loader = build_dataloader(synth_data_dir, tok, FRONTEND, opts(batch_bins=400, max_bad_ratio=0.0),
-                              train=True)
+    loader = build_dataloader(synth_data_dir, tok, FRONTEND, opts(batch_bins=400), train=True, seed=SEED,
+                              max_bad_ratio=0.0)
     keys = all_keys(loader)
     assert sorted(keys) == [f"utt0{i}" for i in range(1, 7)]
 
@@ -318,8 +323,8 @@ def test_make_shards_round_trip(good_dir, tmp_path, tok):
     small_kept, _ = scan_training_data(d, tok, opts())
     rep = scan_shards(out, tok, opts(dataset_type="large", batch_bins=5000))
     assert rep.kept == len(small_kept) == 20
-    o = opts(dataset_type="large", batch_bins=5000, shuffle_size=4, sort_size=3)
-    loader = build_dataloader(out, tok, FRONTEND, o, train=True)
+    o = opts(dataset_type="large", batch_bins=5000, buffer_size=4, sort_size=3)
+    loader = build_dataloader(out, tok, FRONTEND, o, train=True, seed=SEED)
     keys = []
     for batch in loader:
         keys += batch["keys"]
@@ -341,10 +346,10 @@ def test_make_shards_bad_utts_and_threshold(tmp_path, tok):
     summary = make_shards(d, out, utts_per_shard=4)
     assert summary.written == 7 and summary.report.counts == {"data_dir": 1}
     assert "gone" in open(os.path.join(out, "bad_utts.txt"), encoding="utf-8").read()
-    rep = scan_shards(out, tok, opts(dataset_type="large", batch_bins=5000, max_bad_ratio=0.5))
+    rep = scan_shards(out, tok, opts(dataset_type="large", batch_bins=5000), max_bad_ratio=0.5)
     assert rep.total == 8 and rep.kept == 6 and rep.counts == {"data_dir": 1, "too_short": 1}
     with pytest.raises(DataDirError, match="2 of 8"):
-        scan_shards(out, tok, opts(dataset_type="large", batch_bins=5000, max_bad_ratio=0.2))
+        scan_shards(out, tok, opts(dataset_type="large", batch_bins=5000), max_bad_ratio=0.2)
     with pytest.raises(DataDirError, match="already holds shards"):
         make_shards(d, out, utts_per_shard=4)
 
@@ -363,31 +368,31 @@ def test_shuffle_buffer_bounded_and_rank_worker_split(good_dir, tmp_path, tok):
     d, meta = good_dir
     out = str(tmp_path / "s")
     make_shards(d, out, utts_per_shard=3)  # 7 shards
-    o = opts(dataset_type="large", batch_bins=100000, shuffle_size=4, sort_size=1)
-    st = ShardStream(out, tok, o)
+    o = opts(dataset_type="large", batch_bins=100000, buffer_size=4, sort_size=1)
+    st = ShardStream(out, tok, o, seed=SEED)
     keys = [k for b in st for k, _, _ in b]
     assert sorted(keys) == sorted(meta)
-    assert st.last_stats["max_buffered"] == 4  # never more than shuffle_size records
+    assert st.last_stats["max_buffered"] == 4  # never more than buffer_size records
     o_ns = opts(dataset_type="large", batch_bins=100000, shuffle=False, sort_size=1)
-    plain = [k for b in ShardStream(out, tok, o_ns) for k, _, _ in b]
+    plain = [k for b in ShardStream(out, tok, o_ns, seed=SEED) for k, _, _ in b]
     assert plain == sorted(meta) and keys != plain
     # ranks x workers partition the shards
     seen = []
     for rank in range(2):
-        s = ShardStream(out, tok, o, rank=rank, world_size=2)
+        s = ShardStream(out, tok, o, seed=SEED, rank=rank, world_size=2)
         for wid in range(2):
             seen += s.my_shards(wid, 2)
     assert sorted(seen) == sorted(read_data_list(out))
     with pytest.raises(DataDirError, match="shard"):
-        ShardStream(out, tok, o, rank=0, world_size=8)
+        ShardStream(out, tok, o, seed=SEED, rank=0, world_size=8)
 
 
 def test_large_loader_workers(good_dir, tmp_path, tok):
     d, meta = good_dir
     out = str(tmp_path / "s")
     make_shards(d, out, utts_per_shard=5)
-    o = opts(dataset_type="large", batch_bins=4000, num_workers=2, shuffle_size=3, sort_size=2)
-    keys = all_keys(build_dataloader(out, tok, FRONTEND, o, train=True))
+    o = opts(dataset_type="large", batch_bins=4000, num_workers=2, buffer_size=3, sort_size=2)
+    keys = all_keys(build_dataloader(out, tok, FRONTEND, o, train=True, seed=SEED))
     assert sorted(keys) == sorted(meta)
 
 

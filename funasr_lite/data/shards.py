@@ -12,8 +12,8 @@ so an interrupted run leaves no usable-looking half output.
 :class:`ShardStream` is the IterableDataset: per epoch the shard list is
 shuffled with ``seed + epoch`` and dealt out by rank, then by DataLoader
 worker. Each worker reads one shard at a time, filters utterances with
-:func:`~funasr_lite.data.dataset.check_utterance` before touching the audio, keeps at
-most ``shuffle_size`` utterance records (no audio) in a shuffle buffer, sorts
+:func:`~funasr_lite.data.filters.check_utterance` before touching the audio, keeps at
+most ``buffer_size`` utterance records (no audio) in a shuffle buffer, sorts
 windows of ``sort_size`` by duration and yields batches with
 ``len(batch) x longest_ms <= batch_bins``; audio is loaded only for the
 batch being yielded. Counts of dropped utterances are logged per worker at
@@ -35,9 +35,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import read_scp
-from funasr_lite.data.dataset import (
-    BadUtterance, DatasetOptions, ScanReport, Utterance, _header_ms, _unk_id, check_utterance,
+from funasr_lite.data.filters import (
+    BadUtterance, ScanReport, Utterance, check_max_bad_ratio, check_utterance, header_ms, unk_id_of,
 )
+from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, DataDirError
 from funasr_lite.utils.fileio import atomic_write_json, atomic_write_text
 
@@ -109,7 +110,7 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
                            max_listed_bad)
             continue
         try:
-            ms = _header_ms(path)
+            ms = header_ms(path)
         except AudioError as exc:
             report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"),
                            max_listed_bad)
@@ -237,57 +238,63 @@ def _read_shard(wav_scp: str, text_path: str) -> Iterator[Tuple[str, str, Option
         yield key, path, texts.entries.get(key), durs.get(key), f"{wav_scp}:{wavs.lines[key]}"
 
 
-def _check(rec: Tuple[str, str, Optional[str], Optional[float], str], tokenizer: Any,
-           opts: DatasetOptions, unk: Optional[int]) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
+def _check(rec: Tuple[str, str, Optional[str], Optional[float], str], tokenizer: Any, conf: DatasetConf,
+           unk: Optional[int], sample_rate: int,
+           decode_audio: bool = False) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
     key, path, text, ms, where = rec
     if text is None:
         return None, BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
     if not os.path.isfile(path):
         return None, BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
-    return check_utterance(key, path, text, tokenizer, opts, duration_ms=ms, where=where, unk_id=unk)
+    return check_utterance(key, path, text, tokenizer, conf, sample_rate=sample_rate, decode_audio=decode_audio,
+                           duration_ms=ms, where=where, unk_id=unk)
 
 
-def scan_shards(data: str, tokenizer: Any, opts: DatasetOptions) -> ScanReport:
+def scan_shards(data: str, tokenizer: Any, conf: DatasetConf, *, sample_rate: int = 16000,
+                max_bad_ratio: float = 0.1, decode_audio: bool = False, max_listed_bad: int = 1000) -> ScanReport:
     """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
 
-    Memory: counts plus at most ``opts.max_listed_bad`` bad entries. Utterances
+    Memory: counts plus at most ``max_listed_bad`` bad entries. Utterances
     :func:`make_shards` left out (from ``shards.json``) count as dropped too.
+    ``sample_rate`` and ``decode_audio``: see :func:`~funasr_lite.data.filters.check_utterance`.
 
     Raises:
-        DataDirError: bad data.list, or more than ``opts.max_bad_ratio`` dropped.
+        ConfigError: ``max_bad_ratio`` is not in [0, 1].
+        DataDirError: bad data.list, or more than ``max_bad_ratio`` dropped.
     """
+    check_max_bad_ratio(max_bad_ratio)
     report = ScanReport(source=os.fspath(data))
     counts, listed = _manifest_bad(data)
     for reason, n in counts.items():
         report.counts[reason] = int(n)
         report.total += int(n)
-    report.bad = [BadUtterance(*b) for b in listed[:opts.max_listed_bad]]
-    unk = _unk_id(tokenizer)
+    report.bad = [BadUtterance(*b) for b in listed[:max_listed_bad]]
+    unk = unk_id_of(tokenizer)
     for wav_scp, text_path in read_data_list(data):
         for rec in _read_shard(wav_scp, text_path):
             report.total += 1
-            utt, bad = _check(rec, tokenizer, opts, unk)
+            utt, bad = _check(rec, tokenizer, conf, unk, sample_rate, decode_audio)
             if bad is not None:
-                report.add_bad(bad, opts.max_listed_bad)
+                report.add_bad(bad, max_listed_bad)
             else:
                 report.kept += 1
                 report.kept_ms += utt.duration_ms  # type: ignore[union-attr]
     report.log()
-    report.raise_if_too_bad(opts.max_bad_ratio)
+    report.raise_if_too_bad(max_bad_ratio)
     return report
 
 
 class ShardStream(IterableDataset):
     """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards (see module doc).
 
-    With ``opts.shuffle`` the shard order and the shuffle buffer are random
+    With ``conf.shuffle`` the shard order and the shuffle buffer are random
     (seeded by ``seed + epoch``, rank and worker); otherwise everything is in
-    file order except the sort window. Use with ``DataLoader(batch_size=None,
-    collate_fn=Collator(...))``.
+    file order except the sort window. Audio is loaded at ``sample_rate``. Use with
+    ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
     """
 
-    def __init__(self, data: str, tokenizer: Any, opts: DatasetOptions, *, rank: int = 0,
-                 world_size: int = 1, epoch: int = 0) -> None:
+    def __init__(self, data: str, tokenizer: Any, conf: DatasetConf, *, seed: int = 0, sample_rate: int = 16000,
+                 rank: int = 0, world_size: int = 1, epoch: int = 0) -> None:
         super().__init__()
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
@@ -295,7 +302,7 @@ class ShardStream(IterableDataset):
         if len(self.shards) < world_size:
             raise DataDirError(f"{data}: {len(self.shards)} shard(s) for {world_size} ranks; every rank "
                                "needs at least one: make more shards (smaller --utts_per_shard)")
-        self.tokenizer, self.opts = tokenizer, opts
+        self.tokenizer, self.conf, self.seed, self.sample_rate = tokenizer, conf, seed, sample_rate
         self.rank, self.world_size, self.epoch = rank, world_size, epoch
         self.last_stats: Counter = Counter()  # counts of the last epoch run in this process
 
@@ -306,15 +313,15 @@ class ShardStream(IterableDataset):
     def my_shards(self, worker_id: int = 0, num_workers: int = 1) -> List[Tuple[str, str]]:
         """The shards this rank and worker read this epoch."""
         shards = list(self.shards)
-        if self.opts.shuffle:
-            random.Random(self.opts.seed + self.epoch).shuffle(shards)
+        if self.conf.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(shards)
         return shards[self.rank::self.world_size][worker_id::num_workers]
 
     def _utterances(self, shards: List[Tuple[str, str]], stats: Counter) -> Iterator[Utterance]:
-        unk = _unk_id(self.tokenizer)
+        unk = unk_id_of(self.tokenizer)
         for wav_scp, text_path in shards:
             for rec in _read_shard(wav_scp, text_path):
-                utt, bad = _check(rec, self.tokenizer, self.opts, unk)
+                utt, bad = _check(rec, self.tokenizer, self.conf, unk, self.sample_rate)
                 if bad is not None:
                     stats[bad.reason] += 1
                     logger.debug("dropped %s", bad)
@@ -323,14 +330,14 @@ class ShardStream(IterableDataset):
                     yield utt  # type: ignore[misc]
 
     def _shuffled(self, utts: Iterator[Utterance], rng: random.Random, stats: Counter) -> Iterator[Utterance]:
-        if not self.opts.shuffle:
+        if not self.conf.shuffle:
             yield from utts
             return
         buf: List[Utterance] = []
         for u in utts:
             buf.append(u)
             stats["max_buffered"] = max(stats["max_buffered"], len(buf))
-            if len(buf) >= self.opts.shuffle_size:
+            if len(buf) >= self.conf.buffer_size:
                 j = rng.randrange(len(buf))
                 buf[j], buf[-1] = buf[-1], buf[j]
                 yield buf.pop()
@@ -341,7 +348,7 @@ class ShardStream(IterableDataset):
         win: List[Utterance] = []
         for u in utts:
             win.append(u)
-            if len(win) >= self.opts.sort_size:
+            if len(win) >= self.conf.sort_size:
                 yield from sorted(win, key=lambda x: x.duration_ms)
                 win = []
         yield from sorted(win, key=lambda x: x.duration_ms)
@@ -350,8 +357,8 @@ class ShardStream(IterableDataset):
         cur: List[Utterance] = []
         longest = 0
         for u in utts:
-            units = self.opts.batch_units(u.duration_ms)
-            if cur and (len(cur) + 1) * max(longest, units) > self.opts.batch_bins:
+            units = self.conf.batch_units(u.duration_ms)
+            if cur and (len(cur) + 1) * max(longest, units) > self.conf.batch_bins:
                 yield cur
                 cur, longest = [], 0
             cur.append(u)
@@ -362,7 +369,7 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[List[Tuple[str, torch.Tensor, torch.Tensor]]]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        rng = random.Random(f"{self.opts.seed}-{self.epoch}-{self.rank}-{wid}")
+        rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{wid}")
         stats: Counter = Counter()
         self.last_stats = stats
         utts = self._sorted(self._shuffled(self._utterances(self.my_shards(wid, nw), stats), rng, stats))
@@ -370,7 +377,7 @@ class ShardStream(IterableDataset):
             items = []
             for u in batch:
                 try:
-                    wav = load_audio(u.path, self.opts.sample_rate)
+                    wav = load_audio(u.path, self.sample_rate)
                 except AudioError as exc:
                     stats["audio"] += 1
                     logger.warning("skipping utterance %s: %s", u.key, exc)

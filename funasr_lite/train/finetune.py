@@ -30,7 +30,7 @@ from funasr_lite.config.fields import option
 from funasr_lite.config.merge import merge_layers, model_dir_layers
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.config.yaml_io import save_yaml
-from funasr_lite.data.dataset import DatasetOptions, build_dataloader
+from funasr_lite.data.dataset import build_dataloader
 from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
 from funasr_lite.errors import ConfigError, DataDirError
 from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
@@ -120,11 +120,9 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
     # 5. data: pre-flight scan (bad utterances reported, skipped or fatal), then the loaders
     train_dir, dev_dir = find_data_dirs(opts.data_path)
     frontend_conf = cfg.frontend_conf.kwargs()
-    data_opts = dataset_options(cfg, opts)
-    train_loader = build_dataloader(train_dir, tokenizer, frontend_conf, data_opts, train=True, rank=dist.rank,
-                                    world_size=dist.world_size)
-    dev_loader = build_dataloader(dev_dir, tokenizer, frontend_conf, data_opts, train=False, rank=dist.rank,
-                                  world_size=dist.world_size)
+    run = dict(seed=cfg.train_conf.seed, max_bad_ratio=opts.max_bad_ratio, rank=dist.rank, world_size=dist.world_size)
+    train_loader = build_dataloader(train_dir, tokenizer, frontend_conf, cfg.dataset_conf, train=True, **run)
+    dev_loader = build_dataloader(dev_dir, tokenizer, frontend_conf, cfg.dataset_conf, train=False, **run)
     # 6. the model, from the init weights (checkpoint.pb, if any, replaces them in step 8)
     model = build_model(cfg, vocab_size=tokenizer.vocab_size)
     load_weights_strict(model, load_state_dict(md.checkpoint), md.checkpoint)
@@ -214,19 +212,6 @@ def find_data_dirs(data_path: str):
         raise DataDirError(f"--data_path {data_path}: missing {' and '.join(missing)}; it holds: "
                            f"{', '.join(sorted(os.listdir(data_path))) or 'nothing'}")
     return train, dev
-
-
-def dataset_options(cfg: ModelConfig, opts: FinetuneOptions) -> DatasetOptions:
-    """dataset_conf -> DatasetOptions. FunASR's "-1 = off" length limits keep funasr-lite's safe defaults
-    (100 ms .. 30 s, 200 tokens) unless a positive value is set."""
-    dc, defaults = cfg.dataset_conf, DatasetOptions()
-    return DatasetOptions(
-        dataset_type=dc.dataset_type, batch_bins=dc.batch_bins, num_workers=dc.num_workers, shuffle=dc.shuffle,
-        shuffle_size=dc.buffer_size, sort_size=dc.sort_size, seed=cfg.train_conf.seed,
-        min_duration_ms=dc.speech_length_min if dc.speech_length_min > 0 else defaults.min_duration_ms,
-        max_duration_ms=dc.speech_length_max if dc.speech_length_max > 0 else defaults.max_duration_ms,
-        max_token_length=dc.token_length_max if dc.token_length_max > 0 else defaults.max_token_length,
-        max_unk_ratio=dc.max_unk_ratio, max_bad_ratio=opts.max_bad_ratio)
 
 
 def greedy_decoder(tokenizer: Tokenizer):

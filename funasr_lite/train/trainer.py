@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from funasr_lite.train import checkpoint as ckpt
+from funasr_lite.utils.seeding import epoch_seed
 from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
 from funasr_lite.errors import CheckpointError, ConfigError
 from funasr_lite.train.options import TrainConf
@@ -260,7 +261,7 @@ class Trainer:
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
                 f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
         t0 = time.perf_counter()
-        _seed_all(self.conf.seed * 1_000_003 + epoch * 1009 + self.dist.rank)
+        _seed_all(epoch_seed(self.conf.seed, epoch, self.dist.rank))
         set_epoch(self.train_loader, epoch)
         skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
         self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None

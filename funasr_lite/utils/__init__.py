@@ -1,2 +1,3 @@
-"""Small helpers every layer uses: atomic file writes (:mod:`~funasr_lite.utils.fileio`) and the default
-torch device (:mod:`~funasr_lite.utils.device`)."""
+"""Small helpers every layer uses: atomic file writes (:mod:`~funasr_lite.utils.fileio`), reading UTF-8 text
+(:mod:`~funasr_lite.utils.textio`), the default torch device (:mod:`~funasr_lite.utils.device`) and the
+per-epoch seed formula (:mod:`~funasr_lite.utils.seeding`)."""
