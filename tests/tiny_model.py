@@ -9,13 +9,18 @@ ids vary, which makes text comparisons meaningful.
 
 import copy
 import os
+import sys
 from typing import Dict, List, Optional
 
 import torch
 import yaml
 
 from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
-from model_shapes import scaled_config, spread_weights  # tools/ (on sys.path via tests/conftest.py)
+
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+if TOOLS not in sys.path:  # test scripts run as subprocesses have no conftest.py
+    sys.path.insert(0, TOOLS)
+from model_shapes import scaled_config, spread_weights  # noqa: E402  (tools/model_shapes.py)
 
 DEMO_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egs_modelscope", "asr",
                          "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf",
