@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="Paraformer inference, finetuning and CER scoring, compatible with FunASR model dirs",
     packages=find_packages(include=["funasr_lite", "funasr_lite.*"]),
+    package_data={"funasr_lite": ["config/funasr_names.yaml"]},
     python_requires=">=3.9",
     entry_points={"console_scripts": ["funasr-lite=funasr_lite.cli.main:main"]},
     install_requires=[
@@ -20,6 +21,6 @@ setup(
     ],
     extras_require={
         # funasr is a test oracle only: never imported by the library itself.
-        "test": ["pytest", "hypothesis", "funasr==1.4.16"],
+        "test": ["pytest", "hypothesis", "ruff", "funasr==1.4.16"],
     },
 )

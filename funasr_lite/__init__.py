@@ -16,8 +16,11 @@ __all__ = ["load_model", "DecodingOptions", "Transcriber", "__version__"]
 
 # Imported on first use, so that the torch-free parts (CER scoring, data dir checks, the
 # command-line help) do not import torch.
-_LAZY = {"load_model": "funasr_lite.decode.transcribe", "Transcriber": "funasr_lite.decode.transcribe",
-         "DecodingOptions": "funasr_lite.decode.options"}
+_LAZY = {
+    "load_model": "funasr_lite.decode.transcribe",
+    "Transcriber": "funasr_lite.decode.transcribe",
+    "DecodingOptions": "funasr_lite.decode.options",
+}
 
 
 def __getattr__(name):

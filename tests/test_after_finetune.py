@@ -12,9 +12,17 @@ import pytest
 pytestmark = pytest.mark.slow  # runs infer_after_finetune.py in subprocesses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                      "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch", "infer_after_finetune.py")
-DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
+RECIPE = os.path.join(
+    ROOT,
+    "egs_modelscope",
+    "asr",
+    "paraformer",
+    "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+    "infer_after_finetune.py",
+)
+DEMO = os.path.join(
+    ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo"
+)
 
 
 def _finetune_dir(tmp_path):
@@ -28,9 +36,10 @@ def _finetune_dir(tmp_path):
     data.mkdir()
     with open(os.path.join(DEMO, "data", "test", "wav.scp"), encoding="utf-8") as f:
         lines = f.read().splitlines()[:5]
-    (data / "wav.scp").write_text("".join(
-        f"{k} {os.path.join(DEMO, 'data', 'test', p)}\n" for k, p in (ln.split(maxsplit=1) for ln in lines)),
-        encoding="utf-8")
+    (data / "wav.scp").write_text(
+        "".join(f"{k} {os.path.join(DEMO, 'data', 'test', p)}\n" for k, p in (ln.split(maxsplit=1) for ln in lines)),
+        encoding="utf-8",
+    )
     with open(os.path.join(DEMO, "data", "test", "text"), encoding="utf-8") as f:
         (data / "text").write_text("\n".join(f.read().splitlines()[:5]) + "\n", encoding="utf-8")
     return out, data
@@ -42,8 +51,16 @@ def _run(*args):
 
 def test_decodes_into_decode_results_with_sha256(tmp_path):
     out, data = _finetune_dir(tmp_path)
-    proc = _run("--output_dir", str(out), "--data_dir", str(data), "--device", "cpu",
-                "--modelscope_model_name", os.path.join(DEMO, "model"))
+    proc = _run(
+        "--output_dir",
+        str(out),
+        "--data_dir",
+        str(data),
+        "--device",
+        "cpu",
+        "--modelscope_model_name",
+        os.path.join(DEMO, "model"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = out / "decode_results" / "1best_recog"
     assert len((rec / "text").read_text(encoding="utf-8").splitlines()) == 5
@@ -58,4 +75,8 @@ def test_missing_checkpoint_lists_the_available_ones(tmp_path):
     proc = _run("--output_dir", str(out), "--data_dir", str(data), "--decoding_model_name", "valid.acc.ave_5best.pb")
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert "valid.acc.ave_5best.pb" in proc.stderr and "3epoch.pb" in proc.stderr and "valid.acc.ave_10best.pb" in proc.stderr
+    assert (
+        "valid.acc.ave_5best.pb" in proc.stderr
+        and "3epoch.pb" in proc.stderr
+        and "valid.acc.ave_10best.pb" in proc.stderr
+    )

@@ -29,21 +29,25 @@ EXAMPLE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "example")
 # units
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,units", [
-    ("我 爱 北京", ["我", "爱", "北", "京"]),
-    ("我爱北京", ["我", "爱", "北", "京"]),
-    ("我爱Beijing天安门", ["我", "爱", "beijing", "天", "安", "门"]),
-    ("Hello  WORLD", ["hello", "world"]),
-    ("2024年", ["2", "0", "2", "4", "年"]),
-    ("2 0 2 4 年", ["2", "0", "2", "4", "年"]),
-    ("don't stop", ["don't", "stop"]),
-    ("你好，world!", ["你", "好", "，", "world", "!"]),
-    ("IBM公司", ["ibm", "公", "司"]),
-    ("\ufeff  \t\r\n\u200b", []),
-    ("", []),
-    ("カタカナ 한국", ["カ", "タ", "カ", "ナ", "한", "국"]),
-    ("Straße", ["strasse"]),
-])
+
+@pytest.mark.parametrize(
+    "text,units",
+    [
+        ("我 爱 北京", ["我", "爱", "北", "京"]),
+        ("我爱北京", ["我", "爱", "北", "京"]),
+        ("我爱Beijing天安门", ["我", "爱", "beijing", "天", "安", "门"]),
+        ("Hello  WORLD", ["hello", "world"]),
+        ("2024年", ["2", "0", "2", "4", "年"]),
+        ("2 0 2 4 年", ["2", "0", "2", "4", "年"]),
+        ("don't stop", ["don't", "stop"]),
+        ("你好，world!", ["你", "好", "，", "world", "!"]),
+        ("IBM公司", ["ibm", "公", "司"]),
+        ("\ufeff  \t\r\n\u200b", []),
+        ("", []),
+        ("カタカナ 한국", ["カ", "タ", "カ", "ナ", "한", "국"]),
+        ("Straße", ["strasse"]),
+    ],
+)
 def test_cer_units(text, units):
     assert cer_units(text) == units
 
@@ -56,6 +60,7 @@ def test_whitespace_does_not_matter():
 # ---------------------------------------------------------------------------
 # alignment
 # ---------------------------------------------------------------------------
+
 
 def _ref_distance(a, b):
     """Independent edit distance: recursive definition with memoization."""
@@ -81,8 +86,7 @@ def _counts(ali):
 
 def test_align_simple_cases():
     ali = align(list("abcd"), list("abd"))
-    assert [(p.op, p.ref, p.hyp) for p in ali] == [
-        ("C", "a", "a"), ("C", "b", "b"), ("D", "c", ""), ("C", "d", "d")]
+    assert [(p.op, p.ref, p.hyp) for p in ali] == [("C", "a", "a"), ("C", "b", "b"), ("D", "c", ""), ("C", "d", "d")]
     assert [p.op for p in align([], ["x", "y"])] == ["I", "I"]
     assert [p.op for p in align(["x", "y"], [])] == ["D", "D"]
     assert align([], []) == []
@@ -119,8 +123,10 @@ def test_breakdown_matches_funasr_compute_wer_by_line(ref, hyp):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="我爱北京ab cD1，", max_size=15), min_size=1, max_size=5),
-       st.lists(st.text(alphabet="我爱北京ab cD1，", max_size=15), min_size=1, max_size=5))
+@given(
+    st.lists(st.text(alphabet="我爱北京ab cD1，", max_size=15), min_size=1, max_size=5),
+    st.lists(st.text(alphabet="我爱北京ab cD1，", max_size=15), min_size=1, max_size=5),
+)
 def test_corpus_totals_equal_editdistance_on_units(ref_texts, hyp_texts):
     refs = {f"u{i}": t for i, t in enumerate(ref_texts)}
     hyps = {f"u{i}": t for i, t in enumerate(hyp_texts)}
@@ -134,6 +140,7 @@ def test_corpus_totals_equal_editdistance_on_units(ref_texts, hyp_texts):
 # ---------------------------------------------------------------------------
 # corpus scoring
 # ---------------------------------------------------------------------------
+
 
 def test_missing_hyp_counts_as_deletions_and_is_listed():
     refs = {"u1": "我爱北京", "u2": "你好 world", "u3": "天安门"}
@@ -204,8 +211,7 @@ def test_text_cer_is_byte_identical_to_funasr_compute_wer(tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.lists(UNIT, min_size=1, max_size=8), st.lists(UNIT, max_size=8)),
-                min_size=1, max_size=4))
+@given(st.lists(st.tuples(st.lists(UNIT, min_size=1, max_size=8), st.lists(UNIT, max_size=8)), min_size=1, max_size=4))
 def test_text_cer_matches_funasr_on_random_corpora(tmp_path_factory, pairs):
     pytest.importorskip("funasr")
     from funasr.metrics.wer import compute_wer
@@ -226,13 +232,17 @@ def test_write_text_cer_atomic_replaces_file(tmp_path):
     p.write_text("old\n")
     write_text_cer(str(p), score_corpus({"u": "好"}, {"u": "好"}))
     assert p.read_text(encoding="utf-8").splitlines()[-3:] == [
-        "%WER 0.0 [ 0 / 1, 0 ins, 0 del, 0 sub ]", "%SER 0.0 [ 0 / 1 ]", "Scored 1 sentences, 0 not present in hyp."]
+        "%WER 0.0 [ 0 / 1, 0 ins, 0 del, 0 sub ]",
+        "%SER 0.0 [ 0 / 1 ]",
+        "Scored 1 sentences, 0 not present in hyp.",
+    ]
     assert sorted(os.listdir(tmp_path)) == ["text.cer"]  # no temporary left behind
 
 
 # ---------------------------------------------------------------------------
 # error report
 # ---------------------------------------------------------------------------
+
 
 def test_error_report_worst_first_aligned_with_confusions(tmp_path):
     refs = {"good": "我爱北京", "one": "今天 hello 好", "bad": "一二三四五", "gone": "天安门"}
@@ -250,7 +260,7 @@ def test_error_report_worst_first_aligned_with_confusions(tmp_path):
     assert lines[i + 2] == "  HYP: 一 二 二 四 五 六"
     assert lines[i + 3] == "  OPS:       S        I"
     j = lines.index(next(ln for ln in lines if ln.startswith("one:")))
-    assert lines[j + 1:j + 4] == ["  REF: 今 天 hello 好", "  HYP: 今 天 hallo 好", "  OPS:       S"]
+    assert lines[j + 1 : j + 4] == ["  REF: 今 天 hello 好", "  HYP: 今 天 hallo 好", "  OPS:       S"]
     assert "     1  hello -> hallo" in lines and "     1  三 -> 二" in lines
     dels = lines.index(next(ln for ln in lines if ln.startswith("DELETIONS")))
     assert lines[dels].startswith("DELETIONS (ref), most frequent first: 3 in total, 3 distinct")
@@ -273,6 +283,7 @@ def test_error_report_counts_most_frequent_first_and_truncates():
 # tool
 # ---------------------------------------------------------------------------
 
+
 def _run(*args):
     """Run the tool as a separate process (end to end, as a user would)."""
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=120)
@@ -293,8 +304,7 @@ def _main(capsys, *args):
 def test_tool_on_shipped_example(tmp_path):
     out = tmp_path / "new_dir" / "text.cer"  # output dirs are created
     errs = tmp_path / "new_dir" / "errs.txt"
-    r = _run(os.path.join(EXAMPLE, "ref.txt"), os.path.join(EXAMPLE, "hyp.txt"), str(out),
-             "--error-report", str(errs))
+    r = _run(os.path.join(EXAMPLE, "ref.txt"), os.path.join(EXAMPLE, "hyp.txt"), str(out), "--error-report", str(errs))
     assert r.returncode == 0, r.stderr
     assert r.stdout == "%WER 7.55 [ 4 / 53, 1 ins, 1 del, 2 sub ]\n"
     assert out.read_text(encoding="utf-8").splitlines()[-1] == "Scored 5 sentences, 0 not present in hyp."
@@ -317,12 +327,15 @@ def test_tool_bom_crlf_missing_and_extra_keys(tmp_path, capsys):
     assert "u2(nwords=2,cor=0,ins=0,del=2,sub=0) corr:0.00%,cer:100.00%\nref:\t你 好\nhyp:\t\n" in text
 
 
-@pytest.mark.parametrize("ref_bytes,match", [
-    (None, "no such file"),
-    (b"u0 ok\nu1 \xff\xfe\n", "ref:2: error: invalid UTF-8"),
-    (b"u1 \xff\xfe\n", "not a UTF-8"),
-    (b"u1 a\nu1 b\n", "duplicate key"),
-])
+@pytest.mark.parametrize(
+    "ref_bytes,match",
+    [
+        (None, "no such file"),
+        (b"u0 ok\nu1 \xff\xfe\n", "ref:2: error: invalid UTF-8"),
+        (b"u1 \xff\xfe\n", "not a UTF-8"),
+        (b"u1 a\nu1 b\n", "duplicate key"),
+    ],
+)
 def test_tool_unreadable_input_exits_nonzero(tmp_path, capsys, ref_bytes, match):
     ref = tmp_path / "ref"
     if ref_bytes is not None:

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.errors import CheckpointError
+from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.plot import CURVES_NAME, plot_training_curves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,7 +127,7 @@ def test_pruning_never_deletes_a_file_that_averaging_needs(tmp_path, seed):
         ckpt.prune_epoch_files(str(tmp_path), records, criteria, max(keep_nbest))
         # invariant after every epoch: the current top-K of each criterion is on disk
         for m in criteria:
-            for rr in ckpt.rank_records(records, m)[:max(keep_nbest)]:
+            for rr in ckpt.rank_records(records, m)[: max(keep_nbest)]:
                 assert (tmp_path / ckpt.epoch_ckpt_name(rr.epoch)).exists(), (epoch, m, rr.epoch)
     for m in criteria:
         ranked = ckpt.rank_records(records, m)
@@ -141,7 +141,7 @@ def test_pruning_never_deletes_a_file_that_averaging_needs(tmp_path, seed):
     # sidecars of pruned epochs stay (the curves need them); only .pb files were deleted
     assert len(ckpt.read_sidecars(str(tmp_path))) == 12
     kept = ckpt.kept_epochs(records, criteria, max(keep_nbest))
-    on_disk = {int(f[:-len("epoch.pb")]) for f in os.listdir(tmp_path) if f.endswith("epoch.pb") and f[0].isdigit()}
+    on_disk = {int(f[: -len("epoch.pb")]) for f in os.listdir(tmp_path) if f.endswith("epoch.pb") and f[0].isdigit()}
     assert on_disk == kept
 
 
@@ -181,8 +181,17 @@ def test_best_files_are_real_files_not_symlinks(tmp_path):
 
 
 def test_epoch_checkpoint_is_plain_state_dict_with_sidecar(tmp_path):
-    r = ckpt.EpochRecord(epoch=3, step=42, lr=1e-4, train_loss=1.5, dev_loss=1.2, dev_acc=0.8, dev_cer=12.5,
-                         epoch_time=3.2, wall_time=9.9)
+    r = ckpt.EpochRecord(
+        epoch=3,
+        step=42,
+        lr=1e-4,
+        train_loss=1.5,
+        dev_loss=1.2,
+        dev_acc=0.8,
+        dev_cer=12.5,
+        epoch_time=3.2,
+        wall_time=9.9,
+    )
     path = ckpt.write_epoch_checkpoint(str(tmp_path), r, _sd(1))
     assert os.path.basename(path) == "3epoch.pb"
     sd = torch.load(path, weights_only=True)
@@ -228,8 +237,13 @@ def test_resume_state_roundtrip_weights_only_and_rng(tmp_path):
     np.random.seed(2)
     torch.manual_seed(3)
     random.random(), np.random.randn(), torch.randn(1), np.random.randn()  # state mid-stream
-    state = {"model": _sd(1), "rng": ckpt.capture_rng_state(), "epoch": 2, "step": 7,
-             "records": [_record(1, 0.5).to_dict()]}
+    state = {
+        "model": _sd(1),
+        "rng": ckpt.capture_rng_state(),
+        "epoch": 2,
+        "step": 7,
+        "records": [_record(1, 0.5).to_dict()],
+    }
     expect = (random.random(), np.random.randn(3).tolist(), torch.randn(3).tolist())
     ckpt.save_resume_state(str(tmp_path), state)
     random.seed(99), np.random.seed(99), torch.manual_seed(99)
@@ -266,8 +280,15 @@ def test_load_resume_state_refuses_bad_files(tmp_path):
 def test_plot_training_curves_png(tmp_path):
     recs = []
     for e in range(1, 4):
-        r = ckpt.EpochRecord(epoch=e, step=e * 5, lr=1e-3 * e, train_loss=3.0 / e, dev_loss=3.5 / e,
-                             dev_acc=0.3 * e, dev_cer=None if e == 1 else 50.0 / e)
+        r = ckpt.EpochRecord(
+            epoch=e,
+            step=e * 5,
+            lr=1e-3 * e,
+            train_loss=3.0 / e,
+            dev_loss=3.5 / e,
+            dev_acc=0.3 * e,
+            dev_cer=None if e == 1 else 50.0 / e,
+        )
         ckpt.write_epoch_checkpoint(str(tmp_path), r, _sd(e))
         recs.append(r)
     path = plot_training_curves(str(tmp_path))
@@ -282,15 +303,40 @@ def test_average_checkpoints_tool(tmp_path):
     _write_epochs(tmp_path, [(0.5, 20.0), (0.9, 30.0), (0.7, 10.0), (0.8, 12.0)])
     os.unlink(tmp_path / "4epoch.pb")  # pruned earlier: ranked by its sidecar but must be skipped
     out = tmp_path / "avg_cer2.pb"
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "average_checkpoints.py"), "--dir",
-                           str(tmp_path), "--metric", "cer", "--num", "2", "--output", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "average_checkpoints.py"),
+            "--dir",
+            str(tmp_path),
+            "--metric",
+            "cer",
+            "--num",
+            "2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     side = yaml.safe_load(open(tmp_path / "avg_cer2.yaml"))
     assert side["epochs"] == [3, 1]  # epoch 4 (cer 12) has no file any more
     got = torch.load(out, weights_only=True)
     assert torch.allclose(got["w"], ckpt.average_state_dicts([_sd(3), _sd(1)])["w"])
     assert "4epoch.pb" in proc.stderr + proc.stdout
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "average_checkpoints.py"), "--dir",
-                          str(tmp_path / "missing"), "--num", "2"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "average_checkpoints.py"),
+            "--dir",
+            str(tmp_path / "missing"),
+            "--num",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -20,8 +20,7 @@ TOOLS = ["compute-cer", "validate-data-dir", "make-shards", "compute-cmvn", "ave
 def _python(*args: str, **kw) -> subprocess.CompletedProcess:
     """Run this checkout's Python code in a fresh interpreter (so sys.modules starts empty)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
-                          **kw)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, **kw)
 
 
 def _main(capsys, *argv):
@@ -35,8 +34,16 @@ def _main(capsys, *argv):
 
 def test_compute_cer_module_on_shipped_example(tmp_path):
     out, errs = tmp_path / "new" / "text.cer", tmp_path / "new" / "errs.txt"
-    r = _python("-m", "funasr_lite.cli.main", "compute-cer", os.path.join(EXAMPLE, "ref.txt"),
-                os.path.join(EXAMPLE, "hyp.txt"), str(out), "--error-report", str(errs))
+    r = _python(
+        "-m",
+        "funasr_lite.cli.main",
+        "compute-cer",
+        os.path.join(EXAMPLE, "ref.txt"),
+        os.path.join(EXAMPLE, "hyp.txt"),
+        str(out),
+        "--error-report",
+        str(errs),
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "%WER 7.55 [ 4 / 53, 1 ins, 1 del, 2 sub ]\n"
     assert out.read_text(encoding="utf-8").splitlines()[-1] == "Scored 5 sentences, 0 not present in hyp."

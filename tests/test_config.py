@@ -14,8 +14,8 @@ from funasr_lite.config import schema as S
 from funasr_lite.config import sections as SEC
 from funasr_lite.config import yaml_io as Y
 from funasr_lite.data.options import DatasetConf
-from funasr_lite.train.options import TrainConf
 from funasr_lite.errors import ConfigError
+from funasr_lite.train.options import TrainConf
 
 # A FunASR 1.x config.yaml shaped like paraformer-large's (class names, every section the template has).
 PARAFORMER_1X = """\
@@ -310,8 +310,11 @@ def test_load_json(tmp_path):
 # ---------------------------------------------------------------------------------------- precedence
 def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
     cfg_path = _write(tmp_path, "config.yaml", PARAFORMER_1X)
-    dec_path = _write(tmp_path, "decoding.yaml", "beam_size: 2\npenalty: 0.5\nmaxlenratio: 0.0\n"
-                                                 "minlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n")
+    dec_path = _write(
+        tmp_path,
+        "decoding.yaml",
+        "beam_size: 2\npenalty: 0.5\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n",
+    )
     layers = [
         ("built-in defaults", C.builtin_defaults()),
         (cfg_path, Y.load_yaml(cfg_path)),
@@ -337,11 +340,13 @@ def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
 
 
 def test_merge_is_deep_and_lists_replace():
-    merged = C.merge_layers([
-        ("a", {"train_conf": {"max_epoch": 5, "keep_nbest_models": [1, 2, 3]}, "optim_conf": {"lr": 0.1}}),
-        ("b", {"train_conf": {"keep_nbest_models": [4]}, "specaug_conf": {"freq_mask_width_range": [0, 9]}}),
-        ("c", {"specaug_conf": None}),
-    ])
+    merged = C.merge_layers(
+        [
+            ("a", {"train_conf": {"max_epoch": 5, "keep_nbest_models": [1, 2, 3]}, "optim_conf": {"lr": 0.1}}),
+            ("b", {"train_conf": {"keep_nbest_models": [4]}, "specaug_conf": {"freq_mask_width_range": [0, 9]}}),
+            ("c", {"specaug_conf": None}),
+        ]
+    )
     assert merged["train_conf"] == {"max_epoch": 5, "keep_nbest_models": [4]}
     assert merged["optim_conf"] == {"lr": 0.1}
     assert merged["specaug_conf"] is None
@@ -364,32 +369,49 @@ def test_finetune_yaml_0x_top_level_keys_merge_into_train_conf(tmp_path):
 # ------------------------------------------------------------------------------------------ strictness
 def test_unknown_override_key_suggests_closest():
     with pytest.raises(ConfigError) as e:
-        C.merge_layers([("defaults", C.builtin_defaults()),
-                        ("command line", C.parse_overrides(["++train_conf.nax_epoch=3"]))])
+        C.merge_layers(
+            [("defaults", C.builtin_defaults()), ("command line", C.parse_overrides(["++train_conf.nax_epoch=3"]))]
+        )
     msg = str(e.value)
     assert "command line" in msg and "'train_conf.nax_epoch'" in msg and "did you mean 'max_epoch'" in msg
 
 
 def test_unknown_key_in_file_names_file_line_and_suggestion(tmp_path):
     p = _write(tmp_path, "finetune.yaml", "train_conf:\n  max_epoch: 2\n  acum_grad: 4\n")
-    with pytest.raises(ConfigError, match=r"finetune\.yaml:3: unknown key 'train_conf\.acum_grad'; did you mean 'accum_grad'"):
+    with pytest.raises(
+        ConfigError, match=r"finetune\.yaml:3: unknown key 'train_conf\.acum_grad'; did you mean 'accum_grad'"
+    ):
         C.merge_layers([(p, Y.load_yaml(p))])
     p2 = _write(tmp_path, "config.yaml", PARAFORMER_1X.replace("encoder_conf:", "encoder_cof:"))
     with pytest.raises(ConfigError, match=r"config\.yaml:\d+: unknown key 'encoder_cof'; did you mean 'encoder_conf'"):
         S.ModelConfig.from_dict(Y.load_yaml(p2))
     with pytest.raises(ConfigError, match="'warmup_steps' belongs in scheduler_conf"):
         C.merge_layers([("x.yaml", {"warmup_steps": 10})])
-    with pytest.raises(ConfigError, match=r"decoding\.yaml:1: unknown key 'decoding\.beam_szie'; did you mean 'beam_size'"):
+    with pytest.raises(
+        ConfigError, match=r"decoding\.yaml:1: unknown key 'decoding\.beam_szie'; did you mean 'beam_size'"
+    ):
         p3 = _write(tmp_path, "decoding.yaml", "beam_szie: 3\n")
         C.merge_layers([(p3, C.decoding_layer(Y.load_yaml(p3)))])
 
 
 def test_conf_flags_are_parsed_and_checked():
-    layer = C.flags_layer({"scheduler": "warmuplr", "scheduler_conf": '{"warmup_steps": 300}',
-                           "specaug": "none", "specaug_conf": "num_time_mask: 2"})
-    assert layer == {"scheduler": "warmuplr", "scheduler_conf": {"warmup_steps": 300}, "specaug": None,
-                     "specaug_conf": {"num_time_mask": 2}}
-    with pytest.raises(ConfigError, match=r"--scheduler_conf: unknown key 'scheduler_conf\.warmup_step'.*did you mean 'warmup_steps'"):
+    layer = C.flags_layer(
+        {
+            "scheduler": "warmuplr",
+            "scheduler_conf": '{"warmup_steps": 300}',
+            "specaug": "none",
+            "specaug_conf": "num_time_mask: 2",
+        }
+    )
+    assert layer == {
+        "scheduler": "warmuplr",
+        "scheduler_conf": {"warmup_steps": 300},
+        "specaug": None,
+        "specaug_conf": {"num_time_mask": 2},
+    }
+    with pytest.raises(
+        ConfigError, match=r"--scheduler_conf: unknown key 'scheduler_conf\.warmup_step'.*did you mean 'warmup_steps'"
+    ):
         C.flags_layer({"scheduler": "warmuplr", "scheduler_conf": '{"warmup_step": 300}'})
     with pytest.raises(ConfigError, match="--specaug_conf: expected a mapping"):
         C.flags_layer({"specaug_conf": "[1, 2]"})
@@ -436,11 +458,24 @@ def test_optimizer_arguments_are_checked_against_the_named_optimizer():
 
 
 # -------------------------------------------------------------------------------- classes and legacy
-@pytest.mark.parametrize("slot,name", [
-    ("model", "SeacoParaformer"), ("model", "BiCifParaformer"), ("model", "bicif_paraformer"),
-    ("model", "UniASR"), ("model", "uniasr"), ("model", "ContextualParaformer"), ("model", "SenseVoiceSmall"),
-    ("encoder", "ConformerEncoder"), ("encoder", "sanm_chunk_opt"), ("decoder", "ParaformerDecoderSAN"),
-    ("predictor", "CifPredictorV3"), ("frontend", "WavFrontendOnline"), ("normalize", "global_mvn")])
+@pytest.mark.parametrize(
+    "slot,name",
+    [
+        ("model", "SeacoParaformer"),
+        ("model", "BiCifParaformer"),
+        ("model", "bicif_paraformer"),
+        ("model", "UniASR"),
+        ("model", "uniasr"),
+        ("model", "ContextualParaformer"),
+        ("model", "SenseVoiceSmall"),
+        ("encoder", "ConformerEncoder"),
+        ("encoder", "sanm_chunk_opt"),
+        ("decoder", "ParaformerDecoderSAN"),
+        ("predictor", "CifPredictorV3"),
+        ("frontend", "WavFrontendOnline"),
+        ("normalize", "global_mvn"),
+    ],
+)
 def test_unsupported_classes_are_named(slot, name):
     d = _config_1x(**{slot: name})
     if name == "SeacoParaformer":  # its own model_conf keys must not hide the real problem
@@ -463,8 +498,14 @@ def test_legacy_0x_config_is_normalised(tmp_path):
     p = _write(tmp_path, "config.yaml", PARAFORMER_0X)
     cfg = S.ModelConfig.from_dict(Y.load_yaml(p))
     assert (cfg.model, cfg.encoder, cfg.decoder, cfg.predictor, cfg.frontend, cfg.specaug, cfg.tokenizer) == (
-        "Paraformer", "SANMEncoder", "ParaformerSANMDecoder", "CifPredictorV2", "WavFrontend", "SpecAugLFR",
-        "CharTokenizer")
+        "Paraformer",
+        "SANMEncoder",
+        "ParaformerSANMDecoder",
+        "CifPredictorV2",
+        "WavFrontend",
+        "SpecAugLFR",
+        "CharTokenizer",
+    )
     assert cfg.encoder_conf.num_blocks == 50 and cfg.decoder_conf.att_layer_num == 16
     assert cfg.train_conf.max_epoch == 20 and cfg.train_conf.nbest_list() == [10]
     assert cfg.dataset_conf.batch_bins == 2000 and cfg.dataset_conf.dataset_type == "small"
@@ -501,8 +542,11 @@ def test_to_dict_round_trip_1x(tmp_path):
 
 def test_changed_fields_are_written_even_if_set_after_loading():
     cfg = S.ModelConfig.from_dict(_config_1x())
-    cfg = dataclasses.replace(cfg, frontend_conf=dataclasses.replace(cfg.frontend_conf, dither=0.0),
-                              train_conf=dataclasses.replace(cfg.train_conf, max_epoch=3))
+    cfg = dataclasses.replace(
+        cfg,
+        frontend_conf=dataclasses.replace(cfg.frontend_conf, dither=0.0),
+        train_conf=dataclasses.replace(cfg.train_conf, max_epoch=3),
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train_conf.max_epoch = 4  # options are frozen: dataclasses.replace is the way to change them
     out = cfg.to_dict()
@@ -511,10 +555,23 @@ def test_changed_fields_are_written_even_if_set_after_loading():
 
 def test_kwargs_for_drops_defaults_and_refuses_unsupported_values():
     class TinyEncoder:  # stands in for a model class that lacks some of FunASR's options
-        def __init__(self, input_size, output_size=256, attention_heads=4, linear_units=2048, num_blocks=6,
-                     dropout_rate=0.1, positional_dropout_rate=0.1, attention_dropout_rate=0.0,
-                     input_layer="pe", pos_enc_class="SinusoidalPositionEncoder", normalize_before=True,
-                     kernel_size=11, sanm_shfit=0, selfattention_layer_type="sanm"):
+        def __init__(
+            self,
+            input_size,
+            output_size=256,
+            attention_heads=4,
+            linear_units=2048,
+            num_blocks=6,
+            dropout_rate=0.1,
+            positional_dropout_rate=0.1,
+            attention_dropout_rate=0.0,
+            input_layer="pe",
+            pos_enc_class="SinusoidalPositionEncoder",
+            normalize_before=True,
+            kernel_size=11,
+            sanm_shfit=0,
+            selfattention_layer_type="sanm",
+        ):
             pass
 
     cfg = S.ModelConfig.from_dict(_config_1x())
@@ -522,7 +579,9 @@ def test_kwargs_for_drops_defaults_and_refuses_unsupported_values():
     assert kw["num_blocks"] == 50 and "concat_after" not in kw
     TinyEncoder(input_size=cfg.encoder_input_size(), **kw)
     cfg = S.ModelConfig.from_dict(_config_1x(**{"encoder_conf.concat_after": True}), source="c.yaml")
-    with pytest.raises(ConfigError, match=r"c\.yaml: encoder_conf\.concat_after=True: not supported by funasr-lite's TinyEncoder"):
+    with pytest.raises(
+        ConfigError, match=r"c\.yaml: encoder_conf\.concat_after=True: not supported by funasr-lite's TinyEncoder"
+    ):
         cfg.encoder_conf.kwargs_for(TinyEncoder)
     assert "cmvn_file" not in cfg.frontend_conf.kwargs_for(lambda **kw: None, exclude=("cmvn_file",))
 
@@ -530,14 +589,19 @@ def test_kwargs_for_drops_defaults_and_refuses_unsupported_values():
 def test_file_path_metas_layer(tmp_path):
     for name in ("model.pt", "tokens.json", "am.mvn", "config.yaml"):
         (tmp_path / name).write_text("x")
-    metas = {"init_param": "model.pt", "config": "config.yaml",
-             "tokenizer_conf": {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
-             "frontend_conf": {"cmvn_file": "am.mvn"}}
+    metas = {
+        "init_param": "model.pt",
+        "config": "config.yaml",
+        "tokenizer_conf": {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
+        "frontend_conf": {"cmvn_file": "am.mvn"},
+    }
     layer, config_path = C.file_path_metas_layer(str(tmp_path), metas)
     assert config_path == str(tmp_path / "config.yaml")
-    assert layer == {"init_param": str(tmp_path / "model.pt"),
-                     "tokenizer_conf": {"token_list": str(tmp_path / "tokens.json")},
-                     "frontend_conf": {"cmvn_file": str(tmp_path / "am.mvn")}}
+    assert layer == {
+        "init_param": str(tmp_path / "model.pt"),
+        "tokenizer_conf": {"token_list": str(tmp_path / "tokens.json")},
+        "frontend_conf": {"cmvn_file": str(tmp_path / "am.mvn")},
+    }
     merged = C.merge_layers([("config.yaml", _config_1x()), ("configuration.json", layer)])
     assert S.ModelConfig.from_dict(merged).cmvn_file() == str(tmp_path / "am.mvn")
 
@@ -554,13 +618,34 @@ def _funasr_classes():
     from funasr.models.specaug.specaug import SpecAugLFR
     from funasr.tokenizer.char_tokenizer import CharTokenizer
 
-    return {SEC.FrontendConf: (WavFrontend, ()), SEC.EncoderConf: (SANMEncoder, ("input_size",)),
-            SEC.DecoderConf: (ParaformerSANMDecoder, ("vocab_size", "encoder_output_size")),
-            SEC.PredictorConf: (CifPredictorV2, ()), SEC.CTCConf: (CTC, ("odim", "encoder_output_size")),
-            SEC.SpecAugConf: (SpecAugLFR, ()), SEC.TokenizerConf: (CharTokenizer, ()),
-            SEC.ModelConf: (Paraformer, ("specaug", "specaug_conf", "normalize", "normalize_conf", "encoder",
-                                       "encoder_conf", "decoder", "decoder_conf", "ctc", "ctc_conf", "predictor",
-                                       "predictor_conf", "input_size", "vocab_size"))}
+    return {
+        SEC.FrontendConf: (WavFrontend, ()),
+        SEC.EncoderConf: (SANMEncoder, ("input_size",)),
+        SEC.DecoderConf: (ParaformerSANMDecoder, ("vocab_size", "encoder_output_size")),
+        SEC.PredictorConf: (CifPredictorV2, ()),
+        SEC.CTCConf: (CTC, ("odim", "encoder_output_size")),
+        SEC.SpecAugConf: (SpecAugLFR, ()),
+        SEC.TokenizerConf: (CharTokenizer, ()),
+        SEC.ModelConf: (
+            Paraformer,
+            (
+                "specaug",
+                "specaug_conf",
+                "normalize",
+                "normalize_conf",
+                "encoder",
+                "encoder_conf",
+                "decoder",
+                "decoder_conf",
+                "ctc",
+                "ctc_conf",
+                "predictor",
+                "predictor_conf",
+                "input_size",
+                "vocab_size",
+            ),
+        ),
+    }
 
 
 def test_sections_match_funasr_constructors():
@@ -568,8 +653,11 @@ def test_sections_match_funasr_constructors():
     import torch  # noqa: F401  (funasr needs it)
 
     for section, (cls, passed_separately) in _funasr_classes().items():
-        params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
-                  if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        params = {
+            n: p
+            for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
         fields = section.field_names()
         extra_ok = {"seg_dict_file", "token_list", "unk_symbol"} if section is SEC.TokenizerConf else set()
         assert set(fields) - set(params) <= extra_ok, (section.__name__, set(fields) - set(params))
@@ -620,12 +708,23 @@ def _write_model_dir(path, cfg_dict, tokens):
         json.dump(tokens, f, ensure_ascii=False)
     dim = cfg_dict["frontend_conf"]["n_mels"] * cfg_dict["frontend_conf"]["lfr_m"]
     with open(os.path.join(path, "am.mvn"), "w") as f:
-        f.write(f"<Nnet>\n<Splice> {dim} {dim}\n[ 0 ]\n<AddShift> {dim} {dim}\n"
-                f"<LearnRateCoef> 0 [ {' '.join(['0'] * dim)} ]\n<Rescale> {dim} {dim}\n"
-                f"<LearnRateCoef> 0 [ {' '.join(['1'] * dim)} ]\n</Nnet>\n")
+        f.write(
+            f"<Nnet>\n<Splice> {dim} {dim}\n[ 0 ]\n<AddShift> {dim} {dim}\n"
+            f"<LearnRateCoef> 0 [ {' '.join(['0'] * dim)} ]\n<Rescale> {dim} {dim}\n"
+            f"<LearnRateCoef> 0 [ {' '.join(['1'] * dim)} ]\n</Nnet>\n"
+        )
     kw = dict(cfg_dict["model_conf"])
-    for k in ("specaug", "specaug_conf", "encoder", "encoder_conf", "decoder", "decoder_conf", "predictor",
-              "predictor_conf", "ctc_conf"):
+    for k in (
+        "specaug",
+        "specaug_conf",
+        "encoder",
+        "encoder_conf",
+        "decoder",
+        "decoder_conf",
+        "predictor",
+        "predictor_conf",
+        "ctc_conf",
+    ):
         kw[k] = cfg_dict.get(k)
     torch.manual_seed(0)
     model = Paraformer(**kw, input_size=dim, vocab_size=len(tokens))
@@ -645,10 +744,12 @@ def test_funasr_automodel_loads_our_config(tmp_path, flavour):
         src = _tiny_1x_dict()
     else:  # the same tiny model written with 0.x names and layout
         src = yaml.safe_load(PARAFORMER_0X)
-        src.update(encoder_conf=dict(src["encoder_conf"], output_size=16, attention_heads=2, linear_units=32, num_blocks=2),
-                   decoder_conf=dict(src["decoder_conf"], attention_heads=2, linear_units=32, num_blocks=2, att_layer_num=2),
-                   predictor_conf=dict(src["predictor_conf"], idim=16),
-                   frontend_conf=dict(src["frontend_conf"], n_mels=8, lfr_m=2, lfr_n=2, dither=0.0))
+        src.update(
+            encoder_conf=dict(src["encoder_conf"], output_size=16, attention_heads=2, linear_units=32, num_blocks=2),
+            decoder_conf=dict(src["decoder_conf"], attention_heads=2, linear_units=32, num_blocks=2, att_layer_num=2),
+            predictor_conf=dict(src["predictor_conf"], idim=16),
+            frontend_conf=dict(src["frontend_conf"], n_mels=8, lfr_m=2, lfr_n=2, dither=0.0),
+        )
         del src["init_param"], src["cmvn_file"]
     cfg = S.ModelConfig.from_dict(src)
     ours = cfg.to_dict()
@@ -670,8 +771,10 @@ def test_model_dir_layers(tmp_path):
     root.mkdir()
     (root / "config.yaml").write_text(PARAFORMER_0X, encoding="utf-8")
     (root / "am.mvn").write_text("x")
-    (root / "decoding.yaml").write_text("beam_size: 1\npenalty: 0.0\nmaxlenratio: 0.0\nminlenratio: 0.0\n"
-                                        "ctc_weight: 0.0\nlm_weight: 0.15\n", encoding="utf-8")
+    (root / "decoding.yaml").write_text(
+        "beam_size: 1\npenalty: 0.0\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n",
+        encoding="utf-8",
+    )
     (root / "finetune.yaml").write_text("max_epoch: 9\n", encoding="utf-8")
     cfg = S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(str(root), "infer", {"beam_size": 4})))
     assert cfg.encoder == "SANMEncoder" and cfg.tokenizer_conf.token_list[3] == "你"

@@ -35,13 +35,13 @@ def write_wav(path: Path, seconds: float = 0.1, sr: int = 16000) -> str:
     return str(path)
 
 
-def make_dir(tmp_path: Path, wav_lines: List[str], text_lines=None, *, name="data",
-             raw_wav: bytes = None, raw_text: bytes = None) -> Path:
+def make_dir(
+    tmp_path: Path, wav_lines: List[str], text_lines=None, *, name="data", raw_wav: bytes = None, raw_text: bytes = None
+) -> Path:
     """Create a data dir with the given wav.scp/text lines (joined with \\n)."""
     d = tmp_path / name
     d.mkdir(parents=True, exist_ok=True)
-    (d / "wav.scp").write_bytes(raw_wav if raw_wav is not None
-                                else ("\n".join(wav_lines) + "\n").encode("utf-8"))
+    (d / "wav.scp").write_bytes(raw_wav if raw_wav is not None else ("\n".join(wav_lines) + "\n").encode("utf-8"))
     if raw_text is not None:
         (d / "text").write_bytes(raw_text)
     elif text_lines is not None:
@@ -65,8 +65,9 @@ def messages(dd: DataDir, severity: str = None) -> List[str]:
 
 # ---------------------------------------------------------------- clean inputs
 def test_clean_dir_no_problems(tmp_path, wavs):
-    d = make_dir(tmp_path, [f"{k} {v}" for k, v in wavs.items()],
-                 ["utt1 我 爱 北京", "utt2 go swim 去 游 泳", "utt3 你好"])
+    d = make_dir(
+        tmp_path, [f"{k} {v}" for k, v in wavs.items()], ["utt1 我 爱 北京", "utt2 go swim 去 游 泳", "utt3 你好"]
+    )
     dd = load_data_dir(str(d), mode="train", strict=True)
     assert dd.problems == []
     assert list(dd.wavs) == ["utt1", "utt2", "utt3"]
@@ -77,9 +78,11 @@ def test_clean_dir_no_problems(tmp_path, wavs):
 
 
 def test_crlf_bom_tabs_blank_lines(tmp_path, wavs):
-    wav = ("\ufeffutt1\t" + wavs["utt1"] + "\r\n\r\n   \r\n"
-           "utt2 \t  " + wavs["utt2"] + "  \t\r\n"
-           "\n  utt3\t\t" + wavs["utt3"] + "\r\n")
+    wav = (
+        "\ufeffutt1\t" + wavs["utt1"] + "\r\n\r\n   \r\n"
+        "utt2 \t  " + wavs["utt2"] + "  \t\r\n"
+        "\n  utt3\t\t" + wavs["utt3"] + "\r\n"
+    )
     text = "\ufeffutt1\t我 爱\r\nutt2  go  swim\r\n\r\nutt3 你好 \r\n"
     d = make_dir(tmp_path, [], raw_wav=wav.encode("utf-8"), raw_text=text.encode("utf-8"))
     dd = load_data_dir(str(d), mode="train", strict=True)
@@ -103,8 +106,11 @@ def test_read_scp_rejects_bad_what(tmp_path):
 
 # ---------------------------------------------------------------- per-line errors
 def test_duplicate_keys(tmp_path, wavs):
-    d = make_dir(tmp_path, [f"utt1 {wavs['utt1']}", f"utt2 {wavs['utt2']}", f"utt1 {wavs['utt3']}"],
-                 ["utt1 a", "utt2 b", "utt2 c"])
+    d = make_dir(
+        tmp_path,
+        [f"utt1 {wavs['utt1']}", f"utt2 {wavs['utt2']}", f"utt1 {wavs['utt3']}"],
+        ["utt1 a", "utt2 b", "utt2 c"],
+    )
     dd = load_data_dir(str(d))
     errs = messages(dd, "error")
     assert f"{d}/wav.scp:3: error: duplicate key 'utt1' (first seen at line 1)" in errs
@@ -171,17 +177,20 @@ def test_utf16_and_binary_refused(tmp_path, wavs):
         load_data_dir(str(d))
 
 
-@pytest.mark.parametrize("entry, fragment", [
-    ("sox {marker} -t wav - |", "pipe command"),
-    ("sox {marker} -t wav -|", "pipe command"),
-    ("| tee {marker}", "pipe command"),
-    ("-", "stdin"),
-    ("ark:{marker}.ark", "ark:/scp:"),
-    ("ark,s,cs:{marker}.ark", "ark:/scp:"),
-    ("scp:{marker}.scp", "ark:/scp:"),
-    ("{marker}.ark:1234", "offset"),
-    ("{marker}.ark:1234[0:1600]", "offset"),
-])
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ("sox {marker} -t wav - |", "pipe command"),
+        ("sox {marker} -t wav -|", "pipe command"),
+        ("| tee {marker}", "pipe command"),
+        ("-", "stdin"),
+        ("ark:{marker}.ark", "ark:/scp:"),
+        ("ark,s,cs:{marker}.ark", "ark:/scp:"),
+        ("scp:{marker}.scp", "ark:/scp:"),
+        ("{marker}.ark:1234", "offset"),
+        ("{marker}.ark:1234[0:1600]", "offset"),
+    ],
+)
 def test_kaldi_pipes_and_arks_refused_never_run(tmp_path, wavs, entry, fragment):
     marker = tmp_path / "pwned"
     d = make_dir(tmp_path, [f"utt1 {wavs['utt1']}", "utt2 " + entry.format(marker=marker)])
@@ -204,8 +213,9 @@ def test_missing_and_empty_audio_reported_per_key(tmp_path, wavs):
     empty = tmp_path / "audio" / "empty.wav"
     empty.write_bytes(b"")
     (tmp_path / "adir.wav").mkdir()
-    d = make_dir(tmp_path, [f"utt1 {wavs['utt1']}", f"utt2 {tmp_path}/nope.wav", f"utt3 {empty}",
-                            f"utt4 {tmp_path}/adir.wav"])
+    d = make_dir(
+        tmp_path, [f"utt1 {wavs['utt1']}", f"utt2 {tmp_path}/nope.wav", f"utt3 {empty}", f"utt4 {tmp_path}/adir.wav"]
+    )
     dd = load_data_dir(str(d))
     assert [(p.line, p.key) for p in dd.errors] == [(2, "utt2"), (3, "utt3"), (4, "utt4")]
     assert f"{d}/wav.scp:2: error: audio file of 'utt2' not found: {tmp_path}/nope.wav" in messages(dd)
@@ -242,8 +252,7 @@ def test_key_mismatch_infer_vs_train(tmp_path, wavs):
     ]
     assert dd.good_keys() == ["utt1", "utt2"]
     dd = load_data_dir(str(d), mode="train")
-    assert [(os.path.basename(p.file), p.line, p.key) for p in dd.errors] == [
-        ("text", 2, None), ("wav.scp", 2, "utt2")]
+    assert [(os.path.basename(p.file), p.line, p.key) for p in dd.errors] == [("text", 2, None), ("wav.scp", 2, "utt2")]
     assert dd.good_keys() == ["utt1"]
     with pytest.raises(DataDirError, match="utt9"):
         load_data_dir(str(d), mode="train", strict=True)
@@ -290,8 +299,9 @@ def test_segments_refused(tmp_path, wavs):
 
 
 def test_all_problems_collected(tmp_path, wavs):
-    raw = (f"utt1 {wavs['utt1']}\nutt1 {wavs['utt2']}\nutt2\nutt3 cat x.wav |\n"
-           f"utt4 {tmp_path}/missing.wav\n").encode() + "utt5 /a/北.wav\n".encode("gbk")
+    raw = (
+        f"utt1 {wavs['utt1']}\nutt1 {wavs['utt2']}\nutt2\nutt3 cat x.wav |\nutt4 {tmp_path}/missing.wav\n"
+    ).encode() + "utt5 /a/北.wav\n".encode("gbk")
     d = make_dir(tmp_path, [], raw_wav=raw)
     dd = load_data_dir(str(d))
     assert [p.line for p in dd.errors] == [2, 3, 4, 6, 5]
@@ -366,8 +376,11 @@ def run_tool(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_tool_reports_every_problem(tmp_path, wavs):
-    d = make_dir(tmp_path, [f"utt1 {wavs['utt1']}", f"utt1 {wavs['utt2']}", "utt2 cat a.wav |",
-                            f"utt3 {tmp_path}/missing.wav"], ["utt1 a", "utt9 b"])
+    d = make_dir(
+        tmp_path,
+        [f"utt1 {wavs['utt1']}", f"utt1 {wavs['utt2']}", "utt2 cat a.wav |", f"utt3 {tmp_path}/missing.wav"],
+        ["utt1 a", "utt9 b"],
+    )
     r = run_tool(str(d))
     assert r.returncode == 1
     out = r.stdout.splitlines()

@@ -14,11 +14,11 @@ import torch
 from funasr_lite.data.batching import BucketBatchSampler, Collator
 from funasr_lite.data.dataset import build_dataloader, set_epoch
 from funasr_lite.data.filters import scan_training_data
-from funasr_lite.data.options import DatasetConf, lfr_frames
-from funasr_lite.errors import ConfigError, DataDirError
 from funasr_lite.data.frontend import WavFrontend
+from funasr_lite.data.options import DatasetConf, lfr_frames
 from funasr_lite.data.shards import ShardStream, ensure_shards, make_shards, read_data_list, scan_shards
 from funasr_lite.data.tokenizer import Tokenizer
+from funasr_lite.errors import ConfigError, DataDirError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -85,6 +85,7 @@ def all_keys(loader):
 
 # -- options / sampler ---------------------------------------------------------------------------
 
+
 def test_options_validate(tmp_path, tok):
     with pytest.raises(ConfigError):
         DatasetConf(dataset_type="medium")
@@ -126,7 +127,9 @@ def test_bucket_sampler_deterministic_per_seed_and_epoch():
     a.set_epoch(1)
     assert list(a) != e0 and sorted(map(tuple, a)) == sorted(map(tuple, e0))
     assert list(BucketBatchSampler(lengths, 100, seed=6)) != e0
-    assert list(BucketBatchSampler(lengths, 100, shuffle=False)) == list(BucketBatchSampler(lengths, 100, shuffle=False, epoch=4))
+    assert list(BucketBatchSampler(lengths, 100, shuffle=False)) == list(
+        BucketBatchSampler(lengths, 100, shuffle=False, epoch=4)
+    )
 
 
 @pytest.mark.parametrize("world", [2, 3, 4])
@@ -149,6 +152,7 @@ def test_bucket_sampler_rank_split(world):
 
 # -- pre-flight scan ---------------------------------------------------------------------------
 
+
 def test_scan_filters_and_report(tmp_path, tok):
     utts = [(f"ok{i}", 500 + 100 * i, "a b c") for i in range(10)]
     utts += [
@@ -162,8 +166,7 @@ def test_scan_filters_and_report(tmp_path, tok):
         ("punct", 800, "，。"),
         ("blank", 700, "   "),
     ]
-    d = make_dir(tmp_path / "d", utts, extra_wav=[f"notext {tmp_path}/d/wav/ok0.wav"],
-                 extra_text=["orphan a b"])
+    d = make_dir(tmp_path / "d", utts, extra_wav=[f"notext {tmp_path}/d/wav/ok0.wav"], extra_text=["orphan a b"])
     with open(os.path.join(d, "wav", "corrupt.wav"), "wb") as f:
         f.write(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 3)
     with open(os.path.join(d, "wav.scp"), "a", encoding="utf-8") as f:
@@ -175,8 +178,16 @@ def test_scan_filters_and_report(tmp_path, tok):
     kept, rep = scan_training_data(d, seg_tok, o, max_bad_ratio=1.0)
     assert [u.key for u in kept] == [f"ok{i}" for i in range(10)]
     assert kept[0].token_ids == tok.encode("a b c") and kept[0].duration_ms == pytest.approx(500)
-    assert rep.counts == {"empty_text": 2, "data_dir": 2, "too_short": 2, "too_long": 1, "too_many_tokens": 1,
-                          "too_many_unk": 1, "no_tokens": 1, "audio": 1}
+    assert rep.counts == {
+        "empty_text": 2,
+        "data_dir": 2,
+        "too_short": 2,
+        "too_long": 1,
+        "too_many_tokens": 1,
+        "too_many_unk": 1,
+        "no_tokens": 1,
+        "audio": 1,
+    }
     assert rep.total == 21 and rep.kept == 10 and rep.bad_ratio == pytest.approx(11 / 21)
     text = rep.format()
     for key in ("missing", "notext", "corrupt", "long", "unk"):
@@ -220,6 +231,7 @@ def test_scan_decode_audio_finds_nan(tmp_path, tok):
 
 # -- small DataLoader ----------------------------------------------------------------------------
 
+
 def test_small_loader_batches(good_dir, tok):
     d, meta = good_dir
     o = opts(batch_bins=60)
@@ -242,6 +254,7 @@ def test_small_loader_batches(good_dir, tok):
         # padding-invariant features: equal to the frontend on the utterance alone
         k0 = batch["keys"][-1]
         from funasr_lite.data.audio import load_audio
+
         wav = load_audio(os.path.join(d, "wav", f"{k0}.wav"))
         ref, ref_len = fe(wav[None], torch.tensor([wav.numel()]))
         n = int(batch["speech_lengths"][-1])
@@ -302,14 +315,20 @@ def test_collator_pads():
 
 
 def test_small_loader_synth_fixture(synth_data_dir):
-    tok = Tokenizer(["<blank>", "<s>", "</s>"] + list("今天是二零四年三月五日电话号码一八下午点十分开会共九元角明早上出发我的六") + ["<unk>"])
-    loader = build_dataloader(synth_data_dir, tok, FRONTEND, opts(batch_bins=400), train=True, seed=SEED,
-                              max_bad_ratio=0.0)
+    tok = Tokenizer(
+        ["<blank>", "<s>", "</s>"]
+        + list("今天是二零四年三月五日电话号码一八下午点十分开会共九元角明早上出发我的六")
+        + ["<unk>"]
+    )
+    loader = build_dataloader(
+        synth_data_dir, tok, FRONTEND, opts(batch_bins=400), train=True, seed=SEED, max_bad_ratio=0.0
+    )
     keys = all_keys(loader)
     assert sorted(keys) == [f"utt0{i}" for i in range(1, 7)]
 
 
 # -- shards / large ------------------------------------------------------------------------------
+
 
 def test_make_shards_round_trip(good_dir, tmp_path, tok):
     d, meta = good_dir
@@ -331,7 +350,7 @@ def test_make_shards_round_trip(good_dir, tmp_path, tok):
         assert len(batch["keys"]) * max(meta[k][0] for k in batch["keys"]) <= 5000
         assert batch["speech"].shape[2] == 560
         for j, k in enumerate(batch["keys"]):
-            assert batch["text"][j, :int(batch["text_lengths"][j])].tolist() == tok.encode(meta[k][1])
+            assert batch["text"][j, : int(batch["text_lengths"][j])].tolist() == tok.encode(meta[k][1])
     assert sorted(keys) == sorted(u.key for u in small_kept)
     # deterministic per seed + epoch, different across epochs
     assert all_keys(loader) == keys

@@ -10,8 +10,9 @@ import make_demo_corpus as mdc
 from funasr_lite.data.datadir import load_data_dir, read_scp, resolve_audio_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                    "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "data")
+DATA = os.path.join(
+    ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "data"
+)
 SPLITS = ("train", "dev", "test")
 
 
@@ -70,20 +71,32 @@ def test_relative_paths_resolve_from_any_cwd(tmp_path, monkeypatch):
     dd = load_data_dir(test_dir, mode="train")
     assert dd.errors == []
     key = next(iter(_texts("test")))
-    assert os.path.samefile(resolve_audio_path(f"wav/{key}.flac", test_dir),
-                            os.path.join(test_dir, "wav", f"{key}.flac"))
+    assert os.path.samefile(
+        resolve_audio_path(f"wav/{key}.flac", test_dir), os.path.join(test_dir, "wav", f"{key}.flac")
+    )
 
 
 def test_read_int():
-    cases = {0: "零", 10: "十", 15: "十五", 20: "二十", 105: "一百零五", 110: "一百一十", 1010: "一千零一十",
-             2200: "二千二百", 10010: "一万零一十", 120000: "十二万", 99999999: "九千九百九十九万九千九百九十九"}
+    cases = {
+        0: "零",
+        10: "十",
+        15: "十五",
+        20: "二十",
+        105: "一百零五",
+        110: "一百一十",
+        1010: "一千零一十",
+        2200: "二千二百",
+        10010: "一万零一十",
+        120000: "十二万",
+        99999999: "九千九百九十九万九千九百九十九",
+    }
     for n, want in cases.items():
         assert mdc.read_int(n) == want, n
     assert mdc.read_int(2200, liang=True) == "两千二百"
     assert mdc.read_int(20000, liang=True) == "两万"
     assert mdc.read_digits("13810", yao=True) == "幺三八幺零"
     with pytest.raises(ValueError):
-        mdc.read_int(10 ** 8)
+        mdc.read_int(10**8)
 
 
 def test_draw_splits_invariants():
@@ -105,9 +118,10 @@ def test_draw_splits_fails_clearly_when_train_too_small():
 
 def test_trim_silence():
     import numpy as np
+
     sr = 16000
     audio = np.zeros(sr * 2, dtype=np.float32)
-    audio[sr // 2: sr] = 0.5 * np.sin(np.arange(sr // 2) * 0.3)
+    audio[sr // 2 : sr] = 0.5 * np.sin(np.arange(sr // 2) * 0.3)
     out = mdc.trim_silence(audio, sr, margin_s=0.1)
     assert abs(len(out) - int(0.7 * sr)) <= sr // 100
 
@@ -129,7 +143,6 @@ def test_generation_is_deterministic(tmp_path):
     assert runs[0] == runs[1]
     assert len(runs[0][2]) == 3
     # a different seed gives a different corpus
-    other = mdc.make_corpus(str(tmp_path / "c"), mdc.CorpusOptions(num_train=3, num_dev=0, num_test=0, seed=12,
-                                                                   nj=1))
+    other = mdc.make_corpus(str(tmp_path / "c"), mdc.CorpusOptions(num_train=3, num_dev=0, num_test=0, seed=12, nj=1))
     assert other["train"]["utts"] == 3
     assert (tmp_path / "c" / "train" / "text").read_text(encoding="utf-8") != runs[0][0]

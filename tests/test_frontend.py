@@ -17,8 +17,8 @@ import soundfile as sf
 import torch
 
 from funasr_lite.data.audio import audio_duration, load_audio, load_audio_array
-from funasr_lite.errors import AudioError, ModelDirError
 from funasr_lite.data.frontend import WavFrontend, apply_lfr, compute_cmvn_stats, load_cmvn, write_cmvn
+from funasr_lite.errors import AudioError, ModelDirError
 
 SENTENCE = "今天是二零二四年"
 PARITY_TOL = 1e-4
@@ -26,12 +26,17 @@ PARITY_TOL = 1e-4
 
 # ----------------------------------------------------------------------------- fixtures
 
+
 def _base_audio(tmp):
     """(path of a 22.05 kHz mono int16 wav of speech, True if it is espeak-ng speech)."""
     path = os.path.join(tmp, "base.wav")
     if shutil.which("espeak-ng"):
-        subprocess.run(["espeak-ng", "-v", "cmn", "-w", path, SENTENCE], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["espeak-ng", "-v", "cmn", "-w", path, SENTENCE],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return path, True
     sr = 22050
     t = np.arange(int(1.7 * sr)) / sr
@@ -106,6 +111,7 @@ def am_mvn(audio_files, tmp_path_factory):
 def _funasr_uses_torchaudio_load(path):
     """True when torchaudio.load works here, so funasr decodes with it instead of soundfile."""
     import torchaudio
+
     try:
         torchaudio.load(path)
     except Exception:  # noqa: BLE001 - any failure makes funasr fall back to soundfile
@@ -115,11 +121,27 @@ def _funasr_uses_torchaudio_load(path):
 
 # ----------------------------------------------------------------------------- loader parity
 
-@pytest.mark.parametrize("name", ["wav16k", "wav8k", "wav22k", "stereo44k", "flac16k", "flac44k",
-                                  "pcm24_16k", "pcm_u8_16k", "float32_48k", "ogg16k", "mp3_16k"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "wav16k",
+        "wav8k",
+        "wav22k",
+        "stereo44k",
+        "flac16k",
+        "flac44k",
+        "pcm24_16k",
+        "pcm_u8_16k",
+        "float32_48k",
+        "ogg16k",
+        "mp3_16k",
+    ],
+)
 def test_load_audio_matches_funasr_loader(audio_files, name):
     pytest.importorskip("funasr")
     from funasr.utils.load_utils import load_audio_text_image_video
+
     if name not in audio_files:
         pytest.skip(f"libsndfile here cannot write {name}")
     path = audio_files[name]
@@ -154,6 +176,7 @@ def test_load_audio_array_matches_file(audio_files):
 
 
 # ----------------------------------------------------------------------------- AudioError cases
+
 
 def test_audio_errors(tmp_path):
     missing = str(tmp_path / "nope.wav")
@@ -210,6 +233,7 @@ def test_truncated_files(tmp_path, audio_files):
 
 # ----------------------------------------------------------------------------- am.mvn
 
+
 def test_cmvn_round_trip(tmp_path):
     gen = torch.Generator().manual_seed(0)
     mean = torch.randn(560, generator=gen, dtype=torch.float64) * 3 - 8
@@ -231,6 +255,7 @@ def test_cmvn_round_trip(tmp_path):
 def test_cmvn_readable_by_funasr(tmp_path):
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import load_cmvn as funasr_load_cmvn
+
     mean = torch.linspace(-9, 3, 80, dtype=torch.float64)
     std = torch.linspace(0.5, 7, 80, dtype=torch.float64)
     path = str(tmp_path / "am.mvn")
@@ -243,14 +268,22 @@ def test_load_cmvn_errors(tmp_path):
         load_cmvn(str(tmp_path / "nothere.mvn"))
     cases = {
         "no_rescale.mvn": ("<Nnet>\n<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n</Nnet>\n", "no <Rescale>"),
-        "dims.mvn": ("<AddShift> 3 3\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 3 3\n<LearnRateCoef> 0 [ 1 2 3 ]\n",
-                     r"dims.mvn:2: <AddShift> declares 3 dims but its vector has 2"),
-        "text.mvn": ("<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 x ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n",
-                     r"text.mvn:2: non-numeric"),
-        "nocoef.mvn": ("<AddShift> 2 2\n[ 1 2 ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n",
-                       r"nocoef.mvn:2: expected a '<LearnRateCoef>"),
-        "nan.mvn": ("<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ nan 2 ]\n",
-                    "NaN/Inf"),
+        "dims.mvn": (
+            "<AddShift> 3 3\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 3 3\n<LearnRateCoef> 0 [ 1 2 3 ]\n",
+            r"dims.mvn:2: <AddShift> declares 3 dims but its vector has 2",
+        ),
+        "text.mvn": (
+            "<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 x ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n",
+            r"text.mvn:2: non-numeric",
+        ),
+        "nocoef.mvn": (
+            "<AddShift> 2 2\n[ 1 2 ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n",
+            r"nocoef.mvn:2: expected a '<LearnRateCoef>",
+        ),
+        "nan.mvn": (
+            "<AddShift> 2 2\n<LearnRateCoef> 0 [ 1 2 ]\n<Rescale> 2 2\n<LearnRateCoef> 0 [ nan 2 ]\n",
+            "NaN/Inf",
+        ),
     }
     for fname, (text, pattern) in cases.items():
         path = tmp_path / fname
@@ -278,14 +311,21 @@ def test_compute_cmvn_stats():
 
 # ----------------------------------------------------------------------------- frontend
 
+
 def test_frontend_constructor():
     fe = WavFrontend()
     assert fe.output_size() == 560 and fe.lfr_m == 7 and fe.lfr_n == 6 and fe.dither == 0.0
     assert "cmvn" not in fe.state_dict()
     with pytest.raises(TypeError):
         WavFrontend(n_mel=80)  # misspelt key
-    for bad in ({"window": "hann"}, {"lfr_m": 0}, {"fs": -1}, {"dither": -1.0},
-                {"cmvn": torch.zeros(2, 80)}, {"cmvn": torch.zeros(2, 560), "cmvn_file": "am.mvn"}):
+    for bad in (
+        {"window": "hann"},
+        {"lfr_m": 0},
+        {"fs": -1},
+        {"dither": -1.0},
+        {"cmvn": torch.zeros(2, 80)},
+        {"cmvn": torch.zeros(2, 560), "cmvn_file": "am.mvn"},
+    ):
         with pytest.raises(ValueError):
             WavFrontend(**bad)
 
@@ -293,8 +333,12 @@ def test_frontend_constructor():
 def test_frontend_accepts_funasr_conf_keys():
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import WavFrontend as FunasrWavFrontend
-    theirs = {p for p, v in inspect.signature(FunasrWavFrontend.__init__).parameters.items()
-              if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and p != "self"}
+
+    theirs = {
+        p
+        for p, v in inspect.signature(FunasrWavFrontend.__init__).parameters.items()
+        if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and p != "self"
+    }
     ours = set(inspect.signature(WavFrontend.__init__).parameters)
     assert theirs <= ours, theirs - ours
 
@@ -307,10 +351,10 @@ def test_frontend_matches_funasr(audio_files, am_mvn, name):
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import WavFrontend as FunasrWavFrontend
     from funasr.utils.load_utils import load_audio_text_image_video
+
     if name not in audio_files:
         pytest.skip(f"libsndfile here cannot write {name}")
-    conf = dict(fs=16000, window="hamming", n_mels=80, frame_length=25, frame_shift=10,
-                lfr_m=7, lfr_n=6, dither=0.0)
+    conf = dict(fs=16000, window="hamming", n_mels=80, frame_length=25, frame_shift=10, lfr_m=7, lfr_n=6, dither=0.0)
     ref_wav = load_audio_text_image_video(audio_files[name], fs=16000).float()
     ref, ref_len = FunasrWavFrontend(cmvn_file=am_mvn, **conf)(ref_wav[None], [ref_wav.numel()])
     wav = load_audio(audio_files[name])
@@ -326,6 +370,7 @@ def test_frontend_short_input_matches_funasr():
     """Inputs shorter than one frame: FunASR shrinks the window to the input (no AudioError here)."""
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import WavFrontend as FunasrWavFrontend
+
     gen = torch.Generator().manual_seed(1)
     for n in (250, 399, 400, 401, 1000):
         wav = torch.randn(n, generator=gen) * 0.1
@@ -337,6 +382,7 @@ def test_frontend_short_input_matches_funasr():
 def test_lfr_matches_funasr_for_all_tails():
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import apply_lfr as funasr_apply_lfr
+
     gen = torch.Generator().manual_seed(2)
     for m, n in ((7, 6), (5, 3), (1, 1)):
         for t in range(1, 26):
@@ -357,16 +403,17 @@ def test_batch_padding_invariance(audio_files, am_mvn):
     fe = WavFrontend(cmvn_file=am_mvn)
     feats, flens = fe(batch, lens)
     for i, p in enumerate(pieces):
-        one, olen = fe(p[None], lens[i:i + 1])
+        one, olen = fe(p[None], lens[i : i + 1])
         assert int(flens[i]) == int(olen[0])
         assert torch.equal(feats[i, : flens[i]], one[0])
-        assert not feats[i, flens[i]:].any()
+        assert not feats[i, flens[i] :].any()
     with pytest.raises(ValueError):
         fe(batch, torch.tensor([0, 10, 10]))
 
 
 def test_compute_cmvn_tool(audio_files, tmp_path):
     import compute_cmvn  # tools/ is on sys.path (tests/conftest.py)
+
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text(f"a {audio_files['wav16k']}\nb {audio_files['stereo44k']}\n", encoding="utf-8")
@@ -376,8 +423,10 @@ def test_compute_cmvn_tool(audio_files, tmp_path):
     assert cmvn.shape == (2, 560)
     assert torch.equal(cmvn[:, :80].repeat(1, 7), cmvn)  # fbank stats tiled lfr_m times
     fe = WavFrontend(lfr_m=1, lfr_n=1)
-    mats = [fe(w[None], torch.tensor([w.numel()]))[0][0]
-            for w in (load_audio(audio_files["wav16k"]), load_audio(audio_files["stereo44k"]))]
+    mats = [
+        fe(w[None], torch.tensor([w.numel()]))[0][0]
+        for w in (load_audio(audio_files["wav16k"]), load_audio(audio_files["stereo44k"]))
+    ]
     mean, std, _ = compute_cmvn_stats(mats)
     assert torch.allclose(cmvn[0, :80], (-mean).float()) and torch.allclose(cmvn[1, :80], (1 / std).float())
     # the written file normalises the training features to ~zero mean, unit variance

@@ -7,12 +7,10 @@ import shutil
 import pytest
 import torch
 
-from funasr_lite.errors import CheckpointError, ModelDirError
 from funasr_lite.decode.infer import run_inference
-from funasr_lite.decode.options import InferOptions
-from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.options import DecodingOptions, InferOptions
 from funasr_lite.decode.transcribe import load_model
-
+from funasr_lite.errors import CheckpointError, ModelDirError
 from tiny_model import TINY_CONFIG, build_tiny_model_dir, tiny_token_list
 
 
@@ -22,9 +20,16 @@ def _funasr_state_dict(seed: int = 0):
     torch.manual_seed(seed)
     cfg = TINY_CONFIG
     model = fp.Paraformer(
-        encoder=cfg["encoder"], encoder_conf=cfg["encoder_conf"], decoder=cfg["decoder"],
-        decoder_conf=cfg["decoder_conf"], predictor=cfg["predictor"], predictor_conf=cfg["predictor_conf"],
-        ctc_conf=cfg["ctc_conf"], input_size=560, vocab_size=len(tiny_token_list()), **cfg["model_conf"],
+        encoder=cfg["encoder"],
+        encoder_conf=cfg["encoder_conf"],
+        decoder=cfg["decoder"],
+        decoder_conf=cfg["decoder_conf"],
+        predictor=cfg["predictor"],
+        predictor_conf=cfg["predictor_conf"],
+        ctc_conf=cfg["ctc_conf"],
+        input_size=560,
+        vocab_size=len(tiny_token_list()),
+        **cfg["model_conf"],
     )
     return model.state_dict()
 
@@ -44,8 +49,7 @@ def _wavs(data_dir):
 def test_matches_funasr_automodel(funasr_dir, synth_data_dir, tmp_path):
     funasr = pytest.importorskip("funasr")
     wavs = _wavs(synth_data_dir)
-    oracle = funasr.AutoModel(model=funasr_dir, disable_update=True, device="cpu", disable_pbar=True,
-                              log_level="ERROR")
+    oracle = funasr.AutoModel(model=funasr_dir, disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
     ours = load_model(funasr_dir, device="cpu").transcribe(list(wavs.values()), batch_size=4)
     texts = set()
     for (key, path), mine in zip(wavs.items(), ours):
@@ -65,8 +69,7 @@ def test_encoder_output_matches_funasr(funasr_dir, synth_data_dir):
     funasr = pytest.importorskip("funasr")
     from funasr.utils.load_utils import extract_fbank, load_audio_text_image_video
 
-    oracle = funasr.AutoModel(model=funasr_dir, disable_update=True, device="cpu", disable_pbar=True,
-                              log_level="ERROR")
+    oracle = funasr.AutoModel(model=funasr_dir, disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
     asr = load_model(funasr_dir, device="cpu")
     path = next(iter(_wavs(synth_data_dir).values()))
     frontend = oracle.kwargs["frontend"]
@@ -83,7 +86,8 @@ def test_legacy_layout_decodes_identically(funasr_dir, synth_data_dir, tmp_path)
     state = torch.load(os.path.join(funasr_dir, "model.pt"), weights_only=True)
     legacy = build_tiny_model_dir(str(tmp_path / "legacy"), synth_data_dir, state_dict=state, layout="0.x")
     assert sorted(os.listdir(legacy)) == sorted(
-        ["am.mvn", "config.yaml", "configuration.json", "decoding.yaml", "finetune.yaml", "model.pb", "tokens.txt"])
+        ["am.mvn", "config.yaml", "configuration.json", "decoding.yaml", "finetune.yaml", "model.pb", "tokens.txt"]
+    )
     # spread_weights is deterministic, so both dirs now hold the same tensors
     wavs = list(_wavs(synth_data_dir).values())
     a = load_model(funasr_dir).transcribe(wavs, batch_size=3)
@@ -183,8 +187,10 @@ def test_data_dir_job_writes_every_key(funasr_dir, synth_data_dir, tmp_path):
     with open(data / "text", "a", encoding="utf-8") as f:
         f.write("broken 一 二 三\n")
     out = tmp_path / "out"
-    result = run_inference(InferOptions(model=funasr_dir, data_dir=str(data), output_dir=str(out)),
-                           [("test", {"decoding": {"batch_size": 4}})])
+    result = run_inference(
+        InferOptions(model=funasr_dir, data_dir=str(data), output_dir=str(out)),
+        [("test", {"decoding": {"batch_size": 4}})],
+    )
     rec = out / "1best_recog"
     text_keys = [line.split(maxsplit=1)[0] for line in (rec / "text").read_text(encoding="utf-8").splitlines()]
     failed = (rec / "failed").read_text(encoding="utf-8").splitlines()

@@ -25,16 +25,18 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite.decode.cer import score_corpus
 from funasr_lite.config.merge import flags_layer
-from funasr_lite.train.finetune import FinetuneOptions, finetune
-from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
+from funasr_lite.decode.cer import score_corpus
 from funasr_lite.decode.transcribe import load_model
+from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
+from funasr_lite.train.finetune import FinetuneOptions, finetune
 
 pytestmark = pytest.mark.slow  # trains a tiny Paraformer for many steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
+DEMO = os.path.join(
+    ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo"
+)
 
 NUM_TRAIN, NUM_DEV, NUM_TEST = 160, 20, 20
 MAX_EPOCH = 12
@@ -82,11 +84,25 @@ def _tiny_config():
     with open(os.path.join(DEMO, "conf", "paraformer_tiny.yaml"), encoding="utf-8") as f:
         cfg = copy.deepcopy(yaml.safe_load(f))
     d, ffn = 64, 256
-    cfg["encoder_conf"].update(output_size=d, attention_heads=4, linear_units=ffn, num_blocks=2, dropout_rate=0.0,
-                               positional_dropout_rate=0.0, attention_dropout_rate=0.0)
-    cfg["decoder_conf"].update(attention_heads=4, linear_units=ffn, num_blocks=1, att_layer_num=1, dropout_rate=0.0,
-                               positional_dropout_rate=0.0, self_attention_dropout_rate=0.0,
-                               src_attention_dropout_rate=0.0)
+    cfg["encoder_conf"].update(
+        output_size=d,
+        attention_heads=4,
+        linear_units=ffn,
+        num_blocks=2,
+        dropout_rate=0.0,
+        positional_dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+    )
+    cfg["decoder_conf"].update(
+        attention_heads=4,
+        linear_units=ffn,
+        num_blocks=1,
+        att_layer_num=1,
+        dropout_rate=0.0,
+        positional_dropout_rate=0.0,
+        self_attention_dropout_rate=0.0,
+        src_attention_dropout_rate=0.0,
+    )
     cfg["predictor_conf"]["idim"] = d
     return cfg
 
@@ -112,22 +128,42 @@ def run_learning(work_dir, lr=LR, max_epoch=MAX_EPOCH, seed=SEED):
     cfg = _tiny_config()
     init = os.path.join(work_dir, "init_model")
     mean, std, _, _ = data_dir_cmvn(os.path.join(data, "train"), cfg["frontend_conf"])
-    write_model_dir(init, cfg, token_list_from_texts(t for _, t, _ in train), cmvn_mean=mean, cmvn_std=std,
-                    seed=seed)
+    write_model_dir(init, cfg, token_list_from_texts(t for _, t, _ in train), cmvn_mean=mean, cmvn_std=std, seed=seed)
     init_cer = _heldout_cer(init, test)
 
     start = time.time()
     out = os.path.join(work_dir, "exp")
-    flags = dict(dataset_type="small", batch_bins=400, max_epoch=max_epoch, accum_grad=1, keep_nbest_models=[1],
-                 optim="adam", lr=lr, scheduler="warmuplr", scheduler_conf={"warmup_steps": 100}, specaug="none",
-                 seed=seed, num_workers=0)
-    summary = finetune(FinetuneOptions(model=init, data_path=data, output_dir=out, device="cpu", progress_bar=False),
-                       [("test settings", flags_layer(flags))])
+    flags = dict(
+        dataset_type="small",
+        batch_bins=400,
+        max_epoch=max_epoch,
+        accum_grad=1,
+        keep_nbest_models=[1],
+        optim="adam",
+        lr=lr,
+        scheduler="warmuplr",
+        scheduler_conf={"warmup_steps": 100},
+        specaug="none",
+        seed=seed,
+        num_workers=0,
+    )
+    summary = finetune(
+        FinetuneOptions(model=init, data_path=data, output_dir=out, device="cpu", progress_bar=False),
+        [("test settings", flags_layer(flags))],
+    )
     train_seconds = time.time() - start
     final_cer = _heldout_cer(out, test)  # model.pt = the dev-selected checkpoint (valid.acc.ave.pb)
-    return {"summary": summary, "records": summary["records"], "init_cer": init_cer, "final_cer": final_cer,
-            "train_seconds": train_seconds, "num_train": len(train), "num_dev": len(dev), "num_test": len(test),
-            "vocab": len(vocab)}
+    return {
+        "summary": summary,
+        "records": summary["records"],
+        "init_cer": init_cer,
+        "final_cer": final_cer,
+        "train_seconds": train_seconds,
+        "num_train": len(train),
+        "num_dev": len(dev),
+        "num_test": len(test),
+        "vocab": len(vocab),
+    }
 
 
 @pytest.fixture
@@ -144,10 +180,12 @@ def test_learning_tiny_paraformer_dev_cer_falls(tmp_path, two_threads):
     res = run_learning(str(tmp_path))
     recs = res["records"]
     curve = ", ".join(f"{r['epoch']}:{r['dev_cer']:.1f}" for r in recs)
-    msg = (f"init held-out CER {res['init_cer']:.1f}%, final held-out CER {res['final_cer']:.1f}%, "
-           f"dev CER by epoch [{curve}], train loss {recs[0]['train_loss']:.3f} -> {recs[-1]['train_loss']:.3f}, "
-           f"{res['train_seconds']:.0f} s training ({res['num_train']} train / {res['num_dev']} dev / "
-           f"{res['num_test']} test utts, {res['vocab']} chars)")
+    msg = (
+        f"init held-out CER {res['init_cer']:.1f}%, final held-out CER {res['final_cer']:.1f}%, "
+        f"dev CER by epoch [{curve}], train loss {recs[0]['train_loss']:.3f} -> {recs[-1]['train_loss']:.3f}, "
+        f"{res['train_seconds']:.0f} s training ({res['num_train']} train / {res['num_dev']} dev / "
+        f"{res['num_test']} test utts, {res['vocab']} chars)"
+    )
     print(msg)
     assert (res["num_train"], res["num_dev"], res["num_test"]) == (NUM_TRAIN, NUM_DEV, NUM_TEST), msg
     assert len(recs) == MAX_EPOCH, msg

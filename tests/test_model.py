@@ -21,23 +21,44 @@ D, V, FEAT = 64, 50, 560
 CONFIG = dict(
     encoder="SANMEncoder",
     encoder_conf=dict(
-        output_size=D, attention_heads=4, linear_units=128, num_blocks=3, dropout_rate=0.1,
-        positional_dropout_rate=0.1, attention_dropout_rate=0.1, input_layer="pe",
-        pos_enc_class="SinusoidalPositionEncoder", normalize_before=True, kernel_size=11,
-        sanm_shfit=0, selfattention_layer_type="sanm",
+        output_size=D,
+        attention_heads=4,
+        linear_units=128,
+        num_blocks=3,
+        dropout_rate=0.1,
+        positional_dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        input_layer="pe",
+        pos_enc_class="SinusoidalPositionEncoder",
+        normalize_before=True,
+        kernel_size=11,
+        sanm_shfit=0,
+        selfattention_layer_type="sanm",
     ),
     decoder="ParaformerSANMDecoder",
     decoder_conf=dict(
-        attention_heads=4, linear_units=128, num_blocks=3, dropout_rate=0.1, positional_dropout_rate=0.1,
-        self_attention_dropout_rate=0.1, src_attention_dropout_rate=0.1, att_layer_num=2, kernel_size=11,
+        attention_heads=4,
+        linear_units=128,
+        num_blocks=3,
+        dropout_rate=0.1,
+        positional_dropout_rate=0.1,
+        self_attention_dropout_rate=0.1,
+        src_attention_dropout_rate=0.1,
+        att_layer_num=2,
+        kernel_size=11,
         sanm_shfit=0,
     ),
     predictor="CifPredictorV2",
     predictor_conf=dict(idim=D, threshold=1.0, l_order=1, r_order=1, tail_threshold=0.45),
     ctc_weight=0.3,
     ctc_conf=dict(dropout_rate=0.0, ctc_type="builtin", reduce=True, ignore_nan_grad=True),
-    input_size=FEAT, vocab_size=V, lsm_weight=0.1, length_normalized_loss=True,
-    predictor_weight=1.0, predictor_bias=1, sampling_ratio=0.75,
+    input_size=FEAT,
+    vocab_size=V,
+    lsm_weight=0.1,
+    length_normalized_loss=True,
+    predictor_weight=1.0,
+    predictor_bias=1,
+    sampling_ratio=0.75,
 )
 LENGTHS = torch.tensor([40, 31, 17, 9])
 
@@ -286,8 +307,13 @@ def test_specaug_matches_funasr_with_same_seed():
     from funasr.models.specaug.specaug import SpecAugLFR as FunasrSpecAugLFR
 
     conf = dict(
-        apply_time_warp=True, freq_mask_width_range=[0, 30], lfr_rate=6, num_freq_mask=2,
-        apply_time_mask=True, time_mask_width_range=[0, 12], num_time_mask=2,
+        apply_time_warp=True,
+        freq_mask_width_range=[0, 30],
+        lfr_rate=6,
+        num_freq_mask=2,
+        apply_time_mask=True,
+        time_mask_width_range=[0, 12],
+        num_time_mask=2,
     )
     x = torch.randn(3, 40, FEAT) + 3.0
     for lengths in (torch.tensor([40, 40, 40]), torch.tensor([40, 33, 21])):
@@ -341,13 +367,21 @@ def test_cif_timestamps_follow_fires():
 
 def test_from_config_and_bad_configs():
     config = {
-        "model": "Paraformer", "model_conf": {k: CONFIG[k] for k in ("ctc_weight", "lsm_weight", "predictor_bias")},
-        "encoder": "SANMEncoder", "encoder_conf": CONFIG["encoder_conf"],
-        "decoder": "ParaformerSANMDecoder", "decoder_conf": CONFIG["decoder_conf"],
-        "predictor": "CifPredictorV2", "predictor_conf": CONFIG["predictor_conf"],
-        "ctc_conf": CONFIG["ctc_conf"], "frontend": "WavFrontend", "frontend_conf": {"n_mels": 80, "lfr_m": 7},
-        "specaug": "SpecAugLFR", "specaug_conf": {"apply_time_warp": False, "time_mask_width_range": [0, 12]},
-        "token_list": [str(i) for i in range(V)], "train_conf": {"max_epoch": 1},
+        "model": "Paraformer",
+        "model_conf": {k: CONFIG[k] for k in ("ctc_weight", "lsm_weight", "predictor_bias")},
+        "encoder": "SANMEncoder",
+        "encoder_conf": CONFIG["encoder_conf"],
+        "decoder": "ParaformerSANMDecoder",
+        "decoder_conf": CONFIG["decoder_conf"],
+        "predictor": "CifPredictorV2",
+        "predictor_conf": CONFIG["predictor_conf"],
+        "ctc_conf": CONFIG["ctc_conf"],
+        "frontend": "WavFrontend",
+        "frontend_conf": {"n_mels": 80, "lfr_m": 7},
+        "specaug": "SpecAugLFR",
+        "specaug_conf": {"apply_time_warp": False, "time_mask_width_range": [0, 12]},
+        "token_list": [str(i) for i in range(V)],
+        "train_conf": {"max_epoch": 1},
     }
     model = Paraformer.from_config(config, vocab_size=V)
     assert model.ctc is not None and model.encoder.encoders0[0].norm1.normalized_shape == (FEAT,)
@@ -360,8 +394,9 @@ def test_from_config_and_bad_configs():
     with pytest.raises(ValueError, match="BiCifParaformer"):
         Paraformer.from_config({**config, "model": "BiCifParaformer"}, vocab_size=V)
     with pytest.raises(ValueError, match="concat_after.*not supported"):  # FunASR options we lack are refused
-        Paraformer.from_config({**config, "encoder_conf": {**CONFIG["encoder_conf"], "concat_after": True}},
-                               vocab_size=V)
+        Paraformer.from_config(
+            {**config, "encoder_conf": {**CONFIG["encoder_conf"], "concat_after": True}}, vocab_size=V
+        )
     with pytest.raises(ValueError):
         SANMEncoder(FEAT, output_size=64, attention_heads=5)
     with pytest.raises(ValueError):

@@ -33,8 +33,9 @@ from tiny_model import build_tiny_model_dir
 pytestmark = pytest.mark.slow  # every case runs the recipe scripts in subprocesses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                      "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch")
+RECIPE = os.path.join(
+    ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
+)
 INFER = os.path.join(RECIPE, "infer.py")
 AFTER = os.path.join(RECIPE, "infer_after_finetune.py")
 SR = 16000
@@ -97,8 +98,14 @@ def run_recipe_many(script: str, jobs: Dict[str, Tuple[List[str], str]], process
         spec_path = os.path.join(jobs[chunk[0]][1], f"jobs{i}.json")
         with open(spec_path, "w", encoding="utf-8") as f:
             json.dump({"script": script, "jobs": spec}, f)
-        procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "run-many", spec_path],
-                                      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "run-many", spec_path],
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
@@ -149,8 +156,21 @@ def _run_many_main(spec_path: str) -> None:
 
 
 def infer_args(model: str, data: str, out: str, *extra: str) -> List[str]:
-    return ["--model", model, "--data_dir", data, "--output_dir", out, "--device", "cpu", "--ncpu", "1",
-            "--batch_size", "4", *extra]
+    return [
+        "--model",
+        model,
+        "--data_dir",
+        data,
+        "--output_dir",
+        out,
+        "--device",
+        "cpu",
+        "--ncpu",
+        "1",
+        "--batch_size",
+        "4",
+        *extra,
+    ]
 
 
 def assert_no_traceback(run: Run) -> None:
@@ -215,8 +235,10 @@ def tiny_dir(synth_data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def speech(synth_data_dir):
     """One synthesized utterance as float32 samples at 16 kHz, and the data dir's wav.scp entries."""
-    entries = dict(line.split(" ", 1) for line in open(os.path.join(synth_data_dir, "wav.scp"), encoding="utf-8")
-                   .read().splitlines())
+    entries = dict(
+        line.split(" ", 1)
+        for line in open(os.path.join(synth_data_dir, "wav.scp"), encoding="utf-8").read().splitlines()
+    )
     audio, sr = sf.read(next(iter(entries.values())), dtype="float32")
     assert sr == SR
     return audio, entries
@@ -231,13 +253,31 @@ def _write(path: str, audio: np.ndarray, sr: int = SR, subtype: Optional[str] = 
 # ----------------------------------------------------------------------- 1. one messy batch, one run
 # key -> None (must decode) or a fragment of its reason in 1best_recog/failed
 MESSY_EXPECT = {
-    "ok_flac": None, "ok_space_in_path": None, "ok_tab": None, "ok_indented": None, "ok_u8": None,
-    "ok_pcm24": None, "ok_float32": None, "ok_6ch": None, "ok_silence": None, "ok_8k": None, "ok_25ms": None,
+    "ok_flac": None,
+    "ok_space_in_path": None,
+    "ok_tab": None,
+    "ok_indented": None,
+    "ok_u8": None,
+    "ok_pcm24": None,
+    "ok_float32": None,
+    "ok_6ch": None,
+    "ok_silence": None,
+    "ok_8k": None,
+    "ok_25ms": None,
     "ok_bad_text_line": None,
-    "missing": "not found", "corrupt": "cannot read audio header", "truncated_wav": "truncated",
-    "truncated_flac": "cannot decode audio", "zero_bytes": "empty (0 bytes)", "too_short": "too short",
-    "nan": "NaN/Inf", "inf": "NaN/Inf", "dup": "duplicate key", "no_value": "has no value",
-    "pipe": "refused and never run", "not_audio": "cannot read audio header", "directory": "not a file",
+    "missing": "not found",
+    "corrupt": "cannot read audio header",
+    "truncated_wav": "truncated",
+    "truncated_flac": "cannot decode audio",
+    "zero_bytes": "empty (0 bytes)",
+    "too_short": "too short",
+    "nan": "NaN/Inf",
+    "inf": "NaN/Inf",
+    "dup": "duplicate key",
+    "no_value": "has no value",
+    "pipe": "refused and never run",
+    "not_audio": "cannot read audio header",
+    "directory": "not a file",
     "latin1_path": "invalid UTF-8",
 }
 
@@ -311,15 +351,30 @@ def messy(tiny_dir, speech, tmp_path_factory):
     with open(os.path.join(data_dir, "wav.scp"), "wb") as f:
         f.write(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
     # text: references for some keys, a key that is not in wav.scp, a line that is not UTF-8
-    text_lines = ["ok_flac 今 天 是", "ghost_key 一 二 三", "missing 一 二", "ok_silence 零",
-                  "ok_bad_text_line ".encode("utf-8") + "电话".encode("gbk")]
+    text_lines = [
+        "ok_flac 今 天 是",
+        "ghost_key 一 二 三",
+        "missing 一 二",
+        "ok_silence 零",
+        "ok_bad_text_line ".encode("utf-8") + "电话".encode("gbk"),
+    ]
     with open(os.path.join(data_dir, "text"), "wb") as f:
-        f.write(b"\xef\xbb\xbf" + b"\r\n".join(t if isinstance(t, bytes) else t.encode("utf-8") for t in text_lines)
-                + b"\r\n")
+        f.write(
+            b"\xef\xbb\xbf"
+            + b"\r\n".join(t if isinstance(t, bytes) else t.encode("utf-8") for t in text_lines)
+            + b"\r\n"
+        )
     out = os.path.join(root, "out")
     run = run_recipe(INFER, infer_args(tiny_dir, data_dir, out), os.path.join(root, "run"))
-    return {"run": run, "data": data_dir, "out": out, "line_of": line_of, "dup_line": dup_line,
-            "marker": marker, "paths": paths}
+    return {
+        "run": run,
+        "data": data_dir,
+        "out": out,
+        "line_of": line_of,
+        "dup_line": dup_line,
+        "marker": marker,
+        "paths": paths,
+    }
 
 
 def test_messy_batch_decodes_the_rest_and_lists_each_failure(messy):
@@ -367,8 +422,18 @@ def test_infer_after_finetune_on_the_messy_batch(tiny_dir, messy, tmp_path):
     shutil.copytree(tiny_dir, ft)
     shutil.copy(ft / "model.pt", ft / "valid.acc.ave_10best.pb")
     (ft / "am.mvn").unlink()  # copied back from the init model, as after a FunASR finetune
-    args = ["--output_dir", str(ft), "--data_dir", messy["data"], "--modelscope_model_name", tiny_dir,
-            "--device", "cpu", "--ncpu", "1"]
+    args = [
+        "--output_dir",
+        str(ft),
+        "--data_dir",
+        messy["data"],
+        "--modelscope_model_name",
+        tiny_dir,
+        "--device",
+        "cpu",
+        "--ncpu",
+        "1",
+    ]
     run = run_recipe(AFTER, args, str(tmp_path / "run"))
     assert_no_traceback(run)
     assert run.rc == 2, run.stderr[-3000:]
@@ -441,23 +506,44 @@ def _file_as(tmp: str, name: str) -> str:
 # (case id, builder(tmp, model, entries) -> (data_dir, output_dir, extra args), fragments of the error line)
 DataCase = Tuple[str, Callable[[str, str, Dict[str, str]], Tuple[str, str, List[str]]], Tuple[str, ...]]
 DATA_CASES: List[DataCase] = [
-    ("data_dir_missing", lambda t, m, e: (os.path.join(t, "nope"), os.path.join(t, "out"), []),
-     ("nope", "does not exist")),
-    ("data_dir_is_a_file", lambda t, m, e: (_file_as(t, "data"), os.path.join(t, "out"), []),
-     ("data", "is not a directory")),
+    (
+        "data_dir_missing",
+        lambda t, m, e: (os.path.join(t, "nope"), os.path.join(t, "out"), []),
+        ("nope", "does not exist"),
+    ),
+    (
+        "data_dir_is_a_file",
+        lambda t, m, e: (_file_as(t, "data"), os.path.join(t, "out"), []),
+        ("data", "is not a directory"),
+    ),
     ("data_dir_without_wav_scp", lambda t, m, e: (_empty_dir(t), os.path.join(t, "out"), []), ("has no wav.scp",)),
     ("empty_wav_scp", lambda t, m, e: (_scp_dir(t, b""), os.path.join(t, "out"), []), ("wav.scp", "is empty")),
-    ("blank_wav_scp_with_bom_crlf", lambda t, m, e: (_scp_dir(t, b"\xef\xbb\xbf\r\n \t\r\n\r\n"),
-                                                     os.path.join(t, "out"), []), ("wav.scp", "is empty")),
-    ("utf16_wav_scp", lambda t, m, e: (_scp_dir(t, "utt1 a.wav\n".encode("utf-16")), os.path.join(t, "out"), []),
-     ("wav.scp", "UTF-16")),
-    ("binary_wav_scp", lambda t, m, e: (_scp_dir(t, b"\x00\x01\x02RIFF"), os.path.join(t, "out"), []),
-     ("wav.scp:1", "NUL bytes")),
+    (
+        "blank_wav_scp_with_bom_crlf",
+        lambda t, m, e: (_scp_dir(t, b"\xef\xbb\xbf\r\n \t\r\n\r\n"), os.path.join(t, "out"), []),
+        ("wav.scp", "is empty"),
+    ),
+    (
+        "utf16_wav_scp",
+        lambda t, m, e: (_scp_dir(t, "utt1 a.wav\n".encode("utf-16")), os.path.join(t, "out"), []),
+        ("wav.scp", "UTF-16"),
+    ),
+    (
+        "binary_wav_scp",
+        lambda t, m, e: (_scp_dir(t, b"\x00\x01\x02RIFF"), os.path.join(t, "out"), []),
+        ("wav.scp:1", "NUL bytes"),
+    ),
     ("text_all_gbk", lambda t, m, e: (_gbk_text(t, e), os.path.join(t, "out"), []), ("text", "UTF-8")),
-    ("output_dir_under_a_file", lambda t, m, e: (_copy_data(t, e), os.path.join(_file_as(t, "f"), "sub"), []),
-     ("output dir", "not writable")),
-    ("bad_flag_value", lambda t, m, e: (_copy_data(t, e), os.path.join(t, "out"), ["--ctc_weight", "0.5"]),
-     ("CTC head",)),
+    (
+        "output_dir_under_a_file",
+        lambda t, m, e: (_copy_data(t, e), os.path.join(_file_as(t, "f"), "sub"), []),
+        ("output dir", "not writable"),
+    ),
+    (
+        "bad_flag_value",
+        lambda t, m, e: (_copy_data(t, e), os.path.join(t, "out"), ["--ctc_weight", "0.5"]),
+        ("CTC head",),
+    ),
 ]
 
 
@@ -475,6 +561,7 @@ def _replace_in(name: str, old: str, new: str) -> Callable[[str], None]:
         assert old in text, (name, old)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text.replace(old, new, 1))
+
     return edit
 
 
@@ -488,6 +575,7 @@ def _bytes(name: str, fn: Callable[[bytes], bytes]) -> Callable[[str], None]:
         data = open(path, "rb").read()
         with open(path, "wb") as f:
             f.write(fn(data))
+
     return edit
 
 
@@ -525,6 +613,7 @@ def _evil(kind: str) -> Callable[[str], None]:
         else:
             with open(target, "wb") as f:
                 pickle.dump(payload, f)
+
     return edit
 
 
@@ -544,36 +633,76 @@ MODEL_CASES: List[ModelCase] = [
     ("no_am_mvn", lambda t, m, d: _model_copy(t, m, _unlink("am.mvn")), ("missing", "am.mvn")),
     ("no_tokens", lambda t, m, d: _model_copy(t, m, _unlink("tokens.json")), ("no tokens.json",)),
     ("legacy_no_model_pb", _legacy_without_model_pb, ("0.x layout", "model.pb")),
-    ("truncated_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b[: len(b) // 2])),
-     ("model.pt", "truncated or corrupt")),
-    ("empty_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"")),
-     ("model.pt", "truncated or corrupt (0 bytes)")),
-    ("garbage_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"hello world" * 100)),
-     ("model.pt", "truncated or corrupt")),
-    ("text_as_model_pt", lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"not a checkpoint " * 64)),
-     ("model.pt", "refused to load", "corrupt")),
-    ("unknown_encoder_class", lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "encoder: SANMEncoder",
-                                                                         "encoder: SANMEncodr")),
-     ("config.yaml:", "SANMEncodr", "did you mean 'SANMEncoder'")),
-    ("unsupported_model_class", lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "model: Paraformer",
-                                                                           "model: BiCifParaformer")),
-     ("config.yaml:1", "BiCifParaformer", "not supported")),
-    ("unknown_config_key", lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "  num_blocks: 3",
-                                                                      "  num_blokcs: 3")),
-     ("config.yaml:", "num_blokcs", "did you mean 'num_blocks'")),
-    ("broken_yaml", lambda t, m, d: _model_copy(t, m, _bytes("config.yaml", lambda b: b"model: [Paraformer\n  a: : :\n")),
-     ("config.yaml:2", "invalid YAML")),
-    ("shape_mismatch", lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "  linear_units: 128\n  num_blocks: 3",
-                                                                  "  linear_units: 256\n  num_blocks: 3")),
-     ("model.pt", "shape mismatch", "feed_forward")),
-    ("vocabulary_mismatch", lambda t, m, d: _model_copy(t, m, _extra_token),
-     ("model.pt", "vocabulary has 43 tokens", "tokens.json) has 44")),
+    (
+        "truncated_model_pt",
+        lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b[: len(b) // 2])),
+        ("model.pt", "truncated or corrupt"),
+    ),
+    (
+        "empty_model_pt",
+        lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"")),
+        ("model.pt", "truncated or corrupt (0 bytes)"),
+    ),
+    (
+        "garbage_model_pt",
+        lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"hello world" * 100)),
+        ("model.pt", "truncated or corrupt"),
+    ),
+    (
+        "text_as_model_pt",
+        lambda t, m, d: _model_copy(t, m, _bytes("model.pt", lambda b: b"not a checkpoint " * 64)),
+        ("model.pt", "refused to load", "corrupt"),
+    ),
+    (
+        "unknown_encoder_class",
+        lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "encoder: SANMEncoder", "encoder: SANMEncodr")),
+        ("config.yaml:", "SANMEncodr", "did you mean 'SANMEncoder'"),
+    ),
+    (
+        "unsupported_model_class",
+        lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "model: Paraformer", "model: BiCifParaformer")),
+        ("config.yaml:1", "BiCifParaformer", "not supported"),
+    ),
+    (
+        "unknown_config_key",
+        lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "  num_blocks: 3", "  num_blokcs: 3")),
+        ("config.yaml:", "num_blokcs", "did you mean 'num_blocks'"),
+    ),
+    (
+        "broken_yaml",
+        lambda t, m, d: _model_copy(t, m, _bytes("config.yaml", lambda b: b"model: [Paraformer\n  a: : :\n")),
+        ("config.yaml:2", "invalid YAML"),
+    ),
+    (
+        "shape_mismatch",
+        lambda t, m, d: _model_copy(
+            t,
+            m,
+            _replace_in("config.yaml", "  linear_units: 128\n  num_blocks: 3", "  linear_units: 256\n  num_blocks: 3"),
+        ),
+        ("model.pt", "shape mismatch", "feed_forward"),
+    ),
+    (
+        "vocabulary_mismatch",
+        lambda t, m, d: _model_copy(t, m, _extra_token),
+        ("model.pt", "vocabulary has 43 tokens", "tokens.json) has 44"),
+    ),
     ("am_mvn_dimension_mismatch", lambda t, m, d: _model_copy(t, m, _cmvn_dims), ("am.mvn", "400 dims", "560")),
-    ("am_mvn_garbage", lambda t, m, d: _model_copy(t, m, _bytes("am.mvn", lambda b: b"<Nnet>\n<AddShift> 560 560\n[ 1 x\n")),
-     ("am.mvn:",)),
-    ("bad_configuration_json", lambda t, m, d: _model_copy(t, m, _bytes("configuration.json", lambda b: b"{oops")),
-     ("configuration.json", "JSON")),
-    ("pickle_with_code_zip", lambda t, m, d: _model_copy(t, m, _evil("zip")), ("model.pt", "refused to load", "would call io.open")),
+    (
+        "am_mvn_garbage",
+        lambda t, m, d: _model_copy(t, m, _bytes("am.mvn", lambda b: b"<Nnet>\n<AddShift> 560 560\n[ 1 x\n")),
+        ("am.mvn:",),
+    ),
+    (
+        "bad_configuration_json",
+        lambda t, m, d: _model_copy(t, m, _bytes("configuration.json", lambda b: b"{oops")),
+        ("configuration.json", "JSON"),
+    ),
+    (
+        "pickle_with_code_zip",
+        lambda t, m, d: _model_copy(t, m, _evil("zip")),
+        ("model.pt", "refused to load", "would call io.open"),
+    ),
     ("pickle_with_code_legacy", lambda t, m, d: _model_copy(t, m, _evil("legacy")), ("model.pt", "refused to load")),
     ("pickle_with_code_raw", lambda t, m, d: _model_copy(t, m, _evil("raw")), ("model.pt", "refused to load")),
 ]
@@ -598,8 +727,11 @@ def failure_runs(tiny_dir, speech, synth_data_dir, tmp_path_factory):
         fresh = run_recipe(INFER, jobs[case][1], os.path.join(jobs[case][0], "fresh"))
         assert (fresh.rc, fresh.error_lines()) == (runs[case].rc, runs[case].error_lines()), case
     tmp = str(tmp_path_factory.mktemp("debug"))
-    runs["debug"] = run_recipe(INFER, infer_args(tiny_dir, os.path.join(tmp, "nope"), os.path.join(tmp, "out"),
-                                                 "--debug"), os.path.join(tmp, "run"))
+    runs["debug"] = run_recipe(
+        INFER,
+        infer_args(tiny_dir, os.path.join(tmp, "nope"), os.path.join(tmp, "out"), "--debug"),
+        os.path.join(tmp, "run"),
+    )
     return {case: (jobs[case][0] if case in jobs else tmp, run) for case, run in runs.items()}
 
 

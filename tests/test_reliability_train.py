@@ -31,11 +31,38 @@ import yaml
 pytestmark = pytest.mark.slow  # finetune.py subprocesses killed and rerun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FINETUNE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                        "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch", "finetune.py")
-FLAGS = ["--max_epoch", "2", "--batch_bins", "150", "--num_workers", "0", "--keep_nbest_models", "1", "2",
-         "--optim", "adam", "--lr", "0.002", "--scheduler", "warmuplr", "--scheduler_conf", "{warmup_steps: 10}",
-         "--device", "cpu", "--seed", "0", "--no_progress_bar"]
+FINETUNE = os.path.join(
+    ROOT,
+    "egs_modelscope",
+    "asr",
+    "paraformer",
+    "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+    "finetune.py",
+)
+FLAGS = [
+    "--max_epoch",
+    "2",
+    "--batch_bins",
+    "150",
+    "--num_workers",
+    "0",
+    "--keep_nbest_models",
+    "1",
+    "2",
+    "--optim",
+    "adam",
+    "--lr",
+    "0.002",
+    "--scheduler",
+    "warmuplr",
+    "--scheduler_conf",
+    "{warmup_steps: 10}",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "--no_progress_bar",
+]
 TRAINING_STARTS = ("training starts from the init model", "RESUMING from")
 
 
@@ -51,19 +78,22 @@ def _env(hook: Optional[str] = None, hook_file: Optional[str] = None, pause: flo
 class Job:
     """One finetune.py process in its own session (so signals reach it and any workers, like a terminal's)."""
 
-    def __init__(self, model: str, data: str, out: str, logs: str, *extra: str, hook: Optional[str] = None,
-                 pause: float = 120.0) -> None:
+    def __init__(
+        self, model: str, data: str, out: str, logs: str, *extra: str, hook: Optional[str] = None, pause: float = 120.0
+    ) -> None:
         os.makedirs(logs, exist_ok=True)
         n = len([f for f in os.listdir(logs) if f.endswith(".err")])
         self.err_path = os.path.join(logs, f"run{n}.err")
         self.hook_file = os.path.join(logs, f"run{n}.hook")
         args = ["--model", model, "--data_path", data, "--output_dir", out, *FLAGS, *extra]
-        cmd = ([sys.executable, os.path.abspath(__file__), "hooked", *args] if hook
-               else [sys.executable, FINETUNE, *args])
+        cmd = (
+            [sys.executable, os.path.abspath(__file__), "hooked", *args] if hook else [sys.executable, FINETUNE, *args]
+        )
         self.started = time.time()
         with open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=_env(hook, self.hook_file, pause))
+            self.proc = subprocess.Popen(
+                cmd, stdout=err, stderr=subprocess.STDOUT, start_new_session=True, env=_env(hook, self.hook_file, pause)
+            )
 
     @property
     def log(self) -> str:
@@ -274,8 +304,9 @@ def small_disk(tmp_path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"cannot mount a tmpfs: {e}")
     if done.returncode != 0:
@@ -364,7 +395,7 @@ def test_bad_training_data_stops_before_the_first_epoch_above_max_bad_ratio(setu
     errors = [line for line in job.log.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "3 of 10 utterances (30.0%) are unusable" in errors[0], job.log[-3000:]
     assert "max_bad_ratio=0.2" in errors[0]
-    report = job.log[job.log.index(errors[0]):]
+    report = job.log[job.log.index(errors[0]) :]
     for key, why in (("gone", "not found"), ("silent_text", "empty"), ("short", "too_short")):
         assert any(line.strip().startswith(f"{key}:") and why in line for line in report.splitlines()), (key, report)
     assert not checkpoint_files(out) and "epoch 1" not in job.log
@@ -376,7 +407,7 @@ def test_bad_training_data_is_skipped_below_max_bad_ratio(setup, bad_data, tmp_p
     job = run_to_end(model, bad_data, out, str(tmp_path / "logs"), "--max_bad_ratio", "0.5", "--max_epoch", "1")
     log = job.log
     summary = log.index("train: kept 7 of 10 utterances")
-    assert "dropped 3 (30.0%" in log[summary:summary + 300]
+    assert "dropped 3 (30.0%" in log[summary : summary + 300]
     for key in ("gone", "silent_text", "short"):
         assert f"dropped {key}: " in log
     assert summary < log.index("epoch 1/1 done")  # validated before the first epoch
@@ -428,8 +459,8 @@ def _install_hook(spec: str) -> None:
     """Install the hook ``spec`` (see the module docstring) into funasr_lite."""
     import io
 
-    from funasr_lite.train import checkpoint
     from funasr_lite.data import dataset
+    from funasr_lite.train import checkpoint
     from funasr_lite.utils import fileio
 
     kind, n = spec.split(":")
@@ -461,7 +492,7 @@ def _install_hook(spec: str) -> None:
                 f.write(data[: len(data) // 2])
                 f.flush()
                 _pause(spec)
-                f.write(data[len(data) // 2:])
+                f.write(data[len(data) // 2 :])
 
         checkpoint.atomic_torch_save = save
     elif kind == "average":

@@ -26,6 +26,7 @@ def decode_batch(am, lens, opts, ctc=None, ctc_lens=None):
     """The best hypothesis of each utterance."""
     return [h[0] for h in decode_batch_nbest(am, lens, opts, ctc, ctc_lens)]
 
+
 # funasr's numpy CTC scorer reads uninitialised rows of its state (never used in results)
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in logaddexp")
 
@@ -334,7 +335,11 @@ def test_decode_batch_matches_funasr_paraformer_inference():
     V = 12
     for seed in range(4):
         cases, am, am_lens, ctc, ctc_lens = _padded_batch(100 + seed, V=V)
-        for opts in (SearchOptions(), SearchOptions(beam_size=5, ctc_weight=0.3), SearchOptions(beam_size=3, ctc_weight=0.5, penalty=0.3)):
+        for opts in (
+            SearchOptions(),
+            SearchOptions(beam_size=5, ctc_weight=0.3),
+            SearchOptions(beam_size=3, ctc_weight=0.5, penalty=0.3),
+        ):
             fake = types.SimpleNamespace(
                 beam_search=None,
                 ctc=_IdentityCTC(),
@@ -342,8 +347,8 @@ def test_decode_batch_matches_funasr_paraformer_inference():
                 sos=SOS,
                 eos=EOS,
                 blank_id=BLANK,
-                encode=lambda s, l: (ctc.clone(), ctc_lens),
-                calc_predictor=lambda e, l: (None, am_lens.float(), None, None),
+                encode=lambda s, lens: (ctc.clone(), ctc_lens),
+                calc_predictor=lambda e, lens: (None, am_lens.float(), None, None),
                 cal_decoder_with_predictor=lambda e, el, emb, tl: (am, am_lens),
             )
             fake.init_beam_search = types.MethodType(Paraformer.init_beam_search, fake)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funasr_lite.errors import ModelDirError
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list, postprocess_tokens
+from funasr_lite.errors import ModelDirError
 
 # A small vocabulary in the layout of FunASR's Paraformer token lists.
 TOKENS = (
@@ -28,18 +28,20 @@ TOKENS = (
 # words to @@ pieces; "北京" is a multi-char entry (used by forward max matching).
 SEG_DICT = {c: [c] for c in "我爱北京天安门你好中国公司今年月日零一二三四五六七八九十0123456789"}
 SEG_DICT.update({c: [c] for c in "abcdefghijklmnopqrstuvwxyz"})
-SEG_DICT.update({
-    "hello": ["hel@@", "lo"],
-    "world": ["world"],
-    "reading": ["read@@", "ing"],
-    "speech": ["spe@@", "ech"],
-    "ok": ["ok"],
-    "ibm": ["ibm"],
-    "don't": ["don't"],
-    "北京": ["北", "京"],
-    "helloworld": ["hel@@", "lo", "world"],
-    "，": ["，"],
-})
+SEG_DICT.update(
+    {
+        "hello": ["hel@@", "lo"],
+        "world": ["world"],
+        "reading": ["read@@", "ing"],
+        "speech": ["spe@@", "ech"],
+        "ok": ["ok"],
+        "ibm": ["ibm"],
+        "don't": ["don't"],
+        "北京": ["北", "京"],
+        "helloworld": ["hel@@", "lo", "world"],
+        "，": ["，"],
+    }
+)
 
 
 def _tok(**kw):
@@ -71,6 +73,7 @@ def _ids(tokens):
 # loading
 # ---------------------------------------------------------------------------
 
+
 def test_load_token_list_json_and_txt_agree_with_funasr(tmp_path):
     jpath = tmp_path / "tokens.json"
     jpath.write_text(json.dumps(TOKENS, ensure_ascii=False), encoding="utf-8")
@@ -97,16 +100,19 @@ def test_load_token_list_sniffs_json_without_extension(tmp_path):
     assert load_token_list(str(p)) == ["<blank>", "<s>", "</s>", "<unk>"]
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("tokens.json", b'["a", "b"', "invalid JSON"),
-    ("tokens.json", b'{"a": 1}', "JSON list"),
-    ("tokens.json", b'["a", 3]', "entry 1"),
-    ("tokens.json", b'[]', "empty"),
-    ("tokens.json", b'["a", "b", "a"]', "duplicated"),
-    ("tokens.txt", b"a\n\nb\n", ":2: empty line"),
-    ("tokens.txt", b"a\nb\na\n", "duplicated"),
-    ("tokens.txt", b"a\n\xff\xfe\n", ":2: invalid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("tokens.json", b'["a", "b"', "invalid JSON"),
+        ("tokens.json", b'{"a": 1}', "JSON list"),
+        ("tokens.json", b'["a", 3]', "entry 1"),
+        ("tokens.json", b"[]", "empty"),
+        ("tokens.json", b'["a", "b", "a"]', "duplicated"),
+        ("tokens.txt", b"a\n\nb\n", ":2: empty line"),
+        ("tokens.txt", b"a\nb\na\n", "duplicated"),
+        ("tokens.txt", b"a\n\xff\xfe\n", ":2: invalid UTF-8"),
+    ],
+)
 def test_load_token_list_errors_name_the_file(tmp_path, name, content, match):
     p = tmp_path / name
     p.write_bytes(content)
@@ -149,6 +155,7 @@ def test_load_seg_dict_errors(tmp_path):
 # constructor
 # ---------------------------------------------------------------------------
 
+
 def test_special_ids_and_vocab_size():
     tok = _tok()
     assert tok.vocab_size == len(TOKENS)
@@ -162,13 +169,16 @@ def test_sos_eos_can_share_a_symbol():
     assert tok.decode([3, 2, 0, 3]) == ("我", ["我"])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(token_list=[]), "empty"),
-    (dict(token_list=["<blank>", "<s>", "</s>", "a", "a", "<unk>"]), "duplicated"),
-    (dict(token_list=["<blank>", "<s>", "</s>", "a"]), "unk symbol '<unk>'"),
-    (dict(token_list=["<s>", "</s>", "<unk>"]), "blank symbol"),
-    (dict(token_list=TOKENS, seg_mode="bpe"), "seg_mode"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(token_list=[]), "empty"),
+        (dict(token_list=["<blank>", "<s>", "</s>", "a", "a", "<unk>"]), "duplicated"),
+        (dict(token_list=["<blank>", "<s>", "</s>", "a"]), "unk symbol '<unk>'"),
+        (dict(token_list=["<s>", "</s>", "<unk>"]), "blank symbol"),
+        (dict(token_list=TOKENS, seg_mode="bpe"), "seg_mode"),
+    ],
+)
 def test_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Tokenizer(**kwargs)
@@ -178,24 +188,28 @@ def test_constructor_errors(kwargs, match):
 # encode: exact tokens
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,tokens", [
-    ("我 爱 北 京", ["我", "爱", "北", "京"]),
-    ("我爱北京天安门", list("我爱北京天安门")),
-    ("我 爱 hello world", ["我", "爱", "hel@@", "lo", "world"]),
-    ("今年 Reading SPEECH 好", ["今", "年", "read@@", "ing", "spe@@", "ech", "好"]),
-    ("IBM 公司", ["ibm", "公", "司"]),
-    ("I B M 公司", ["i", "b", "m", "公", "司"]),
-    ("don't 好", ["don't", "好"]),
-    ("xyz 好", ["x", "y", "z", "好"]),            # unknown word: letter by letter
-    ("hello2024", ["h", "e", "l", "l", "o", "2", "0", "2", "4"]),
-    ("你好 ， 中国 。", ["你", "好", "，", "中", "国", "<unk>"]),  # "，" in seg_dict, "。" not
-    ("你好，中国", ["你", "好", "，", "中", "国"]),
-    ("你好! 中国", ["你", "好", "<unk>", "中", "国"]),   # "!" is not in seg_dict
-    ("!!! 中国", ["<unk>", "中", "国"]),                  # non-word start: one <unk>
-    ("龍 中国", ["<unk>", "中", "国"]),                   # CJK char missing from seg_dict
-    ("  我\t爱  北京 \n", ["我", "爱", "北", "京"]),     # any whitespace separates words
-    ("", []),
-])
+
+@pytest.mark.parametrize(
+    "text,tokens",
+    [
+        ("我 爱 北 京", ["我", "爱", "北", "京"]),
+        ("我爱北京天安门", list("我爱北京天安门")),
+        ("我 爱 hello world", ["我", "爱", "hel@@", "lo", "world"]),
+        ("今年 Reading SPEECH 好", ["今", "年", "read@@", "ing", "spe@@", "ech", "好"]),
+        ("IBM 公司", ["ibm", "公", "司"]),
+        ("I B M 公司", ["i", "b", "m", "公", "司"]),
+        ("don't 好", ["don't", "好"]),
+        ("xyz 好", ["x", "y", "z", "好"]),  # unknown word: letter by letter
+        ("hello2024", ["h", "e", "l", "l", "o", "2", "0", "2", "4"]),
+        ("你好 ， 中国 。", ["你", "好", "，", "中", "国", "<unk>"]),  # "，" in seg_dict, "。" not
+        ("你好，中国", ["你", "好", "，", "中", "国"]),
+        ("你好! 中国", ["你", "好", "<unk>", "中", "国"]),  # "!" is not in seg_dict
+        ("!!! 中国", ["<unk>", "中", "国"]),  # non-word start: one <unk>
+        ("龍 中国", ["<unk>", "中", "国"]),  # CJK char missing from seg_dict
+        ("  我\t爱  北京 \n", ["我", "爱", "北", "京"]),  # any whitespace separates words
+        ("", []),
+    ],
+)
 def test_encode_word_mode_exact_tokens(text, tokens):
     tok = _tok()
     assert tok.tokenize(text) == tokens
@@ -214,14 +228,17 @@ def test_encode_without_seg_dict_is_char_level():
     assert tok.encode("我 爱 ok 龍") == _ids(["我", "爱", "o", "k"]) + [tok.unk_id]
 
 
-@pytest.mark.parametrize("text,tokens", [
-    ("我爱北京", ["我", "爱", "北", "京"]),          # "北京" matched as one entry, then its pieces
-    ("hello world", ["hel@@", "lo", "world"]),       # spaces removed: "helloworld" is the longest entry
-    ("Hello 好", ["hel@@", "lo", "好"]),
-    ("你好，中国。", ["你", "好", "中", "国"]),  # punctuation is dropped, even with a seg_dict entry
-    ("你好! 龍", ["你", "好", "<unk>"]),             # "!" dropped, CJK char without entry -> <unk>
-    ("xyz", ["x", "y", "z"]),
-])
+@pytest.mark.parametrize(
+    "text,tokens",
+    [
+        ("我爱北京", ["我", "爱", "北", "京"]),  # "北京" matched as one entry, then its pieces
+        ("hello world", ["hel@@", "lo", "world"]),  # spaces removed: "helloworld" is the longest entry
+        ("Hello 好", ["hel@@", "lo", "好"]),
+        ("你好，中国。", ["你", "好", "中", "国"]),  # punctuation is dropped, even with a seg_dict entry
+        ("你好! 龍", ["你", "好", "<unk>"]),  # "!" dropped, CJK char without entry -> <unk>
+        ("xyz", ["x", "y", "z"]),
+    ],
+)
 def test_encode_fmm_mode_exact_tokens(text, tokens):
     assert _tok(seg_mode="fmm").tokenize(text) == tokens
 
@@ -230,11 +247,46 @@ def _single_spaced(words):
     return " ".join(words)
 
 
-WORDS = st.sampled_from([
-    "我", "爱", "北京", "天安门", "你好", "中国", "公司", "今年", "龍", "我爱北京", "二零二四年",
-    "hello", "Hello", "HELLO", "world", "reading", "speech", "ok", "ibm", "IBM", "xyz", "a", "I",
-    "don't", "hello2024", "2024", "3", "，", "。", "!", "你好，中国", "ok!", "-", "a-b", "Ωmega", "é",
-])
+WORDS = st.sampled_from(
+    [
+        "我",
+        "爱",
+        "北京",
+        "天安门",
+        "你好",
+        "中国",
+        "公司",
+        "今年",
+        "龍",
+        "我爱北京",
+        "二零二四年",
+        "hello",
+        "Hello",
+        "HELLO",
+        "world",
+        "reading",
+        "speech",
+        "ok",
+        "ibm",
+        "IBM",
+        "xyz",
+        "a",
+        "I",
+        "don't",
+        "hello2024",
+        "2024",
+        "3",
+        "，",
+        "。",
+        "!",
+        "你好，中国",
+        "ok!",
+        "-",
+        "a-b",
+        "Ωmega",
+        "é",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -270,6 +322,7 @@ def test_encode_matches_funasr_on_mixed_lines(funasr_char_tokenizer):
 # ids -> tokens -> text
 # ---------------------------------------------------------------------------
 
+
 def test_ids_to_tokens_drops_blank_sos_eos():
     tok = _tok()
     ids = [1, 0] + _ids(["我", "hel@@"]) + [0, 0] + _ids(["lo"]) + [2]
@@ -287,25 +340,28 @@ def test_ids_to_tokens_accepts_tensors_and_rejects_bad_ids():
         tok.ids_to_tokens([-1])
 
 
-@pytest.mark.parametrize("tokens,sentence,words", [
-    (["我", "爱", "北", "京"], "我爱北京", ["我", "爱", "北", "京"]),
-    (["我", "爱", "read@@", "ing", "你", "好"], "我爱reading你好", ["我", "爱", "reading", "你", "好"]),
-    (["hel@@", "lo", "world"], "hello world", ["hello", "world"]),
-    (["i", "b", "m", "公", "司"], "IBM公司", ["IBM", "公", "司"]),
-    (["a", "b"], "AB", ["AB"]),
-    (["ok", "a", "b", "c", "ok"], "ok ABC ok", ["ok", "ABC", "ok"]),
-    (["a", "中", "b"], "a中b", ["a", "中", "b"]),            # single letters not adjacent: no merge
-    (["二", "零", "2", "4", "年"], "二零24年", ["二", "零", "2", "4", "年"]),
-    (["<s>", "我", "<unk>", "好", "</s>", "<OOV>"], "我好", ["我", "好"]),
-    (["hel@@"], "", []),                                     # trailing @@ piece vanishes
-    (["我", "hel@@"], "我", ["我"]),
-    (["hel@@", "你", "lo"], "你hello", ["你", "hello"]),      # pending @@ joins across CJK
-    (["hello", "，", "你"], "hello 你", ["hello", "你"]),     # punctuation after a word is lost
-    (["你", "，", "好"], "你，好", ["你", "，", "好"]),
-    (["don't", "go"], "don't go", ["don't", "go"]),
-    (["中@@", "国"], "中@@国", ["中@@", "国"]),                # all-CJK path keeps @@
-    ([], "", []),
-])
+@pytest.mark.parametrize(
+    "tokens,sentence,words",
+    [
+        (["我", "爱", "北", "京"], "我爱北京", ["我", "爱", "北", "京"]),
+        (["我", "爱", "read@@", "ing", "你", "好"], "我爱reading你好", ["我", "爱", "reading", "你", "好"]),
+        (["hel@@", "lo", "world"], "hello world", ["hello", "world"]),
+        (["i", "b", "m", "公", "司"], "IBM公司", ["IBM", "公", "司"]),
+        (["a", "b"], "AB", ["AB"]),
+        (["ok", "a", "b", "c", "ok"], "ok ABC ok", ["ok", "ABC", "ok"]),
+        (["a", "中", "b"], "a中b", ["a", "中", "b"]),  # single letters not adjacent: no merge
+        (["二", "零", "2", "4", "年"], "二零24年", ["二", "零", "2", "4", "年"]),
+        (["<s>", "我", "<unk>", "好", "</s>", "<OOV>"], "我好", ["我", "好"]),
+        (["hel@@"], "", []),  # trailing @@ piece vanishes
+        (["我", "hel@@"], "我", ["我"]),
+        (["hel@@", "你", "lo"], "你hello", ["你", "hello"]),  # pending @@ joins across CJK
+        (["hello", "，", "你"], "hello 你", ["hello", "你"]),  # punctuation after a word is lost
+        (["你", "，", "好"], "你，好", ["你", "，", "好"]),
+        (["don't", "go"], "don't go", ["don't", "go"]),
+        (["中@@", "国"], "中@@国", ["中@@", "国"]),  # all-CJK path keeps @@
+        ([], "", []),
+    ],
+)
 def test_postprocess_exact(tokens, sentence, words):
     assert postprocess_tokens(tokens) == (sentence, words)
 
@@ -322,13 +378,59 @@ def test_postprocess_exact_cases_match_funasr():
         assert postprocess_tokens(tokens) == _funasr_postprocess(tokens), tokens
 
 
-PIECES = st.sampled_from([
-    "我", "爱", "中", "国", "公", "司", "\u9fff", "\u9fffx", "\u4e00", "中@@",
-    "0", "1", "9", "23", "9x", "1a", "@", "@@",
-    "a", "b", "i", "m", "B", "Z", "é", "ok", "hello", "world", "IBM", "don't", "'", "o'k",
-    "hel@@", "re@@", "x@@y", "a1", "の", "한", "Ω",
-    "，", "。", "!", "?", "-", "<unk>", "<s>", "</s>", "<OOV>", "a<unk>",
-])
+PIECES = st.sampled_from(
+    [
+        "我",
+        "爱",
+        "中",
+        "国",
+        "公",
+        "司",
+        "\u9fff",
+        "\u9fffx",
+        "\u4e00",
+        "中@@",
+        "0",
+        "1",
+        "9",
+        "23",
+        "9x",
+        "1a",
+        "@",
+        "@@",
+        "a",
+        "b",
+        "i",
+        "m",
+        "B",
+        "Z",
+        "é",
+        "ok",
+        "hello",
+        "world",
+        "IBM",
+        "don't",
+        "'",
+        "o'k",
+        "hel@@",
+        "re@@",
+        "x@@y",
+        "a1",
+        "の",
+        "한",
+        "Ω",
+        "，",
+        "。",
+        "!",
+        "?",
+        "-",
+        "<unk>",
+        "<s>",
+        "</s>",
+        "<OOV>",
+        "a<unk>",
+    ]
+)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -357,13 +459,17 @@ def test_decode_matches_funasr_paraformer_id_filtering():
 def test_encode_decode_round_trip_on_mixed_line():
     tok = _tok()
     ids = tok.encode("我 爱 hello world 北京 IBM 公司")
-    assert tok.decode(ids) == ("我爱hello world北京ibm公司", ["我", "爱", "hello", "world", "北", "京", "ibm", "公", "司"])
+    assert tok.decode(ids) == (
+        "我爱hello world北京ibm公司",
+        ["我", "爱", "hello", "world", "北", "京", "ibm", "公", "司"],
+    )
 
 
 def test_token_files_are_found_next_to_each_other(tmp_path):
     """load_token_list + load_seg_dict + Tokenizer, the way a model dir is read."""
     (tmp_path / "tokens.json").write_text(json.dumps(TOKENS, ensure_ascii=False), encoding="utf-8")
     _write_seg_dict(tmp_path / "seg_dict", SEG_DICT)
-    tok = Tokenizer(load_token_list(os.path.join(tmp_path, "tokens.json")),
-                    load_seg_dict(os.path.join(tmp_path, "seg_dict")))
+    tok = Tokenizer(
+        load_token_list(os.path.join(tmp_path, "tokens.json")), load_seg_dict(os.path.join(tmp_path, "seg_dict"))
+    )
     assert tok.tokenize("Hello 北京") == ["hel@@", "lo", "北", "京"]

@@ -25,11 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from funasr_lite.errors import ConfigError  # noqa: E402
 from funasr_lite.train import checkpoint as ckpt  # noqa: E402
 from funasr_lite.train.distributed import DistInfo, cleanup_distributed, setup_distributed  # noqa: E402
-from funasr_lite.errors import ConfigError  # noqa: E402
-from funasr_lite.train.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
 from funasr_lite.train.options import TrainConf  # noqa: E402
+from funasr_lite.train.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
 from funasr_lite.train.trainer import DiskFullError, Trainer, TrainingDiverged, TrainingInterrupted  # noqa: E402
 
 DIM, VOCAB = 6, 5
@@ -84,10 +84,14 @@ def collate(items):
     t = max(x.shape[0] for _, x, _ in items)
     speech = torch.zeros(len(items), t, DIM)
     for b, (_, x, _) in enumerate(items):
-        speech[b, :x.shape[0]] = x
-    return {"keys": [k for k, _, _ in items], "speech": speech,
-            "speech_lengths": torch.tensor([x.shape[0] for _, x, _ in items]),
-            "text": torch.stack([y for _, _, y in items]), "text_lengths": torch.full((len(items),), 2)}
+        speech[b, : x.shape[0]] = x
+    return {
+        "keys": [k for k, _, _ in items],
+        "speech": speech,
+        "speech_lengths": torch.tensor([x.shape[0] for _, x, _ in items]),
+        "text": torch.stack([y for _, _, y in items]),
+        "text_lengths": torch.full((len(items),), 2),
+    }
 
 
 class ToyTokenizer:
@@ -116,14 +120,34 @@ def make_trainer(out, max_epoch=2, dist=None, train=None, accum_grad=1, decode=T
     else:
         loader = torch.utils.data.DataLoader(data, batch_size=3, shuffle=True, collate_fn=collate)
     dev = torch.utils.data.DataLoader(ToyData(n=10, seed=1), batch_size=4, collate_fn=collate)
-    conf = TrainConf(max_epoch=max_epoch, accum_grad=accum_grad, grad_clip=5.0, log_interval=2, seed=0,
-                     keep_nbest_models=opts.pop("keep_nbest_models", [1, 2]),
-                     max_nan_steps=opts.pop("max_nan_steps", 10))
+    conf = TrainConf(
+        max_epoch=max_epoch,
+        accum_grad=accum_grad,
+        grad_clip=5.0,
+        log_interval=2,
+        seed=0,
+        keep_nbest_models=opts.pop("keep_nbest_models", [1, 2]),
+        max_nan_steps=opts.pop("max_nan_steps", 10),
+    )
     os.makedirs(out, exist_ok=True)
-    return Trainer(model, optim, sched, loader, dev, conf, dist, output_dir=str(out),
-                   best_model_criterion=["acc", "cer"], frame_seconds=0.06, decode_fn=toy_decode if decode else None,
-                   tokenizer=ToyTokenizer() if decode else None, progress_bar=False, tensorboard=True, plot=True,
-                   **opts)
+    return Trainer(
+        model,
+        optim,
+        sched,
+        loader,
+        dev,
+        conf,
+        dist,
+        output_dir=str(out),
+        best_model_criterion=["acc", "cer"],
+        frame_seconds=0.06,
+        decode_fn=toy_decode if decode else None,
+        tokenizer=ToyTokenizer() if decode else None,
+        progress_bar=False,
+        tensorboard=True,
+        plot=True,
+        **opts,
+    )
 
 
 def run(out, max_epoch=2, **kw):
@@ -153,7 +177,7 @@ def test_warmup_formula_and_resume():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    expect = [2e-3 * 7 ** 0.5 * min(s ** -0.5, s * 7 ** -1.5) for s in range(1, 31)]
+    expect = [2e-3 * 7**0.5 * min(s**-0.5, s * 7**-1.5) for s in range(1, 31)]
     assert lrs == pytest.approx(expect, rel=1e-12)
     assert max(lrs) == pytest.approx(2e-3) and lrs.index(max(lrs)) == 6
     # resume: a fresh scheduler + load_state_dict continues the same sequence
@@ -207,17 +231,36 @@ def test_outputs_layout_and_sidecars(tmp_path):
     files = set(os.listdir(out))
     for e in (1, 2, 3):
         assert f"{e}epoch.yaml" in files
-    for name in ("checkpoint.pb", "valid.acc.best.pb", "valid.acc.ave_1best.pb", "valid.acc.ave_2best.pb",
-                 "valid.acc.ave.pb", "valid.cer.best.pb", "valid.cer.ave_2best.pb", "valid.cer.ave.pb",
-                 "training_curves.png", "tensorboard"):
+    for name in (
+        "checkpoint.pb",
+        "valid.acc.best.pb",
+        "valid.acc.ave_1best.pb",
+        "valid.acc.ave_2best.pb",
+        "valid.acc.ave.pb",
+        "valid.cer.best.pb",
+        "valid.cer.ave_2best.pb",
+        "valid.cer.ave.pb",
+        "training_curves.png",
+        "tensorboard",
+    ):
         assert name in files, name
     assert not any(os.path.islink(out / f) for f in files)
     assert not any(f.endswith(".tmp") for f in files)
     kept = ckpt.kept_epochs(res.records, ["acc", "cer"], 2)
     assert {f for f in files if f.endswith("epoch.pb")} == {f"{e}epoch.pb" for e in kept}
     side = yaml.safe_load(open(out / "3epoch.yaml"))
-    for key in ("epoch", "step", "lr", "train_loss", "dev_loss", "dev_acc", "dev_cer", "epoch_time", "wall_time",
-                "throughput"):
+    for key in (
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "dev_loss",
+        "dev_acc",
+        "dev_cer",
+        "epoch_time",
+        "wall_time",
+        "throughput",
+    ):
         assert side[key] is not None, key
     assert side["step"] == 3 * 8 and 0 <= side["dev_cer"] <= 100
     assert os.listdir(out / "tensorboard")
@@ -236,8 +279,10 @@ def test_resume_after_epoch_is_exact(tmp_path):
     assert a["step"] == b["step"] == 16
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
     assert [r.dev_loss for r in straight.records] == [r.dev_loss for r in resumed.records]
-    assert same_state(torch.load(tmp_path / "a" / "valid.acc.ave.pb", weights_only=True),
-                      torch.load(tmp_path / "b" / "valid.acc.ave.pb", weights_only=True))
+    assert same_state(
+        torch.load(tmp_path / "a" / "valid.acc.ave.pb", weights_only=True),
+        torch.load(tmp_path / "b" / "valid.acc.ave.pb", weights_only=True),
+    )
     # re-running a finished run only rewrites the averages
     t, again = run(tmp_path / "b", max_epoch=2)
     assert again.step == 16 and len(again.records) == 2
@@ -313,8 +358,24 @@ def _env():
 @pytest.mark.slow  # torchrun
 def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           os.path.abspath(__file__), "job", "--out", str(out), "--epochs", "2", "--nan", "19", "--accum", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        os.path.abspath(__file__),
+        "job",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--nan",
+        "19",
+        "--accum",
+        "2",
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     r0 = torch.load(out / "rank0.pt", weights_only=True)
@@ -326,8 +387,15 @@ def test_torchrun_two_processes_gloo(tmp_path):
 
 
 # ------------------------------------------------------------------ finetune: tiny Paraformer, real data
-FT_FLAGS = dict(optim="adam", lr=2e-3, scheduler="warmuplr", scheduler_conf='{"warmup_steps": 10}', batch_bins=300,
-                keep_nbest_models=[1, 2], num_workers=0)
+FT_FLAGS = dict(
+    optim="adam",
+    lr=2e-3,
+    scheduler="warmuplr",
+    scheduler_conf='{"warmup_steps": 10}',
+    batch_bins=300,
+    keep_nbest_models=[1, 2],
+    num_workers=0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -357,25 +425,38 @@ def _ft_opts(model, data, out, device="auto", **kw):
 
 
 def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
-    from funasr_lite.train.finetune import finetune, select_checkpoint
     from funasr_lite.decode.transcribe import load_model
+    from funasr_lite.train.finetune import finetune, select_checkpoint
 
     model, data = ft_setup
     out = tmp_path / "out"
     res = finetune(*_ft_opts(model, data, out))
     assert res["epochs"] == 2 and not res["resumed"] and res["step"] > 0
     files = set(os.listdir(out))
-    for name in ("config.yaml", "tokens.json", "am.mvn", "configuration.json", "model.pt", "checkpoint.pb",
-                 "valid.acc.best.pb", "valid.acc.ave_2best.pb", "valid.acc.ave.pb", "1epoch.yaml", "2epoch.yaml",
-                 "training_curves.png", "tensorboard"):
+    for name in (
+        "config.yaml",
+        "tokens.json",
+        "am.mvn",
+        "configuration.json",
+        "model.pt",
+        "checkpoint.pb",
+        "valid.acc.best.pb",
+        "valid.acc.ave_2best.pb",
+        "valid.acc.ave.pb",
+        "1epoch.yaml",
+        "2epoch.yaml",
+        "training_curves.png",
+        "tensorboard",
+    ):
         assert name in files, name
     conf = yaml.safe_load(open(out / "config.yaml"))
     assert conf["optim"] == "adam" and conf["optim_conf"]["lr"] == 2e-3  # the merged config is what was saved
     assert conf["scheduler_conf"]["warmup_steps"] == 10 and conf["train_conf"]["max_epoch"] == 2
     side = yaml.safe_load(open(out / "2epoch.yaml"))
     assert side["dev_cer"] is not None and side["dev_acc"] is not None
-    assert same_state(torch.load(out / "model.pt", weights_only=True),
-                      torch.load(out / "valid.acc.ave.pb", weights_only=True))
+    assert same_state(
+        torch.load(out / "model.pt", weights_only=True), torch.load(out / "valid.acc.ave.pb", weights_only=True)
+    )
     wav = open(os.path.join(data, "dev", "wav.scp")).readline().split()[1]
     ours = load_model(str(out), device="cpu").transcribe([wav])[0]["text"]
     select_checkpoint(str(out), "valid.acc.best.pb")
@@ -407,8 +488,10 @@ def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
         (init / f).write_bytes(open(os.path.join(model, f), "rb").read())
     (init / "finetune.yaml").write_text("optim: adam\noptim_conf:\n  lr: 0.0005\nmax_epoch: 7\naccum_grad: 3\n")
     md = detect_model_dir(str(init))
-    layers = [("recipe defaults", flags_layer({"max_epoch": 4, "lr": 1e-4})),
-              ("command line", flags_layer({"accum_grad": 2}))]
+    layers = [
+        ("recipe defaults", flags_layer({"max_epoch": 4, "lr": 1e-4})),
+        ("command line", flags_layer({"accum_grad": 2})),
+    ]
     cfg = merge_finetune_config(md, layers)
     # finetune.yaml (0.x top-level keys) < recipe defaults < flags
     assert cfg.train_conf.max_epoch == 4 and cfg.optim_conf.lr == 1e-4 and cfg.train_conf.accum_grad == 2
@@ -456,8 +539,11 @@ def test_finetune_kill9_mid_validation_and_mid_epoch_then_rerun_matches(ft_setup
     # each run counts utterance loads from its start (6 train + 6 dev per epoch): kill -9 in epoch 1's
     # validation, then (a run that starts from scratch again) in epoch 2's training
     for kill_at in (6 + 4, 12 + 3):
-        cmd = [sys.executable, os.path.abspath(__file__)] + base + ["--out", str(out), "--slow", "0.05",
-                                                                     "--kill_at", str(kill_at)]
+        cmd = (
+            [sys.executable, os.path.abspath(__file__)]
+            + base
+            + ["--out", str(out), "--slow", "0.05", "--kill_at", str(kill_at)]
+        )
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while proc.poll() is None and time.time() < deadline:
@@ -486,9 +572,24 @@ def test_finetune_kill9_mid_validation_and_mid_epoch_then_rerun_matches(ft_setup
 def test_finetune_torchrun_two_processes_gloo(ft_setup, tmp_path):
     model, data = ft_setup
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           os.path.abspath(__file__), "finetune-job", "--model", model, "--data", data, "--out", str(out),
-           "--epochs", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        os.path.abspath(__file__),
+        "finetune-job",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "DDP: rank 1/2" in done.stderr

@@ -22,14 +22,21 @@ if TOOLS not in sys.path:  # test scripts run as subprocesses have no conftest.p
     sys.path.insert(0, TOOLS)
 from model_shapes import scaled_config, spread_weights  # noqa: E402  (tools/model_shapes.py)
 
-DEMO_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egs_modelscope", "asr",
-                         "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf",
-                         "paraformer_tiny.yaml")
+DEMO_CONF = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "egs_modelscope",
+    "asr",
+    "paraformer",
+    "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo",
+    "conf",
+    "paraformer_tiny.yaml",
+)
 D = 64
 with open(DEMO_CONF, encoding="utf-8") as _f:
     # the demo's FunASR-shaped config.yaml, shrunk further; dither 0 for exact comparisons
-    TINY_CONFIG: Dict = scaled_config(yaml.safe_load(_f), d_model=D, heads=4, ffn=128, enc_blocks=3, dec_blocks=2,
-                                      dither=0.0)
+    TINY_CONFIG: Dict = scaled_config(
+        yaml.safe_load(_f), d_model=D, heads=4, ffn=128, enc_blocks=3, dec_blocks=2, dither=0.0
+    )
 
 # 40 CJK characters (plus the specials) make the vocabulary.
 CHARS = list("今天是二零一三四五六七八九十年月日号电话码下午点分开会共元角明早上出发我的百千")
@@ -45,8 +52,9 @@ def cmvn_from_data_dir(data_dir: str, config: Optional[Dict] = None):
     return mean, std
 
 
-def build_tiny_model_dir(out_dir: str, data_dir: str, *, state_dict=None, layout: str = "1.x",
-                         config: Optional[Dict] = None, seed: int = 0) -> str:
+def build_tiny_model_dir(
+    out_dir: str, data_dir: str, *, state_dict=None, layout: str = "1.x", config: Optional[Dict] = None, seed: int = 0
+) -> str:
     """Write a tiny model dir; weights from ``state_dict`` or our own random init, spread."""
     config = copy.deepcopy(config or TINY_CONFIG)
     tokens = tiny_token_list()
@@ -57,5 +65,12 @@ def build_tiny_model_dir(out_dir: str, data_dir: str, *, state_dict=None, layout
         state_dict = Paraformer.from_config(config, vocab_size=len(tokens)).state_dict()
     mean, std = cmvn_from_data_dir(data_dir, config)
     os.makedirs(out_dir, exist_ok=True)
-    return write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std,
-                           state_dict=spread_weights(state_dict, seed), layout=layout)
+    return write_model_dir(
+        out_dir,
+        config,
+        tokens,
+        cmvn_mean=mean,
+        cmvn_std=std,
+        state_dict=spread_weights(state_dict, seed),
+        layout=layout,
+    )

@@ -19,8 +19,15 @@ ROOT = os.path.dirname(TOOLS)
 
 # FunASR's paraformer-large (speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404) sizes, applied to
 # the demo's config.yaml (same classes and keys); dither 0 so both decoders see identical features.
-DEMO_CONF = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                         "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "conf", "paraformer_tiny.yaml")
+DEMO_CONF = os.path.join(
+    ROOT,
+    "egs_modelscope",
+    "asr",
+    "paraformer",
+    "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo",
+    "conf",
+    "paraformer_tiny.yaml",
+)
 
 
 def large_config() -> Dict[str, Any]:
@@ -30,8 +37,9 @@ def large_config() -> Dict[str, Any]:
     from model_shapes import scaled_config  # a sibling in tools/; imports torch
 
     with open(DEMO_CONF, encoding="utf-8") as f:
-        return scaled_config(yaml.safe_load(f), d_model=512, heads=4, ffn=2048, enc_blocks=50, dec_blocks=16,
-                             dither=0.0)
+        return scaled_config(
+            yaml.safe_load(f), d_model=512, heads=4, ffn=2048, enc_blocks=50, dec_blocks=16, dither=0.0
+        )
 
 
 NUM_CJK = 8400  # + <blank> <s> </s> <unk> = 8404 tokens
@@ -39,9 +47,42 @@ CMVN_UTTS = 16  # the first utterances of the data dir give the model's am.mvn
 
 # Sentence material in the demo's domain (dates, numbers, times, money).
 DIGITS = "零一二三四五六七八九"
-PHRASES = ["今天", "明天", "下午", "早上", "晚上", "开会", "出发", "电话号码是", "一共是", "我的",
-           "会议室在", "请在", "之前", "到达", "我们", "准备", "第", "号楼", "房间", "点", "分",
-           "年", "月", "日", "元", "角", "百", "千", "万", "公里", "小时", "以后", "大家", "好"]
+PHRASES = [
+    "今天",
+    "明天",
+    "下午",
+    "早上",
+    "晚上",
+    "开会",
+    "出发",
+    "电话号码是",
+    "一共是",
+    "我的",
+    "会议室在",
+    "请在",
+    "之前",
+    "到达",
+    "我们",
+    "准备",
+    "第",
+    "号楼",
+    "房间",
+    "点",
+    "分",
+    "年",
+    "月",
+    "日",
+    "元",
+    "角",
+    "百",
+    "千",
+    "万",
+    "公里",
+    "小时",
+    "以后",
+    "大家",
+    "好",
+]
 
 
 def token_list() -> List[str]:
@@ -61,8 +102,9 @@ def make_sentence(rng: random.Random, min_chars: int, max_chars: int) -> str:
     return out[:target]
 
 
-def build_data_dir(out_dir: str, num_utts: int, *, seed: int = 0, min_sec: float = 2.0,
-                   max_sec: float = 6.0) -> Dict[str, float]:
+def build_data_dir(
+    out_dir: str, num_utts: int, *, seed: int = 0, min_sec: float = 2.0, max_sec: float = 6.0
+) -> Dict[str, float]:
     """Synthesize ``num_utts`` utterances of ``min_sec..max_sec`` s into a Kaldi data dir.
 
     Utterance ``i`` depends only on ``(seed, i)``, so a larger ``num_utts`` extends a

@@ -43,6 +43,7 @@ import bench_common as bc  # a sibling in tools/ (no torch import at module leve
 
 # ----------------------------------------------------------------------------- children
 
+
 def _sync(device: str) -> None:
     import torch
 
@@ -54,7 +55,7 @@ def _gpu_peak_mb(device: str) -> Optional[float]:
     import torch
 
     if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     return None
 
 
@@ -94,8 +95,13 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     t1, c1 = time.perf_counter(), bc.cpu_seconds()
     rss_load = bc.peak_rss_mb()
     out_dir = os.path.join(spec["work_dir"], "out_lite")
-    opts = InferOptions(model=spec["model_dir"], data_dir=spec["data_dir"], output_dir=out_dir,
-                        device=spec["device"], ncpu=spec["threads"])
+    opts = InferOptions(
+        model=spec["model_dir"],
+        data_dir=spec["data_dir"],
+        output_dir=out_dir,
+        device=spec["device"],
+        ncpu=spec["threads"],
+    )
     result = _profiled(spec, "lite", lambda: run_inference(opts, asr=asr))
     _sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()
@@ -104,10 +110,18 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         for line in f:
             parts = line.rstrip("\n").split(" ", 1)
             texts[parts[0]] = parts[1] if len(parts) > 1 else ""
-    return {"load_s": t1 - t0, "decode_s": t2 - t1, "load_cpu_s": c1 - c0, "decode_cpu_s": c2 - c1,
-            "rss_after_load_mb": rss_load,
-            "peak_rss_mb": bc.peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
-            "threads": torch.get_num_threads(), "failed": result.failed, "texts": texts}
+    return {
+        "load_s": t1 - t0,
+        "decode_s": t2 - t1,
+        "load_cpu_s": c1 - c0,
+        "decode_cpu_s": c2 - c1,
+        "rss_after_load_mb": rss_load,
+        "peak_rss_mb": bc.peak_rss_mb(),
+        "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
+        "threads": torch.get_num_threads(),
+        "failed": result.failed,
+        "texts": texts,
+    }
 
 
 def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -118,8 +132,15 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     from funasr import AutoModel
 
-    model = AutoModel(model=spec["model_dir"], disable_update=True, device=spec["device"], disable_pbar=True,
-                      ncpu=spec["threads"], batch_size=spec["funasr_batch_size"], log_level="ERROR")
+    model = AutoModel(
+        model=spec["model_dir"],
+        disable_update=True,
+        device=spec["device"],
+        disable_pbar=True,
+        ncpu=spec["threads"],
+        batch_size=spec["funasr_batch_size"],
+        log_level="ERROR",
+    )
     _sync(spec["device"])
     t1, c1 = time.perf_counter(), bc.cpu_seconds()
     rss_load = bc.peak_rss_mb()
@@ -127,11 +148,18 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     res = _profiled(spec, "funasr", lambda: model.generate(input=scp))
     _sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()
-    return {"load_s": t1 - t0, "decode_s": t2 - t1, "load_cpu_s": c1 - c0, "decode_cpu_s": c2 - c1,
-            "rss_after_load_mb": rss_load,
-            "peak_rss_mb": bc.peak_rss_mb(), "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
-            "threads": torch.get_num_threads(), "failed": {},
-            "texts": {r["key"]: r.get("text", "") for r in res}}
+    return {
+        "load_s": t1 - t0,
+        "decode_s": t2 - t1,
+        "load_cpu_s": c1 - c0,
+        "decode_cpu_s": c2 - c1,
+        "rss_after_load_mb": rss_load,
+        "peak_rss_mb": bc.peak_rss_mb(),
+        "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
+        "threads": torch.get_num_threads(),
+        "failed": {},
+        "texts": {r["key"]: r.get("text", "") for r in res},
+    }
 
 
 CHILDREN = {"lite": child_lite, "funasr": child_funasr}
@@ -178,6 +206,7 @@ def child_main(name: str, spec_path: str, result_path: str) -> int:
 
 # ----------------------------------------------------------------------------- parent
 
+
 def warm_page_cache(path: str) -> None:
     """Read a file once so the first child does not pay the disk read alone."""
     with open(path, "rb") as f:
@@ -188,8 +217,12 @@ def warm_page_cache(path: str) -> None:
 def compare_texts(a: Dict[str, str], b: Dict[str, str]) -> Dict[str, Any]:
     keys = sorted(set(a) | set(b))
     diff = [k for k in keys if a.get(k) != b.get(k)]
-    return {"identical": not diff, "num_compared": len(keys), "num_different": len(diff),
-            "examples": [{"key": k, "lite": a.get(k), "funasr": b.get(k)} for k in diff[:5]]}
+    return {
+        "identical": not diff,
+        "num_compared": len(keys),
+        "num_different": len(diff),
+        "examples": [{"key": k, "lite": a.get(k), "funasr": b.get(k)} for k in diff[:5]],
+    }
 
 
 def _fmt(v: Optional[float], digits: int) -> str:
@@ -197,9 +230,14 @@ def _fmt(v: Optional[float], digits: int) -> str:
 
 
 def report(results: Dict[str, Dict[str, Any]], audio_s: float) -> str:
-    metrics = [("import+load (s)", "load_s", 2), ("decode wall (s)", "decode_s", 2), ("RTF", "rtf", 4),
-               ("decode CPU (s)", "decode_cpu_s", 1),
-               ("peak RSS (MiB)", "peak_rss_mb", 0), ("RSS after load (MiB)", "rss_after_load_mb", 0)]
+    metrics = [
+        ("import+load (s)", "load_s", 2),
+        ("decode wall (s)", "decode_s", 2),
+        ("RTF", "rtf", 4),
+        ("decode CPU (s)", "decode_cpu_s", 1),
+        ("peak RSS (MiB)", "peak_rss_mb", 0),
+        ("RSS after load (MiB)", "rss_after_load_mb", 0),
+    ]
     if any(r.get("gpu_peak_mb") is not None for r in results.values()):
         metrics.append(("GPU peak alloc (MiB)", "gpu_peak_mb", 0))
     lite, fun = results.get("lite", {}), results.get("funasr", {})
@@ -211,23 +249,32 @@ def report(results: Dict[str, Dict[str, Any]], audio_s: float) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     p.add_argument("--num_utts", type=int, default=60, help="utterances in the synthesized data dir")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for both sides")
     p.add_argument("--batch_size", type=int, default=16, help="funasr-lite's utterances per batch")
-    p.add_argument("--funasr_batch_size", type=int, default=1,
-                   help="AutoModel's batch_size (it forces 1 on CPU anyway)")
+    p.add_argument(
+        "--funasr_batch_size", type=int, default=1, help="AutoModel's batch_size (it forces 1 on CPU anyway)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
     p.add_argument("--work_dir", default="/tmp/funasr_lite_bench", help="cache for the model/data dirs, logs, outputs")
     p.add_argument("--json", default=None, help="result JSON (default WORK_DIR/bench_infer.json)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the corpus")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="run each side this many times (alternating) and report each side's fastest run")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each side this many times (alternating) and report each side's fastest run",
+    )
     p.add_argument("--skip_funasr", action="store_true", help="run funasr-lite only")
-    p.add_argument("--profile", action="store_true",
-                   help="cProfile each decode; stats in WORK_DIR/logs/{lite,funasr}.prof[.txt]. Profiling slows "
-                        "FunASR's many small calls more than ours: compare timings of unprofiled runs only")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile each decode; stats in WORK_DIR/logs/{lite,funasr}.prof[.txt]. Profiling slows "
+        "FunASR's many small calls more than ours: compare timings of unprofiled runs only",
+    )
     p.add_argument("--_child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
@@ -239,8 +286,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args._child:
         return child_main(args._child, args._spec, args._result)
     if min(args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat) < 1:
-        print("bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size and --repeat "
-              "must be >= 1", file=sys.stderr)
+        print(
+            "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size and --repeat must be >= 1",
+            file=sys.stderr,
+        )
         return 1
     work = os.path.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
@@ -249,19 +298,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         durations = bc.ensure_data_dir(data_dir, args.num_utts, seed=args.seed)
         audio_s = sum(durations.values())
-        print(f"data dir: {data_dir}: {len(durations)} utterances, {audio_s:.1f} s of audio "
-              f"({min(durations.values()):.1f}-{max(durations.values()):.1f} s)", flush=True)
-        model_dir, params = bc.build_model_dir(os.path.join(work, f"model_large_s{args.seed}"), data_dir,
-                                               seed=args.seed)
+        print(
+            f"data dir: {data_dir}: {len(durations)} utterances, {audio_s:.1f} s of audio "
+            f"({min(durations.values()):.1f}-{max(durations.values()):.1f} s)",
+            flush=True,
+        )
+        model_dir, params = bc.build_model_dir(
+            os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
+        )
     except (OSError, RuntimeError) as e:
         print(f"bench_infer.py: error: cannot prepare the benchmark in {work}: {e}", file=sys.stderr)
         return 1
-    print(f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)",
-          flush=True)
+    print(
+        f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)",
+        flush=True,
+    )
     warm_page_cache(os.path.join(model_dir, "model.pt"))
-    spec = {"model_dir": model_dir, "data_dir": data_dir, "work_dir": work, "threads": args.threads,
-            "batch_size": args.batch_size, "funasr_batch_size": args.funasr_batch_size,
-            "device": args.device, "profile": args.profile}
+    spec = {
+        "model_dir": model_dir,
+        "data_dir": data_dir,
+        "work_dir": work,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "funasr_batch_size": args.funasr_batch_size,
+        "device": args.device,
+        "profile": args.profile,
+    }
     sides = ["lite"] + ([] if args.skip_funasr else ["funasr"])
     runs: Dict[str, list] = {name: [] for name in sides}
     for rep in range(args.repeat):
@@ -275,40 +337,67 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             r["rtf"] = r["decode_s"] / audio_s
             runs[name].append(r)
             other = r["other_cpu_s"]
-            print(f"  {name}: load {r['load_s']:.1f} s, decode {r['decode_s']:.1f} s, process {r['process_s']:.1f} s; "
-                  f"other processes used {'?' if other is None else f'{other:.1f}'} CPU s meanwhile", flush=True)
+            print(
+                f"  {name}: load {r['load_s']:.1f} s, decode {r['decode_s']:.1f} s, process {r['process_s']:.1f} s; "
+                f"other processes used {'?' if other is None else f'{other:.1f}'} CPU s meanwhile",
+                flush=True,
+            )
             if other is not None and other > 0.1 * r["process_s"]:
-                print(f"  warning: other processes competed for the CPUs during the {name} run "
-                      f"({other / r['process_s']:.2f} CPUs on average): its timings are not clean", flush=True)
+                print(
+                    f"  warning: other processes competed for the CPUs during the {name} run "
+                    f"({other / r['process_s']:.2f} CPUs on average): its timings are not clean",
+                    flush=True,
+                )
     # per side, the run with the least wall time (load + decode): the least disturbed one
     results = {name: min(rs, key=lambda r: r["load_s"] + r["decode_s"]) for name, rs in runs.items()}
-    print(f"\n{len(durations)} utterances, {audio_s:.1f} s audio, device {args.device}, {args.threads} threads, "
-          f"funasr-lite batch_size {args.batch_size}, funasr batch_size "
-          f"{1 if args.device == 'cpu' else args.funasr_batch_size}{' (cProfile on)' if args.profile else ''}")
+    print(
+        f"\n{len(durations)} utterances, {audio_s:.1f} s audio, device {args.device}, {args.threads} threads, "
+        f"funasr-lite batch_size {args.batch_size}, funasr batch_size "
+        f"{1 if args.device == 'cpu' else args.funasr_batch_size}{' (cProfile on)' if args.profile else ''}"
+    )
     print(report(results, audio_s))
     noisy = [n for n, r in results.items() if r["other_cpu_s"] is not None and r["other_cpu_s"] > 0.1 * r["process_s"]]
-    print("timings clean: " + ("yes (no other process competed for the CPUs)" if not noisy else
-                               f"NO: other processes competed during {', '.join(noisy)} (try --repeat 3)"))
+    print(
+        "timings clean: "
+        + (
+            "yes (no other process competed for the CPUs)"
+            if not noisy
+            else f"NO: other processes competed during {', '.join(noisy)} (try --repeat 3)"
+        )
+    )
     texts = results["lite"]["texts"]
     nonempty = sum(1 for v in texts.values() if v)
-    print(f"funasr-lite texts: {nonempty}/{len(texts)} non-empty, {len(set(texts.values()))} distinct, "
-          f"{len(results['lite']['failed'])} failed")
+    print(
+        f"funasr-lite texts: {nonempty}/{len(texts)} non-empty, {len(set(texts.values()))} distinct, "
+        f"{len(results['lite']['failed'])} failed"
+    )
     cmp: Optional[Dict[str, Any]] = None
     if "funasr" in results:
         cmp = compare_texts(texts, results["funasr"]["texts"])
-        print(f"texts identical: {'yes' if cmp['identical'] else 'NO'} "
-              f"({cmp['num_compared'] - cmp['num_different']}/{cmp['num_compared']} equal)")
+        print(
+            f"texts identical: {'yes' if cmp['identical'] else 'NO'} "
+            f"({cmp['num_compared'] - cmp['num_different']}/{cmp['num_compared']} equal)"
+        )
         for ex in cmp["examples"]:
             print(f"  {ex['key']}: lite={ex['lite']!r} funasr={ex['funasr']!r}")
-    out = {"args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
-           "audio_seconds": audio_s, "num_utts": len(durations), "params": params,
-           "model_dir": model_dir, "data_dir": data_dir,
-           "results": {n: {k: v for k, v in r.items() if k != "texts"} for n, r in results.items()},
-           "all_runs": {n: [{k: v for k, v in r.items() if k not in ("texts", "failed")} for r in rs]
-                        for n, rs in runs.items()},
-           "ratios": {k: bc.ratio(results.get("lite", {}).get(k), results.get("funasr", {}).get(k))
-                      for k in ("load_s", "decode_s", "rtf", "peak_rss_mb")},
-           "timings_clean": not noisy, "texts_compare": cmp}
+    out = {
+        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "audio_seconds": audio_s,
+        "num_utts": len(durations),
+        "params": params,
+        "model_dir": model_dir,
+        "data_dir": data_dir,
+        "results": {n: {k: v for k, v in r.items() if k != "texts"} for n, r in results.items()},
+        "all_runs": {
+            n: [{k: v for k, v in r.items() if k not in ("texts", "failed")} for r in rs] for n, rs in runs.items()
+        },
+        "ratios": {
+            k: bc.ratio(results.get("lite", {}).get(k), results.get("funasr", {}).get(k))
+            for k in ("load_s", "decode_s", "rtf", "peak_rss_mb")
+        },
+        "timings_clean": not noisy,
+        "texts_compare": cmp,
+    }
     json_path = args.json or os.path.join(work, "bench_infer.json")
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)

@@ -68,8 +68,9 @@ import bench_common as bc  # a sibling in tools/ (no torch import at module leve
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
-DEMO = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer",
-                    "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo")
+DEMO = os.path.join(
+    ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo"
+)
 DEMO_CONFIG = os.path.join(DEMO, "conf", "paraformer_tiny.yaml")
 DEMO_TRAIN = os.path.join(DEMO, "data", "train")
 # --size medium: the d=256 model of the training notes (8 M parameters with the demo vocabulary)
@@ -85,10 +86,12 @@ def load_config(path: str, size: str, no_dropout: bool = False) -> Dict[str, Any
     cfg = copy.deepcopy(dict(load_yaml(path)))
     if size == "medium":
         m = MEDIUM
-        cfg["encoder_conf"].update(output_size=m["d"], attention_heads=m["heads"], linear_units=m["ffn"],
-                                   num_blocks=m["enc"])
-        cfg["decoder_conf"].update(attention_heads=m["heads"], linear_units=m["ffn"], num_blocks=m["dec"],
-                                   att_layer_num=m["dec"])
+        cfg["encoder_conf"].update(
+            output_size=m["d"], attention_heads=m["heads"], linear_units=m["ffn"], num_blocks=m["enc"]
+        )
+        cfg["decoder_conf"].update(
+            attention_heads=m["heads"], linear_units=m["ffn"], num_blocks=m["dec"], att_layer_num=m["dec"]
+        )
         cfg["predictor_conf"]["idim"] = m["d"]
     if no_dropout:
         for section in ("encoder_conf", "decoder_conf"):
@@ -151,8 +154,14 @@ def prepare(args: argparse.Namespace, work: str) -> Dict[str, Any]:
         for j, i in enumerate(b):
             speech[j, : feats[i].size(0)] = feats[i]
             text[j, : len(ids[i])] = torch.tensor(ids[i])
-        batches.append({"speech": speech, "speech_lengths": torch.tensor([feats[i].size(0) for i in b]),
-                        "text": text, "text_lengths": torch.tensor([len(ids[i]) for i in b])})
+        batches.append(
+            {
+                "speech": speech,
+                "speech_lengths": torch.tensor([feats[i].size(0) for i in b]),
+                "text": text,
+                "text_lengths": torch.tensor([len(ids[i]) for i in b]),
+            }
+        )
     torch.manual_seed(args.seed)
     model = Paraformer.from_config(cfg, vocab_size=len(tokens))
     params = sum(p.numel() for p in model.parameters())
@@ -160,8 +169,15 @@ def prepare(args: argparse.Namespace, work: str) -> Dict[str, Any]:
     torch.save(batches, os.path.join(work, "batches.pt"))
     frame_s = float(fconf.get("frame_shift", 10)) * int(fconf.get("lfr_n", 6)) / 1000.0
     audio = sum(float(b["speech_lengths"].sum()) for b in batches) * frame_s
-    setup = {"config": cfg, "vocab_size": len(tokens), "params": params, "num_utts": len(keys),
-             "num_batches": len(batches), "audio_seconds_per_pass": audio, "frame_seconds": frame_s}
+    setup = {
+        "config": cfg,
+        "vocab_size": len(tokens),
+        "params": params,
+        "num_utts": len(keys),
+        "num_batches": len(batches),
+        "audio_seconds_per_pass": audio,
+        "frame_seconds": frame_s,
+    }
     with open(os.path.join(work, "setup.json"), "w", encoding="utf-8") as f:
         json.dump(setup, f, ensure_ascii=False)
     return setup
@@ -181,11 +197,19 @@ def _build_model(side: str, cfg: Dict[str, Any], vocab: int, state: Dict[str, An
         from funasr.models.paraformer.model import Paraformer as FunasrParaformer
 
         fc = cfg.get("frontend_conf") or {}
-        kwargs = {k: cfg[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor",
-                                      "predictor_conf", "ctc_conf") if k in cfg}
+        kwargs = {
+            k: cfg[k]
+            for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf", "ctc_conf")
+            if k in cfg
+        }
         kwargs.update(cfg.get("model_conf") or {})
-        model = FunasrParaformer(**kwargs, specaug=None, normalize=None, vocab_size=vocab,
-                                 input_size=int(fc.get("n_mels", 80)) * int(fc.get("lfr_m", 7)))
+        model = FunasrParaformer(
+            **kwargs,
+            specaug=None,
+            normalize=None,
+            vocab_size=vocab,
+            input_size=int(fc.get("n_mels", 80)) * int(fc.get("lfr_m", 7)),
+        )
     else:
         from funasr_lite.models.paraformer import Paraformer
 
@@ -244,8 +268,13 @@ def _step_loop(side: str, model, batches, args: argparse.Namespace, frame_s: flo
                 audio += float(batch["speech_lengths"].sum()) * frame_s
                 losses.append(lv)
                 steps += 1
-    res: Dict[str, Any] = {"audio_s": audio, "wall_s": wall, "steps": steps, "split_s": split,
-                           "mean_loss": sum(losses) / max(len(losses), 1)}
+    res: Dict[str, Any] = {
+        "audio_s": audio,
+        "wall_s": wall,
+        "steps": steps,
+        "split_s": split,
+        "mean_loss": sum(losses) / max(len(losses), 1),
+    }
     if prof is not None:
         prof.__exit__(None, None, None)
         res["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
@@ -278,20 +307,39 @@ def _trainer_loop(model, batches, args: argparse.Namespace, frame_s: float, out_
 
     opt, sched = _optim("lite", model, args)
     epochs = args.warmup_passes + args.passes
-    conf = TrainConf(max_epoch=epochs, grad_clip=args.grad_clip, keep_nbest_models=[1], log_interval=10 ** 9,
-                     seed=args.seed)
-    trainer = Trainer(model, opt, sched, _Batches(batches), None, conf, setup_distributed("cpu"),
-                      output_dir=out_dir, best_model_criterion=["loss"], frame_seconds=frame_s,
-                      progress_bar=False, tensorboard=False, plot=False)
+    conf = TrainConf(
+        max_epoch=epochs, grad_clip=args.grad_clip, keep_nbest_models=[1], log_interval=10**9, seed=args.seed
+    )
+    trainer = Trainer(
+        model,
+        opt,
+        sched,
+        _Batches(batches),
+        None,
+        conf,
+        setup_distributed("cpu"),
+        output_dir=out_dir,
+        best_model_criterion=["loss"],
+        frame_seconds=frame_s,
+        progress_bar=False,
+        tensorboard=False,
+        plot=False,
+    )
     t0 = time.perf_counter()
     result = trainer.fit()
     total = time.perf_counter() - t0
-    timed = result.records[args.warmup_passes:]
+    timed = result.records[args.warmup_passes :]
     per_pass = sum(float(b["speech_lengths"].sum()) for b in batches) * frame_s
     audio = per_pass * len(timed)
     wall = sum(per_pass / r.throughput for r in timed)  # the trainer's own training-loop time
-    return {"audio_s": audio, "wall_s": wall, "steps": len(batches) * len(timed), "split_s": None,
-            "mean_loss": sum(r.train_loss for r in timed) / len(timed), "fit_total_s": total}
+    return {
+        "audio_s": audio,
+        "wall_s": wall,
+        "steps": len(batches) * len(timed),
+        "split_s": None,
+        "mean_loss": sum(r.train_loss for r in timed) / len(timed),
+        "fit_total_s": total,
+    }
 
 
 def child_main(side: str, work: str, args: argparse.Namespace) -> int:
@@ -324,15 +372,22 @@ def child_main(side: str, work: str, args: argparse.Namespace) -> int:
 def run_child(side: str, work: str, argv: List[str]) -> Optional[Dict[str, Any]]:
     log = os.path.join(work, "logs", f"{side}.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(_arg(argv, "--threads", "2")),
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(_arg(argv, "--threads", "2")),
+        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     result = os.path.join(work, f"result_{side}.json")
     if os.path.exists(result):
         os.remove(result)
     busy0, own0, t0 = bc.system_busy_seconds(), bc.children_cpu_seconds(), time.perf_counter()
     with open(log, "w", encoding="utf-8") as f:
-        rc = subprocess.call([sys.executable, os.path.abspath(__file__), "--child", side, *argv],
-                             stdout=f, stderr=subprocess.STDOUT, env=env)
+        rc = subprocess.call(
+            [sys.executable, os.path.abspath(__file__), "--child", side, *argv],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     busy1, own1, wall = bc.system_busy_seconds(), bc.children_cpu_seconds(), time.perf_counter() - t0
     if rc != 0 or not os.path.exists(result):
         print(f"bench_train: {side} failed (exit {rc}); see {log}", file=sys.stderr)
@@ -354,43 +409,61 @@ def _fmt(v: Optional[float], spec: str) -> str:
 
 def report(setup: Dict[str, Any], results: Dict[str, Dict[str, Any]], args: argparse.Namespace) -> str:
     enc, dec = setup["config"]["encoder_conf"], setup["config"]["decoder_conf"]
-    lines = [f"model: d={enc['output_size']}, {enc['num_blocks']} enc / {dec['num_blocks']} dec blocks, "
-             f"{enc['attention_heads']} heads, FFN {enc['linear_units']}, vocab {setup['vocab_size']}, "
-             f"{setup['params'] / 1e6:.2f} M params",
-             f"data: {setup['num_utts']} utts, {setup['num_batches']} batches of <= {args.batch_bins} LFR frames, "
-             f"{setup['audio_seconds_per_pass']:.0f} s audio per pass; {args.warmup_passes} warmup + {args.passes} "
-             f"timed pass(es); {args.threads} threads; features precomputed once (same batches for both)"]
+    lines = [
+        f"model: d={enc['output_size']}, {enc['num_blocks']} enc / {dec['num_blocks']} dec blocks, "
+        f"{enc['attention_heads']} heads, FFN {enc['linear_units']}, vocab {setup['vocab_size']}, "
+        f"{setup['params'] / 1e6:.2f} M params",
+        f"data: {setup['num_utts']} utts, {setup['num_batches']} batches of <= {args.batch_bins} LFR frames, "
+        f"{setup['audio_seconds_per_pass']:.0f} s audio per pass; {args.warmup_passes} warmup + {args.passes} "
+        f"timed pass(es); {args.threads} threads; features precomputed once (same batches for both)",
+    ]
     rows = [("side", "audio-s/s", "ms/step", "peak RSS MiB", "RSS before MiB", "mean loss", "other load")]
     for side in SIDES:
         r = results.get(side)
         if r is None:
             continue
         r["throughput"] = r["audio_s"] / r["wall_s"] if r["wall_s"] else None
-        rows.append((side, _fmt(r["throughput"], ".1f"), _fmt(1000 * r["wall_s"] / max(r["steps"], 1), ".0f"),
-                     _fmt(r["peak_rss_mb"], ".0f"), _fmt(r["rss_before_mb"], ".0f"), _fmt(r["mean_loss"], ".3f"),
-                     _fmt(r.get("other_load"), ".2f")))
+        rows.append(
+            (
+                side,
+                _fmt(r["throughput"], ".1f"),
+                _fmt(1000 * r["wall_s"] / max(r["steps"], 1), ".0f"),
+                _fmt(r["peak_rss_mb"], ".0f"),
+                _fmt(r["rss_before_mb"], ".0f"),
+                _fmt(r["mean_loss"], ".3f"),
+                _fmt(r.get("other_load"), ".2f"),
+            )
+        )
     lines.append(bc.format_table(rows))
     base = results.get("funasr")
     for side in ("lite", "lite-trainer"):
         r = results.get(side)
         if r is not None and base is not None:
-            lines.append(f"{side}/funasr: throughput x{_fmt(bc.ratio(r['throughput'], base['throughput']), '.2f')}, "
-                         f"peak RSS x{_fmt(bc.ratio(r['peak_rss_mb'], base['peak_rss_mb']), '.2f')}")
+            lines.append(
+                f"{side}/funasr: throughput x{_fmt(bc.ratio(r['throughput'], base['throughput']), '.2f')}, "
+                f"peak RSS x{_fmt(bc.ratio(r['peak_rss_mb'], base['peak_rss_mb']), '.2f')}"
+            )
     for side in ("funasr", "lite"):
         r = results.get(side)
         if r is not None and r.get("split_s"):
             s = r["split_s"]
-            lines.append(f"{side} per step: " + ", ".join(f"{k} {1000 * v / max(r['steps'], 1):.0f} ms"
-                                                          for k, v in s.items()))
+            lines.append(
+                f"{side} per step: " + ", ".join(f"{k} {1000 * v / max(r['steps'], 1):.0f} ms" for k, v in s.items())
+            )
     return "\n".join(lines)
 
 
 def main(argv: List[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default=DEMO_CONFIG, help="FunASR config.yaml of the model (default: the demo's)")
-    p.add_argument("--size", choices=("config", "medium"), default="config",
-                   help="config: as --config says; medium: d=256, 6/3 blocks, 4 heads, FFN 1024")
+    p.add_argument(
+        "--size",
+        choices=("config", "medium"),
+        default="config",
+        help="config: as --config says; medium: d=256, 6/3 blocks, 4 heads, FFN 1024",
+    )
     p.add_argument("--data_dir", default=DEMO_TRAIN, help="Kaldi data dir (wav.scp, text)")
     p.add_argument("--num_utts", type=int, default=0, help="use the first N utterances (0 = all)")
     p.add_argument("--batch_bins", type=int, default=1500, help="padded LFR frames per batch")
@@ -420,8 +493,9 @@ def main(argv: List[str]) -> int:
     setup = prepare(args, work)
     print(f"bench_train: setup {time.time() - t0:.0f} s ({work})", flush=True)
     child_argv = list(argv)
-    sides = [s for s in SIDES
-             if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)]
+    sides = [
+        s for s in SIDES if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)
+    ]
     results: Dict[str, Dict[str, Any]] = {}
     failed = False
     for _ in range(args.repeat):

@@ -50,8 +50,16 @@ SPLITS = ("train", "dev", "test")
 # espeak-ng's plain "cmn" voice reads most characters as pinyin spelled with English
 # letters and tone digits ("三" -> "san one"); the pinyin voice speaks them in Mandarin.
 VOICE = "cmn-latn-pinyin"
-DEFAULT_VOICES = [VOICE, VOICE + "+f2", VOICE + "+m3", VOICE + "+f4", VOICE + "+m1",
-                  VOICE + "+f3", VOICE + "+m6", VOICE + "+f5"]
+DEFAULT_VOICES = [
+    VOICE,
+    VOICE + "+f2",
+    VOICE + "+m3",
+    VOICE + "+f4",
+    VOICE + "+m1",
+    VOICE + "+f3",
+    VOICE + "+m6",
+    VOICE + "+f5",
+]
 
 # ---------------------------------------------------------------------------------------
 # Reading numbers
@@ -89,7 +97,7 @@ def _below_10000(n: int, lead: bool, liang: bool) -> str:
 def read_int(n: int, liang: bool = False) -> str:
     """Chinese reading of 0 <= n < 10**8 (十五, 一百零五, 一万零一十); ``liang``: a leading
     2 before 百/千/万 is read 两."""
-    if not 0 <= n < 10 ** 8:
+    if not 0 <= n < 10**8:
         raise ValueError(f"read_int: {n} is out of range 0..99999999")
     if n == 0:
         return "零"
@@ -120,9 +128,9 @@ def phone(rng: Rng) -> str:
         local = rng.choice("2345678") + "".join(rng.choice("0123456789") for _ in range(rng.choice([6, 7])))
         num = area + local if rng.random() < 0.6 else local
     else:
-        num = rng.choice(["110", "120", "119", "122", "114", "12345", "10086", "10010", "95588", "95555",
-                          "4008"]) + ("".join(rng.choice("0123456789") for _ in range(6))
-                                      if rng.random() < 0.3 else "")
+        num = rng.choice(["110", "120", "119", "122", "114", "12345", "10086", "10010", "95588", "95555", "4008"]) + (
+            "".join(rng.choice("0123456789") for _ in range(6)) if rng.random() < 0.3 else ""
+        )
     return read_digits(num, yao)
 
 
@@ -182,12 +190,27 @@ def dated_weekday(rng: Rng) -> str:
     day = datetime.date(rng.randint(1990, 2030), 1, 1) + datetime.timedelta(days=rng.randint(0, 364))
     wd = WEEKDAYS[day.weekday()]
     name = rng.choice(["星期", "周"]) + wd if wd != "日" else rng.choice(["星期天", "星期日", "周日"])
-    return (read_digits(str(day.year)) + "年" + read_int(day.month) + "月" + read_int(day.day)
-            + rng.choice("日号") + "是" + name)
+    return (
+        read_digits(str(day.year))
+        + "年"
+        + read_int(day.month)
+        + "月"
+        + read_int(day.day)
+        + rng.choice("日号")
+        + "是"
+        + name
+    )
 
 
-PERIODS = {"凌晨": (1, 5), "早上": (6, 9), "上午": (8, 11), "中午": (11, 13), "下午": (1, 6),
-           "傍晚": (5, 7), "晚上": (6, 11)}
+PERIODS = {
+    "凌晨": (1, 5),
+    "早上": (6, 9),
+    "上午": (8, 11),
+    "中午": (11, 13),
+    "下午": (1, 6),
+    "傍晚": (5, 7),
+    "晚上": (6, 11),
+}
 
 
 def clock_time(rng: Rng) -> str:
@@ -236,10 +259,18 @@ def money(rng: Rng) -> str:
     y = "两" if yuan == 2 and (liang or rng.random() < 0.5) else read_int(yuan, liang)
     jiao, fen = rng.randint(1, 9), rng.randint(1, 9)
     if rng.random() < 0.5:  # formal
-        return rng.choice([y + "元", y + "元", y + "元" + read_int(jiao) + "角",
-                           y + "元" + read_int(jiao) + "角" + read_int(fen) + "分", y + "元整"])
-    return rng.choice([y + "块", y + "块钱", y + "块" + read_int(jiao), y + "块" + read_int(jiao) + "毛",
-                       read_int(jiao) + "毛钱"])
+        return rng.choice(
+            [
+                y + "元",
+                y + "元",
+                y + "元" + read_int(jiao) + "角",
+                y + "元" + read_int(jiao) + "角" + read_int(fen) + "分",
+                y + "元整",
+            ]
+        )
+    return rng.choice(
+        [y + "块", y + "块钱", y + "块" + read_int(jiao), y + "块" + read_int(jiao) + "毛", read_int(jiao) + "毛钱"]
+    )
 
 
 def qty(rng: Rng, lo: int, hi: int) -> str:
@@ -260,34 +291,147 @@ def when(rng: Rng) -> str:
 
 # Carrier sentences by topic, with {slot} or {slot:lo-hi} fields filled from SLOTS.
 TOPICS: List[Tuple[float, List[str]]] = [
-    (0.18, ["我的电话是{phone}", "我的手机号是{phone}", "我的手机号码是{phone}", "请拨打{phone}",
-            "请打{phone}联系我", "您可以打{phone}", "他的号码是{phone}", "联系电话{phone}", "有事请拨{phone}",
-            "客服电话是{phone}", "我的号码换成了{phone}", "麻烦记一下{phone}", "请回电{phone}",
-            "刚才{phone}给你打电话了", "电话号码是{phone}"]),
-    (0.13, ["请在{date}之前付款", "今天是{date}", "我们{date}出发", "会议改到{date}", "合同{date}到期",
-            "截止日期是{date}", "我的生日是{birthday}", "他{date}回来", "报名{date}开始", "票是{date}的",
-            "房租{date}交", "活动定在{date}", "{dated_weekday}", "请于{date}前缴费"]),
-    (0.15, ["明天{time}出发", "会议改到{time}", "现在是{time}", "火车{time}到站", "航班{time}起飞",
-            "我们{time}见面", "请{time}之前到", "闹钟定在{time}", "电影{time}开始", "商店{time}关门",
-            "我每天{time}起床", "飞机{time}降落", "孩子{time}放学", "现在时间{time}"]),
-    (0.12, ["会议改到{weekday}{time}", "{when}{time}出发", "{weekday}{time}开会", "我们{weekday}见",
-            "{weekday}交报告", "{when}{time}在门口见", "请{when}{time}之前付款", "预约时间是{when}{time}",
-            "快递{when}送到", "{when}休息"]),
-    (0.22, ["一共{money}", "总共是{money}", "这件衣服{money}", "一共消费{money}", "订单金额是{money}",
-            "余额还有{money}", "请支付{money}", "找您{money}", "这本书{money}", "打车花了{money}",
-            "本月电费{money}", "午饭花了{money}", "每个月房租{money}", "您需要付{money}", "退款{money}已到账",
-            "门票{money}一张", "一斤苹果{money}", "工资是{money}"]),
-    (0.10, ["验证码是{code:4-6}", "快递单号是{code:8-12}", "房间号是{room}", "我住在{room}房间",
-            "您的取件码是{code:4-6}", "手机尾号{code:4-4}", "订单号是{code:8-10}", "邮编是{code:6-6}",
-            "座位是{int:1-40}排{int:1-30}号", "请到{room}会议室", "车牌尾号是{code:1-1}"]),
-    (0.10, ["我要{qty:1-60}张票", "订{qty:1-12}间房", "我们一共{qty:1-60}个人", "住{qty:1-10}晚",
-            "大概需要{int:2-90}分钟", "还要等{qty:1-12}个小时", "今天气温{int:0-39}度", "打{int:5-9}折",
-            "打{digits:55-95}折", "优惠百分之{pct}", "第{int:1-30}号窗口", "请{int:1-200}号到"]),
+    (
+        0.18,
+        [
+            "我的电话是{phone}",
+            "我的手机号是{phone}",
+            "我的手机号码是{phone}",
+            "请拨打{phone}",
+            "请打{phone}联系我",
+            "您可以打{phone}",
+            "他的号码是{phone}",
+            "联系电话{phone}",
+            "有事请拨{phone}",
+            "客服电话是{phone}",
+            "我的号码换成了{phone}",
+            "麻烦记一下{phone}",
+            "请回电{phone}",
+            "刚才{phone}给你打电话了",
+            "电话号码是{phone}",
+        ],
+    ),
+    (
+        0.13,
+        [
+            "请在{date}之前付款",
+            "今天是{date}",
+            "我们{date}出发",
+            "会议改到{date}",
+            "合同{date}到期",
+            "截止日期是{date}",
+            "我的生日是{birthday}",
+            "他{date}回来",
+            "报名{date}开始",
+            "票是{date}的",
+            "房租{date}交",
+            "活动定在{date}",
+            "{dated_weekday}",
+            "请于{date}前缴费",
+        ],
+    ),
+    (
+        0.15,
+        [
+            "明天{time}出发",
+            "会议改到{time}",
+            "现在是{time}",
+            "火车{time}到站",
+            "航班{time}起飞",
+            "我们{time}见面",
+            "请{time}之前到",
+            "闹钟定在{time}",
+            "电影{time}开始",
+            "商店{time}关门",
+            "我每天{time}起床",
+            "飞机{time}降落",
+            "孩子{time}放学",
+            "现在时间{time}",
+        ],
+    ),
+    (
+        0.12,
+        [
+            "会议改到{weekday}{time}",
+            "{when}{time}出发",
+            "{weekday}{time}开会",
+            "我们{weekday}见",
+            "{weekday}交报告",
+            "{when}{time}在门口见",
+            "请{when}{time}之前付款",
+            "预约时间是{when}{time}",
+            "快递{when}送到",
+            "{when}休息",
+        ],
+    ),
+    (
+        0.22,
+        [
+            "一共{money}",
+            "总共是{money}",
+            "这件衣服{money}",
+            "一共消费{money}",
+            "订单金额是{money}",
+            "余额还有{money}",
+            "请支付{money}",
+            "找您{money}",
+            "这本书{money}",
+            "打车花了{money}",
+            "本月电费{money}",
+            "午饭花了{money}",
+            "每个月房租{money}",
+            "您需要付{money}",
+            "退款{money}已到账",
+            "门票{money}一张",
+            "一斤苹果{money}",
+            "工资是{money}",
+        ],
+    ),
+    (
+        0.10,
+        [
+            "验证码是{code:4-6}",
+            "快递单号是{code:8-12}",
+            "房间号是{room}",
+            "我住在{room}房间",
+            "您的取件码是{code:4-6}",
+            "手机尾号{code:4-4}",
+            "订单号是{code:8-10}",
+            "邮编是{code:6-6}",
+            "座位是{int:1-40}排{int:1-30}号",
+            "请到{room}会议室",
+            "车牌尾号是{code:1-1}",
+        ],
+    ),
+    (
+        0.10,
+        [
+            "我要{qty:1-60}张票",
+            "订{qty:1-12}间房",
+            "我们一共{qty:1-60}个人",
+            "住{qty:1-10}晚",
+            "大概需要{int:2-90}分钟",
+            "还要等{qty:1-12}个小时",
+            "今天气温{int:0-39}度",
+            "打{int:5-9}折",
+            "打{digits:55-95}折",
+            "优惠百分之{pct}",
+            "第{int:1-30}号窗口",
+            "请{int:1-200}号到",
+        ],
+    ),
 ]
 
 SLOTS: Dict[str, Callable[..., str]] = {
-    "phone": phone, "date": date, "birthday": lambda r: "".join(month_day(r)), "dated_weekday": dated_weekday,
-    "time": clock_time, "weekday": weekday, "when": when, "money": money, "room": room,
+    "phone": phone,
+    "date": date,
+    "birthday": lambda r: "".join(month_day(r)),
+    "dated_weekday": dated_weekday,
+    "time": clock_time,
+    "weekday": weekday,
+    "when": when,
+    "money": money,
+    "room": room,
     "code": lambda r, lo, hi: code(r, lo, hi),
     "int": lambda r, lo, hi: read_int(r.randint(lo, hi)),
     "qty": qty,
@@ -299,9 +443,11 @@ SLOT_RE = re.compile(r"\{(\w+)(?::(\d+)-(\d+))?\}")
 
 def fill(template: str, rng: Rng) -> str:
     """Fill the fields of ``template`` left to right."""
+
     def one(m: "re.Match[str]") -> str:
         args = () if m.group(2) is None else (int(m.group(2)), int(m.group(3)))
         return SLOTS[m.group(1)](rng, *args)
+
     return SLOT_RE.sub(one, template)
 
 
@@ -333,8 +479,10 @@ def draw_splits(num: Dict[str, int], seed: int, max_tries: int = 200) -> Dict[st
         while len(out[split]) < want:
             tries += 1
             if tries > max_tries * max(want, 1):
-                raise ValueError(f"could only draw {len(out[split])} of {want} new {split} sentences "
-                                 f"(train has {len(out['train'])}); use a larger train split")
+                raise ValueError(
+                    f"could only draw {len(out[split])} of {want} new {split} sentences "
+                    f"(train has {len(out['train'])}); use a larger train split"
+                )
             s = make_sentence(rng)
             if s in seen or (split != "train" and not set(s) <= charset):
                 continue
@@ -422,8 +570,9 @@ def trim_silence(audio: np.ndarray, sr: int, trim_db: float = -40.0, margin_s: f
 def render(job: UttJob) -> Tuple[str, int]:
     """Synthesize, trim, level, add noise and write one FLAC; returns (key, samples)."""
     o = job.opts
-    audio = synth_data.synthesize(job.text, voice=job.voice, speed=job.speed, pitch=job.pitch,
-                                  sample_rate=o.sample_rate)
+    audio = synth_data.synthesize(
+        job.text, voice=job.voice, speed=job.speed, pitch=job.pitch, sample_rate=o.sample_rate
+    )
     audio = trim_silence(audio, o.sample_rate, o.trim_db, o.margin_s)
     audio = audio * np.float32(job.peak / max(float(np.abs(audio).max()), 1e-6))
     if job.snr_db is not None:
@@ -436,6 +585,7 @@ def render(job: UttJob) -> Tuple[str, int]:
 
 def _init_worker() -> None:
     import torch
+
     torch.set_num_threads(1)
 
 
@@ -450,8 +600,20 @@ def plan(sentences: Dict[str, List[str]], out_dir: str, opts: CorpusOptions) -> 
             voice, speed, pitch = rng.choice(opts.voices), rng.choice(opts.speeds), rng.choice(opts.pitches)
             peak = round(rng.uniform(*opts.peak), 3)
             snr = round(rng.uniform(*opts.snr_db), 1) if rng.random() < opts.noise_prob else None
-            jobs[split].append(UttJob(key, text, os.path.join(out_dir, split, "wav", key + ".flac"),
-                                      voice, speed, pitch, peak, snr, rng.randrange(2 ** 31), opts))
+            jobs[split].append(
+                UttJob(
+                    key,
+                    text,
+                    os.path.join(out_dir, split, "wav", key + ".flac"),
+                    voice,
+                    speed,
+                    pitch,
+                    peak,
+                    snr,
+                    rng.randrange(2**31),
+                    opts,
+                )
+            )
     return jobs
 
 
@@ -463,13 +625,15 @@ def write_split(split_dir: str, jobs: List[UttJob], nj: int) -> float:
             lengths = dict(pool.map(render, jobs, chunksize=4))
     else:
         lengths = dict(render(j) for j in jobs)
-    atomic_write_text(os.path.join(split_dir, "wav.scp"),
-                      "".join(f"{j.key} wav/{j.key}.flac\n" for j in jobs))
-    atomic_write_text(os.path.join(split_dir, "text"),
-                      "".join(f"{j.key} {synth_data.spaced(j.text)}\n" for j in jobs))
-    atomic_write_text(os.path.join(split_dir, "utt2synth"), "".join(
-        f"{j.key} {j.voice} {j.speed} {j.pitch} {j.peak} {'clean' if j.snr_db is None else j.snr_db}\n"
-        for j in jobs))
+    atomic_write_text(os.path.join(split_dir, "wav.scp"), "".join(f"{j.key} wav/{j.key}.flac\n" for j in jobs))
+    atomic_write_text(os.path.join(split_dir, "text"), "".join(f"{j.key} {synth_data.spaced(j.text)}\n" for j in jobs))
+    atomic_write_text(
+        os.path.join(split_dir, "utt2synth"),
+        "".join(
+            f"{j.key} {j.voice} {j.speed} {j.pitch} {j.peak} {'clean' if j.snr_db is None else j.snr_db}\n"
+            for j in jobs
+        ),
+    )
     return sum(lengths.values()) / jobs[0].opts.sample_rate
 
 
@@ -497,19 +661,24 @@ def make_corpus(out_dir: str, opts: Optional[CorpusOptions] = None, text_only: b
                     os.remove(os.path.join(wav_dir, name))
         if text_only:
             os.makedirs(split_dir, exist_ok=True)
-            atomic_write_text(os.path.join(split_dir, "text"),
-                              "".join(f"{j.key} {synth_data.spaced(j.text)}\n" for j in jobs[split]))
+            atomic_write_text(
+                os.path.join(split_dir, "text"), "".join(f"{j.key} {synth_data.spaced(j.text)}\n" for j in jobs[split])
+            )
             seconds = 0.0
         else:
             seconds = write_split(split_dir, jobs[split], opts.nj)
-        summary[split] = {"utts": len(jobs[split]), "minutes": seconds / 60,
-                          "chars": sum(len(j.text) for j in jobs[split])}
+        summary[split] = {
+            "utts": len(jobs[split]),
+            "minutes": seconds / 60,
+            "chars": sum(len(j.text) for j in jobs[split]),
+        }
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     d = CorpusOptions()
     parser.add_argument("--out", required=True, help="output dir; gets train/, dev/ and test/")
     parser.add_argument("--num_train", type=int, default=d.num_train)
@@ -524,16 +693,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--text_only", action="store_true", help="write only the text files (no audio)")
     args = parser.parse_args(argv)
     try:
-        opts = CorpusOptions(num_train=args.num_train, num_dev=args.num_dev, num_test=args.num_test,
-                             seed=args.seed, voices=args.voices, speeds=args.speeds, pitches=args.pitches,
-                             noise_prob=args.noise_prob, nj=args.nj)
+        opts = CorpusOptions(
+            num_train=args.num_train,
+            num_dev=args.num_dev,
+            num_test=args.num_test,
+            seed=args.seed,
+            voices=args.voices,
+            speeds=args.speeds,
+            pitches=args.pitches,
+            noise_prob=args.noise_prob,
+            nj=args.nj,
+        )
         summary = make_corpus(args.out, opts, text_only=args.text_only)
     except (OSError, RuntimeError, ValueError) as e:
         print(f"make_demo_corpus.py: error: {e}", file=sys.stderr)
         return 1
     for split, s in summary.items():
-        print(f"{split}: {s['utts']} utterances, {s['chars']} characters, {s['minutes']:.1f} min of audio "
-              f"-> {os.path.join(args.out, split)}")
+        print(
+            f"{split}: {s['utts']} utterances, {s['chars']} characters, {s['minutes']:.1f} min of audio "
+            f"-> {os.path.join(args.out, split)}"
+        )
     return 0
 
 

@@ -11,8 +11,9 @@ from typing import Dict, Optional
 import torch
 
 
-def scaled_config(base: Dict, *, d_model: int, heads: int, ffn: int, enc_blocks: int, dec_blocks: int,
-                  dither: Optional[float] = None) -> Dict:
+def scaled_config(
+    base: Dict, *, d_model: int, heads: int, ffn: int, enc_blocks: int, dec_blocks: int, dither: Optional[float] = None
+) -> Dict:
     """A copy of a Paraformer config.yaml dict with other sizes (all other keys kept).
 
     Sets the encoder/decoder width, heads, FFN units and block counts (the
@@ -21,8 +22,9 @@ def scaled_config(base: Dict, *, d_model: int, heads: int, ffn: int, enc_blocks:
     """
     config = copy.deepcopy(dict(base))
     config["encoder_conf"].update(output_size=d_model, attention_heads=heads, linear_units=ffn, num_blocks=enc_blocks)
-    config["decoder_conf"].update(attention_heads=heads, linear_units=ffn, num_blocks=dec_blocks,
-                                  att_layer_num=dec_blocks)
+    config["decoder_conf"].update(
+        attention_heads=heads, linear_units=ffn, num_blocks=dec_blocks, att_layer_num=dec_blocks
+    )
     config["predictor_conf"]["idim"] = d_model
     if dither is not None:
         config["frontend_conf"]["dither"] = dither

@@ -32,8 +32,13 @@ import torch
 import torchaudio
 
 # cmn-latn-pinyin speaks Mandarin; plain "cmn" spells many characters as pinyin letters.
-DEFAULT_VOICES = ["cmn-latn-pinyin", "cmn-latn-pinyin+f2", "cmn-latn-pinyin+m3", "cmn-latn-pinyin+f4",
-                  "cmn-latn-pinyin+m1"]
+DEFAULT_VOICES = [
+    "cmn-latn-pinyin",
+    "cmn-latn-pinyin+f2",
+    "cmn-latn-pinyin+m3",
+    "cmn-latn-pinyin+f4",
+    "cmn-latn-pinyin+m1",
+]
 
 
 @dataclass
@@ -61,14 +66,17 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def synthesize(text: str, *, voice: str = "cmn-latn-pinyin", speed: int = 165, pitch: int = 50,
-               sample_rate: int = 16000) -> np.ndarray:
+def synthesize(
+    text: str, *, voice: str = "cmn-latn-pinyin", speed: int = 165, pitch: int = 50, sample_rate: int = 16000
+) -> np.ndarray:
     """Speak ``text`` with espeak-ng and return float32 mono samples at ``sample_rate``."""
     if not espeak_available():
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install -y espeak-ng)")
     proc = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text.replace(" ", "")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=False,
     )
     if proc.returncode != 0 or not proc.stdout:
         raise RuntimeError(f"espeak-ng failed for {text!r}: {proc.stderr.decode(errors='replace').strip()}")
@@ -82,7 +90,7 @@ def synthesize(text: str, *, voice: str = "cmn-latn-pinyin", speed: int = 165, p
 
 def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Add white noise at ``snr_db`` relative to the signal's power."""
-    power = float(np.mean(audio ** 2)) or 1e-8
+    power = float(np.mean(audio**2)) or 1e-8
     noise = rng.standard_normal(audio.shape).astype(np.float32) * np.sqrt(power / 10 ** (snr_db / 10))
     return np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
 
@@ -122,8 +130,7 @@ def read_sentences(path: str) -> Dict[str, str]:
     return sentences
 
 
-def make_data_dir(out_dir: str, sentences: Dict[str, str],
-                  opts: Optional[SynthOptions] = None) -> Dict[str, str]:
+def make_data_dir(out_dir: str, sentences: Dict[str, str], opts: Optional[SynthOptions] = None) -> Dict[str, str]:
     """Synthesize every sentence into ``out_dir`` and write wav.scp and text.
 
     Returns the ``key -> audio path`` mapping.
@@ -165,9 +172,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--format", choices=["flac", "wav"], default=defaults.format)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
-    opts = SynthOptions(voices=args.voices, speeds=args.speeds, pitches=args.pitches,
-                        noise_prob=args.noise_prob, sample_rate=args.sample_rate,
-                        format=args.format, seed=args.seed)
+    opts = SynthOptions(
+        voices=args.voices,
+        speeds=args.speeds,
+        pitches=args.pitches,
+        noise_prob=args.noise_prob,
+        sample_rate=args.sample_rate,
+        format=args.format,
+        seed=args.seed,
+    )
     try:
         paths = make_data_dir(args.out, read_sentences(args.text), opts)
     except (OSError, RuntimeError) as e:

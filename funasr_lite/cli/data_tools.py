@@ -35,10 +35,10 @@ def validate_data_dir_main(argv: Optional[List[str]] = None, prog: Optional[str]
     """
     parser = tool_parser(validate_data_dir_main, prog)
     parser.add_argument("data_dir", help="directory holding wav.scp and optionally text")
-    parser.add_argument("--mode", choices=("infer", "train"), default="infer",
-                        help="train: text required, key mismatches are errors")
-    parser.add_argument("--no-check-audio", action="store_true",
-                        help="do not check that the audio files exist")
+    parser.add_argument(
+        "--mode", choices=("infer", "train"), default="infer", help="train: text required, key mismatches are errors"
+    )
+    parser.add_argument("--no-check-audio", action="store_true", help="do not check that the audio files exist")
     args = parser.parse_args(argv)
     try:
         dd = load_data_dir(args.data_dir, mode=args.mode, check_audio=not args.no_check_audio)
@@ -50,8 +50,10 @@ def validate_data_dir_main(argv: Optional[List[str]] = None, prog: Optional[str]
     n_err, n_warn = len(dd.errors), len(dd.warnings)
     n_utt = len(dd.wavs)
     n_bad = len(dd.failed_keys())
-    print(f"{args.data_dir}: {n_utt} utterances, {n_bad} with errors; "
-          f"{n_err} error(s), {n_warn} warning(s)", file=sys.stderr)
+    print(
+        f"{args.data_dir}: {n_utt} utterances, {n_bad} with errors; {n_err} error(s), {n_warn} warning(s)",
+        file=sys.stderr,
+    )
     return 1 if n_err else 0
 
 
@@ -78,9 +80,12 @@ def make_shards_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
     parser.add_argument("--utts_per_shard", type=int, default=1000, help="utterances per shard")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace shards already in out_dir")
-    again.add_argument("--reuse", action="store_true",
-                       help="keep out_dir's shards if made from the same, unchanged data dir with the same "
-                            "--utts_per_shard; else rebuild them")
+    again.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep out_dir's shards if made from the same, unchanged data dir with the same "
+        "--utts_per_shard; else rebuild them",
+    )
     args = parser.parse_args(argv)
     if args.utts_per_shard < 1:
         parser.error("--utts_per_shard must be >= 1")
@@ -97,8 +102,7 @@ def make_shards_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
         return 2
     print(f"wrote {summary.num_shards} shard(s), {summary.written} utterance(s): {summary.data_list}")
     if summary.report.dropped:
-        print(f"left out {summary.report.dropped} utterance(s), see "
-              f"{os.path.join(args.out_dir, 'bad_utts.txt')}")
+        print(f"left out {summary.report.dropped} utterance(s), see {os.path.join(args.out_dir, 'bad_utts.txt')}")
     return 0
 
 
@@ -133,21 +137,31 @@ def compute_cmvn_main(argv: Optional[List[str]] = None, prog: Optional[str] = No
     p.add_argument("--window", default="hamming", choices=WINDOW_TYPES, help="window type")
     p.add_argument("--lfr_m", type=int, default=7, help="frames stacked per LFR frame")
     p.add_argument("--lfr_n", type=int, default=6, help="LFR hop in frames")
-    p.add_argument("--stats_on", choices=("fbank", "lfr"), default="fbank",
-                   help="accumulate over fbank frames (tiled lfr_m times) or LFR frames")
+    p.add_argument(
+        "--stats_on",
+        choices=("fbank", "lfr"),
+        default="fbank",
+        help="accumulate over fbank frames (tiled lfr_m times) or LFR frames",
+    )
     p.add_argument("--max_utts", type=int, default=0, help="use only the first N utterances; 0 = all")
     args = p.parse_args(argv)
     from funasr_lite.data.frontend import write_cmvn
     from funasr_lite.hub.model_init import data_dir_cmvn
 
-    conf = dict(fs=args.fs, window=args.window, n_mels=args.n_mels, frame_length=args.frame_length,
-                frame_shift=args.frame_shift, lfr_m=args.lfr_m, lfr_n=args.lfr_n)
+    conf = dict(
+        fs=args.fs,
+        window=args.window,
+        n_mels=args.n_mels,
+        frame_length=args.frame_length,
+        frame_shift=args.frame_shift,
+        lfr_m=args.lfr_m,
+        lfr_n=args.lfr_n,
+    )
     try:
         mean, std, frames, utts = data_dir_cmvn(args.data_dir, conf, stats_on=args.stats_on, max_utts=args.max_utts)
         write_cmvn(args.out, mean, std)
     except (FunasrLiteError, ValueError, OSError) as exc:
         print(f"compute_cmvn: error: {exc}", file=sys.stderr)
         return 1
-    print(f"compute_cmvn: {utts} utterances, {frames} frames ({args.stats_on}), "
-          f"{mean.numel()} dims -> {args.out}")
+    print(f"compute_cmvn: {utts} utterances, {frames} frames ({args.stats_on}), {mean.numel()} dims -> {args.out}")
     return 0

@@ -12,7 +12,7 @@ A field declared with ``option(..., flag=True)`` is a command-line flag of the s
 import argparse
 import dataclasses
 import difflib
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin
 
 from funasr_lite.config.fields import Section
 from funasr_lite.config.merge import config_flag_paths, flag_fields, flags_layer
@@ -62,8 +62,9 @@ class RecipeParser(argparse.ArgumentParser):
         super().error(message)
 
 
-def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], defaults: Mapping[str, Any],
-                     exclude: Sequence[str] = ()) -> None:
+def add_option_flags(
+    parser: argparse.ArgumentParser, runtime: Sequence[type], defaults: Mapping[str, Any], exclude: Sequence[str] = ()
+) -> None:
     """Add a flag for each flagged field of the ``runtime`` dataclasses and of the config (but ``exclude``).
 
     Every flag defaults to None ("not given"); the help shows the recipe default, else the field's own.
@@ -75,8 +76,10 @@ def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], d
     seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
     unknown = [k for k in defaults if k not in seen or k in exclude]
     if unknown:
-        raise ConfigError(f"recipe defaults: unknown flag(s) {', '.join(unknown)}"
-                          f" (known: {', '.join(sorted(k for k in seen if k not in exclude))})")
+        raise ConfigError(
+            f"recipe defaults: unknown flag(s) {', '.join(unknown)}"
+            f" (known: {', '.join(sorted(k for k in seen if k not in exclude))})"
+        )
     for name, (f, tp) in seen.items():
         if name in exclude:
             continue
@@ -87,12 +90,18 @@ def add_option_flags(parser: argparse.ArgumentParser, runtime: Sequence[type], d
         else:
             shown = "from the config" if f.default_factory is not dataclasses.MISSING else "required"
         choices = f.metadata.get("choices")
-        parser.add_argument(f"--{name}", default=None, choices=choices, **_argparse_kwargs(tp),
-                            help=f"{f.metadata.get('help', '')} ({shown})")
+        parser.add_argument(
+            f"--{name}",
+            default=None,
+            choices=choices,
+            **_argparse_kwargs(tp),
+            help=f"{f.metadata.get('help', '')} ({shown})",
+        )
 
 
-def split_args(args: argparse.Namespace, runtime: type, defaults: Mapping[str, Any],
-               fixed: Optional[Mapping[str, Any]] = None) -> Tuple[Any, List[Tuple[str, Dict[str, Any]]]]:
+def split_args(
+    args: argparse.Namespace, runtime: type, defaults: Mapping[str, Any], fixed: Optional[Mapping[str, Any]] = None
+) -> Tuple[Any, List[Tuple[str, Dict[str, Any]]]]:
     """``(runtime options, config layers)`` from parsed flags and the recipe defaults.
 
     Runtime fields take flag > recipe default > the field's default; config flags become the
@@ -101,8 +110,14 @@ def split_args(args: argparse.Namespace, runtime: type, defaults: Mapping[str, A
     names = {f.name for f in dataclasses.fields(runtime) if f.init}
     kw = {k: given.get(k, defaults.get(k)) for k in names if k in given or k in defaults}
     kw.update(fixed or {})
-    missing = [f"--{f.name}" for f in dataclasses.fields(runtime) if f.init and kw.get(f.name) is None
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f"--{f.name}"
+        for f in dataclasses.fields(runtime)
+        if f.init
+        and kw.get(f.name) is None
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required (no recipe default)")
     paths = config_flag_paths()
@@ -112,4 +127,3 @@ def split_args(args: argparse.Namespace, runtime: type, defaults: Mapping[str, A
         if conf:
             layers.append((source, flags_layer(conf)))
     return runtime(**{k: v for k, v in kw.items()}), layers
-

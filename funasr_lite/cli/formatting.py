@@ -17,5 +17,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def tool_parser(command: Callable, prog: Optional[str] = None) -> argparse.ArgumentParser:
     """A parser whose description is ``command``'s docstring (summary line and Usage block)."""
-    return argparse.ArgumentParser(prog=prog, description=inspect.cleandoc(command.__doc__ or ""),
-                                   formatter_class=HelpFormatter)
+    return argparse.ArgumentParser(
+        prog=prog, description=inspect.cleandoc(command.__doc__ or ""), formatter_class=HelpFormatter
+    )

@@ -22,16 +22,29 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "infer": ("funasr_lite.cli.main", "infer_main", "decode a Kaldi data dir with a Paraformer model dir"),
     "finetune": ("funasr_lite.cli.main", "finetune_main", "finetune a Paraformer model dir on train/ and dev/ data"),
     "compute-cer": ("funasr_lite.cli.score", "compute_cer_main", "score hypotheses and write FunASR's text.cer"),
-    "validate-data-dir": ("funasr_lite.cli.data_tools", "validate_data_dir_main",
-                          "print every problem of a Kaldi data dir (wav.scp, text)"),
-    "make-shards": ("funasr_lite.cli.data_tools", "make_shards_main",
-                    "split a data dir into shards for --dataset_type large"),
+    "validate-data-dir": (
+        "funasr_lite.cli.data_tools",
+        "validate_data_dir_main",
+        "print every problem of a Kaldi data dir (wav.scp, text)",
+    ),
+    "make-shards": (
+        "funasr_lite.cli.data_tools",
+        "make_shards_main",
+        "split a data dir into shards for --dataset_type large",
+    ),
     "compute-cmvn": ("funasr_lite.cli.data_tools", "compute_cmvn_main", "write a data dir's global CMVN as am.mvn"),
-    "average-checkpoints": ("funasr_lite.cli.model_tools", "average_checkpoints_main",
-                            "average the n best epochs of a finetune output dir"),
-    "make-model-dir": ("funasr_lite.cli.model_tools", "make_model_dir_main",
-                       "write a randomly initialised model dir to train from scratch"),
+    "average-checkpoints": (
+        "funasr_lite.cli.model_tools",
+        "average_checkpoints_main",
+        "average the n best epochs of a finetune output dir",
+    ),
+    "make-model-dir": (
+        "funasr_lite.cli.model_tools",
+        "make_model_dir_main",
+        "write a randomly initialised model dir to train from scratch",
+    ),
 }
+
 
 def infer_main(argv: Sequence[str], prog: str = "funasr-lite infer") -> int:
     """``funasr-lite infer``: the recipe infer.py's flags; --model, --data_dir and --output_dir are required."""

@@ -98,12 +98,15 @@ def make_model_dir_main(argv: Optional[List[str]] = None, prog: Optional[str] = 
         if text.problems:
             raise FunasrLiteError("\n".join(str(problem) for problem in text.problems))
         tokens = token_list_from_texts(text.entries.values(), min_count=args.min_count)
-        mean, std, frames, utts = data_dir_cmvn(args.train_data, config.get("frontend_conf") or {},
-                                                stats_on=args.stats_on)
+        mean, std, frames, utts = data_dir_cmvn(
+            args.train_data, config.get("frontend_conf") or {}, stats_on=args.stats_on
+        )
         write_model_dir(args.out, config, tokens, cmvn_mean=mean, cmvn_std=std, seed=args.seed, layout=args.layout)
     except (FunasrLiteError, ValueError, OSError) as exc:
         print(f"make_model_dir: error: {exc}", file=sys.stderr)
         return 1
-    print(f"make_model_dir: {args.out} ({args.layout}): {len(tokens)} tokens, CMVN over {utts} utterances "
-          f"({frames} frames)")
+    print(
+        f"make_model_dir: {args.out} ({args.layout}): {len(tokens)} tokens, CMVN over {utts} utterances "
+        f"({frames} frames)"
+    )
     return 0

@@ -19,18 +19,27 @@ from funasr_lite.errors import FunasrLiteError
 logger = logging.getLogger("funasr_lite")
 
 
-def _parser(description: str, runtime: Sequence[type], defaults: Dict[str, Any], prog: Optional[str] = None,
-            exclude: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = RecipeParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                          epilog=EXIT_CODES)
+def _parser(
+    description: str,
+    runtime: Sequence[type],
+    defaults: Dict[str, Any],
+    prog: Optional[str] = None,
+    exclude: Sequence[str] = (),
+) -> argparse.ArgumentParser:
+    parser = RecipeParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES
+    )
     add_option_flags(parser, runtime, defaults, exclude=exclude)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks and debug logs")
     return parser
 
 
 def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def _guarded(debug: bool, job: Callable[[], int]) -> int:
@@ -51,8 +60,9 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, pr
     """``infer.py``: decode a data dir; exit 0 all decoded, 2 some failed, 1 could not run."""
     from funasr_lite.decode.options import InferOptions
 
-    args = _parser("Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults, prog,
-                   exclude=TRAIN_ONLY).parse_args(argv)
+    args = _parser(
+        "Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults, prog, exclude=TRAIN_ONLY
+    ).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
@@ -73,11 +83,22 @@ def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None,
     from funasr_lite.train.faults import TrainingInterrupted
     from funasr_lite.train.finetune import FinetuneOptions, finetune
 
-    parser = _parser("Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults, prog,
-                     exclude=DECODE_ONLY)
+    parser = _parser(
+        "Finetune a Paraformer model dir on train/ and dev/ data.",
+        [FinetuneOptions],
+        defaults,
+        prog,
+        exclude=DECODE_ONLY,
+    )
     parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
-    parser.add_argument("--override", dest="overrides", action="append", default=None, metavar="++SECTION.KEY=VALUE",
-                        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0")
+    parser.add_argument(
+        "--override",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="++SECTION.KEY=VALUE",
+        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0",
+    )
     args = parser.parse_args(argv)
     _setup_logging(args.debug)
 
@@ -101,9 +122,12 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
     """``infer_after_finetune.py``: decode with a finetuned checkpoint into output_dir/decode_results."""
     from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 
-    args = _parser("Decode a data dir with a checkpoint of a finetune output dir.",
-                   [AfterFinetuneOptions, InferOptions], defaults,
-                   exclude=TRAIN_ONLY + ("model", "checkpoint")).parse_args(argv)
+    args = _parser(
+        "Decode a data dir with a checkpoint of a finetune output dir.",
+        [AfterFinetuneOptions, InferOptions],
+        defaults,
+        exclude=TRAIN_ONLY + ("model", "checkpoint"),
+    ).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
@@ -130,7 +154,10 @@ def _config_flags_of(*sections: str) -> Tuple[str, ...]:
 
 
 DECODE_ONLY = _config_flags_of("decoding")
-TRAIN_ONLY = _config_flags_of("train_conf", "dataset_conf", "optim", "optim_conf", "scheduler", "scheduler_conf",
-                              "specaug", "specaug_conf")
-EXIT_CODES = "exit status: 0 done, 1 the job could not run (one error: line), 2 some utterances failed " \
-             "(decoding), 130 interrupted (finetuning resumes from where it stopped)"
+TRAIN_ONLY = _config_flags_of(
+    "train_conf", "dataset_conf", "optim", "optim_conf", "scheduler", "scheduler_conf", "specaug", "specaug_conf"
+)
+EXIT_CODES = (
+    "exit status: 0 done, 1 the job could not run (one error: line), 2 some utterances failed "
+    "(decoding), 130 interrupted (finetuning resumes from where it stopped)"
+)

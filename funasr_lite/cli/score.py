@@ -53,8 +53,9 @@ def compute_cer_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
     parser.add_argument("ref", help="reference 'key text' file (e.g. data/test/text)")
     parser.add_argument("hyp", help="hypothesis 'key text' file (e.g. 1best_recog/text)")
     parser.add_argument("out", help="output text.cer path")
-    parser.add_argument("--error-report", metavar="PATH",
-                        help="also write an aligned error report (worst utterances first)")
+    parser.add_argument(
+        "--error-report", metavar="PATH", help="also write an aligned error report (worst utterances first)"
+    )
     args = parser.parse_args(argv)
     try:
         refs = read_transcripts(args.ref, "reference")
@@ -73,10 +74,16 @@ def compute_cer_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
         print(f"error: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
     if report.missing_hyp:
-        print(f"warning: {len(report.missing_hyp)} reference(s) have no hypothesis, "
-              f"counted as deletions: {_names(report.missing_hyp)}", file=sys.stderr)
+        print(
+            f"warning: {len(report.missing_hyp)} reference(s) have no hypothesis, "
+            f"counted as deletions: {_names(report.missing_hyp)}",
+            file=sys.stderr,
+        )
     if report.extra_hyp:
-        print(f"warning: {len(report.extra_hyp)} hypothesis key(s) have no reference, "
-              f"not scored: {_names(report.extra_hyp)}", file=sys.stderr)
+        print(
+            f"warning: {len(report.extra_hyp)} hypothesis key(s) have no reference, "
+            f"not scored: {_names(report.extra_hyp)}",
+            file=sys.stderr,
+        )
     print(report.summary_line())
     return 0

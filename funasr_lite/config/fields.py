@@ -12,16 +12,32 @@ import dataclasses
 import difflib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from funasr_lite.config.yaml_io import KeyPath, plain
 from funasr_lite.errors import ConfigError
 
+
 class Where:
     """Names where the value at a key path came from: a merge provenance entry, ``file:line``, or the source."""
 
-    def __init__(self, source: str, lines: Optional[Dict[KeyPath, int]] = None,
-                 provenance: Optional[Dict[str, str]] = None):
+    def __init__(
+        self, source: str, lines: Optional[Dict[KeyPath, int]] = None, provenance: Optional[Dict[str, str]] = None
+    ):
         self.source, self.lines, self.provenance = source, lines or {}, provenance or {}
 
     def __call__(self, path: KeyPath = ()) -> str:
@@ -66,7 +82,9 @@ def _type_name(tp) -> str:
         return f"a list of {_type_name(get_args(tp)[0]) if get_args(tp) else 'values'}"
     if get_origin(tp) is dict:
         return "a mapping"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(tp, str(tp))
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(
+        tp, str(tp)
+    )
 
 
 def coerce(value, tp, path: KeyPath, where: Where):
@@ -119,8 +137,14 @@ def coerce(value, tp, path: KeyPath, where: Where):
     raise bad
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Optional[Callable[[], Any]] = None,
-           flag: Union[bool, str] = False, choices: Optional[Sequence[Any]] = None) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory: Optional[Callable[[], Any]] = None,
+    flag: Union[bool, str] = False,
+    choices: Optional[Sequence[Any]] = None,
+) -> Any:
     """A field of an options dataclass, with its help text.
 
     ``flag=True`` makes it a recipe flag of the same name (a string: another flag name); ``choices`` limits
@@ -156,12 +180,20 @@ class Section:
 
     @classmethod
     def defaults(cls) -> Dict[str, Any]:
-        return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                for f in dataclasses.fields(cls) if f.name in cls.field_names()}
+        return {
+            f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(cls)
+            if f.name in cls.field_names()
+        }
 
     @classmethod
-    def from_dict(cls, d: Optional[Mapping], where: Optional[Where] = None, class_name: Optional[str] = None,
-                  prefix: Optional[KeyPath] = None):
+    def from_dict(
+        cls,
+        d: Optional[Mapping],
+        where: Optional[Where] = None,
+        class_name: Optional[str] = None,
+        prefix: Optional[KeyPath] = None,
+    ):
         """Build from a mapping, strictly: wrong types and unknown keys are ConfigErrors naming the source."""
         where = where or Where("<dict>")
         prefix = prefix if prefix is not None else (cls.SECTION,)
@@ -178,8 +210,9 @@ class Section:
             elif k in allowed:
                 extra[k] = copy.deepcopy(v)
             else:
-                raise unknown_key(prefix + (k,), allowed, where,
-                                  f" (not an argument of {class_name})" if class_name else "")
+                raise unknown_key(
+                    prefix + (k,), allowed, where, f" (not an argument of {class_name})" if class_name else ""
+                )
         return cls(extra=extra, _given=frozenset(kw), _where=(where, prefix), **kw)
 
     def __post_init__(self) -> None:
@@ -195,8 +228,11 @@ class Section:
     def to_dict(self, full: bool = False) -> Dict[str, Any]:
         """Keys the input set or that differ from the default (all fields with ``full``), plus ``extra``."""
         defaults = self.defaults()
-        out = {k: plain(getattr(self, k)) for k in self.field_names()
-               if full or k in self._given or getattr(self, k) != defaults[k]}
+        out = {
+            k: plain(getattr(self, k))
+            for k in self.field_names()
+            if full or k in self._given or getattr(self, k) != defaults[k]
+        }
         out.update(plain(self.extra))
         return out
 

@@ -37,16 +37,36 @@ import yaml
 
 from funasr_lite.config.fields import Where, unknown_key
 from funasr_lite.config.schema import (
-    SECTIONS, TOP_LEVEL_KEYS, TOP_LEVEL_UNUSED, ModelConfig, is_null_name, normalize_legacy, validate_layer)
+    SECTIONS,
+    TOP_LEVEL_KEYS,
+    TOP_LEVEL_UNUSED,
+    ModelConfig,
+    is_null_name,
+    normalize_legacy,
+    validate_layer,
+)
 from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_json, load_yaml
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
 from funasr_lite.train.options import TrainConf
 
-__all__ = ["MergedConfig", "merge_strict", "merge_layers", "builtin_defaults", "decoding_layer",
-           "file_path_metas_layer", "flag_fields", "config_flag_paths", "set_path", "parse_conf_text", "apply_conf_flag", "flags_layer",
-           "parse_overrides", "model_dir_layers"]
+__all__ = [
+    "MergedConfig",
+    "merge_strict",
+    "merge_layers",
+    "builtin_defaults",
+    "decoding_layer",
+    "file_path_metas_layer",
+    "flag_fields",
+    "config_flag_paths",
+    "set_path",
+    "parse_conf_text",
+    "apply_conf_flag",
+    "flags_layer",
+    "parse_overrides",
+    "model_dir_layers",
+]
 
 
 # ------------------------------------------------------------------------------------------- merging
@@ -101,8 +121,11 @@ def merge_layers(layers: Sequence[Tuple[str, Mapping]]) -> MergedConfig:
 
 def builtin_defaults() -> Dict[str, Any]:
     """The lowest layer: funasr-lite's decoding, training and data-loading defaults (not the architecture)."""
-    return {"decoding": DecodingOptions().to_dict(full=True), "train_conf": TrainConf().to_dict(full=True),
-            "dataset_conf": DatasetConf().to_dict(full=True)}
+    return {
+        "decoding": DecodingOptions().to_dict(full=True),
+        "train_conf": TrainConf().to_dict(full=True),
+        "dataset_conf": DatasetConf().to_dict(full=True),
+    }
 
 
 def decoding_layer(d: Mapping) -> YamlDict:
@@ -137,7 +160,11 @@ def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any
                 if sub:
                     out[k] = sub
             elif isinstance(v, (list, tuple)):
-                found = [os.path.join(model_dir, x) for x in v if isinstance(x, str) and os.path.exists(os.path.join(model_dir, x))]
+                found = [
+                    os.path.join(model_dir, x)
+                    for x in v
+                    if isinstance(x, str) and os.path.exists(os.path.join(model_dir, x))
+                ]
                 if found:
                     out[k] = found
         return out
@@ -150,8 +177,11 @@ def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any
 def flag_fields(cls: type) -> List[Tuple[str, dataclasses.Field, Any]]:
     """``(flag name, field, type)`` of the fields of dataclass ``cls`` declared with ``option(flag=...)``."""
     hints = get_type_hints(cls)
-    return [(f.name if f.metadata.get("flag") is True else f.metadata["flag"], f, hints[f.name])
-            for f in dataclasses.fields(cls) if f.metadata.get("flag")]
+    return [
+        (f.name if f.metadata.get("flag") is True else f.metadata["flag"], f, hints[f.name])
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("flag")
+    ]
 
 
 @functools.lru_cache(maxsize=None)
@@ -186,8 +216,9 @@ def parse_conf_text(text: str, flag: str) -> dict:
     return dict(v)
 
 
-def apply_conf_flag(layer: dict, section: str, text: str, flag: Optional[str] = None,
-                    class_name: Optional[str] = None) -> dict:
+def apply_conf_flag(
+    layer: dict, section: str, text: str, flag: Optional[str] = None, class_name: Optional[str] = None
+) -> dict:
     """Parse ``text`` for ``section`` (e.g. scheduler_conf), check its keys strictly (the error names the
     flag and the closest valid key) and merge it into ``layer[section]``; returns ``layer``."""
     flag = flag or f"--{section}"
@@ -230,14 +261,17 @@ def parse_overrides(items: Sequence[str], source: str = "command line") -> YamlD
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: override {item!r}: value is not valid YAML: {getattr(e, 'problem', e)}") from None
+            raise ConfigError(
+                f"{source}: override {item!r}: value is not valid YAML: {getattr(e, 'problem', e)}"
+            ) from None
         set_path(out, key.strip(), value)
     return out
 
 
 # ----------------------------------------------------------------------------------- model dir layers
-def model_dir_layers(model_dir, purpose: str = "infer",
-                     decoding_overrides: Optional[Mapping] = None) -> List[Tuple[str, Mapping]]:
+def model_dir_layers(
+    model_dir, purpose: str = "infer", decoding_overrides: Optional[Mapping] = None
+) -> List[Tuple[str, Mapping]]:
     """Layers 1-3 for a model dir: built-in defaults, config.yaml, the files the dir has (configuration.json
     ``file_path_metas``, else am.mvn / tokens / seg_dict found by name, as FunASR injects them), then
     decoding.yaml (``purpose="infer"``, plus flat ``decoding_overrides``) or finetune.yaml
@@ -264,9 +298,11 @@ def model_dir_layers(model_dir, purpose: str = "infer",
         layers.append((os.path.join(root, "configuration.json"), file_path_metas_layer(root, metas)[0]))
     else:
         found: Dict[str, Any] = {}
-        for attr, names, path in (("cmvn", ("am.mvn",), "frontend_conf.cmvn_file"),
-                                  ("tokens", ("tokens.json", "tokens.txt"), "tokenizer_conf.token_list"),
-                                  ("seg_dict", ("seg_dict",), "tokenizer_conf.seg_dict_file")):
+        for attr, names, path in (
+            ("cmvn", ("am.mvn",), "frontend_conf.cmvn_file"),
+            ("tokens", ("tokens.json", "tokens.txt"), "tokenizer_conf.token_list"),
+            ("seg_dict", ("seg_dict",), "tokenizer_conf.seg_dict_file"),
+        ):
             f = find(attr, *names)
             if f:
                 set_path(found, path, f)

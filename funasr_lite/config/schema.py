@@ -13,21 +13,46 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, get_type_hints
 
-from funasr_lite.config.fields import Section, option, Where, coerce, suggest, unknown_key
-from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
+from funasr_lite.config.fields import Section, Where, coerce, option, suggest, unknown_key
 from funasr_lite.config.sections import (
-    FUNASR_NAMES, FUNASR_OPTIMS, FUNASR_SCHEDULERS, SUPPORTED_OPTIMS, SUPPORTED_SCHEDULERS, CTCConf, DecoderConf,
-    EncoderConf, FrontendConf, ModelConf, OptimConf, PredictorConf, SchedulerConf, SpecAugConf,
-    TokenizerConf, class_args)
+    FUNASR_NAMES,
+    FUNASR_OPTIMS,
+    FUNASR_SCHEDULERS,
+    SUPPORTED_OPTIMS,
+    SUPPORTED_SCHEDULERS,
+    CTCConf,
+    DecoderConf,
+    EncoderConf,
+    FrontendConf,
+    ModelConf,
+    OptimConf,
+    PredictorConf,
+    SchedulerConf,
+    SpecAugConf,
+    TokenizerConf,
+    class_args,
+)
+from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
-from funasr_lite.train.options import TrainConf
 from funasr_lite.errors import ConfigError
 from funasr_lite.models.registry import OPTIONAL_SLOTS, legacy_names
 from funasr_lite.models.registry import supported as registry_supported
+from funasr_lite.train.options import TrainConf
 
-_CLASS_SLOTS = ("model", "encoder", "decoder", "predictor", "frontend", "specaug", "normalize", "tokenizer",
-                "preencoder", "postencoder", "ctc")
+_CLASS_SLOTS = (
+    "model",
+    "encoder",
+    "decoder",
+    "predictor",
+    "frontend",
+    "specaug",
+    "normalize",
+    "tokenizer",
+    "preencoder",
+    "postencoder",
+    "ctc",
+)
 _OPTIONAL_CLASS_KEYS = OPTIONAL_SLOTS + ("scheduler",)
 
 
@@ -40,13 +65,20 @@ def _legacy_table(slot: str) -> Dict[str, str]:
 # 0.x top-level keys that 1.x keeps in a section: old -> (section, new). Moved only where the section does
 # not set the key in the same file (then the top-level value is kept as a known-but-unused key).
 LEGACY_MOVES: Dict[str, Tuple[str, str]] = {
-    **{k: ("train_conf", k) for k in ("max_epoch", "accum_grad", "grad_clip", "grad_clip_type",
-                                      "keep_nbest_models", "log_interval")},
+    **{
+        k: ("train_conf", k)
+        for k in ("max_epoch", "accum_grad", "grad_clip", "grad_clip_type", "keep_nbest_models", "log_interval")
+    },
     "unused_parameters": ("train_conf", "find_unused_parameters"),
-    **{k: ("dataset_conf", k) for k in ("dataset_type", "batch_bins", "num_workers", "speech_length_min",
-                                        "speech_length_max")},
-    "token_list": ("tokenizer_conf", "token_list"), "split_with_space": ("tokenizer_conf", "split_with_space"),
-    "seg_dict_file": ("tokenizer_conf", "seg_dict_file"), "cmvn_file": ("frontend_conf", "cmvn_file")}
+    **{
+        k: ("dataset_conf", k)
+        for k in ("dataset_type", "batch_bins", "num_workers", "speech_length_min", "speech_length_max")
+    },
+    "token_list": ("tokenizer_conf", "token_list"),
+    "split_with_space": ("tokenizer_conf", "split_with_space"),
+    "seg_dict_file": ("tokenizer_conf", "seg_dict_file"),
+    "cmvn_file": ("frontend_conf", "cmvn_file"),
+}
 
 # Top-level keys real FunASR configs contain that funasr-lite does not use: accepted and kept verbatim.
 TOP_LEVEL_UNUSED: Tuple[str, ...] = tuple(LEGACY_MOVES) + tuple(FUNASR_NAMES["top_level_unused"])
@@ -93,10 +125,17 @@ def _check_class(slot: str, value, where: Where, training: bool = False) -> None
     legacy = {v: k for k, v in _legacy_table(slot).items()}
     hint = f" ({legacy[value]} in FunASR 0.x)" if value in legacy else ""
     ok = " or ".join([repr(s) for s in names] + (["null"] if None in supported else []))
-    raise ConfigError(f"{where((slot,))}: {slot} class {shown}{hint} is not supported by funasr-lite"
-                      f"{' for training' if training else ''} (supported: {ok})"
-                      + (suggest(value, names) if isinstance(value, str) and value not in legacy
-                         and value not in FUNASR_NAMES["unsupported_classes"].get(slot, {}) else ""))
+    raise ConfigError(
+        f"{where((slot,))}: {slot} class {shown}{hint} is not supported by funasr-lite"
+        f"{' for training' if training else ''} (supported: {ok})"
+        + (
+            suggest(value, names)
+            if isinstance(value, str)
+            and value not in legacy
+            and value not in FUNASR_NAMES["unsupported_classes"].get(slot, {})
+            else ""
+        )
+    )
 
 
 def _check_named(kind: str, value, where: Where, training: bool = False) -> None:
@@ -106,11 +145,14 @@ def _check_named(kind: str, value, where: Where, training: bool = False) -> None
     if value is None:
         return
     if not isinstance(value, str) or value not in known:
-        raise ConfigError(f"{where((kind,))}: unknown {kind} {value!r}" + suggest(value, known)
-                          + f" (FunASR's: {', '.join(known)})")
+        raise ConfigError(
+            f"{where((kind,))}: unknown {kind} {value!r}" + suggest(value, known) + f" (FunASR's: {', '.join(known)})"
+        )
     if training and value not in supported:
-        raise ConfigError(f"{where((kind,))}: {kind} {value!r} is not supported by funasr-lite for training "
-                          f"(supported: {', '.join(supported)}{', none' if kind == 'scheduler' else ''})")
+        raise ConfigError(
+            f"{where((kind,))}: {kind} {value!r} is not supported by funasr-lite for training "
+            f"(supported: {', '.join(supported)}{', none' if kind == 'scheduler' else ''})"
+        )
 
 
 # ------------------------------------------------------------------------------------ the whole config
@@ -128,8 +170,9 @@ class ModelConfig:
     predictor_conf: PredictorConf = field(default_factory=PredictorConf)  # CifPredictorV2 kwargs
     frontend: str = "WavFrontend"  # frontend class (0.x: wav_frontend)
     frontend_conf: FrontendConf = field(default_factory=FrontendConf)  # WavFrontend kwargs
-    specaug: Optional[str] = option(None, "SpecAugLFR (0.x: specaug_lfr) or null; training only", flag=True,
-                                    choices=("specaug_lfr", "none"))
+    specaug: Optional[str] = option(
+        None, "SpecAugLFR (0.x: specaug_lfr) or null; training only", flag=True, choices=("specaug_lfr", "none")
+    )
     specaug_conf: SpecAugConf = option(factory=SpecAugConf, flag=True, help="SpecAugLFR arguments as YAML/JSON")
     tokenizer: Optional[str] = "CharTokenizer"  # tokenizer class (0.x configs have none: char tokens)
     tokenizer_conf: TokenizerConf = field(default_factory=TokenizerConf)  # CharTokenizer kwargs
@@ -138,10 +181,12 @@ class ModelConfig:
     init_param: Optional[Union[str, List[str]]] = None  # checkpoint to initialise from
     optim: Optional[str] = option(None, "optimizer", flag=True, choices=("adam", "adamw", "sgd"))
     optim_conf: OptimConf = field(default_factory=OptimConf)  # optimizer kwargs
-    scheduler: Optional[str] = option(None, "lr schedule: warmuplr (FunASR's formula) or none", flag=True,
-                                      choices=("warmuplr", "none"))
-    scheduler_conf: SchedulerConf = option(factory=SchedulerConf, flag=True,
-                                           help="scheduler arguments as YAML/JSON, e.g. '{warmup_steps: 300}'")
+    scheduler: Optional[str] = option(
+        None, "lr schedule: warmuplr (FunASR's formula) or none", flag=True, choices=("warmuplr", "none")
+    )
+    scheduler_conf: SchedulerConf = option(
+        factory=SchedulerConf, flag=True, help="scheduler arguments as YAML/JSON, e.g. '{warmup_steps: 300}'"
+    )
     dataset_conf: DatasetConf = field(default_factory=DatasetConf)  # data loading and batching
     train_conf: TrainConf = field(default_factory=TrainConf)  # training loop
     decoding: DecodingOptions = field(default_factory=DecodingOptions)  # decoding (funasr-lite; not in config.yaml)
@@ -178,8 +223,12 @@ class ModelConfig:
                 kw[k] = coerce(v, hints[k], (k,), where)
         if kw.get("tokenizer") is None:
             kw["tokenizer"] = "CharTokenizer"  # funasr-lite always tokenizes characters (0.x: token_type char)
-        cfg = cls(extra={k: copy.deepcopy(v) for k, v in n.items() if k in TOP_LEVEL_UNUSED},
-                  provenance=dict(where.provenance), _given=frozenset(kw), **kw)
+        cfg = cls(
+            extra={k: copy.deepcopy(v) for k, v in n.items() if k in TOP_LEVEL_UNUSED},
+            provenance=dict(where.provenance),
+            _given=frozenset(kw),
+            **kw,
+        )
         cfg._check(where)
         return cfg
 
@@ -187,13 +236,19 @@ class ModelConfig:
         p = self.predictor_conf
         for k in ("idim", "l_order", "r_order"):
             if getattr(p, k) is None:
-                raise ConfigError(f"{where(('predictor_conf',))}: predictor_conf.{k} is required (CifPredictorV2 has no default)")
+                raise ConfigError(
+                    f"{where(('predictor_conf',))}: predictor_conf.{k} is required (CifPredictorV2 has no default)"
+                )
         if p.idim != self.encoder_conf.output_size:
-            raise ConfigError(f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
-                              f"encoder_conf.output_size={self.encoder_conf.output_size}")
+            raise ConfigError(
+                f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
+                f"encoder_conf.output_size={self.encoder_conf.output_size}"
+            )
         if self.decoding.ctc_weight > 0 and self.model_conf.ctc_weight <= 0:
-            raise ConfigError(f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={self.decoding.ctc_weight} "
-                              "needs a CTC head, but this model has none (model_conf.ctc_weight is 0)")
+            raise ConfigError(
+                f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={self.decoding.ctc_weight} "
+                "needs a CTC head, but this model has none (model_conf.ctc_weight is 0)"
+            )
 
     def check_trainable(self) -> None:
         """Raise ConfigError unless funasr-lite can train with this optimizer, scheduler and specaug."""
@@ -207,7 +262,9 @@ class ModelConfig:
             raise ConfigError(f"{where(('optim',))}: optim_conf.lr is not set")
         wrong = [k for k in self.optim_conf.kwargs() if k not in class_args("optim", self.optim)]
         if wrong:
-            raise ConfigError(f"{where(('optim_conf', wrong[0]))}: optim_conf.{wrong[0]} is not an argument of {self.optim}")
+            raise ConfigError(
+                f"{where(('optim_conf', wrong[0]))}: optim_conf.{wrong[0]} is not an argument of {self.optim}"
+            )
 
     def encoder_input_size(self) -> int:
         """Feature dim entering the encoder: frontend n_mels * lfr_m (560 for paraformer-large)."""
@@ -225,8 +282,21 @@ class ModelConfig:
         """A config.yaml dict FunASR 1.4.16's AutoModel loads: class keys always, each section's set keys
         (every field with ``full``), ``extra`` verbatim.  ``decoding`` only with include_decoding."""
         out: Dict[str, Any] = {}
-        always = ("model", "model_conf", "encoder", "encoder_conf", "decoder", "decoder_conf", "predictor",
-                  "predictor_conf", "frontend", "frontend_conf", "specaug", "tokenizer", "tokenizer_conf")
+        always = (
+            "model",
+            "model_conf",
+            "encoder",
+            "encoder_conf",
+            "decoder",
+            "decoder_conf",
+            "predictor",
+            "predictor_conf",
+            "frontend",
+            "frontend_conf",
+            "specaug",
+            "tokenizer",
+            "tokenizer_conf",
+        )
         for name in TOP_LEVEL_KEYS:
             value = getattr(self, name)
             if name == "decoding" and not include_decoding:
@@ -264,11 +334,14 @@ class ModelConfig:
 
 
 # The top-level keys ModelConfig types (class names and sections), in config.yaml order.
-TOP_LEVEL_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig)
-                                        if f.name not in ("extra", "provenance", "_given"))
+TOP_LEVEL_KEYS: Tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("extra", "provenance", "_given")
+)
 # Section key (``encoder_conf``, ``decoding``, ...) -> its typed Section class, in config.yaml order.
-SECTIONS: Dict[str, type] = {f.name: f.type for f in dataclasses.fields(ModelConfig)
-                             if isinstance(f.type, type) and issubclass(f.type, Section)}
+SECTIONS: Dict[str, type] = {
+    f.name: f.type for f in dataclasses.fields(ModelConfig) if isinstance(f.type, type) and issubclass(f.type, Section)
+}
+
 
 def validate_layer(layer: Mapping, where: Where) -> None:
     """Check a (normalised) layer: architecture class names, then every key against the schema.
@@ -276,7 +349,17 @@ def validate_layer(layer: Mapping, where: Where) -> None:
     A ``*_conf`` whose class the layer names is checked against that class (``optim_conf`` against the
     named optimizer's arguments); otherwise against the supported class.  Sections of a class we do not
     use (e.g. ``specaug_conf`` of SpecAug) get the same field check, being FunASR's same keys."""
-    for slot in ("model", "encoder", "decoder", "predictor", "frontend", "normalize", "preencoder", "postencoder", "ctc"):
+    for slot in (
+        "model",
+        "encoder",
+        "decoder",
+        "predictor",
+        "frontend",
+        "normalize",
+        "preencoder",
+        "postencoder",
+        "ctc",
+    ):
         if slot in layer:
             _check_class(slot, layer[slot], where)
     for k, v in layer.items():
@@ -292,6 +375,8 @@ def validate_layer(layer: Mapping, where: Where) -> None:
             allowed = sec.known_keys(class_name)
             for sk in v:
                 if sk not in allowed:
-                    raise unknown_key((k, sk), allowed, where, f" (not an argument of {class_name})" if class_name else "")
+                    raise unknown_key(
+                        (k, sk), allowed, where, f" (not an argument of {class_name})" if class_name else ""
+                    )
         elif k not in TOP_LEVEL_KEYS and k not in TOP_LEVEL_UNUSED:
             raise unknown_key((k,), list(TOP_LEVEL_KEYS) + list(TOP_LEVEL_UNUSED), where)

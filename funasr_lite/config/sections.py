@@ -10,7 +10,7 @@ Every section registers itself in :data:`funasr_lite.config.fields.SECTIONS` und
 import functools
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import yaml
@@ -67,18 +67,18 @@ class EncoderConf(Section):
     dropout_rate: float = option(0.1, "dropout after attention / FFN")
     positional_dropout_rate: float = option(0.1, "dropout after positional encoding")
     attention_dropout_rate: float = option(0.0, "dropout on attention weights")
-    input_layer: Optional[str] = option("conv2d", "input embedding; Paraformer uses \"pe\" (sinusoidal, no subsampling)")
+    input_layer: Optional[str] = option("conv2d", 'input embedding; Paraformer uses "pe" (sinusoidal, no subsampling)')
     pos_enc_class: str = option("SinusoidalPositionEncoder", "positional encoding class name")
     normalize_before: bool = option(True, "pre-LayerNorm blocks")
     concat_after: bool = option(False, "concat attention input and output instead of adding")
     positionwise_layer_type: str = option("linear", "FFN type: linear, conv1d, conv1d-linear")
     positionwise_conv_kernel_size: int = option(1, "kernel of a conv1d FFN")
-    padding_idx: int = option(-1, "padding index for an \"embed\" input layer")
+    padding_idx: int = option(-1, 'padding index for an "embed" input layer')
     interctc_layer_idx: List[int] = option(factory=list, help="blocks that emit intermediate CTC")
     interctc_use_conditioning: bool = option(False, "feed intermediate CTC posteriors back")
     kernel_size: int = option(11, "FSMN memory kernel of SANM attention")
     sanm_shfit: int = option(0, "(sic) FSMN kernel shift; 0 = centred")
-    selfattention_layer_type: str = option("sanm", "\"sanm\" or \"selfattn\"")
+    selfattention_layer_type: str = option("sanm", '"sanm" or "selfattn"')
 
     def validate(self):
         for k in ("output_size", "attention_heads", "linear_units", "num_blocks", "kernel_size"):
@@ -150,7 +150,7 @@ class CTCConf(Section):
 
     SECTION: ClassVar[str] = "ctc_conf"
     dropout_rate: float = option(0.0, "dropout before the CTC projection")
-    ctc_type: str = option("builtin", "loss implementation; only \"builtin\" (torch CTCLoss)")
+    ctc_type: str = option("builtin", 'loss implementation; only "builtin" (torch CTCLoss)')
     reduce: bool = option(True, "sum the loss over the batch")
     ignore_nan_grad: bool = option(True, "FunASR flag (kept for compatibility)")
     extra_linear: bool = option(True, "have the ctc_lo projection layer")
@@ -179,8 +179,15 @@ class ModelConf(Section):
     """``model_conf`` of Paraformer (the loss and special ids). Defaults are FunASR's Paraformer defaults."""
 
     SECTION: ClassVar[str] = "model_conf"
-    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ("interctc_weight", "report_cer", "report_wer", "sym_space",
-                                               "sym_blank", "extract_feats_in_collect_stats", "vocab_size")
+    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = (
+        "interctc_weight",
+        "report_cer",
+        "report_wer",
+        "sym_space",
+        "sym_blank",
+        "extract_feats_in_collect_stats",
+        "vocab_size",
+    )
     ctc_weight: float = option(0.5, "CTC loss weight; > 0 builds the CTC head (paraformer-large: 0.0)")
     ignore_id: int = option(-1, "padding id of targets")
     blank_id: int = option(0, "CTC blank id")
@@ -215,7 +222,6 @@ class TokenizerConf(Section):
     space_symbol: str = option("<space>", "token for a space when not splitting on spaces")
     non_linguistic_symbols: Union[str, List[str], None] = option(None, "file or list of symbols like [noise]")
     remove_non_linguistic_symbols: bool = option(False, "drop those symbols from the text")
-
 
 
 # Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively).
@@ -283,4 +289,6 @@ class SchedulerConf(_ClassArgsSection):
 
     SECTION: ClassVar[str] = "scheduler_conf"
     CLASS_KEY: ClassVar[Optional[str]] = "scheduler"
-    warmup_steps: Union[int, float, None] = option(None, "warmuplr: steps to reach the peak lr (WarmupLR default 25000)")
+    warmup_steps: Union[int, float, None] = option(
+        None, "warmuplr: steps to reach the peak lr (WarmupLR default 25000)"
+    )

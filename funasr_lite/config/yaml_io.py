@@ -12,8 +12,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from funasr_lite.errors import ConfigError
-from funasr_lite.utils.textio import read_utf8
 from funasr_lite.utils.fileio import atomic_write_text
+from funasr_lite.utils.textio import read_utf8
 
 KeyPath = Tuple[str, ...]  # a key path into a nested config, e.g. ("train_conf", "max_epoch")
 
@@ -61,8 +61,10 @@ def load_yaml(path: str) -> YamlDict:
                 continue
             line = kn.start_mark.line + 1
             if kn.value in seen and kn.value != "<<":
-                raise ConfigError(f"{path}:{line}: duplicate key '{'.'.join(prefix + (kn.value,))}' "
-                                  f"(first set on line {seen[kn.value]})")
+                raise ConfigError(
+                    f"{path}:{line}: duplicate key '{'.'.join(prefix + (kn.value,))}' "
+                    f"(first set on line {seen[kn.value]})"
+                )
             seen[kn.value] = line
             lines[prefix + (kn.value,)] = line
             walk(vn, prefix + (kn.value,))
@@ -120,8 +122,11 @@ def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = 
                 lines.append(f"{indent}{k}:")
                 walk(v, p, indent + "  ")
                 continue
-            shown = f"[{len(v)} items]" if isinstance(v, (list, tuple)) and len(v) > 8 else \
-                yaml.safe_dump(plain(v), default_flow_style=True, allow_unicode=True).replace("\n...", "").strip()
+            shown = (
+                f"[{len(v)} items]"
+                if isinstance(v, (list, tuple)) and len(v) > 8
+                else yaml.safe_dump(plain(v), default_flow_style=True, allow_unicode=True).replace("\n...", "").strip()
+            )
             lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), default)}")
 
     walk(d, (), "")

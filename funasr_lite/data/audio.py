@@ -74,8 +74,7 @@ def _check_truncated_wav(path: str, snd: sf.SoundFile) -> None:
     declared, present = int(match.group(1)), int(match.group(2))
     if declared > present and declared not in _WAV_SIZE_PLACEHOLDERS:
         raise AudioError(
-            f"{path}: truncated file: the header declares {declared} bytes of audio data "
-            f"but only {present} are present"
+            f"{path}: truncated file: the header declares {declared} bytes of audio data but only {present} are present"
         )
 
 
@@ -166,8 +165,7 @@ def _to_float32(arr: torch.Tensor, name: str) -> torch.Tensor:
     return arr.to(torch.float32) / scale
 
 
-def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000,
-                     name: str = "<array>") -> torch.Tensor:
+def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, name: str = "<array>") -> torch.Tensor:
     """Prepare in-memory audio (Python API) exactly like :func:`load_audio` does a file.
 
     Args:

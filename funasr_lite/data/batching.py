@@ -20,7 +20,6 @@ __all__ = ["Item", "BucketBatchSampler", "Collator"]
 Item = Tuple[str, torch.Tensor, torch.Tensor]
 
 
-
 class BucketBatchSampler(Sampler[List[int]]):
     """Length-sorted buckets with ``len(batch) * longest <= batch_bins``; batch order shuffled per epoch.
 
@@ -31,8 +30,18 @@ class BucketBatchSampler(Sampler[List[int]]):
     batches ``r, r + world_size, ...``, so every rank gets ``len(self)`` batches.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_bins: int, *, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, pad: bool = True, epoch: int = 0) -> None:
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_bins: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = True,
+        epoch: int = 0,
+    ) -> None:
         if batch_bins <= 0:
             raise ValueError(f"batch_bins must be > 0, got {batch_bins}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -62,7 +71,7 @@ class BucketBatchSampler(Sampler[List[int]]):
         if self.pad and self.world_size > 1:
             n = -(-len(batches) // self.world_size) * self.world_size
             batches += [batches[i % len(batches)] for i in range(n - len(batches))]
-        return batches[self.rank::self.world_size]
+        return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[List[int]]:
         return iter(self._rank_batches())
@@ -92,7 +101,7 @@ class Collator:
         lens = torch.tensor([x.numel() for x in seqs], dtype=torch.long)
         out = torch.full((len(seqs), int(lens.max()) if seqs else 0), value, dtype=dtype)
         for b, x in enumerate(seqs):
-            out[b, :x.numel()] = x
+            out[b, : x.numel()] = x
         return out, lens
 
     def __call__(self, items: Sequence[Optional[Item]]) -> Dict[str, Any]:
@@ -109,5 +118,4 @@ class Collator:
             with torch.no_grad():
                 speech, speech_lens = self.frontend(wavs, wav_lens)
             speech_lens = torch.as_tensor(speech_lens, dtype=torch.long)
-        return {"keys": keys, "speech": speech, "speech_lengths": speech_lens,
-                "text": text, "text_lengths": text_lens}
+        return {"keys": keys, "speech": speech, "speech_lengths": speech_lens, "text": text, "text_lengths": text_lens}

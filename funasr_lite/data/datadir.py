@@ -148,24 +148,29 @@ def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Op
             key = head.decode("utf-8") or None
         except UnicodeDecodeError:
             key = None
-        msg = (f"invalid UTF-8 byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line; "
-               "the file must be UTF-8 (convert it, e.g. with iconv -f GBK -t UTF-8)")
+        msg = (
+            f"invalid UTF-8 byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line; "
+            "the file must be UTF-8 (convert it, e.g. with iconv -f GBK -t UTF-8)"
+        )
         return None, Problem(path, lineno, msg, ERROR, key)
 
 
 def _kaldi_extended(value: str) -> Optional[str]:
     """Why a wav.scp value is a Kaldi pipe/ark/stdin entry we refuse, or None if it is a path."""
     if value.endswith("|") or value.startswith("|"):
-        return (f"Kaldi pipe command {value!r} is refused and never run; "
-                "convert the audio to files (e.g. with sox) and list their paths")
+        return (
+            f"Kaldi pipe command {value!r} is refused and never run; "
+            "convert the audio to files (e.g. with sox) and list their paths"
+        )
     if value == "-":
         return "reading audio from stdin ('-') is not supported; list file paths"
     if _RSPECIFIER.match(value):
-        return (f"Kaldi extended filename {value!r} (ark:/scp: specifier) is not supported; "
-                "list plain audio file paths")
+        return f"Kaldi extended filename {value!r} (ark:/scp: specifier) is not supported; list plain audio file paths"
     if _ARK_OFFSET.search(value):
-        return (f"Kaldi archive offset {value!r} (file:offset) is not supported; "
-                "extract the audio to files and list their paths")
+        return (
+            f"Kaldi archive offset {value!r} (file:offset) is not supported; "
+            "extract the audio to files and list their paths"
+        )
     return None
 
 
@@ -199,14 +204,14 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     except OSError as e:
         raise DataDirError(f"{path}: cannot read: {e.strerror or e}") from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataDirError(f"{path}: looks like UTF-16; the file must be UTF-8 "
-                           "(convert it, e.g. with iconv -f UTF-16 -t UTF-8)")
+        raise DataDirError(
+            f"{path}: looks like UTF-16; the file must be UTF-8 (convert it, e.g. with iconv -f UTF-16 -t UTF-8)"
+        )
     if b"\x00" in data:
-        nul_line = data[:data.index(b"\x00")].count(b"\n") + 1
-        raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; "
-                           f"this is not a UTF-8 {what} text file (binary?)")
+        nul_line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; this is not a UTF-8 {what} text file (binary?)")
     if data.startswith(_BOM):
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
 
     table = ScpTable(path)
     decoded_any = False
@@ -228,15 +233,17 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
         key = parts[0]
         value = parts[1] if len(parts) > 1 else ""
         if key in table.lines:
-            table.problems.append(Problem(
-                path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key))
+            table.problems.append(
+                Problem(path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key)
+            )
             continue
         if not value:
             if allow_empty_value:
                 table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
             else:
-                table.problems.append(Problem(
-                    path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key))
+                table.problems.append(
+                    Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key)
+                )
                 table.lines[key] = lineno
                 continue
         if what == "wav.scp":
@@ -249,8 +256,9 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
         table.entries[key] = value
         table.lines[key] = lineno
     if undecodable and not decoded_any:
-        raise DataDirError(f"{path}: no line is valid UTF-8 ({undecodable} lines tried); "
-                           f"this is not a UTF-8 {what} text file")
+        raise DataDirError(
+            f"{path}: no line is valid UTF-8 ({undecodable} lines tried); this is not a UTF-8 {what} text file"
+        )
     return table
 
 
@@ -288,8 +296,7 @@ def _check_audio(path: str, wav_file: str, line: int, key: str) -> Optional[Prob
     return None
 
 
-def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True,
-                  strict: bool = False) -> DataDir:
+def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, strict: bool = False) -> DataDir:
     """Load and validate a Kaldi data dir (``wav.scp`` plus optional ``text``).
 
     Args:
@@ -311,8 +318,10 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True,
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
     path = require_data_dir(path)
     if os.path.exists(os.path.join(path, "segments")):
-        raise DataDirError(f"{os.path.join(path, 'segments')}: Kaldi 'segments' files are not "
-                           "supported; cut the recordings into one audio file per utterance")
+        raise DataDirError(
+            f"{os.path.join(path, 'segments')}: Kaldi 'segments' files are not "
+            "supported; cut the recordings into one audio file per utterance"
+        )
     train = mode == "train"
     miss_sev = ERROR if train else WARNING
     wav_file = os.path.join(path, "wav.scp")
@@ -351,13 +360,13 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True,
             texts, text_lines = tab.entries, tab.lines
             for key, line in tab.lines.items():
                 if key not in wav.lines:
-                    problems.append(Problem(text_file, line, f"key {key!r} is not in wav.scp",
-                                            miss_sev, None))
+                    problems.append(Problem(text_file, line, f"key {key!r} is not in wav.scp", miss_sev, None))
             for key, line in wav.lines.items():
                 if key not in tab.lines:
                     what = "cannot be trained" if train else "will have no reference (not scored)"
-                    problems.append(Problem(wav_file, line, f"key {key!r} has no line in text; it {what}",
-                                            miss_sev, key))
+                    problems.append(
+                        Problem(wav_file, line, f"key {key!r} has no line in text; it {what}", miss_sev, key)
+                    )
     dd = DataDir(path, wavs, texts, problems, dict(wav.lines), text_lines)
     if strict:
         dd.raise_if_errors()

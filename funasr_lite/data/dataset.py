@@ -74,9 +74,19 @@ def build_frontend(frontend_conf: Mapping[str, Any], *, train: bool) -> torch.nn
     return frontend
 
 
-def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any], conf: DatasetConf, *,
-                     train: bool, seed: int = 0, max_bad_ratio: float = 0.1, rank: int = 0, world_size: int = 1,
-                     epoch: int = 0) -> DataLoader:
+def build_dataloader(
+    data: str,
+    tokenizer: Any,
+    frontend_conf: Mapping[str, Any],
+    conf: DatasetConf,
+    *,
+    train: bool,
+    seed: int = 0,
+    max_bad_ratio: float = 0.1,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch: int = 0,
+) -> DataLoader:
     """The DataLoader of one data set; yields :class:`Collator` dicts with features ready.
 
     Args:
@@ -107,16 +117,25 @@ def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any]
     gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
     common: Dict[str, Any] = dict(collate_fn=collate, num_workers=conf.num_workers, generator=gen)
     if conf.dataset_type == "small":
-        utts, report = scan_training_data(data, tokenizer, conf, lfr_frame_ms=frame_ms, sample_rate=sr,
-                                          max_bad_ratio=max_bad_ratio)
-        sampler = BucketBatchSampler([conf.batch_units(u.duration_ms, frame_ms) for u in utts], conf.batch_bins,
-                                     shuffle=conf.shuffle, seed=seed, rank=rank,
-                                     world_size=world_size, pad=train, epoch=epoch)
+        utts, report = scan_training_data(
+            data, tokenizer, conf, lfr_frame_ms=frame_ms, sample_rate=sr, max_bad_ratio=max_bad_ratio
+        )
+        sampler = BucketBatchSampler(
+            [conf.batch_units(u.duration_ms, frame_ms) for u in utts],
+            conf.batch_bins,
+            shuffle=conf.shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            pad=train,
+            epoch=epoch,
+        )
         loader = DataLoader(UtteranceDataset(utts, sr), batch_sampler=sampler, **common)
     else:
         report = scan_shards(data, tokenizer, conf, sample_rate=sr, max_bad_ratio=max_bad_ratio)
-        stream = ShardStream(data, tokenizer, conf, seed=seed, sample_rate=sr, rank=rank, world_size=world_size,
-                             epoch=epoch)
+        stream = ShardStream(
+            data, tokenizer, conf, seed=seed, sample_rate=sr, rank=rank, world_size=world_size, epoch=epoch
+        )
         loader = DataLoader(stream, batch_size=None, **common)
     loader.scan_report = report  # type: ignore[attr-defined]
     loader.seed, loader.rank = seed, rank  # type: ignore[attr-defined]
@@ -124,7 +143,7 @@ def build_dataloader(data: str, tokenizer: Any, frontend_conf: Mapping[str, Any]
 
 
 def _loader_seed(seed: int, epoch: int, rank: int) -> int:
-    return epoch_seed(seed, epoch, rank) % (2 ** 63)  # a torch.Generator seed
+    return epoch_seed(seed, epoch, rank) % (2**63)  # a torch.Generator seed
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

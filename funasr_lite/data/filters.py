@@ -25,24 +25,33 @@ from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, ConfigError, DataDirError
 
 __all__ = [
-    "REASONS", "Utterance", "BadUtterance", "ScanReport", "unk_id_of", "header_ms", "check_utterance",
-    "check_max_bad_ratio", "scan_training_data",
+    "REASONS",
+    "Utterance",
+    "BadUtterance",
+    "ScanReport",
+    "unk_id_of",
+    "header_ms",
+    "check_utterance",
+    "check_max_bad_ratio",
+    "scan_training_data",
 ]
 
 logger = logging.getLogger(__name__)
 
 # Why an utterance is dropped, in the order the checks run.
-REASONS = OrderedDict([
-    ("data_dir", "bad wav.scp/text entry (no text, duplicate key, missing or empty audio file)"),
-    ("empty_text", "empty transcription"),
-    ("audio", "unreadable or corrupt audio"),
-    ("too_short", "shorter than one 25 ms frame or speech_length_min"),
-    ("too_long", "longer than speech_length_max"),
-    ("exceeds_batch_bins", "longer than one batch can hold (batch_bins)"),
-    ("no_tokens", "transcription gives no tokens (only punctuation?)"),
-    ("too_many_tokens", "more tokens than token_length_max"),
-    ("too_many_unk", "too many <unk> tokens (max_unk_ratio)"),
-])
+REASONS = OrderedDict(
+    [
+        ("data_dir", "bad wav.scp/text entry (no text, duplicate key, missing or empty audio file)"),
+        ("empty_text", "empty transcription"),
+        ("audio", "unreadable or corrupt audio"),
+        ("too_short", "shorter than one 25 ms frame or speech_length_min"),
+        ("too_long", "longer than speech_length_max"),
+        ("exceeds_batch_bins", "longer than one batch can hold (batch_bins)"),
+        ("no_tokens", "transcription gives no tokens (only punctuation?)"),
+        ("too_many_tokens", "more tokens than token_length_max"),
+        ("too_many_unk", "too many <unk> tokens (max_unk_ratio)"),
+    ]
+)
 
 
 @dataclass
@@ -98,9 +107,11 @@ class ScanReport:
     def summary(self) -> str:
         """One line: kept/total, hours, and the count per reason."""
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.counts.items(), key=lambda x: -x[1]))
-        return (f"{self.source}: kept {self.kept} of {self.total} utterances "
-                f"({self.kept_ms / 3.6e6:.2f} h); dropped {self.dropped}"
-                + (f" ({self.bad_ratio:.1%}: {why})" if self.dropped else ""))
+        return (
+            f"{self.source}: kept {self.kept} of {self.total} utterances "
+            f"({self.kept_ms / 3.6e6:.2f} h); dropped {self.dropped}"
+            + (f" ({self.bad_ratio:.1%}: {why})" if self.dropped else "")
+        )
 
     def format(self, max_lines: Optional[int] = None) -> str:
         """The summary, what each reason means, then one line per bad utterance."""
@@ -128,10 +139,12 @@ class ScanReport:
             return
         if not self.total:
             raise DataDirError(f"{self.source}: no utterances to train on")
-        head = (f"{self.source}: {self.dropped} of {self.total} utterances ({self.bad_ratio:.1%}) "
-                f"are unusable, more than max_bad_ratio={max_bad_ratio:g}; fix the data or the "
-                "dataset_conf filters (speech_length_min/max, token_length_max, max_unk_ratio, batch_bins), "
-                "or raise max_bad_ratio to skip them")
+        head = (
+            f"{self.source}: {self.dropped} of {self.total} utterances ({self.bad_ratio:.1%}) "
+            f"are unusable, more than max_bad_ratio={max_bad_ratio:g}; fix the data or the "
+            "dataset_conf filters (speech_length_min/max, token_length_max, max_unk_ratio, batch_bins), "
+            "or raise max_bad_ratio to skip them"
+        )
         raise DataDirError(head + "\n" + self.format(max_lines=50))
 
 
@@ -148,15 +161,24 @@ def header_ms(path: str) -> float:
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         raise AudioError(f"{path}: cannot read audio header: {exc}") from exc
     if info.samplerate <= 0 or info.frames <= 0:
-        raise AudioError(f"{path}: audio has no samples (header: {info.frames} frames "
-                         f"at {info.samplerate} Hz)")
+        raise AudioError(f"{path}: audio has no samples (header: {info.frames} frames at {info.samplerate} Hz)")
     return 1000.0 * info.frames / info.samplerate
 
 
-def check_utterance(key: str, path: str, text: str, tokenizer: Any, conf: DatasetConf, *,
-                    lfr_frame_ms: float = 60.0, sample_rate: int = 16000, decode_audio: bool = False,
-                    duration_ms: Optional[float] = None, where: str = "",
-                    unk_id: Optional[int] = None) -> "Tuple[Optional[Utterance], Optional[BadUtterance]]":
+def check_utterance(
+    key: str,
+    path: str,
+    text: str,
+    tokenizer: Any,
+    conf: DatasetConf,
+    *,
+    lfr_frame_ms: float = 60.0,
+    sample_rate: int = 16000,
+    decode_audio: bool = False,
+    duration_ms: Optional[float] = None,
+    where: str = "",
+    unk_id: Optional[int] = None,
+) -> "Tuple[Optional[Utterance], Optional[BadUtterance]]":
     """Run every filter of ``conf`` on one utterance; exactly one of the pair is None.
 
     Args:
@@ -184,32 +206,35 @@ def check_utterance(key: str, path: str, text: str, tokenizer: Any, conf: Datase
     if duration_ms < floor:
         return None, BadUtterance(key, "too_short", f"{pre}{path}: {duration_ms:.0f} ms < {floor:g} ms")
     if duration_ms > conf.max_speech_ms:
-        return None, BadUtterance(key, "too_long",
-                                  f"{pre}{path}: {duration_ms:.0f} ms > speech_length_max={conf.max_speech_ms:g}")
+        return None, BadUtterance(
+            key, "too_long", f"{pre}{path}: {duration_ms:.0f} ms > speech_length_max={conf.max_speech_ms:g}"
+        )
     units = conf.batch_units(duration_ms, lfr_frame_ms)
     if units > conf.batch_bins:
-        return None, BadUtterance(key, "exceeds_batch_bins",
-                                  f"{pre}{path}: {duration_ms:.0f} ms = {units} units > batch_bins={conf.batch_bins}")
+        return None, BadUtterance(
+            key,
+            "exceeds_batch_bins",
+            f"{pre}{path}: {duration_ms:.0f} ms = {units} units > batch_bins={conf.batch_bins}",
+        )
     ids = list(tokenizer.encode(text))
     if not ids:
         return None, BadUtterance(key, "no_tokens", f"{pre}no tokens in {text!r}")
     if len(ids) > conf.max_tokens:
-        return None, BadUtterance(key, "too_many_tokens",
-                                  f"{pre}{len(ids)} tokens > token_length_max={conf.max_tokens}")
+        return None, BadUtterance(
+            key, "too_many_tokens", f"{pre}{len(ids)} tokens > token_length_max={conf.max_tokens}"
+        )
     unk = unk_id_of(tokenizer) if unk_id is None else unk_id
     if unk is not None:
         n_unk = sum(1 for i in ids if i == unk)
         if n_unk / len(ids) > conf.max_unk_ratio:
-            return None, BadUtterance(key, "too_many_unk",
-                                      f"{pre}{n_unk} of {len(ids)} tokens are <unk> in {text!r}")
+            return None, BadUtterance(key, "too_many_unk", f"{pre}{n_unk} of {len(ids)} tokens are <unk> in {text!r}")
     return Utterance(key, path, ids, float(duration_ms)), None
 
 
 def _empty_text_keys(dd: Any, failed: Mapping[str, List[Any]]) -> set:
     """Failed keys whose only problem is an empty transcription line in ``text``."""
     text_file = os.path.join(dd.path, "text")
-    suspects = [k for k, probs in failed.items()
-                if k in dd.text_lines and all(p.file == text_file for p in probs)]
+    suspects = [k for k, probs in failed.items() if k in dd.text_lines and all(p.file == text_file for p in probs)]
     if not suspects:
         return set()
     table = read_scp(text_file, what="text", allow_empty_value=True)
@@ -222,9 +247,17 @@ def check_max_bad_ratio(max_bad_ratio: float) -> None:
         raise ConfigError(f"max_bad_ratio must be in [0, 1], got {max_bad_ratio}")
 
 
-def scan_training_data(data_dir: str, tokenizer: Any, conf: DatasetConf, *, lfr_frame_ms: float = 60.0,
-                       sample_rate: int = 16000, max_bad_ratio: float = 0.1, decode_audio: bool = False,
-                       max_listed_bad: int = 1000) -> "Tuple[List[Utterance], ScanReport]":
+def scan_training_data(
+    data_dir: str,
+    tokenizer: Any,
+    conf: DatasetConf,
+    *,
+    lfr_frame_ms: float = 60.0,
+    sample_rate: int = 16000,
+    max_bad_ratio: float = 0.1,
+    decode_audio: bool = False,
+    max_listed_bad: int = 1000,
+) -> "Tuple[List[Utterance], ScanReport]":
     """Pre-flight check of a training data dir (``wav.scp`` + ``text``, matched by key).
 
     Every wav.scp key is either returned as an :class:`Utterance` (wav.scp order)
@@ -250,12 +283,21 @@ def scan_training_data(data_dir: str, tokenizer: Any, conf: DatasetConf, *, lfr_
         report.total += 1
         if key in failed:
             detail = "; ".join(str(p) for p in failed[key])
-            report.add_bad(BadUtterance(key, "empty_text" if key in empty else "data_dir", detail),
-                           max_listed_bad)
+            report.add_bad(BadUtterance(key, "empty_text" if key in empty else "data_dir", detail), max_listed_bad)
             continue
         where = f"{os.path.join(dd.path, 'text')}:{dd.text_lines.get(key, '?')}"
-        utt, bad = check_utterance(key, path, texts.get(key, ""), tokenizer, conf, lfr_frame_ms=lfr_frame_ms,
-                                   sample_rate=sample_rate, decode_audio=decode_audio, where=where, unk_id=unk)
+        utt, bad = check_utterance(
+            key,
+            path,
+            texts.get(key, ""),
+            tokenizer,
+            conf,
+            lfr_frame_ms=lfr_frame_ms,
+            sample_rate=sample_rate,
+            decode_audio=decode_audio,
+            where=where,
+            unk_id=unk,
+        )
         if bad is not None:
             report.add_bad(bad, max_listed_bad)
         elif utt is not None:

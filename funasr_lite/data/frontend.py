@@ -33,9 +33,9 @@ import torch
 import torch.nn as nn
 import torchaudio.compliance.kaldi as kaldi
 
-from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.fileio import atomic_write_text
+from funasr_lite.utils.textio import read_utf8
 
 # Window types that torchaudio's Kaldi fbank accepts.
 WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
@@ -46,6 +46,7 @@ VAR_FLOOR = 1e-10
 
 
 # ----------------------------------------------------------------------------- am.mvn I/O
+
 
 def _vector_after(path: str, lines: List[str], start: int, tag: str, dims: int) -> List[float]:
     """Parse the ``<LearnRateCoef> 0 [ v1 ... vD ]`` vector that follows line ``start``."""
@@ -126,7 +127,9 @@ def write_cmvn(path: str, mean: torch.Tensor, std: torch.Tensor) -> None:
     mean64 = torch.as_tensor(mean, dtype=torch.float64).detach().cpu()
     std64 = torch.as_tensor(std, dtype=torch.float64).detach().cpu()
     if mean64.ndim != 1 or mean64.shape != std64.shape or mean64.numel() == 0:
-        raise ValueError(f"mean and std must be equal-length 1-D vectors, got {tuple(mean64.shape)} and {tuple(std64.shape)}")
+        raise ValueError(
+            f"mean and std must be equal-length 1-D vectors, got {tuple(mean64.shape)} and {tuple(std64.shape)}"
+        )
     if not bool(torch.isfinite(mean64).all() and torch.isfinite(std64).all()):
         raise ValueError("mean/std contain NaN/Inf")
     if not bool((std64 > 0).all()):
@@ -182,6 +185,7 @@ def compute_cmvn_stats(feats: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, tor
 
 # ----------------------------------------------------------------------------- LFR
 
+
 def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Low-frame-rate stacking of a padded batch (vectorised, padding-invariant).
 
@@ -202,8 +206,11 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
     left = (lfr_m - 1) // 2
     # Index of padded frame (lfr_n*i + j) in the original frames, clamped per utterance:
     # below 0 -> frame 0 (left padding), past the end -> last frame (tail padding).
-    pos = (torch.arange(t_out, device=feats.device)[:, None] * lfr_n
-           + torch.arange(lfr_m, device=feats.device)[None, :] - left)  # (T_out, m)
+    pos = (
+        torch.arange(t_out, device=feats.device)[:, None] * lfr_n
+        + torch.arange(lfr_m, device=feats.device)[None, :]
+        - left
+    )  # (T_out, m)
     idx = torch.minimum(pos.clamp_min(0)[None], (lengths - 1).clamp_min(0)[:, None, None])  # (B, T_out, m)
     gathered = torch.gather(feats, 1, idx.reshape(bsz, -1, 1).expand(-1, -1, dim))
     out = gathered.reshape(bsz, t_out, lfr_m * dim)
@@ -212,6 +219,7 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
 
 
 # ----------------------------------------------------------------------------- frontend
+
 
 class WavFrontend(nn.Module):
     """Waveforms -> CMVN-normalised LFR fbank features, like FunASR's ``WavFrontend``.
@@ -306,7 +314,9 @@ class WavFrontend(nn.Module):
             snip_edges=self.snip_edges,
         )
 
-    def forward(self, wavs: torch.Tensor, lengths: Union[torch.Tensor, Sequence[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wavs: torch.Tensor, lengths: Union[torch.Tensor, Sequence[int]]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Compute features for a padded batch.
 
         Args:

@@ -32,14 +32,45 @@ class DatasetConf(Section):
 
     SECTION: ClassVar[str] = "dataset_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = (
-        "index_ds", "batch_sampler", "batch_type", "batch_size", "max_token_length", "min_token_length",
-        "min_source_length", "max_source_length", "min_target_length", "max_target_length", "data_split_num",
-        "dataloader", "preprocessor_speech", "preprocessor_speech_conf", "preprocessor_text",
-        "preprocessor_text_conf", "batch_size_sample_max", "length_scale_source", "pin_memory",
-        "persistent_workers", "prefetch_factor", "rank_split", "drop_last", "int_pad_value", "float_pad_value",
-        "sort_in_batch", "sort_batch", "filter_conf", "shuffle_conf", "batch_conf", "data_types", "data_names",
-        "speed_perturb", "split_with_space", "seg_dict_file", "bpemodel", "retry")
-    dataset_type: str = option("small", "\"small\" (map-style) or \"large\" (streamed shards)", flag=True)
+        "index_ds",
+        "batch_sampler",
+        "batch_type",
+        "batch_size",
+        "max_token_length",
+        "min_token_length",
+        "min_source_length",
+        "max_source_length",
+        "min_target_length",
+        "max_target_length",
+        "data_split_num",
+        "dataloader",
+        "preprocessor_speech",
+        "preprocessor_speech_conf",
+        "preprocessor_text",
+        "preprocessor_text_conf",
+        "batch_size_sample_max",
+        "length_scale_source",
+        "pin_memory",
+        "persistent_workers",
+        "prefetch_factor",
+        "rank_split",
+        "drop_last",
+        "int_pad_value",
+        "float_pad_value",
+        "sort_in_batch",
+        "sort_batch",
+        "filter_conf",
+        "shuffle_conf",
+        "batch_conf",
+        "data_types",
+        "data_names",
+        "speed_perturb",
+        "split_with_space",
+        "seg_dict_file",
+        "bpemodel",
+        "retry",
+    )
+    dataset_type: str = option("small", '"small" (map-style) or "large" (streamed shards)', flag=True)
     batch_bins: int = option(2000, "small: padded LFR frames (60 ms) per batch; large: milliseconds", flag=True)
     num_workers: int = option(0, "DataLoader workers (feature extraction runs there)", flag=True)
     shuffle: bool = option(True, "shuffle batches (small) / samples in a buffer (large)")
@@ -90,7 +121,9 @@ class DatasetConf(Section):
             if getattr(self, k) < 1:
                 raise self._fail(k, "must be >= 1")
         if self.max_speech_ms < self.min_speech_ms:
-            raise self._fail("speech_length_max", f"a limit of {self.max_speech_ms:g} ms is below "
-                                                  f"speech_length_min ({self.min_speech_ms:g} ms)")
+            raise self._fail(
+                "speech_length_max",
+                f"a limit of {self.max_speech_ms:g} ms is below speech_length_min ({self.min_speech_ms:g} ms)",
+            )
         if not 0.0 <= self.max_unk_ratio <= 1.0:
             raise self._fail("max_unk_ratio", "must be in [0, 1]")

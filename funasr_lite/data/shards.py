@@ -36,7 +36,13 @@ from torch.utils.data import IterableDataset, get_worker_info
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import read_scp
 from funasr_lite.data.filters import (
-    BadUtterance, ScanReport, Utterance, check_max_bad_ratio, check_utterance, header_ms, unk_id_of,
+    BadUtterance,
+    ScanReport,
+    Utterance,
+    check_max_bad_ratio,
+    check_utterance,
+    header_ms,
+    unk_id_of,
 )
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, DataDirError
@@ -67,8 +73,9 @@ def _fingerprint(data_dir: str) -> Dict[str, List[int]]:
     return out
 
 
-def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
-                overwrite: bool = False, max_listed_bad: int = 1000) -> ShardSummary:
+def make_shards(
+    data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False, max_listed_bad: int = 1000
+) -> ShardSummary:
     """Split ``data_dir`` into shards of ``utts_per_shard`` utterances under ``out_dir``.
 
     Utterances with a bad wav.scp/text entry or an unreadable audio header are left
@@ -88,11 +95,14 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
     split = os.path.join(out_dir, "split")
     if os.path.exists(data_list) or os.path.exists(split):
         if not overwrite:
-            raise DataDirError(f"{out_dir}: already holds shards (data.list or split/); "
-                               "pass --overwrite to rebuild them")
+            raise DataDirError(
+                f"{out_dir}: already holds shards (data.list or split/); pass --overwrite to rebuild them"
+            )
         if os.path.exists(split) and not os.path.exists(os.path.join(out_dir, MANIFEST)):
-            raise DataDirError(f"{split}: exists but was not made by make_shards (no {MANIFEST}); "
-                               "remove it yourself or choose another out_dir")
+            raise DataDirError(
+                f"{split}: exists but was not made by make_shards (no {MANIFEST}); "
+                "remove it yourself or choose another out_dir"
+            )
         for name in ("data.list", MANIFEST):
             if os.path.exists(os.path.join(out_dir, name)):
                 os.unlink(os.path.join(out_dir, name))
@@ -106,14 +116,12 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
     for key, path in dd.wavs.items():
         report.total += 1
         if key in failed:
-            report.add_bad(BadUtterance(key, "data_dir", "; ".join(str(p) for p in failed[key])),
-                           max_listed_bad)
+            report.add_bad(BadUtterance(key, "data_dir", "; ".join(str(p) for p in failed[key])), max_listed_bad)
             continue
         try:
             ms = header_ms(path)
         except AudioError as exc:
-            report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"),
-                           max_listed_bad)
+            report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"), max_listed_bad)
             continue
         rows.append((key, os.path.abspath(path), texts[key], ms))
         report.kept += 1
@@ -124,7 +132,7 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
     pairs = []
     n_shards = -(-len(rows) // utts_per_shard)
     for s in range(n_shards):
-        chunk = rows[s * utts_per_shard:(s + 1) * utts_per_shard]
+        chunk = rows[s * utts_per_shard : (s + 1) * utts_per_shard]
         sdir = os.path.join(split, f"{s + 1:05d}")
         os.makedirs(sdir, exist_ok=True)
         atomic_write_text(os.path.join(sdir, "wav.scp"), "".join(f"{k} {p}\n" for k, p, _, _ in chunk))
@@ -133,12 +141,19 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *,
         rel = os.path.join("split", f"{s + 1:05d}")
         pairs.append(f"{rel}/wav.scp {rel}/text\n")
     atomic_write_text(os.path.join(out_dir, "bad_utts.txt"), "".join(f"{b}\n" for b in report.bad))
-    atomic_write_json(os.path.join(out_dir, MANIFEST), {
-        "source": os.path.abspath(data_dir), "fingerprint": _fingerprint(data_dir),
-        "utts_per_shard": utts_per_shard, "num_shards": n_shards, "total": report.total,
-        "written": len(rows), "bad_counts": report.counts,
-        "bad": [[b.key, b.reason, b.detail] for b in report.bad],
-    })
+    atomic_write_json(
+        os.path.join(out_dir, MANIFEST),
+        {
+            "source": os.path.abspath(data_dir),
+            "fingerprint": _fingerprint(data_dir),
+            "utts_per_shard": utts_per_shard,
+            "num_shards": n_shards,
+            "total": report.total,
+            "written": len(rows),
+            "bad_counts": report.counts,
+            "bad": [[b.key, b.reason, b.detail] for b in report.bad],
+        },
+    )
     atomic_write_text(data_list, "".join(pairs))
     report.log()
     return ShardSummary(data_list, n_shards, len(rows), report)
@@ -157,9 +172,11 @@ def ensure_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000) -> st
         try:
             with open(manifest, encoding="utf-8") as f:
                 meta = json.load(f)
-            same = (meta.get("source") == os.path.abspath(data_dir)
-                    and meta.get("fingerprint") == _fingerprint(data_dir)
-                    and meta.get("utts_per_shard") == utts_per_shard)
+            same = (
+                meta.get("source") == os.path.abspath(data_dir)
+                and meta.get("fingerprint") == _fingerprint(data_dir)
+                and meta.get("utts_per_shard") == utts_per_shard
+            )
         except (OSError, ValueError):
             same = False
         if same:
@@ -180,8 +197,10 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
     """
     path = os.path.join(data, "data.list") if os.path.isdir(data) else data
     if not os.path.isfile(path):
-        raise DataDirError(f"{path}: no data.list; for dataset_type 'large' make one with "
-                           f"'python tools/make_shards.py DATA_DIR OUT_DIR'")
+        raise DataDirError(
+            f"{path}: no data.list; for dataset_type 'large' make one with "
+            f"'python tools/make_shards.py DATA_DIR OUT_DIR'"
+        )
     base = os.path.dirname(os.path.abspath(path))
     pairs = []
     with open(path, encoding="utf-8-sig") as f:
@@ -238,20 +257,43 @@ def _read_shard(wav_scp: str, text_path: str) -> Iterator[Tuple[str, str, Option
         yield key, path, texts.entries.get(key), durs.get(key), f"{wav_scp}:{wavs.lines[key]}"
 
 
-def _check(rec: Tuple[str, str, Optional[str], Optional[float], str], tokenizer: Any, conf: DatasetConf,
-           unk: Optional[int], sample_rate: int,
-           decode_audio: bool = False) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
+def _check(
+    rec: Tuple[str, str, Optional[str], Optional[float], str],
+    tokenizer: Any,
+    conf: DatasetConf,
+    unk: Optional[int],
+    sample_rate: int,
+    decode_audio: bool = False,
+) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
     key, path, text, ms, where = rec
     if text is None:
         return None, BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
     if not os.path.isfile(path):
         return None, BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
-    return check_utterance(key, path, text, tokenizer, conf, sample_rate=sample_rate, decode_audio=decode_audio,
-                           duration_ms=ms, where=where, unk_id=unk)
+    return check_utterance(
+        key,
+        path,
+        text,
+        tokenizer,
+        conf,
+        sample_rate=sample_rate,
+        decode_audio=decode_audio,
+        duration_ms=ms,
+        where=where,
+        unk_id=unk,
+    )
 
 
-def scan_shards(data: str, tokenizer: Any, conf: DatasetConf, *, sample_rate: int = 16000,
-                max_bad_ratio: float = 0.1, decode_audio: bool = False, max_listed_bad: int = 1000) -> ScanReport:
+def scan_shards(
+    data: str,
+    tokenizer: Any,
+    conf: DatasetConf,
+    *,
+    sample_rate: int = 16000,
+    max_bad_ratio: float = 0.1,
+    decode_audio: bool = False,
+    max_listed_bad: int = 1000,
+) -> ScanReport:
     """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
 
     Memory: counts plus at most ``max_listed_bad`` bad entries. Utterances
@@ -293,15 +335,27 @@ class ShardStream(IterableDataset):
     ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
     """
 
-    def __init__(self, data: str, tokenizer: Any, conf: DatasetConf, *, seed: int = 0, sample_rate: int = 16000,
-                 rank: int = 0, world_size: int = 1, epoch: int = 0) -> None:
+    def __init__(
+        self,
+        data: str,
+        tokenizer: Any,
+        conf: DatasetConf,
+        *,
+        seed: int = 0,
+        sample_rate: int = 16000,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch: int = 0,
+    ) -> None:
         super().__init__()
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
         self.shards = read_data_list(data)
         if len(self.shards) < world_size:
-            raise DataDirError(f"{data}: {len(self.shards)} shard(s) for {world_size} ranks; every rank "
-                               "needs at least one: make more shards (smaller --utts_per_shard)")
+            raise DataDirError(
+                f"{data}: {len(self.shards)} shard(s) for {world_size} ranks; every rank "
+                "needs at least one: make more shards (smaller --utts_per_shard)"
+            )
         self.tokenizer, self.conf, self.seed, self.sample_rate = tokenizer, conf, seed, sample_rate
         self.rank, self.world_size, self.epoch = rank, world_size, epoch
         self.last_stats: Counter = Counter()  # counts of the last epoch run in this process
@@ -315,7 +369,7 @@ class ShardStream(IterableDataset):
         shards = list(self.shards)
         if self.conf.shuffle:
             random.Random(self.seed + self.epoch).shuffle(shards)
-        return shards[self.rank::self.world_size][worker_id::num_workers]
+        return shards[self.rank :: self.world_size][worker_id::num_workers]
 
     def _utterances(self, shards: List[Tuple[str, str]], stats: Counter) -> Iterator[Utterance]:
         unk = unk_id_of(self.tokenizer)
@@ -387,6 +441,12 @@ class ShardStream(IterableDataset):
             if items:
                 yield items
         dropped = {k: v for k, v in stats.items() if k not in ("kept", "batches", "max_buffered")}
-        logger.info("rank %d worker %d epoch %d: %d utterances in %d batches, dropped %s",
-                    self.rank, wid, self.epoch, stats["kept"] - stats["audio"], stats["batches"],
-                    dropped or "none")
+        logger.info(
+            "rank %d worker %d epoch %d: %d utterances in %d batches, dropped %s",
+            self.rank,
+            wid,
+            self.epoch,
+            stats["kept"] - stats["audio"],
+            stats["batches"],
+            dropped or "none",
+        )

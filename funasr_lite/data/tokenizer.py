@@ -33,8 +33,8 @@ import os
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import ModelDirError
+from funasr_lite.utils.textio import read_utf8
 
 __all__ = [
     "load_token_list",
@@ -83,12 +83,10 @@ def load_token_list(path: str) -> List[str]:
         except json.JSONDecodeError as e:
             raise ModelDirError(f"{path}:{e.lineno}: invalid JSON in token list: {e.msg}") from None
         if not isinstance(tokens, list):
-            raise ModelDirError(f"{path}: token list must be a JSON list of strings, "
-                                f"got {type(tokens).__name__}")
+            raise ModelDirError(f"{path}: token list must be a JSON list of strings, got {type(tokens).__name__}")
         for i, t in enumerate(tokens):
             if not isinstance(t, str) or not t:
-                raise ModelDirError(f"{path}: entry {i} of the token list is {t!r}, "
-                                    "expected a non-empty string")
+                raise ModelDirError(f"{path}: entry {i} of the token list is {t!r}, expected a non-empty string")
     else:
         lines = text.split("\n")
         if lines and lines[-1] == "":
@@ -97,8 +95,9 @@ def load_token_list(path: str) -> List[str]:
         for lineno, line in enumerate(lines, start=1):
             token = line.rstrip()
             if not token:
-                raise ModelDirError(f"{path}:{lineno}: empty line in token list "
-                                    "(every line is one token; ids are line numbers - 1)")
+                raise ModelDirError(
+                    f"{path}:{lineno}: empty line in token list (every line is one token; ids are line numbers - 1)"
+                )
             tokens.append(token)
     if not tokens:
         raise ModelDirError(f"{path}: token list is empty")
@@ -136,7 +135,7 @@ def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> L
             if text[i:j] in keys:
                 step = j - i
                 break
-        out.append(text[i:i + step])
+        out.append(text[i : i + step])
         i += step
     return out
 
@@ -144,6 +143,7 @@ def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> L
 # ---------------------------------------------------------------------------
 # Post-processing (FunASR sentence_postprocess semantics)
 # ---------------------------------------------------------------------------
+
 
 def _strip_ignored(token: str) -> str:
     for s in _IGNORED_SUBSTRINGS:
@@ -194,7 +194,7 @@ def _merge_abbreviations(elems: List[str]) -> List[str]:
             while end + 2 < n and elems[end + 1] == _BLANK and _is_ascii_letter(elems[end + 2]):
                 end += 2
             if end > i:
-                out.append("".join(elems[i:end + 1:2]).upper())
+                out.append("".join(elems[i : end + 1 : 2]).upper())
                 i = end + 1
                 continue
         out.append(elems[i])
@@ -264,6 +264,7 @@ def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
 # Tokenizer
 # ---------------------------------------------------------------------------
 
+
 class Tokenizer:
     """Maps text to token ids (training targets) and ids back to text (results).
 
@@ -307,8 +308,10 @@ class Tokenizer:
 
         def lookup(name: str, symbol: str) -> int:
             if symbol not in self.token2id:
-                raise ValueError(f"{name} symbol {symbol!r} is not in the token list "
-                                 f"({len(self.token_list)} tokens, first: {self.token_list[:3]})")
+                raise ValueError(
+                    f"{name} symbol {symbol!r} is not in the token list "
+                    f"({len(self.token_list)} tokens, first: {self.token_list[:3]})"
+                )
             return self.token2id[symbol]
 
         self.unk_id: int = lookup("unk", unk)  # id that unknown pieces map to
@@ -317,7 +320,8 @@ class Tokenizer:
         self.eos_id: int = lookup("eos", eos)  # end of sentence, dropped when decoding
         self.unk: str = unk
         self.seg_dict: Optional[Dict[str, List[str]]] = (
-            None if seg_dict is None else {k: list(v) for k, v in seg_dict.items()})
+            None if seg_dict is None else {k: list(v) for k, v in seg_dict.items()}
+        )
         self.seg_mode: str = seg_mode
         self._seg_max_len = max((len(k) for k in self.seg_dict), default=1) if self.seg_dict else 1
         self._dropped_ids = frozenset((self.blank_id, self.sos_id, self.eos_id))
@@ -328,8 +332,10 @@ class Tokenizer:
         return len(self.token_list)
 
     def __repr__(self) -> str:
-        return (f"Tokenizer(vocab_size={self.vocab_size}, seg_dict="
-                f"{'None' if self.seg_dict is None else len(self.seg_dict)}, seg_mode={self.seg_mode!r})")
+        return (
+            f"Tokenizer(vocab_size={self.vocab_size}, seg_dict="
+            f"{'None' if self.seg_dict is None else len(self.seg_dict)}, seg_mode={self.seg_mode!r})"
+        )
 
     # -- text -> tokens -> ids ------------------------------------------------
 

@@ -197,8 +197,10 @@ class UttScore:
             corr = format(1.0 if self.wrong == 0 else 0.0, ".2%")
         else:
             corr = _pct(self.cor, self.nwords)
-        return (f"{self.key}(nwords={self.nwords},cor={self.cor},ins={self.ins},del={self.dels},"
-                f"sub={self.sub}) corr:{corr},cer:{_pct(self.wrong, self.nwords)}")
+        return (
+            f"{self.key}(nwords={self.nwords},cor={self.cor},ins={self.ins},del={self.dels},"
+            f"sub={self.sub}) corr:{corr},cer:{_pct(self.wrong, self.nwords)}"
+        )
 
 
 def score_utterance(key: str, ref_text: str, hyp_text: Optional[str]) -> UttScore:
@@ -207,8 +209,17 @@ def score_utterance(key: str, ref_text: str, hyp_text: Optional[str]) -> UttScor
     hyp = [] if hyp_text is None else cer_units(hyp_text)
     ali = align(ref, hyp)
     counts = Counter(p.op for p in ali)
-    return UttScore(key=key, ref=ref, hyp=hyp, alignment=ali, missing_hyp=hyp_text is None,
-                    cor=counts[COR], sub=counts[SUB], ins=counts[INS], dels=counts[DEL])
+    return UttScore(
+        key=key,
+        ref=ref,
+        hyp=hyp,
+        alignment=ali,
+        missing_hyp=hyp_text is None,
+        cor=counts[COR],
+        sub=counts[SUB],
+        ins=counts[INS],
+        dels=counts[DEL],
+    )
 
 
 @dataclass
@@ -266,13 +277,17 @@ class CerReport:
 
     def summary_line(self) -> str:
         """``%WER <err> [ <wrong> / <nwords>, <I> ins, <D> del, <S> sub ]`` (FunASR format)."""
-        return (f"%WER {_round_pct(self.wrong, self.nwords)} [ {self.wrong} / {self.nwords}, "
-                f"{self.ins} ins, {self.dels} del, {self.sub} sub ]")
+        return (
+            f"%WER {_round_pct(self.wrong, self.nwords)} [ {self.wrong} / {self.nwords}, "
+            f"{self.ins} ins, {self.dels} del, {self.sub} sub ]"
+        )
 
     def ser_line(self) -> str:
         """``%SER <err> [ <wrong sentences> / <sentences> ]``."""
-        return (f"%SER {_round_pct(self.wrong_sentences, self.num_sentences)} "
-                f"[ {self.wrong_sentences} / {self.num_sentences} ]")
+        return (
+            f"%SER {_round_pct(self.wrong_sentences, self.num_sentences)} "
+            f"[ {self.wrong_sentences} / {self.num_sentences} ]"
+        )
 
     def scored_line(self) -> str:
         """``Scored <N> sentences, <M> not present in hyp.`` (M = references without hypothesis)."""
@@ -318,6 +333,7 @@ def write_text_cer(path: str, report: CerReport) -> None:
 # ---------------------------------------------------------------------------
 # Aligned error report (icefall errs-* / sclite style)
 # ---------------------------------------------------------------------------
+
 
 def _width(s: str) -> int:
     """Display width in a monospace terminal (wide chars count 2, combining marks 0)."""
@@ -366,21 +382,20 @@ def format_error_report(report: CerReport, max_confusions: int = 50) -> str:
         f"Correct units: {report.cor} / {report.nwords}",
     ]
     if report.missing_hyp:
-        out.append(f"No hypothesis (counted as deletions), {len(report.missing_hyp)}: "
-                   + " ".join(report.missing_hyp))
+        out.append(f"No hypothesis (counted as deletions), {len(report.missing_hyp)}: " + " ".join(report.missing_hyp))
     if report.extra_hyp:
-        out.append(f"Hypothesis without reference (not scored), {len(report.extra_hyp)}: "
-                   + " ".join(report.extra_hyp))
+        out.append(f"Hypothesis without reference (not scored), {len(report.extra_hyp)}: " + " ".join(report.extra_hyp))
 
     order = {u.key: i for i, u in enumerate(report.utts)}
-    bad = sorted((u for u in report.utts if u.wrong > 0),
-                 key=lambda u: (-u.wrong, -u.cer, order[u.key]))
+    bad = sorted((u for u in report.utts if u.wrong > 0), key=lambda u: (-u.wrong, -u.cer, order[u.key]))
     out += ["", f"UTTERANCES WITH ERRORS, worst first: {len(bad)} of {report.num_sentences}"]
     for u in bad:
         note = "  (no hypothesis)" if u.missing_hyp else ""
         out.append("")
-        out.append(f"{u.key}: {u.wrong} errors / {u.nwords} ref units, cer {_pct(u.wrong, u.nwords)}: "
-                   f"{u.sub} sub, {u.ins} ins, {u.dels} del{note}")
+        out.append(
+            f"{u.key}: {u.wrong} errors / {u.nwords} ref units, cer {_pct(u.wrong, u.nwords)}: "
+            f"{u.sub} sub, {u.ins} ins, {u.dels} del{note}"
+        )
         ref_row, hyp_row, ops_row = _aligned_rows(u.alignment)
         out += ["  REF: " + ref_row, "  HYP: " + hyp_row, "  OPS: " + ops_row]
 

@@ -26,14 +26,14 @@ import torch
 from tqdm import tqdm
 
 from funasr_lite.data.audio import audio_duration, load_audio
-from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer
 from funasr_lite.data.datadir import DataDir, load_data_dir
-from funasr_lite.errors import FunasrLiteError, ModelDirError
-from funasr_lite.utils.fileio import atomic_copy, atomic_write_text
-from funasr_lite.hub.download import resolve_model
-from funasr_lite.hub.model_dir import detect_model_dir
+from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.transcribe import Transcriber
+from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.hub.download import resolve_model
+from funasr_lite.hub.model_dir import detect_model_dir
+from funasr_lite.utils.fileio import atomic_copy, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,14 @@ def _where(data: DataDir, key: str) -> str:
     return f"{os.path.join(data.path, 'wav.scp')}:{data.wav_lines.get(key, '?')}"
 
 
-def _decode_batch(asr: Transcriber, data: DataDir, keys: List[str], wavs: Dict[str, torch.Tensor],
-                  results: Dict[str, Dict], failed: Dict[str, str]) -> None:
+def _decode_batch(
+    asr: Transcriber,
+    data: DataDir,
+    keys: List[str],
+    wavs: Dict[str, torch.Tensor],
+    results: Dict[str, Dict],
+    failed: Dict[str, str],
+) -> None:
     """Decode one batch; on a runtime error (e.g. out of memory) retry each utterance alone."""
     try:
         for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
@@ -108,13 +114,16 @@ def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, 
         "timestamp": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["timestamp"]) + "]",
     }
     for name, fmt in fields.items():
-        atomic_write_text(os.path.join(result_dir, name),
-                          "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in sorted(results)))
+        atomic_write_text(
+            os.path.join(result_dir, name),
+            "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in sorted(results)),
+        )
     atomic_write_text(os.path.join(result_dir, "failed"), "".join(f"{k} {failed[k]}\n" for k in sorted(failed)))
 
 
-def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
-                  asr: Optional[Transcriber] = None) -> InferResult:
+def run_inference(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = (), asr: Optional[Transcriber] = None
+) -> InferResult:
     """Decode ``opts.data_dir`` and write the outputs (see the module docstring).
 
     ``layers`` are config layers above the model dir's config.yaml and decoding.yaml (the recipe defaults and
@@ -129,8 +138,9 @@ def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, A
     for problem in data.warnings:
         logger.warning("%s", problem)
     failing = data.failed_keys(include_text=False)
-    failed: Dict[str, str] = {k: "; ".join(_one_line(f"{p.file}:{p.line}: {p.message}") for p in probs)
-                              for k, probs in failing.items()}
+    failed: Dict[str, str] = {
+        k: "; ".join(_one_line(f"{p.file}:{p.line}: {p.message}") for p in probs) for k, probs in failing.items()
+    }
     # errors that fail no utterance (a bad text line, a line without a readable key) are still reported
     for problem in data.errors:
         if not any(problem is p for probs in failing.values() for p in probs):
@@ -145,8 +155,9 @@ def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, A
         raise FunasrLiteError(f"output dir {opts.output_dir} is not writable: {e.strerror or e}") from e
     # 3. model
     if asr is None:
-        asr = Transcriber(detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), opts.device,
-                          layers=layers)
+        asr = Transcriber(
+            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), opts.device, layers=layers
+        )
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
     for key in data.good_keys(include_text=False):
@@ -157,8 +168,10 @@ def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, A
             failed[key] = f"{_where(data, key)}: {_one_line(e)}"
             continue
         if dur > opts.max_duration:
-            failed[key] = (f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
-                           f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration")
+            failed[key] = (
+                f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
+                f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration"
+            )
             continue
         durations[key] = dur
     # 5. decode, longest batches first, with a running RTF
@@ -185,8 +198,9 @@ def run_inference(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, A
         logger.warning("failed: %s %s", key, failed[key])
     # 6. outputs, then CER against data_dir/text (restricted to wav.scp keys)
     _write_outputs(result_dir, results, failed)
-    result = InferResult(num_utts=len(data.wavs), failed=failed, audio_seconds=audio_seconds,
-                         wall_seconds=wall, result_dir=result_dir)
+    result = InferResult(
+        num_utts=len(data.wavs), failed=failed, audio_seconds=audio_seconds, wall_seconds=wall, result_dir=result_dir
+    )
     if data.texts is not None:
         refs = {k: v for k, v in data.texts.items() if k in data.wavs}
         report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
@@ -202,9 +216,11 @@ def summary_lines(result: InferResult) -> List[str]:
     lines = [f"results: {result.result_dir}"]
     if result.cer_summary:
         lines.append(result.cer_summary)
-    lines.append(f"decoded {result.num_utts - len(result.failed)}/{result.num_utts} utterances "
-                 f"({len(result.failed)} failed), {result.audio_seconds:.1f} s of audio in "
-                 f"{result.wall_seconds:.1f} s, RTF {result.rtf:.4f}")
+    lines.append(
+        f"decoded {result.num_utts - len(result.failed)}/{result.num_utts} utterances "
+        f"({len(result.failed)} failed), {result.audio_seconds:.1f} s of audio in "
+        f"{result.wall_seconds:.1f} s, RTF {result.rtf:.4f}"
+    )
     if result.failed:
         lines.append(f"failed utterances are listed in {os.path.join(result.result_dir, 'failed')}")
     return lines
@@ -219,8 +235,9 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model: Optional[str],
-                          required_files: Sequence[str]) -> str:
+def prepare_finetuned_dir(
+    output_dir: str, decoding_model_name: str, init_model: Optional[str], required_files: Sequence[str]
+) -> str:
     """Make a finetune output dir decodable; return the path of the checkpoint to decode with.
 
     Files of ``required_files`` (and config.yaml, tokens, am.mvn) that the dir lacks
@@ -234,10 +251,13 @@ def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model:
         raise ModelDirError(f"finetune output dir {output_dir} does not exist")
     ckpt = os.path.join(output_dir, decoding_model_name)
     if not os.path.isfile(ckpt):
-        available = sorted(f for f in os.listdir(output_dir)
-                           if f.endswith((".pb", ".pt", ".pth")) and f != "checkpoint.pb")
-        raise ModelDirError(f"checkpoint {ckpt} does not exist; available in {output_dir}: "
-                            f"{', '.join(available) or 'none (did finetuning finish an epoch?)'}")
+        available = sorted(
+            f for f in os.listdir(output_dir) if f.endswith((".pb", ".pt", ".pth")) and f != "checkpoint.pb"
+        )
+        raise ModelDirError(
+            f"checkpoint {ckpt} does not exist; available in {output_dir}: "
+            f"{', '.join(available) or 'none (did finetuning finish an epoch?)'}"
+        )
     has_tokens = any(os.path.isfile(os.path.join(output_dir, t)) for t in ("tokens.json", "tokens.txt"))
     wanted = list(dict.fromkeys([*required_files, "config.yaml", "am.mvn"]))
     missing = [name for name in wanted if not os.path.isfile(os.path.join(output_dir, name))]
@@ -268,10 +288,13 @@ def prepare_finetuned_dir(output_dir: str, decoding_model_name: str, init_model:
     return ckpt
 
 
-def run_after_finetune(opts: InferOptions, after: AfterFinetuneOptions,
-                       layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> InferResult:
+def run_after_finetune(
+    opts: InferOptions, after: AfterFinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()
+) -> InferResult:
     """Decode with checkpoint ``after.decoding_model_name`` of the finetune dir ``opts.model`` into
     ``<finetune dir>/decode_results`` (``opts.output_dir`` and ``opts.checkpoint`` are replaced)."""
     prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
-    return run_inference(replace(opts, checkpoint=after.decoding_model_name,
-                                 output_dir=os.path.join(opts.model, "decode_results")), layers)
+    return run_inference(
+        replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results")),
+        layers,
+    )

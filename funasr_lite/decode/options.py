@@ -24,22 +24,33 @@ class DecodingOptions(Section):
     """Search and batching options of a decode (FunASR's decoding.yaml names)."""
 
     SECTION: ClassVar[str] = "decoding"
-    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ("ngram_weight", "token_num_relax", "decoding_ind", "decoding_mode",
-                                               "lm_file", "lm_train_config", "streaming", "hotword", "dtype")
+    KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = (
+        "ngram_weight",
+        "token_num_relax",
+        "decoding_ind",
+        "decoding_mode",
+        "lm_file",
+        "lm_train_config",
+        "streaming",
+        "hotword",
+        "dtype",
+    )
     beam_size: int = option(1, "beam width; 1 = greedy (argmax per position)", flag=True)
-    ctc_weight: float = option(0.0, "weight of CTC prefix scores in beam search (the model needs a CTC head)",
-                               flag=True)
+    ctc_weight: float = option(
+        0.0, "weight of CTC prefix scores in beam search (the model needs a CTC head)", flag=True
+    )
     penalty: float = option(0.0, "score added per token in beam search (FunASR's LengthBonus)")
     nbest: int = option(1, "hypotheses kept per utterance (the first is the result)")
     lm_weight: float = option(0.0, "language-model weight; must be 0 to decode (no LM fusion)")
     maxlenratio: float = option(0.0, "ESPnet length bound; Paraformer's length comes from CIF (accepted, unused)")
     minlenratio: float = option(0.0, "ESPnet length bound (accepted, unused)")
-    batch_size: int = option(32, "max utterances per batch (length-sorted; results do not depend on it)",
-                             flag=True)
-    batch_seconds: Optional[float] = option(300.0, "max total audio seconds per batch (0 or null: no limit)",
-                                            flag=True)
-    ctc_full_vocab: bool = option(False, "CTC-score every token instead of FunASR's int(1.5*beam) pre-beam "
-                                         "(FunASR does so only for models trained with ctc_weight 1.0)")
+    batch_size: int = option(32, "max utterances per batch (length-sorted; results do not depend on it)", flag=True)
+    batch_seconds: Optional[float] = option(300.0, "max total audio seconds per batch (0 or null: no limit)", flag=True)
+    ctc_full_vocab: bool = option(
+        False,
+        "CTC-score every token instead of FunASR's int(1.5*beam) pre-beam "
+        "(FunASR does so only for models trained with ctc_weight 1.0)",
+    )
     end_detect: bool = option(True, "FunASR's beam-search end detection; false runs all steps")
 
     def validate(self) -> None:
@@ -54,8 +65,10 @@ class DecodingOptions(Section):
     def check_supported(self) -> None:
         """Raise ValueError for settings funasr-lite cannot decode with (an LM weight)."""
         if float(self.lm_weight) != 0.0:
-            raise ValueError(f"lm_weight={self.lm_weight!r} but language-model fusion is not supported by "
-                             "funasr-lite; set lm_weight to 0")
+            raise ValueError(
+                f"lm_weight={self.lm_weight!r} but language-model fusion is not supported by "
+                "funasr-lite; set lm_weight to 0"
+            )
 
     @property
     def uses_ctc(self) -> bool:
@@ -83,10 +96,12 @@ class InferOptions:
     output_dir: str = option(help="where 1best_recog/ goes; created if missing, never deleted", flag=True)
     device: Optional[str] = option(None, "cpu, cuda or cuda:N; none: cuda if available, else cpu", flag=True)
     ncpu: int = option(2, "torch CPU threads", flag=True)
-    max_duration: float = option(600.0, "utterances longer than this (seconds) are refused instead of risking OOM",
-                                 flag=True)
-    checkpoint: Optional[str] = option(None, "a weights file inside the model dir, instead of model.pt / model.pb",
-                                       flag=True)
+    max_duration: float = option(
+        600.0, "utterances longer than this (seconds) are refused instead of risking OOM", flag=True
+    )
+    checkpoint: Optional[str] = option(
+        None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
+    )
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,9 @@ class AfterFinetuneOptions:
 
     output_dir: str = option(help="the finetune output dir; results go to its decode_results/", flag=True)
     decoding_model_name: str = option("valid.acc.ave.pb", "a checkpoint file inside output_dir", flag=True)
-    modelscope_model_name: Optional[str] = option(None, "the init model (hub id or dir) that files missing from "
-                                                        "output_dir are copied from", flag=True)
-    required_files: Tuple[str, ...] = option(("am.mvn", "configuration.json"), "files copied from the init model "
-                                             "when output_dir lacks them", flag=True)
+    modelscope_model_name: Optional[str] = option(
+        None, "the init model (hub id or dir) that files missing from output_dir are copied from", flag=True
+    )
+    required_files: Tuple[str, ...] = option(
+        ("am.mvn", "configuration.json"), "files copied from the init model when output_dir lacks them", flag=True
+    )

@@ -247,8 +247,7 @@ def beam_search(
     if use_ctc:
         if ctc_logp is None:
             raise ValueError(
-                f"ctc_weight={ctc_weight} needs CTC log-probs (a model with a CTC head); "
-                "got ctc_logp=None"
+                f"ctc_weight={ctc_weight} needs CTC log-probs (a model with a CTC head); got ctc_logp=None"
             )
         _check_2d("ctc_logp", ctc_logp)
         if ctc_logp.shape[1] != V:
@@ -373,9 +372,7 @@ def decode_batch_nbest(
                 "log-probs were given; use ctc_weight 0"
             )
         if ctc_logp.dim() != 3 or ctc_logp.shape[0] != B or ctc_logp.shape[2] != am_logp.shape[2]:
-            raise ValueError(
-                f"ctc_logp must be (B={B}, T, V={am_logp.shape[2]}), got {tuple(ctc_logp.shape)}"
-            )
+            raise ValueError(f"ctc_logp must be (B={B}, T, V={am_logp.shape[2]}), got {tuple(ctc_logp.shape)}")
         if ctc_lens is None:
             ctc_lens = torch.full((B,), ctc_logp.shape[1], dtype=torch.long)
         ctc_lens = torch.as_tensor(ctc_lens).detach().cpu().long()

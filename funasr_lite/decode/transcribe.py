@@ -17,20 +17,20 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from funasr_lite.data.audio import load_audio, load_audio_array
-from funasr_lite.models.cif import cif_timestamps
 from funasr_lite.config.merge import decoding_layer, merge_layers, model_dir_layers
 from funasr_lite.config.schema import ModelConfig
-from funasr_lite.errors import CheckpointError
+from funasr_lite.data.audio import load_audio, load_audio_array
 from funasr_lite.data.frontend import WavFrontend
+from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
+from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.search import decode_batch_nbest
+from funasr_lite.errors import CheckpointError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
+from funasr_lite.models.cif import cif_timestamps
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model, decode_entry
 from funasr_lite.utils.device import default_device
-from funasr_lite.decode.options import DecodingOptions
-from funasr_lite.decode.search import decode_batch_nbest
-from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,14 @@ class Transcriber:
     Build it with :func:`load_model`.
     """
 
-    def __init__(self, model_dir: ModelDir, device: Optional[str] = None, *,
-                 layers: Sequence[Tuple[str, Mapping[str, Any]]] = (), decoding: Optional[DecodingOptions] = None):
+    def __init__(
+        self,
+        model_dir: ModelDir,
+        device: Optional[str] = None,
+        *,
+        layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
+        decoding: Optional[DecodingOptions] = None,
+    ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
         in config.yaml shape; ``decoding`` replaces the merged decoding options outright."""
         self.model_dir = model_dir
@@ -60,7 +66,9 @@ class Transcriber:
         # 2. tokenizer: tokens file, else config.yaml's token_list
         token_list = load_token_list(model_dir.tokens) if model_dir.tokens else self.config.tokenizer_conf.token_list
         if not token_list or isinstance(token_list, str):
-            raise CheckpointError(f"{model_dir.root}: no tokens.json/tokens.txt and no token_list in {model_dir.config}")
+            raise CheckpointError(
+                f"{model_dir.root}: no tokens.json/tokens.txt and no token_list in {model_dir.config}"
+            )
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
         # 3. weights: safe load, vocabulary check, strict load
@@ -69,14 +77,20 @@ class Transcriber:
         if rows is not None and rows != self.tokenizer.vocab_size:
             raise CheckpointError(
                 f"{model_dir.checkpoint}: the checkpoint's vocabulary has {rows} tokens but the token list "
-                f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models")
+                f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models"
+            )
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
         self.model.to(self.device).eval()
         size_mb = os.path.getsize(model_dir.checkpoint) / 1e6
-        logger.info("model: %s (%s layout), weights %s (%.1f MB)", model_dir.root, model_dir.layout,
-                    model_dir.checkpoint, size_mb)
+        logger.info(
+            "model: %s (%s layout), weights %s (%.1f MB)",
+            model_dir.root,
+            model_dir.layout,
+            model_dir.checkpoint,
+            size_mb,
+        )
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
         fc = self.config.frontend_conf
@@ -91,8 +105,10 @@ class Transcriber:
         self._search = decode_entry(self.config.model)
         self.options.check_supported()
         if self.options.uses_ctc and self.model.ctc is None:
-            raise CheckpointError(f"ctc_weight={self.options.ctc_weight} needs a CTC head, but the model "
-                                  f"{model_dir.root} has none (its model_conf.ctc_weight is 0); use --ctc_weight 0")
+            raise CheckpointError(
+                f"ctc_weight={self.options.ctc_weight} needs a CTC head, but the model "
+                f"{model_dir.root} has none (its model_conf.ctc_weight is 0); use --ctc_weight 0"
+            )
 
     @torch.inference_mode()
     def decode_features(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> List[Dict[str, Any]]:
@@ -104,8 +120,9 @@ class Transcriber:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        hyps_nbest, alphas, enc_lens, token_lens = self._search(self.model, feats, feat_lens, self.options,
-                                                                self.tokenizer)
+        hyps_nbest, alphas, enc_lens, token_lens = self._search(
+            self.model, feats, feat_lens, self.options, self.tokenizer
+        )
         stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=self.frame_ms)
         batch = feats.size(0)
         results = []
@@ -113,13 +130,15 @@ class Transcriber:
             hyp = hyps_nbest[b][0] if hyps_nbest[b] else None
             ids = list(hyp.token_ids) if hyp is not None else []
             text, _words = self.tokenizer.decode(ids)
-            results.append({
-                "text": text,
-                "tokens": self.tokenizer.ids_to_tokens(ids),
-                "token_ids": ids,
-                "score": float(hyp.score) if hyp is not None else 0.0,
-                "timestamp": _token_times(hyp, stamps[b], self.tokenizer) if hyp is not None else [],
-            })
+            results.append(
+                {
+                    "text": text,
+                    "tokens": self.tokenizer.ids_to_tokens(ids),
+                    "token_ids": ids,
+                    "score": float(hyp.score) if hyp is not None else 0.0,
+                    "timestamp": _token_times(hyp, stamps[b], self.tokenizer) if hyp is not None else [],
+                }
+            )
         return results
 
     @torch.inference_mode()
@@ -132,8 +151,9 @@ class Transcriber:
         feats, feat_lens = self.frontend(padded.to(self.device), lengths.to(self.device))
         return self.decode_features(feats, feat_lens)
 
-    def transcribe(self, inputs: Sequence[AudioInput], batch_size: Optional[int] = None,
-                   sample_rate: Optional[int] = None) -> List[Dict[str, Any]]:
+    def transcribe(
+        self, inputs: Sequence[AudioInput], batch_size: Optional[int] = None, sample_rate: Optional[int] = None
+    ) -> List[Dict[str, Any]]:
         """Transcribe files or arrays; one result dict per input, in input order.
 
         Args:
@@ -149,20 +169,23 @@ class Transcriber:
                 wavs.append(load_audio(item, self.sample_rate))
                 keys.append(os.path.splitext(os.path.basename(item))[0])
             else:
-                wavs.append(load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=f"input {i}"))
+                wavs.append(
+                    load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=f"input {i}")
+                )
                 keys.append(f"input{i}")
         batch_size = batch_size or self.options.batch_size
         order = sorted(range(len(wavs)), key=lambda i: -wavs[i].numel())
         results: List[Optional[Dict[str, Any]]] = [None] * len(wavs)
         for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start: start + max(1, batch_size)]
+            idx = order[start : start + max(1, batch_size)]
             for i, res in zip(idx, self.decode_waveforms([wavs[i] for i in idx])):
                 results[i] = {"key": keys[i], **res}
         return results  # type: ignore[return-value]
 
 
-def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions,
-                    tokenizer: Tokenizer) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
+def search_features(
+    model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
+) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
     """Encoder, CIF, decoder and search over a padded feature batch (no gradients are kept).
 
     Args:
@@ -181,8 +204,16 @@ def search_features(model: Paraformer, feats: torch.Tensor, feat_lens: torch.Ten
             return [[] for _ in range(feats.size(0))], alphas, enc_lens, token_lens
         am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
         ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
-        hyps = decode_batch_nbest(am_logp, token_lens, options, ctc_logp=ctc_logp, ctc_lens=enc_lens,
-                                  blank_id=tokenizer.blank_id, sos_id=tokenizer.sos_id, eos_id=tokenizer.eos_id)
+        hyps = decode_batch_nbest(
+            am_logp,
+            token_lens,
+            options,
+            ctc_logp=ctc_logp,
+            ctc_lens=enc_lens,
+            blank_id=tokenizer.blank_id,
+            sos_id=tokenizer.sos_id,
+            eos_id=tokenizer.eos_id,
+        )
     return hyps, alphas, enc_lens, token_lens
 
 
@@ -192,9 +223,14 @@ def _token_times(hyp, stamps: List[Tuple[int, int]], tokenizer: Tokenizer) -> Li
     return [list(stamps[pos]) for pos, tid in enumerate(hyp.raw_ids) if tid not in dropped and pos < len(stamps)]
 
 
-def load_model(model: str, device: Optional[str] = None, *, checkpoint: Optional[str] = None,
-               decoding: Optional[DecodingOptions] = None,
-               config_overrides: Optional[Mapping[str, Any]] = None) -> Transcriber:
+def load_model(
+    model: str,
+    device: Optional[str] = None,
+    *,
+    checkpoint: Optional[str] = None,
+    decoding: Optional[DecodingOptions] = None,
+    config_overrides: Optional[Mapping[str, Any]] = None,
+) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
     Args:
@@ -207,5 +243,6 @@ def load_model(model: str, device: Optional[str] = None, *, checkpoint: Optional
         config_overrides: decoding.yaml-style keys that win over the dir's files.
     """
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
-    return Transcriber(detect_model_dir(resolve_model(model), checkpoint=checkpoint), device=device,
-                       layers=layers, decoding=decoding)
+    return Transcriber(
+        detect_model_dir(resolve_model(model), checkpoint=checkpoint), device=device, layers=layers, decoding=decoding
+    )

@@ -94,5 +94,6 @@ def resolve_model(model: str, revision: Optional[str] = None) -> str:
     try:
         return snapshot_download(model, revision=revision)
     except Exception as e:
-        raise HubError(f"--model {model}: download from ModelScope failed: {e}. "
-                       "Pass a local model dir with --model DIR instead.") from e
+        raise HubError(
+            f"--model {model}: download from ModelScope failed: {e}. Pass a local model dir with --model DIR instead."
+        ) from e

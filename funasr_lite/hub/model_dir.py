@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 
 import torch
 
-from funasr_lite.utils.textio import read_utf8
 from funasr_lite.errors import CheckpointError, ModelDirError
+from funasr_lite.utils.textio import read_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +103,14 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
     if "am_model_name" in model_section:  # legacy 0.x
         mc = model_section.get("model_config") or {}
         md = ModelDir(
-            root=root, layout="0.x",
+            root=root,
+            layout="0.x",
             config=_require(root, mc.get("am_model_config", "config.yaml"), "model config", missing),
-            checkpoint=_require(root, model_section["am_model_name"], "weights, configuration.json model.am_model_name",
-                                missing) if checkpoint is None else "",
+            checkpoint=_require(
+                root, model_section["am_model_name"], "weights, configuration.json model.am_model_name", missing
+            )
+            if checkpoint is None
+            else "",
             cmvn=_require(root, mc.get("mvn_file", "am.mvn"), "CMVN stats", missing),
             tokens=_optional(root, "tokens.txt"),
             seg_dict=_optional(root, "seg_dict"),
@@ -118,13 +122,16 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
         metas = configuration.get("file_path_metas") or {}
         tok_conf = metas.get("tokenizer_conf") or {}
         fe_conf = metas.get("frontend_conf") or {}
-        tokens = tok_conf.get("token_list") or ("tokens.json" if os.path.isfile(os.path.join(root, "tokens.json"))
-                                                else "tokens.txt")
+        tokens = tok_conf.get("token_list") or (
+            "tokens.json" if os.path.isfile(os.path.join(root, "tokens.json")) else "tokens.txt"
+        )
         md = ModelDir(
-            root=root, layout="1.x",
+            root=root,
+            layout="1.x",
             config=_require(root, metas.get("config", "config.yaml"), "model config", missing),
             checkpoint=_require(root, metas.get("init_param", "model.pt"), "weights", missing)
-            if checkpoint is None else "",
+            if checkpoint is None
+            else "",
             cmvn=_require(root, fe_conf.get("cmvn_file", "am.mvn"), "CMVN stats", missing),
             tokens=_optional(root, tokens),
             seg_dict=_optional(root, tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"),
@@ -136,7 +143,9 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
         path = checkpoint if os.path.isabs(checkpoint) or os.path.isfile(checkpoint) else os.path.join(root, checkpoint)
         if not os.path.isfile(path):
             available = sorted(f for f in os.listdir(root) if f.endswith((".pb", ".pt", ".pth")))
-            raise ModelDirError(f"checkpoint {checkpoint} not found in {root}; available: {', '.join(available) or 'none'}")
+            raise ModelDirError(
+                f"checkpoint {checkpoint} not found in {root}; available: {', '.join(available) or 'none'}"
+            )
         md.checkpoint = os.path.abspath(path)
     if missing:
         raise ModelDirError(f"model dir {root} ({md.layout} layout) is missing: " + "; ".join(missing))
@@ -153,10 +162,15 @@ def load_failure(e: Exception, size: int) -> str:
         # weights_only names the global (function/class) it refused; else it rejected an opcode
         blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        why = (f"unpickling it would call {blocked.group(1)}" if blocked
-               else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}")
-        return (f"refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
-                "The file is corrupt, or holds code or objects besides tensors")
+        why = (
+            f"unpickling it would call {blocked.group(1)}"
+            if blocked
+            else f"its pickle data was rejected: {min(lines, key=len) if lines else type(e).__name__}"
+        )
+        return (
+            f"refused to load: not a plain weights file ({why}; weights_only=True blocked it). "
+            "The file is corrupt, or holds code or objects besides tensors"
+        )
     detail = str(e).splitlines()[0] if str(e).strip() else ""
     return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
 
@@ -186,13 +200,14 @@ def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     logger.info("loaded weights %s (%.1f MB, %d tensors)", path, size / 1e6, len(obj))
     return obj
 
 
-def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
-                        assign: bool = False) -> None:
+def load_weights_strict(
+    model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str, assign: bool = False
+) -> None:
     """``load_state_dict(strict=True)`` with every missing/unexpected/mismatched key named.
 
     Raises:
@@ -203,16 +218,20 @@ def load_weights_strict(model: torch.nn.Module, state: Dict[str, torch.Tensor], 
     unexpected = sorted(set(state) - set(own))
     shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or shape:
+
         def listing(keys: List[str]) -> str:
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
         parts = []
         if missing:
             parts.append(f"missing keys: {listing(missing)}")
         if unexpected:
             parts.append(f"unexpected keys: {listing(unexpected)}")
         if shape:
-            parts.append("shape mismatch: " + listing(
-                [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]))
+            parts.append(
+                "shape mismatch: "
+                + listing([f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape])
+            )
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
     if assign:  # the tensors become the parameters: give them the model's dtypes
         state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}

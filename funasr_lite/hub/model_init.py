@@ -16,13 +16,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
-from funasr_lite.data.audio import load_audio
 from funasr_lite.config.yaml_io import save_yaml
+from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import load_data_dir
-from funasr_lite.errors import DataDirError
-from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats, write_cmvn
+from funasr_lite.errors import DataDirError
 from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>")
 UNK = "<unk>"
@@ -30,13 +30,23 @@ HUB_ID = "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch
 
 # decoding.yaml keys FunASR 0.x requires (greedy decoding).
 # 1.x class name -> the short registry name a legacy 0.x config.yaml uses.
-LEGACY_NAMES = {"model": {"Paraformer": "paraformer"}, "encoder": {"SANMEncoder": "sanm"},
-                "decoder": {"ParaformerSANMDecoder": "paraformer_decoder_sanm"},
-                "predictor": {"CifPredictorV2": "cif_predictor_v2"}, "frontend": {"WavFrontend": "wav_frontend"},
-                "specaug": {"SpecAugLFR": "specaug_lfr"}}
+LEGACY_NAMES = {
+    "model": {"Paraformer": "paraformer"},
+    "encoder": {"SANMEncoder": "sanm"},
+    "decoder": {"ParaformerSANMDecoder": "paraformer_decoder_sanm"},
+    "predictor": {"CifPredictorV2": "cif_predictor_v2"},
+    "frontend": {"WavFrontend": "wav_frontend"},
+    "specaug": {"SpecAugLFR": "specaug_lfr"},
+}
 
-DEFAULT_DECODING = {"beam_size": 1, "penalty": 0.0, "maxlenratio": 0.0, "minlenratio": 0.0,
-                    "ctc_weight": 0.0, "lm_weight": 0.0}
+DEFAULT_DECODING = {
+    "beam_size": 1,
+    "penalty": 0.0,
+    "maxlenratio": 0.0,
+    "minlenratio": 0.0,
+    "ctc_weight": 0.0,
+    "lm_weight": 0.0,
+}
 
 
 def token_list_from_texts(texts: Iterable[str], min_count: int = 1) -> List[str]:
@@ -49,13 +59,16 @@ def token_list_from_texts(texts: Iterable[str], min_count: int = 1) -> List[str]
     for text in texts:
         for unit in text.split():
             counts[unit] = counts.get(unit, 0) + 1
-    units = sorted((u for u, c in counts.items() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK),
-                   key=lambda u: -counts[u])
+    units = sorted(
+        (u for u, c in counts.items() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK),
+        key=lambda u: -counts[u],
+    )
     return list(SPECIAL_TOKENS) + units + [UNK]
 
 
-def data_dir_cmvn(data_dir: str, frontend_conf: Dict, *, stats_on: str = "fbank",
-                  max_utts: int = 0) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
+def data_dir_cmvn(
+    data_dir: str, frontend_conf: Dict, *, stats_on: str = "fbank", max_utts: int = 0
+) -> Tuple[torch.Tensor, torch.Tensor, int, int]:
     """Global CMVN statistics of a data dir's audio for a frontend config (dither 0).
 
     Args:
@@ -75,8 +88,10 @@ def data_dir_cmvn(data_dir: str, frontend_conf: Dict, *, stats_on: str = "fbank"
     data = load_data_dir(data_dir, mode="infer")
     bad = data.failed_keys(include_text=False)
     if bad:
-        raise DataDirError(f"{len(bad)} bad utterance(s) in {data_dir}; fix wav.scp first:\n"
-                           + "\n".join(str(p) for probs in bad.values() for p in probs))
+        raise DataDirError(
+            f"{len(bad)} bad utterance(s) in {data_dir}; fix wav.scp first:\n"
+            + "\n".join(str(p) for probs in bad.values() for p in probs)
+        )
     conf = {**frontend_conf, "dither": 0.0}
     conf.pop("cmvn_file", None)
     lfr_m = int(conf.get("lfr_m", 1))
@@ -102,27 +117,53 @@ def configuration_json(layout: str, checkpoint_name: str) -> Dict:
     """The configuration.json ModelScope/FunASR read for each layout."""
     if layout == "1.x":
         return {
-            "framework": "pytorch", "task": "auto-speech-recognition",
-            "model": {"type": "funasr"}, "pipeline": {"type": "funasr-pipeline"},
-            "file_path_metas": {"init_param": checkpoint_name, "config": "config.yaml",
-                                "tokenizer_conf": {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
-                                "frontend_conf": {"cmvn_file": "am.mvn"}},
+            "framework": "pytorch",
+            "task": "auto-speech-recognition",
+            "model": {"type": "funasr"},
+            "pipeline": {"type": "funasr-pipeline"},
+            "file_path_metas": {
+                "init_param": checkpoint_name,
+                "config": "config.yaml",
+                "tokenizer_conf": {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
+                "frontend_conf": {"cmvn_file": "am.mvn"},
+            },
         }
     return {
-        "framework": "pytorch", "task": "auto-speech-recognition",
+        "framework": "pytorch",
+        "task": "auto-speech-recognition",
         "pipeline": {"type": "asr-inference"},
-        "model": {"type": "generic-asr", "am_model_name": checkpoint_name,
-                  "model_config": {"type": "pytorch", "code_base": "funasr", "mode": "paraformer",
-                                   "lang": "zh-cn", "batch_size": 1, "am_model_config": "config.yaml",
-                                   "asr_model_config": "decoding.yaml", "mvn_file": "am.mvn", "model": HUB_ID}},
+        "model": {
+            "type": "generic-asr",
+            "am_model_name": checkpoint_name,
+            "model_config": {
+                "type": "pytorch",
+                "code_base": "funasr",
+                "mode": "paraformer",
+                "lang": "zh-cn",
+                "batch_size": 1,
+                "am_model_config": "config.yaml",
+                "asr_model_config": "decoding.yaml",
+                "mvn_file": "am.mvn",
+                "model": HUB_ID,
+            },
+        },
     }
 
 
-def write_model_dir(out_dir: str, config: Dict, token_list: Sequence[str], *,
-                    cmvn_mean: torch.Tensor, cmvn_std: torch.Tensor,
-                    state_dict: Optional[Dict[str, torch.Tensor]] = None, seed: int = 0,
-                    seg_dict: Optional[Dict[str, List[str]]] = None, layout: str = "1.x",
-                    decoding: Optional[Dict] = None, finetune: Optional[Dict] = None) -> str:
+def write_model_dir(
+    out_dir: str,
+    config: Dict,
+    token_list: Sequence[str],
+    *,
+    cmvn_mean: torch.Tensor,
+    cmvn_std: torch.Tensor,
+    state_dict: Optional[Dict[str, torch.Tensor]] = None,
+    seed: int = 0,
+    seg_dict: Optional[Dict[str, List[str]]] = None,
+    layout: str = "1.x",
+    decoding: Optional[Dict] = None,
+    finetune: Optional[Dict] = None,
+) -> str:
     """Write a model dir and return its path.
 
     Args:
@@ -141,8 +182,12 @@ def write_model_dir(out_dir: str, config: Dict, token_list: Sequence[str], *,
     config = copy.deepcopy(dict(config))
     for key in ("token_list", "cmvn_file", "init_param"):
         config.pop(key, None)
-    for section, key in (("frontend_conf", "cmvn_file"), ("tokenizer_conf", "token_list"),
-                         ("tokenizer_conf", "seg_dict"), ("tokenizer_conf", "seg_dict_file")):
+    for section, key in (
+        ("frontend_conf", "cmvn_file"),
+        ("tokenizer_conf", "token_list"),
+        ("tokenizer_conf", "seg_dict"),
+        ("tokenizer_conf", "seg_dict_file"),
+    ):
         if isinstance(config.get(section), dict):
             config[section].pop(key, None)
     if state_dict is None:
@@ -153,8 +198,9 @@ def write_model_dir(out_dir: str, config: Dict, token_list: Sequence[str], *,
     atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, os.path.join(out_dir, weights))
     write_cmvn(os.path.join(out_dir, "am.mvn"), cmvn_mean, cmvn_std)
     if seg_dict:
-        atomic_write_text(os.path.join(out_dir, "seg_dict"),
-                          "".join(f"{w} {' '.join(p)}\n" for w, p in seg_dict.items()))
+        atomic_write_text(
+            os.path.join(out_dir, "seg_dict"), "".join(f"{w} {' '.join(p)}\n" for w, p in seg_dict.items())
+        )
     atomic_write_json(os.path.join(out_dir, "configuration.json"), configuration_json(layout, weights))
     if layout == "1.x":
         atomic_write_json(os.path.join(out_dir, "tokens.json"), list(token_list), indent=0)

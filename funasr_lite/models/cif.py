@@ -51,9 +51,7 @@ def cif_fires(alphas: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.T
     return prefix, fire, peaks
 
 
-def cif_integrate(
-    hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def cif_integrate(hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Integrate-and-fire with threshold 1 (FunASR's ``cif_v1`` semantics, see module doc).
 
     Args:

@@ -45,7 +45,9 @@ class CTC(nn.Module):
         if ctc_type != "builtin":
             raise ValueError(f"CTC: ctc_type={ctc_type!r} unsupported (only 'builtin')")
         if not extra_linear and odim != encoder_output_size:
-            raise ValueError(f"CTC: extra_linear=False needs odim == encoder_output_size ({odim} != {encoder_output_size})")
+            raise ValueError(
+                f"CTC: extra_linear=False needs odim == encoder_output_size ({odim} != {encoder_output_size})"
+            )
         self.dropout_rate = dropout_rate
         self.ctc_lo: Optional[nn.Linear] = nn.Linear(encoder_output_size, odim) if extra_linear else None
         self.ctc_type = ctc_type
@@ -64,9 +66,7 @@ class CTC(nn.Module):
         """hs: (B, T, D) -> (B, T) best ids per frame."""
         return self.logits(hs).argmax(dim=2)
 
-    def forward(
-        self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor) -> torch.Tensor:
         """CTC loss.
 
         Args:

@@ -7,7 +7,7 @@ the decoder runs once over all positions. Parameter names follow FunASR
 strictly. ``embed`` is only used by the training-time glancing sampler.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +74,10 @@ class MultiHeadedAttentionCrossAtt(nn.Module):
         k = k.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
         v = v.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
         att = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=memory_mask[:, None, None, :],
+            q,
+            k,
+            v,
+            attn_mask=memory_mask[:, None, None, :],
             dropout_p=self.dropout.p if self.training else 0.0,
         )
         return self.linear_out(att.transpose(1, 2).reshape(b, n, self.h * self.d_k))
@@ -180,16 +183,19 @@ class ParaformerSANMDecoder(nn.Module):
 
         self.decoders = nn.ModuleList(
             DecoderLayerSANM(
-                d, fsmn(sanm_shfit),
+                d,
+                fsmn(sanm_shfit),
                 MultiHeadedAttentionCrossAtt(attention_heads, d, src_attention_dropout_rate),
-                ffn(), dropout_rate,
+                ffn(),
+                dropout_rate,
             )
             for _ in range(att_layer_num)
         )
         n_fsmn_only = num_blocks - att_layer_num
         self.decoders2 = (
             nn.ModuleList(DecoderLayerSANM(d, fsmn(0), None, ffn(), dropout_rate) for _ in range(n_fsmn_only))
-            if n_fsmn_only > 0 else None
+            if n_fsmn_only > 0
+            else None
         )
         self.decoders3 = nn.ModuleList([DecoderLayerSANM(d, None, None, ffn(), dropout_rate)])
 

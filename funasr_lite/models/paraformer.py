@@ -41,6 +41,7 @@ from funasr_lite.models.sanm import lengths_to_mask
 if TYPE_CHECKING:
     from funasr_lite.config.schema import ModelConfig
 
+
 def _pick(slot: str, name: Optional[str]) -> type:
     try:
         return resolve(slot, name)
@@ -148,8 +149,11 @@ class Paraformer(nn.Module):
         self.encoder = _build(_pick("encoder", encoder), encoder_conf, "encoder_conf", input_size=input_size)
         enc_size = self.encoder.output_size()
         self.decoder = _build(
-            _pick("decoder", decoder), decoder_conf, "decoder_conf",
-            vocab_size=vocab_size, encoder_output_size=enc_size,
+            _pick("decoder", decoder),
+            decoder_conf,
+            "decoder_conf",
+            vocab_size=vocab_size,
+            encoder_output_size=enc_size,
         )
         if self.decoder.output_layer is None:
             raise ValueError("Paraformer: the decoder needs use_output_layer=True")
@@ -192,12 +196,21 @@ class Paraformer(nn.Module):
         if int(vocab_size) < 1:
             raise ValueError(f"Paraformer: vocabulary size must be >= 1, got {vocab_size}")
         blocks = {slot: getattr(cfg, slot) for slot in ("encoder", "decoder", "predictor", "specaug")}
-        confs = {f"{slot}_conf": getattr(cfg, f"{slot}_conf").kwargs_for(resolve(slot, name),
-                                                                           exclude=("input_size", "vocab_size"))
-                 for slot, name in blocks.items() if name is not None}
+        confs = {
+            f"{slot}_conf": getattr(cfg, f"{slot}_conf").kwargs_for(
+                resolve(slot, name), exclude=("input_size", "vocab_size")
+            )
+            for slot, name in blocks.items()
+            if name is not None
+        }
         confs["ctc_conf"] = cfg.ctc_conf.kwargs_for(CTC)
-        return cls(**blocks, **confs, **cfg.model_conf.kwargs_for(cls), input_size=cfg.encoder_input_size(),
-                   vocab_size=int(vocab_size))
+        return cls(
+            **blocks,
+            **confs,
+            **cfg.model_conf.kwargs_for(cls),
+            input_size=cfg.encoder_input_size(),
+            vocab_size=int(vocab_size),
+        )
 
     # ------------------------------------------------------------------ inference pieces
 
@@ -321,8 +334,11 @@ class Paraformer(nn.Module):
             loss = self.ctc_weight * loss_ctc + (1 - self.ctc_weight) * loss_att + loss_pre * self.predictor_weight
         batch = feats.size(0)
         stats.update(
-            loss=loss.detach(), loss_att=loss_att.detach(), loss_pre=loss_pre.detach(),
-            acc=acc, batch_size=batch,
+            loss=loss.detach(),
+            loss_att=loss_att.detach(),
+            loss_pre=loss_pre.detach(),
+            acc=acc,
+            batch_size=batch,
             weight=int(ys_lens.sum()) if self.length_normalized_loss else batch,
         )
         stats.setdefault("loss_ctc", None)

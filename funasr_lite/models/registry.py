@@ -11,8 +11,16 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-__all__ = ["Registration", "REGISTRY", "OPTIONAL_SLOTS", "supported", "legacy_names", "resolve", "build_model",
-           "decode_entry"]
+__all__ = [
+    "Registration",
+    "REGISTRY",
+    "OPTIONAL_SLOTS",
+    "supported",
+    "legacy_names",
+    "resolve",
+    "build_model",
+    "decode_entry",
+]
 
 
 @dataclass(frozen=True)
@@ -28,11 +36,20 @@ class Registration:
 
 
 REGISTRY: Tuple[Registration, ...] = (
-    Registration("model", "Paraformer", ("paraformer",), "funasr_lite.models.paraformer:Paraformer",
-                 decode="funasr_lite.decode.transcribe:search_features"),
+    Registration(
+        "model",
+        "Paraformer",
+        ("paraformer",),
+        "funasr_lite.models.paraformer:Paraformer",
+        decode="funasr_lite.decode.transcribe:search_features",
+    ),
     Registration("encoder", "SANMEncoder", ("sanm",), "funasr_lite.models.sanm:SANMEncoder"),
-    Registration("decoder", "ParaformerSANMDecoder", ("paraformer_decoder_sanm",),
-                 "funasr_lite.models.decoder:ParaformerSANMDecoder"),
+    Registration(
+        "decoder",
+        "ParaformerSANMDecoder",
+        ("paraformer_decoder_sanm",),
+        "funasr_lite.models.decoder:ParaformerSANMDecoder",
+    ),
     Registration("predictor", "CifPredictorV2", ("cif_predictor_v2",), "funasr_lite.models.cif:CifPredictorV2"),
     Registration("frontend", "WavFrontend", ("wav_frontend",), "funasr_lite.data.frontend:WavFrontend"),
     Registration("specaug", "SpecAugLFR", ("specaug_lfr",), "funasr_lite.models.specaug:SpecAugLFR"),

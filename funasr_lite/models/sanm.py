@@ -14,7 +14,7 @@ padded frames, so a batched encode equals encoding each utterance alone.
 """
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -158,9 +158,7 @@ class MultiHeadedAttentionSANM(nn.Module):
         """
         b, t, _ = x.shape
         q, k, v = self.linear_q_k_v(x).split(self.h * self.d_k, dim=-1)
-        memory = fsmn_memory(
-            self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout
-        )
+        memory = fsmn_memory(self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout)
         q, k, v_h = (z.reshape(b, t, self.h, self.d_k).transpose(1, 2) for z in (q, k, v))
         att = F.scaled_dot_product_attention(
             q,

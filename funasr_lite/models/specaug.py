@@ -113,7 +113,8 @@ class SpecAugLFR(nn.Module):
         )
         self.time_mask_width_ratio_range = (
             _as_range(time_mask_width_ratio_range, "time_mask_width_ratio_range")
-            if time_mask_width_ratio_range is not None else None
+            if time_mask_width_ratio_range is not None
+            else None
         )
         self.num_time_mask = num_time_mask
 

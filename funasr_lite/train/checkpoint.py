@@ -46,10 +46,27 @@ from funasr_lite.errors import CheckpointError
 from funasr_lite.utils.fileio import atomic_copy, atomic_torch_save, atomic_write_text
 
 __all__ = [
-    "EpochRecord", "CRITERIA", "RESUME_NAME", "epoch_ckpt_name", "write_epoch_checkpoint", "read_sidecar",
-    "read_sidecars", "rank_records", "kept_epochs", "prune_epoch_files", "update_best", "write_averages",
-    "average_state_dicts", "average_checkpoint_files", "average_nbest", "capture_rng_state", "restore_rng_state",
-    "save_resume_state", "load_resume_state", "link_or_copy", "remove_stale_temp_files",
+    "EpochRecord",
+    "CRITERIA",
+    "RESUME_NAME",
+    "epoch_ckpt_name",
+    "write_epoch_checkpoint",
+    "read_sidecar",
+    "read_sidecars",
+    "rank_records",
+    "kept_epochs",
+    "prune_epoch_files",
+    "update_best",
+    "write_averages",
+    "average_state_dicts",
+    "average_checkpoint_files",
+    "average_nbest",
+    "capture_rng_state",
+    "restore_rng_state",
+    "save_resume_state",
+    "load_resume_state",
+    "link_or_copy",
+    "remove_stale_temp_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -191,8 +208,7 @@ def kept_epochs(records: Sequence[EpochRecord], criteria: Sequence[str], keep: i
     return kept
 
 
-def prune_epoch_files(output_dir: str, records: Sequence[EpochRecord], criteria: Sequence[str],
-                      keep: int) -> List[str]:
+def prune_epoch_files(output_dir: str, records: Sequence[EpochRecord], criteria: Sequence[str], keep: int) -> List[str]:
     """Delete ``{N}epoch.pb`` of recorded epochs outside :func:`kept_epochs`; returns the deleted names.
 
     Sidecars stay (they feed the plots). Only epochs in ``records`` are considered, so files of an
@@ -242,8 +258,9 @@ def _same_file(a: str, b: str) -> bool:
 
 def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) -> Optional[EpochRecord]:
     """Point ``valid.{metric}.best.pb`` (+ ``.yaml``) at the best epoch's file; returns that record."""
-    ranked = [r for r in rank_records(records, metric)
-              if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch)))]
+    ranked = [
+        r for r in rank_records(records, metric) if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch)))
+    ]
     if not ranked:
         return None
     best = ranked[0]
@@ -251,8 +268,16 @@ def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) ->
     dst = os.path.join(output_dir, f"valid.{metric}.best.pb")
     if not _same_file(src, dst):
         link_or_copy(src, dst)
-    _write_yaml(_sidecar(dst), {"criterion": f"valid.{metric}", "mode": CRITERIA[metric], "epoch": best.epoch,
-                                "value": best.metric(metric), "source": epoch_ckpt_name(best.epoch)})
+    _write_yaml(
+        _sidecar(dst),
+        {
+            "criterion": f"valid.{metric}",
+            "mode": CRITERIA[metric],
+            "epoch": best.epoch,
+            "value": best.metric(metric),
+            "source": epoch_ckpt_name(best.epoch),
+        },
+    )
     return best
 
 
@@ -288,8 +313,9 @@ class _Accumulator:
         for k, v in sd.items():
             v = v.detach().cpu()
             if self.count and v.shape != self.first[k].shape:
-                raise CheckpointError(f"{name}: {k} has shape {tuple(v.shape)}, "
-                                      f"the first checkpoint {tuple(self.first[k].shape)}")
+                raise CheckpointError(
+                    f"{name}: {k} has shape {tuple(v.shape)}, the first checkpoint {tuple(self.first[k].shape)}"
+                )
             if not self.count:
                 self.first[k] = v.clone()
             if v.is_floating_point() or v.is_complex():
@@ -301,8 +327,10 @@ class _Accumulator:
 
     def result(self) -> Dict[str, torch.Tensor]:
         if self.disagree:
-            logger.warning("integer buffers differ between averaged checkpoints; taken from the best one: %s",
-                           ", ".join(sorted(self.disagree)[:10]))
+            logger.warning(
+                "integer buffers differ between averaged checkpoints; taken from the best one: %s",
+                ", ".join(sorted(self.disagree)[:10]),
+            )
         return {k: (self.sums[k] / self.count).to(v.dtype) if k in self.sums else v for k, v in self.first.items()}
 
 
@@ -318,8 +346,9 @@ def average_checkpoint_files(paths: Sequence[str]) -> Dict[str, torch.Tensor]:
     return acc.result()
 
 
-def write_averages(output_dir: str, records: Sequence[EpochRecord], metric: str,
-                   nbest: Sequence[int]) -> Dict[int, str]:
+def write_averages(
+    output_dir: str, records: Sequence[EpochRecord], metric: str, nbest: Sequence[int]
+) -> Dict[int, str]:
     """Write ``valid.{metric}.ave_{n}best.pb`` for each n, and ``valid.{metric}.ave.pb`` (largest n).
 
     Only epochs of the ranking whose ``{N}epoch.pb`` exists are used (the pruner keeps the top
@@ -329,10 +358,13 @@ def write_averages(output_dir: str, records: Sequence[EpochRecord], metric: str,
     ranked = rank_records(records, metric)
     available = [r for r in ranked if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch)))]
     have = {r.epoch for r in available}
-    missing = [r.epoch for r in ranked[:max(nbest, default=0)] if r.epoch not in have]
+    missing = [r.epoch for r in ranked[: max(nbest, default=0)] if r.epoch not in have]
     if missing:
-        logger.warning("epoch checkpoints %s rank among the best by dev %s but their files are gone; "
-                       "averaging the remaining ones", missing, metric)
+        logger.warning(
+            "epoch checkpoints %s rank among the best by dev %s but their files are gone; averaging the remaining ones",
+            missing,
+            metric,
+        )
     if not available:
         logger.warning("no epoch checkpoint with a dev %s value exists; valid.%s.ave*.pb not written", metric, metric)
         return {}
@@ -355,12 +387,26 @@ def write_averages(output_dir: str, records: Sequence[EpochRecord], metric: str,
             avg = average_checkpoint_files([os.path.join(output_dir, epoch_ckpt_name(e)) for e in epochs])
             atomic_torch_save(avg, path)
         done[epochs] = path
-        _write_yaml(_sidecar(path), {
-            "criterion": f"valid.{metric}", "mode": CRITERIA[metric], "n_requested": n, "n_used": len(chosen),
-            "epochs": list(epochs), "values": [r.metric(metric) for r in chosen], "note": note,
-            "integer_buffers": "taken from the best epoch (FunASR sums them)"})
-        logger.info("%s = average of epochs %s (dev %s %s)", name, list(epochs), metric,
-                    [round(r.metric(metric), 4) for r in chosen])
+        _write_yaml(
+            _sidecar(path),
+            {
+                "criterion": f"valid.{metric}",
+                "mode": CRITERIA[metric],
+                "n_requested": n,
+                "n_used": len(chosen),
+                "epochs": list(epochs),
+                "values": [r.metric(metric) for r in chosen],
+                "note": note,
+                "integer_buffers": "taken from the best epoch (FunASR sums them)",
+            },
+        )
+        logger.info(
+            "%s = average of epochs %s (dev %s %s)",
+            name,
+            list(epochs),
+            metric,
+            [round(r.metric(metric), 4) for r in chosen],
+        )
         written[n] = path
     if written:
         largest = written[max(written)]
@@ -392,7 +438,9 @@ def average_nbest(output_dir: str, metric: str, n: int, output: str) -> List[Epo
             break
         (chosen if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch))) else skipped).append(r)
     if skipped:
-        logger.warning("skipped epochs whose files were pruned: %s", ", ".join(epoch_ckpt_name(r.epoch) for r in skipped))
+        logger.warning(
+            "skipped epochs whose files were pruned: %s", ", ".join(epoch_ckpt_name(r.epoch) for r in skipped)
+        )
     if not chosen:
         raise CheckpointError(f"{output_dir}: no epoch checkpoint with a finite dev {metric} exists")
     note = f"only {len(chosen)} epoch file(s) with dev {metric} exist" if len(chosen) < n else ""
@@ -400,11 +448,20 @@ def average_nbest(output_dir: str, metric: str, n: int, output: str) -> List[Epo
         logger.warning("%s; averaging all of them", note)
     avg = average_checkpoint_files([os.path.join(output_dir, epoch_ckpt_name(r.epoch)) for r in chosen])
     atomic_torch_save(avg, output)
-    _write_yaml(_sidecar(output), {
-        "criterion": f"valid.{metric}", "mode": CRITERIA[metric], "n_requested": n, "n_used": len(chosen),
-        "epochs": [r.epoch for r in chosen], "values": [r.metric(metric) for r in chosen], "note": note,
-        "skipped_pruned": [r.epoch for r in skipped],
-        "integer_buffers": "taken from the best epoch (FunASR sums them)"})
+    _write_yaml(
+        _sidecar(output),
+        {
+            "criterion": f"valid.{metric}",
+            "mode": CRITERIA[metric],
+            "n_requested": n,
+            "n_used": len(chosen),
+            "epochs": [r.epoch for r in chosen],
+            "values": [r.metric(metric) for r in chosen],
+            "note": note,
+            "skipped_pruned": [r.epoch for r in skipped],
+            "integer_buffers": "taken from the best epoch (FunASR sums them)",
+        },
+    )
     return chosen
 
 
@@ -414,8 +471,13 @@ def capture_rng_state() -> Dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
-        "numpy": {"kind": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "numpy": {
+            "kind": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -427,8 +489,9 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
     npst = state["numpy"]
-    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
-                         npst["gauss"]))
+    np.random.set_state(
+        (npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["gauss"])
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -466,10 +529,13 @@ def load_resume_state(output_dir: str) -> Optional[Dict[str, Any]]:
     except Exception as e:  # any failure to parse the file (KeyError, struct.error, ...) is reported
         raise CheckpointError(
             f"{path}: cannot read the resume state ({load_failure(e, os.path.getsize(path))}). "
-            f"Move it away to start this output dir over, or use another --output_dir") from e
+            f"Move it away to start this output dir over, or use another --output_dir"
+        ) from e
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise CheckpointError(f"{path}: not a funasr-lite resume state (format {RESUME_FORMAT} expected). "
-                              f"Move it away to start this output dir over, or use another --output_dir")
+        raise CheckpointError(
+            f"{path}: not a funasr-lite resume state (format {RESUME_FORMAT} expected). "
+            f"Move it away to start this output dir over, or use another --output_dir"
+        )
     return state
 
 

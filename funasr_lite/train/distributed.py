@@ -17,8 +17,16 @@ import torch
 from funasr_lite.errors import ConfigError
 from funasr_lite.utils.device import default_device
 
-__all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum",
-           "all_reduce_max", "barrier", "wrap_ddp"]
+__all__ = [
+    "DistInfo",
+    "resolve_device",
+    "setup_distributed",
+    "cleanup_distributed",
+    "all_reduce_sum",
+    "all_reduce_max",
+    "barrier",
+    "wrap_ddp",
+]
 
 logger = logging.getLogger(__name__)
 

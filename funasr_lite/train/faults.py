@@ -17,11 +17,19 @@ import signal
 import threading
 from typing import Any, Callable, Iterator, Optional
 
-from funasr_lite.train.distributed import DistInfo, all_reduce_max
 from funasr_lite.errors import CheckpointError, FunasrLiteError
+from funasr_lite.train.distributed import DistInfo, all_reduce_max
 
-__all__ = ["TrainingInterrupted", "TrainingDiverged", "DiskFullError", "OutOfMemory", "StopSignal",
-           "ignore_sigint_in_workers", "run_on_rank0", "is_disk_full"]
+__all__ = [
+    "TrainingInterrupted",
+    "TrainingDiverged",
+    "DiskFullError",
+    "OutOfMemory",
+    "StopSignal",
+    "ignore_sigint_in_workers",
+    "run_on_rank0",
+    "is_disk_full",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +66,11 @@ class StopSignal:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        logger.warning("%s received: %s (press Ctrl-C again to abort without saving)", signal.Signals(signum).name,
-                       self.what_happens)
+        logger.warning(
+            "%s received: %s (press Ctrl-C again to abort without saving)",
+            signal.Signals(signum).name,
+            self.what_happens,
+        )
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["StopSignal"]:
@@ -113,7 +124,8 @@ def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: s
             if is_disk_full(e):
                 error = DiskFullError(
                     f"{output_dir}: no space left on device while {what} ({e}). The last good state is {last_good}; "
-                    "free some space and re-run the same command to resume")
+                    "free some space and re-run the same command to resume"
+                )
             else:
                 error = CheckpointError(f"{output_dir}: {what} failed: {e}")
             error.__cause__ = e

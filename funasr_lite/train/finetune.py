@@ -31,43 +31,51 @@ from funasr_lite.config.merge import merge_layers, model_dir_layers
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.config.yaml_io import save_yaml
 from funasr_lite.data.dataset import build_dataloader
-from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
+from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
+from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.transcribe import search_features
 from funasr_lite.errors import ConfigError, DataDirError
-from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model
 from funasr_lite.train import checkpoint as ckpt
-from funasr_lite.train.scheduler import build_optimizer, build_scheduler
-from funasr_lite.decode.options import DecodingOptions
-from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
+from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
 from funasr_lite.train.options import TrainConf
+from funasr_lite.train.scheduler import build_optimizer, build_scheduler
 from funasr_lite.train.trainer import Trainer
-from funasr_lite.decode.transcribe import search_features
+from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
 
 __all__ = ["FinetuneOptions", "finetune", "select_checkpoint", "merge_finetune_config"]
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class FinetuneOptions:
     """The run-time options of :func:`finetune`; training hyper-parameters live in the merged config."""
 
     model: str = option(help="init model: a ModelScope hub id or a local model dir (FunASR 1.x or 0.x)", flag=True)
-    data_path: str = option(help="dir with train/ and dev/ (or validation/), each with wav.scp and text "
-                                 "(large: data.list)", flag=True)
-    output_dir: str = option("./checkpoint", "the finetuned model dir (created; never the init model dir)",
-                             flag=True)
+    data_path: str = option(
+        help="dir with train/ and dev/ (or validation/), each with wav.scp and text (large: data.list)", flag=True
+    )
+    output_dir: str = option("./checkpoint", "the finetuned model dir (created; never the init model dir)", flag=True)
     device: str = option("auto", "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)", flag=True)
-    amp: Optional[str] = option(None, "mixed precision on GPU (default: train_conf.use_bf16/use_fp16)", flag=True,
-                                choices=("none", "bf16", "fp16"))
-    max_bad_ratio: float = option(0.1, "stop before training if more than this fraction of train utterances is "
-                                       "unusable, else skip them", flag=True)
-    final_checkpoint: str = option("valid.acc.ave.pb", "the checkpoint that becomes model.pt at the end",
-                                   flag=True)
-    best_model_criterion: Tuple[str, ...] = option(("acc", "cer"), "dev metrics that rank checkpoints: acc "
-                                                   "(valid.acc.*), cer (valid.cer.*)")
+    amp: Optional[str] = option(
+        None,
+        "mixed precision on GPU (default: train_conf.use_bf16/use_fp16)",
+        flag=True,
+        choices=("none", "bf16", "fp16"),
+    )
+    max_bad_ratio: float = option(
+        0.1,
+        "stop before training if more than this fraction of train utterances is unusable, else skip them",
+        flag=True,
+    )
+    final_checkpoint: str = option("valid.acc.ave.pb", "the checkpoint that becomes model.pt at the end", flag=True)
+    best_model_criterion: Tuple[str, ...] = option(
+        ("acc", "cer"), "dev metrics that rank checkpoints: acc (valid.acc.*), cer (valid.cer.*)"
+    )
     progress_bar: bool = option(True, "tqdm progress bar on rank 0")
 
     def __post_init__(self) -> None:
@@ -103,7 +111,9 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
     # 1. the init model dir (a hub id is resolved through the local ModelScope cache first)
     md = detect_model_dir(resolve_model(opts.model))
     if os.path.realpath(md.root) == os.path.realpath(out):
-        raise ConfigError(f"--output_dir {out} is the init model dir; choose another dir (the init model is never modified)")
+        raise ConfigError(
+            f"--output_dir {out} is the init model dir; choose another dir (the init model is never modified)"
+        )
     # 2. the config: built-in defaults < config.yaml < finetune.yaml < recipe defaults < flags
     cfg = merge_finetune_config(md, layers)
     # 3. print and save the merged config; copy the model files the dir needs (rank 0)
@@ -131,11 +141,22 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
     optimizer = build_optimizer(cfg.optim, model.parameters(), cfg.optim_conf.kwargs())
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.scheduler_conf.kwargs() if cfg.scheduler else {})
     # 8. the trainer; resume from output_dir/checkpoint.pb when it exists (logged either way)
-    trainer = Trainer(model, optimizer, scheduler, train_loader, dev_loader, trainer_conf(cfg, opts), dist,
-                      output_dir=out, best_model_criterion=opts.best_model_criterion,
-                      frame_seconds=cfg.frontend_conf.frame_ms / 1000.0,
-                      decode_fn=greedy_decoder(tokenizer), tokenizer=tokenizer, progress_bar=opts.progress_bar,
-                      config_digest=_digest(cfg))
+    trainer = Trainer(
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        dev_loader,
+        trainer_conf(cfg, opts),
+        dist,
+        output_dir=out,
+        best_model_criterion=opts.best_model_criterion,
+        frame_seconds=cfg.frontend_conf.frame_ms / 1000.0,
+        decode_fn=greedy_decoder(tokenizer),
+        tokenizer=tokenizer,
+        progress_bar=opts.progress_bar,
+        config_digest=_digest(cfg),
+    )
     resumed = trainer.resume()
     # 9. the epoch loop, then the n-best averages
     result = trainer.fit()
@@ -145,10 +166,18 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
         final = select_checkpoint(out, _existing_choice(out, opts.final_checkpoint, result.records))
     barrier(dist)
     last = result.records[-1] if result.records else None
-    return {"output_dir": out, "resumed": resumed, "epochs": len(result.records), "step": result.step,
-            "best_epochs": result.best_epochs, "averaged": sorted(result.averaged), "final_checkpoint": final,
-            "last_dev_cer": last.dev_cer if last else None, "last_dev_acc": last.dev_acc if last else None,
-            "records": [r.to_dict() for r in result.records]}
+    return {
+        "output_dir": out,
+        "resumed": resumed,
+        "epochs": len(result.records),
+        "step": result.step,
+        "best_epochs": result.best_epochs,
+        "averaged": sorted(result.averaged),
+        "final_checkpoint": final,
+        "last_dev_cer": last.dev_cer if last else None,
+        "last_dev_acc": last.dev_acc if last else None,
+        "records": [r.to_dict() for r in result.records],
+    }
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -205,12 +234,17 @@ def find_data_dirs(data_path: str):
     if not os.path.isdir(data_path):
         raise DataDirError(f"--data_path {data_path} is not a directory")
     train = os.path.join(data_path, "train")
-    dev = next((os.path.join(data_path, d) for d in ("dev", "validation") if os.path.isdir(os.path.join(data_path, d))),
-               None)
+    dev = next(
+        (os.path.join(data_path, d) for d in ("dev", "validation") if os.path.isdir(os.path.join(data_path, d))), None
+    )
     if not os.path.isdir(train) or dev is None:
-        missing = [n for n, ok in (("train/", os.path.isdir(train)), ("dev/ (or validation/)", dev is not None)) if not ok]
-        raise DataDirError(f"--data_path {data_path}: missing {' and '.join(missing)}; it holds: "
-                           f"{', '.join(sorted(os.listdir(data_path))) or 'nothing'}")
+        missing = [
+            n for n, ok in (("train/", os.path.isdir(train)), ("dev/ (or validation/)", dev is not None)) if not ok
+        ]
+        raise DataDirError(
+            f"--data_path {data_path}: missing {' and '.join(missing)}; it holds: "
+            f"{', '.join(sorted(os.listdir(data_path))) or 'nothing'}"
+        )
     return train, dev
 
 
@@ -256,14 +290,24 @@ def _write_configuration(out: str, md: Optional[ModelDir], chosen: Optional[str]
         with open(path, encoding="utf-8") as f:
             conf = json.load(f)
         init = conf.get("funasr_lite", {}).get("init_model")
-    metas = {"init_param": "model.pt", "config": "config.yaml",
-             "tokenizer_conf": {"token_list": "tokens.json"}, "frontend_conf": {"cmvn_file": "am.mvn"}}
+    metas = {
+        "init_param": "model.pt",
+        "config": "config.yaml",
+        "tokenizer_conf": {"token_list": "tokens.json"},
+        "frontend_conf": {"cmvn_file": "am.mvn"},
+    }
     if os.path.isfile(os.path.join(out, "seg_dict")):
         metas["tokenizer_conf"]["seg_dict_file"] = "seg_dict"
     model = conf.get("model") if isinstance(conf.get("model"), dict) and "am_model_name" not in conf["model"] else {}
-    conf.update({"framework": conf.get("framework", "pytorch"), "task": conf.get("task", "auto-speech-recognition"),
-                 "model": dict(model, type="funasr"), "pipeline": {"type": "funasr-pipeline"},
-                 "file_path_metas": metas})
+    conf.update(
+        {
+            "framework": conf.get("framework", "pytorch"),
+            "task": conf.get("task", "auto-speech-recognition"),
+            "model": dict(model, type="funasr"),
+            "pipeline": {"type": "funasr-pipeline"},
+            "file_path_metas": metas,
+        }
+    )
     lite = dict(conf.get("funasr_lite") or {}, init_model=init)
     if chosen:
         lite["model.pt"] = chosen

@@ -34,15 +34,24 @@ class RunOutputs:
         plot: refresh ``training_curves.png`` with the checkpoints.
     """
 
-    def __init__(self, output_dir: str, criteria: Sequence[str], keep_nbest: Sequence[int], *, is_main: bool,
-                 tensorboard: bool, plot: bool) -> None:
+    def __init__(
+        self,
+        output_dir: str,
+        criteria: Sequence[str],
+        keep_nbest: Sequence[int],
+        *,
+        is_main: bool,
+        tensorboard: bool,
+        plot: bool,
+    ) -> None:
         self.output_dir, self.criteria, self.keep_nbest = output_dir, list(criteria), list(keep_nbest)
         self.is_main, self.tensorboard, self.plot = is_main, tensorboard, plot
         self._writer: Any = None
 
     # ------------------------------------------------------------------ files (call on rank 0)
-    def write_epoch(self, record: ckpt.EpochRecord, model_state: Dict[str, Any],
-                    resume_state: Callable[[], Dict[str, Any]]) -> None:
+    def write_epoch(
+        self, record: ckpt.EpochRecord, model_state: Dict[str, Any], resume_state: Callable[[], Dict[str, Any]]
+    ) -> None:
         """``{N}epoch.pb`` + sidecar, then ``checkpoint.pb`` = ``resume_state()`` (called after the first write)."""
         ckpt.write_epoch_checkpoint(self.output_dir, record, model_state)
         ckpt.save_resume_state(self.output_dir, resume_state())
@@ -81,8 +90,9 @@ class RunOutputs:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"),
-                                     purge_step=step + 1 if step else None)
+        self._writer = SummaryWriter(
+            os.path.join(self.output_dir, "tensorboard"), purge_step=step + 1 if step else None
+        )
 
     def close(self) -> None:
         if self._writer is not None:
@@ -97,24 +107,54 @@ class RunOutputs:
         """The end-of-epoch line and the ``epoch/*``, ``dev/*`` scalars (at the global step)."""
         if not self.is_main:
             return
-        logger.info("epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
-                    "%.1f s, %s audio-s/s, %d skipped", record.epoch, max_epoch, fmt(record.train_loss),
-                    fmt(record.train_acc), fmt(record.dev_loss), fmt(record.dev_acc),
-                    fmt(record.dev_cer, "%.2f%%"), record.lr, record.epoch_time, fmt(record.throughput, "%.1f"),
-                    record.skipped_steps)
-        for tag, v in (("epoch/train_loss", record.train_loss), ("epoch/train_acc", record.train_acc),
-                       ("dev/loss", record.dev_loss), ("dev/acc", record.dev_acc), ("dev/cer", record.dev_cer)):
+        logger.info(
+            "epoch %d/%d done: train loss %s acc %s | dev loss %s acc %s CER %s | lr %.3e | "
+            "%.1f s, %s audio-s/s, %d skipped",
+            record.epoch,
+            max_epoch,
+            fmt(record.train_loss),
+            fmt(record.train_acc),
+            fmt(record.dev_loss),
+            fmt(record.dev_acc),
+            fmt(record.dev_cer, "%.2f%%"),
+            record.lr,
+            record.epoch_time,
+            fmt(record.throughput, "%.1f"),
+            record.skipped_steps,
+        )
+        for tag, v in (
+            ("epoch/train_loss", record.train_loss),
+            ("epoch/train_acc", record.train_acc),
+            ("dev/loss", record.dev_loss),
+            ("dev/acc", record.dev_acc),
+            ("dev/cer", record.dev_cer),
+        ):
             self.scalar(tag, v, record.step)  # global step, so a resumed run purges redone points
 
-    def log_step(self, epoch: int, max_epoch: int, done: int, total: Optional[int], step: int, window: LogWindow,
-                 lr: float) -> None:
+    def log_step(
+        self, epoch: int, max_epoch: int, done: int, total: Optional[int], step: int, window: LogWindow, lr: float
+    ) -> None:
         """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one."""
         if not self.is_main:
             return
         w = window.summary()
-        logger.info("epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
-                    epoch, max_epoch, done, total if total is not None else "?", step, w["loss"], w["acc"], lr,
-                    w["speed"], rss_gb())
-        for tag, value in (("loss", w["loss"]), ("acc", w["acc"]), ("lr", lr),
-                           ("audio_seconds_per_second", w["speed"])):
+        logger.info(
+            "epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
+            epoch,
+            max_epoch,
+            done,
+            total if total is not None else "?",
+            step,
+            w["loss"],
+            w["acc"],
+            lr,
+            w["speed"],
+            rss_gb(),
+        )
+        for tag, value in (
+            ("loss", w["loss"]),
+            ("acc", w["acc"]),
+            ("lr", lr),
+            ("audio_seconds_per_second", w["speed"]),
+        ):
             self.scalar(f"train/{tag}", value, step)

@@ -30,8 +30,9 @@ def _series(records: Sequence[EpochRecord], attr: str):
     return xs, ys
 
 
-def plot_training_curves(output_dir: str, records: Optional[List[EpochRecord]] = None,
-                         path: Optional[str] = None) -> Optional[str]:
+def plot_training_curves(
+    output_dir: str, records: Optional[List[EpochRecord]] = None, path: Optional[str] = None
+) -> Optional[str]:
     """Write the 4-panel curves PNG; returns its path, or None when there are no records yet.
 
     Args:

@@ -24,8 +24,15 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from funasr_lite.errors import ConfigError
 
-__all__ = ["WarmupLR", "ConstantLR", "build_optimizer", "build_scheduler", "warmup_lr_value",
-           "OPTIMIZERS", "SCHEDULERS"]
+__all__ = [
+    "WarmupLR",
+    "ConstantLR",
+    "build_optimizer",
+    "build_scheduler",
+    "warmup_lr_value",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ def warmup_lr_value(base_lr: float, step: int, warmup_steps: float) -> float:
     """The WarmupLR learning rate at update ``step`` (1-based)."""
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
-    return base_lr * warmup_steps ** 0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return base_lr * warmup_steps**0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
 class _ResumableLR(LRScheduler):
@@ -101,8 +108,9 @@ def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None
         raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None,
-                    lr: Optional[float] = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None, lr: Optional[float] = None
+) -> torch.optim.Optimizer:
     """Build ``optim`` with ``optim_conf``.
 
     Args:
@@ -132,8 +140,9 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], conf: Optio
         raise ConfigError(f"optim_conf for {key}: invalid value: {e}") from e
 
 
-def build_scheduler(name: Optional[str], optimizer: torch.optim.Optimizer,
-                    conf: Optional[Dict[str, Any]] = None) -> LRScheduler:
+def build_scheduler(
+    name: Optional[str], optimizer: torch.optim.Optimizer, conf: Optional[Dict[str, Any]] = None
+) -> LRScheduler:
     """Build ``scheduler`` with ``scheduler_conf``.
 
     Args:

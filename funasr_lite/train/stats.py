@@ -105,8 +105,11 @@ class LogWindow:
         """Mean loss and acc, and audio seconds per second, since the window opened."""
         n = max(self.n, 1)
         elapsed = time.perf_counter() - self.t0
-        return {"loss": self.loss / n, "acc": self.acc / n,
-                "speed": self.audio_s / elapsed if elapsed > 0 else float("nan")}
+        return {
+            "loss": self.loss / n,
+            "acc": self.acc / n,
+            "speed": self.audio_s / elapsed if elapsed > 0 else float("nan"),
+        }
 
 
 def rss_gb() -> float:

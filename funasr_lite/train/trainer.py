@@ -40,19 +40,33 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from funasr_lite.train import checkpoint as ckpt
-from funasr_lite.utils.seeding import epoch_seed
-from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
 from funasr_lite.errors import CheckpointError, ConfigError
+from funasr_lite.train import checkpoint as ckpt
+from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
+from funasr_lite.train.faults import (
+    DiskFullError,
+    OutOfMemory,
+    StopSignal,
+    TrainingDiverged,
+    TrainingInterrupted,
+    ignore_sigint_in_workers,
+    run_on_rank0,
+)
 from funasr_lite.train.options import TrainConf
-from funasr_lite.train.faults import (DiskFullError, OutOfMemory, StopSignal, TrainingDiverged, TrainingInterrupted,
-                           ignore_sigint_in_workers, run_on_rank0)
 from funasr_lite.train.outputs import RunOutputs
 from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
+from funasr_lite.utils.seeding import epoch_seed
 
-__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "TrainingDiverged", "DiskFullError",
-           "OutOfMemory", "DecodeFn"]
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "TrainingInterrupted",
+    "TrainingDiverged",
+    "DiskFullError",
+    "OutOfMemory",
+    "DecodeFn",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +87,7 @@ class TrainResult:
 
 def _seed_all(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
@@ -107,11 +121,26 @@ class Trainer:
         ConfigError: ``conf`` fails its checks, or an unknown/empty ``best_model_criterion``.
     """
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 train_loader: Any, dev_loader: Any, conf: TrainConf, dist: DistInfo, *, output_dir: str,
-                 best_model_criterion: Sequence[str], frame_seconds: float, decode_fn: Optional[DecodeFn] = None,
-                 tokenizer: Any = None, progress_bar: bool = True, tensorboard: bool = True, plot: bool = True,
-                 config_digest: str = "") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        train_loader: Any,
+        dev_loader: Any,
+        conf: TrainConf,
+        dist: DistInfo,
+        *,
+        output_dir: str,
+        best_model_criterion: Sequence[str],
+        frame_seconds: float,
+        decode_fn: Optional[DecodeFn] = None,
+        tokenizer: Any = None,
+        progress_bar: bool = True,
+        tensorboard: bool = True,
+        plot: bool = True,
+        config_digest: str = "",
+    ) -> None:
         conf.validate()
         bad = [m for m in best_model_criterion if m not in ckpt.CRITERIA]
         if bad:
@@ -144,8 +173,14 @@ class Trainer:
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._stop = StopSignal()
         self._nonfinite_run = 0
-        self.outputs = RunOutputs(output_dir, best_model_criterion, conf.nbest_list(), is_main=dist.is_main,
-                                  tensorboard=tensorboard, plot=plot)
+        self.outputs = RunOutputs(
+            output_dir,
+            best_model_criterion,
+            conf.nbest_list(),
+            is_main=dist.is_main,
+            tensorboard=tensorboard,
+            plot=plot,
+        )
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
@@ -163,8 +198,7 @@ class Trainer:
         path = os.path.join(self.output_dir, ckpt.RESUME_NAME)
         if state is None:
             if self.dist.is_main:
-                logger.info("no %s in %s: training starts from the init model", ckpt.RESUME_NAME,
-                            self.output_dir)
+                logger.info("no %s in %s: training starts from the init model", ckpt.RESUME_NAME, self.output_dir)
             return False
         try:
             self.model.load_state_dict(state["model"], strict=True)
@@ -173,7 +207,8 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(
                 f"{path}: does not fit the model/optimizer of this run ({str(e).splitlines()[0]}). It was written "
-                "by a run with another config; use another --output_dir or move checkpoint.pb away") from e
+                "by a run with another config; use another --output_dir or move checkpoint.pb away"
+            ) from e
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch_done = self._saved_epoch = int(state["epoch"])
@@ -184,21 +219,35 @@ class Trainer:
         self._resume_partial = dict(state.get("partial") or {})
         self._resume_rng = state.get("rng") if self._resume_batches else None  # epoch starts reseed anyway
         if self._resume_batches and int(state.get("world_size", 1)) != self.dist.world_size:
-            logger.warning("%s was saved mid-epoch with %s process(es), this run has %d: epoch %d restarts "
-                           "from its first batch", path, state.get("world_size"), self.dist.world_size,
-                           self.epoch_done + 1)
+            logger.warning(
+                "%s was saved mid-epoch with %s process(es), this run has %d: epoch %d restarts from its first batch",
+                path,
+                state.get("world_size"),
+                self.dist.world_size,
+                self.epoch_done + 1,
+            )
             self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
         digest = state.get("config_digest", "")
         if self.dist.is_main:
-            where = f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
-            logger.info("RESUMING from %s: %d epoch(s) done%s, %d update(s), lr %.3e", path, self.epoch_done, where,
-                        self.step, self.optimizer.param_groups[0]["lr"])
+            where = (
+                f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
+            )
+            logger.info(
+                "RESUMING from %s: %d epoch(s) done%s, %d update(s), lr %.3e",
+                path,
+                self.epoch_done,
+                where,
+                self.step,
+                self.optimizer.param_groups[0]["lr"],
+            )
             if digest and self.config_digest and digest != self.config_digest:
-                logger.warning("the merged config differs from the one %s was trained with; continuing with "
-                               "the new config", path)
+                logger.warning(
+                    "the merged config differs from the one %s was trained with; continuing with the new config", path
+                )
             if self.epoch_done >= self.conf.max_epoch:
-                logger.info("all %d epochs are done; only the best/averaged checkpoints are (re)written",
-                            self.conf.max_epoch)
+                logger.info(
+                    "all %d epochs are done; only the best/averaged checkpoints are (re)written", self.conf.max_epoch
+                )
         return True
 
     def _resume_state(self, batches_done: int, partial: Dict[str, float]) -> Dict[str, Any]:
@@ -240,8 +289,13 @@ class Trainer:
         Raises:
             TrainingInterrupted, TrainingDiverged, DiskFullError, OutOfMemory: see the module docstring.
         """
-        self._on_main("cleaning up", lambda: (ckpt.remove_stale_temp_files(self.output_dir),
-                                               self.outputs.sync(self.records) if self.records else None))
+        self._on_main(
+            "cleaning up",
+            lambda: (
+                ckpt.remove_stale_temp_files(self.output_dir),
+                self.outputs.sync(self.records) if self.records else None,
+            ),
+        )
         self.outputs.open(self.step)
         try:
             with self._stop.installed():
@@ -250,8 +304,12 @@ class Trainer:
             averaged = self._on_main("averaging checkpoints", lambda: self.outputs.write_averages(self.records)) or {}
         finally:
             self.outputs.close()
-        return TrainResult(records=list(self.records), step=self.step, averaged=averaged,
-                           best_epochs=self.outputs.best_epochs(self.records))
+        return TrainResult(
+            records=list(self.records),
+            step=self.step,
+            averaged=averaged,
+            best_epochs=self.outputs.best_epochs(self.records),
+        )
 
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
@@ -259,7 +317,8 @@ class Trainer:
         if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
             raise TrainingInterrupted(
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
-                f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+                f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
+            )
         t0 = time.perf_counter()
         _seed_all(epoch_seed(self.conf.seed, epoch, self.dist.rank))
         set_epoch(self.train_loader, epoch)
@@ -271,11 +330,19 @@ class Trainer:
         self.wall_time += elapsed
         self.epoch_done = epoch
         record = ckpt.EpochRecord(
-            epoch=epoch, step=self.step, lr=train.lr, train_loss=train.mean_loss, train_acc=train.mean_acc,
-            dev_loss=dev.get("loss"), dev_acc=dev.get("acc"), dev_cer=dev.get("cer"),
-            epoch_time=round(elapsed + train.time_before, 3), wall_time=round(self.wall_time, 3),
+            epoch=epoch,
+            step=self.step,
+            lr=train.lr,
+            train_loss=train.mean_loss,
+            train_acc=train.mean_acc,
+            dev_loss=dev.get("loss"),
+            dev_acc=dev.get("acc"),
+            dev_cer=dev.get("cer"),
+            epoch_time=round(elapsed + train.time_before, 3),
+            wall_time=round(self.wall_time, 3),
             throughput=round(train.throughput, 2) if train.throughput is not None else None,
-            skipped_steps=int(train.skipped))
+            skipped_steps=int(train.skipped),
+        )
         self.records.append(record)
         if self.dist.is_main and self.dev_loader is not None:
             warn_if_dev_suspicious(self.records)
@@ -289,7 +356,9 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, batch: Dict[str, Any]) -> List[torch.Tensor]:
-        return [batch[k].to(self.device, non_blocking=True) for k in ("speech", "speech_lengths", "text", "text_lengths")]
+        return [
+            batch[k].to(self.device, non_blocking=True) for k in ("speech", "speech_lengths", "text", "text_lengths")
+        ]
 
     def _forward(self, module: torch.nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
         try:
@@ -299,11 +368,13 @@ class Trainer:
             raise OutOfMemory(
                 f"out of GPU memory on a batch of {len(batch.get('keys', []))} utterances with "
                 f"{int(batch['speech'].shape[1])} frames; lower batch_bins (or max_duration_ms), "
-                "or use amp bf16/fp16") from e
+                "or use amp bf16/fp16"
+            ) from e
         return out[0], (out[1] if len(out) > 1 and isinstance(out[1], dict) else {})
 
-    def _train_epoch(self, epoch: int, skip: int, partial: Dict[str, float],
-                     rng: Optional[Dict[str, Any]]) -> EpochTotals:
+    def _train_epoch(
+        self, epoch: int, skip: int, partial: Dict[str, float], rng: Optional[Dict[str, Any]]
+    ) -> EpochTotals:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -321,8 +392,15 @@ class Trainer:
             total: Optional[int] = len(self.train_loader)
         except TypeError:
             total = None
-        bar = tqdm(total=total, initial=skip, desc=f"epoch {epoch}", unit="batch", dynamic_ncols=True,
-                   disable=not (self.progress_bar and self.dist.is_main), leave=False)
+        bar = tqdm(
+            total=total,
+            initial=skip,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            dynamic_ncols=True,
+            disable=not (self.progress_bar and self.dist.is_main),
+            leave=False,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         accum = synced = 0
         done = skip
@@ -354,12 +432,16 @@ class Trainer:
                 done += 1
                 bar.update(1)
                 if flags[2] > 0:
-                    logger.warning("epoch %d batch %d: a rank got an empty batch (all its audio failed to load); "
-                                   "skipped", epoch, done)
+                    logger.warning(
+                        "epoch %d batch %d: a rank got an empty batch (all its audio failed to load); skipped",
+                        epoch,
+                        done,
+                    )
                     continue
                 last_of_window = accum + 1 == self.conf.accum_grad
-                sync_ctx = (self.ddp.no_sync() if self.ddp is not None and not last_of_window
-                            else contextlib.nullcontext())
+                sync_ctx = (
+                    self.ddp.no_sync() if self.ddp is not None and not last_of_window else contextlib.nullcontext()
+                )
                 with sync_ctx:
                     loss, stats = self._forward(module, batch)
                     bad = all_reduce_max([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
@@ -390,8 +472,7 @@ class Trainer:
         tot.all_reduce(self.dist)
         return tot
 
-    def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals,
-                   rng: Optional[Dict[str, Any]]) -> None:
+    def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals, rng: Optional[Dict[str, Any]]) -> None:
         """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
         self.wall_time += tot.time - tot.time_before
         partial = tot.to_partial()
@@ -405,17 +486,25 @@ class Trainer:
         self._on_main("saving the interrupted state", save)
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "
-            f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume")
+            f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
+        )
 
     def _nonfinite(self, epoch: int, batch_no: int, what: str) -> None:
         self._nonfinite_run += 1
-        logger.warning("epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)", epoch, batch_no, what,
-                       self._nonfinite_run, self.conf.max_nan_steps)
+        logger.warning(
+            "epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)",
+            epoch,
+            batch_no,
+            what,
+            self._nonfinite_run,
+            self.conf.max_nan_steps,
+        )
         if self._nonfinite_run >= self.conf.max_nan_steps:
             raise TrainingDiverged(
                 f"{self._nonfinite_run} consecutive steps had a NaN/Inf {what} (last: epoch {epoch}, batch "
                 f"{batch_no}); training stopped. The last good state is {self._last_good()}. Check the data "
-                "(pre-flight report), lower lr, keep grad_clip > 0, or train without amp")
+                "(pre-flight report), lower lr, keep grad_clip > 0, or train without amp"
+            )
 
     def _update(self, need_manual_sync: bool, tot: EpochTotals) -> bool:
         """Clip, step optimizer and scheduler; returns False if the update was skipped."""
@@ -436,7 +525,8 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm=self.conf.grad_clip)
         else:
             norm = torch.linalg.vector_norm(
-                torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None]))
+                torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None])
+            )
         if self.scaler is None and not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             tot.skipped += 1
@@ -448,8 +538,9 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.scaler.get_scale() < scale:  # fp16 overflow: GradScaler skipped the step and lowered its scale
-                logger.debug("fp16 gradient overflow: update skipped, loss scale %.0f -> %.0f", scale,
-                             self.scaler.get_scale())
+                logger.debug(
+                    "fp16 gradient overflow: update skipped, loss scale %.0f -> %.0f", scale, self.scaler.get_scale()
+                )
                 self.optimizer.zero_grad(set_to_none=True)
                 return False
         else:
@@ -462,12 +553,16 @@ class Trainer:
     def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
         if self.dev_loader is None:
             return {}
-        res = evaluate(self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer,
-                       self._autocast)
+        res = evaluate(
+            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast
+        )
         if self.dist.is_main:
             if res.nonfinite_batches:
-                logger.warning("epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out", epoch,
-                               res.nonfinite_batches)
+                logger.warning(
+                    "epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out",
+                    epoch,
+                    res.nonfinite_batches,
+                )
             for line in res.examples:
                 logger.info("dev example  %s", line)
         return {"loss": res.loss, "acc": res.acc, "cer": res.cer}

@@ -59,9 +59,16 @@ class DevResult:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable[Dict[str, Any]], forward: ForwardFn, dist: DistInfo,
-             decode_fn: Optional[DecodeFn] = None, tokenizer: Any = None,
-             autocast: Callable[[], ContextManager] = contextlib.nullcontext, n_examples: int = 2) -> DevResult:
+def evaluate(
+    model: torch.nn.Module,
+    loader: Iterable[Dict[str, Any]],
+    forward: ForwardFn,
+    dist: DistInfo,
+    decode_fn: Optional[DecodeFn] = None,
+    tokenizer: Any = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    n_examples: int = 2,
+) -> DevResult:
     """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``.
 
     Args:
@@ -116,7 +123,9 @@ def evaluate(model: torch.nn.Module, loader: Iterable[Dict[str, Any]], forward: 
         loss=sums[0] / sums[2] if sums[2] else None,
         acc=sums[1] / sums[2] if sums[2] else None,
         cer=round(100.0 * sums[4] / sums[5], 4) if decode_fn is not None and sums[5] else None,
-        nonfinite_batches=int(sums[3]), examples=examples)
+        nonfinite_batches=int(sums[3]),
+        examples=examples,
+    )
 
 
 def warn_if_dev_suspicious(records: Sequence[Any]) -> None:
@@ -129,8 +138,16 @@ def warn_if_dev_suspicious(records: Sequence[Any]) -> None:
         logger.warning("epoch %d: dev loss is NaN/Inf or the dev set is empty; dev metrics are unusable", last.epoch)
     if len(records) > 1:
         prev = records[-2]
-        if (last.dev_loss is not None and last.dev_loss == prev.dev_loss and last.dev_acc == prev.dev_acc
-                and last.step > prev.step):
-            logger.warning("epoch %d: dev loss and acc are identical to epoch %d although %d updates were made: "
-                           "is the model really training (lr, frozen parameters)?", last.epoch, prev.epoch,
-                           last.step - prev.step)
+        if (
+            last.dev_loss is not None
+            and last.dev_loss == prev.dev_loss
+            and last.dev_acc == prev.dev_acc
+            and last.step > prev.step
+        ):
+            logger.warning(
+                "epoch %d: dev loss and acc are identical to epoch %d although %d updates were made: "
+                "is the model really training (lr, frozen parameters)?",
+                last.epoch,
+                prev.epoch,
+                last.step - prev.step,
+            )

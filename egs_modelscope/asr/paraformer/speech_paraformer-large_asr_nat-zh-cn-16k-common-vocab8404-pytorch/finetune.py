@@ -24,13 +24,13 @@ from funasr_lite.cli.recipes import finetune_cli
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(
     model="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
-    data_path="./data",        # holds train/ and dev/ (or validation/)
+    data_path="./data",  # holds train/ and dev/ (or validation/)
     output_dir="./checkpoint",
-    dataset_type="small",      # small: in-memory list; large: streamed shards (> ~1000 h)
-    batch_bins=2000,           # small: padded LFR frames (60 ms each) per batch; large: milliseconds
+    dataset_type="small",  # small: in-memory list; large: streamed shards (> ~1000 h)
+    batch_bins=2000,  # small: padded LFR frames (60 ms each) per batch; large: milliseconds
     max_epoch=20,
     accum_grad=1,
-    keep_nbest_models=[10],    # writes valid.acc.ave_10best.pb (average of the 10 best epochs by dev acc)
+    keep_nbest_models=[10],  # writes valid.acc.ave_10best.pb (average of the 10 best epochs by dev acc)
     optim="adam",
     lr=0.0002,
     scheduler="warmuplr",

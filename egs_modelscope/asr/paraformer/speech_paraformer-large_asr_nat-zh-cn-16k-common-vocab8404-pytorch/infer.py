@@ -24,14 +24,14 @@ DEFAULTS = dict(
     model="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
     data_dir="./data/test",
     output_dir="./results",
-    batch_size=32,        # utterances per batch (length-sorted; results do not depend on it)
+    batch_size=32,  # utterances per batch (length-sorted; results do not depend on it)
     batch_seconds=300.0,  # max audio seconds per batch
-    ctc_weight=None,      # None: the model dir's decoding.yaml (default 0)
-    beam_size=None,       # None: decoding.yaml (default 1 = greedy)
-    device=None,          # None: cuda if available, else cpu
-    ncpu=2,               # torch CPU threads
-    max_duration=600.0,   # longer utterances are refused (split them with a VAD)
-    checkpoint=None,      # a weights file inside the model dir, instead of model.pt / model.pb
+    ctc_weight=None,  # None: the model dir's decoding.yaml (default 0)
+    beam_size=None,  # None: decoding.yaml (default 1 = greedy)
+    device=None,  # None: cuda if available, else cpu
+    ncpu=2,  # torch CPU threads
+    max_duration=600.0,  # longer utterances are refused (split them with a VAD)
+    checkpoint=None,  # a weights file inside the model dir, instead of model.pt / model.pb
 )
 
 if __name__ == "__main__":

@@ -17,16 +17,16 @@ from funasr_lite.cli.recipes import infer_after_finetune_cli
 
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(
-    output_dir="./checkpoint",                       # the finetune output dir
+    output_dir="./checkpoint",  # the finetune output dir
     data_dir="./data/test",
-    decoding_model_name="valid.acc.ave_10best.pb",   # a checkpoint file inside output_dir
+    decoding_model_name="valid.acc.ave_10best.pb",  # a checkpoint file inside output_dir
     modelscope_model_name="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
     required_files=["am.mvn", "decoding.yaml", "configuration.json"],  # copied from the init model when missing
     batch_size=32,
     batch_seconds=300.0,
-    ctc_weight=None,     # None: decoding.yaml
-    beam_size=None,      # None: decoding.yaml
-    device=None,         # None: cuda if available, else cpu
+    ctc_weight=None,  # None: decoding.yaml
+    beam_size=None,  # None: decoding.yaml
+    device=None,  # None: cuda if available, else cpu
     ncpu=2,
     max_duration=600.0,
 )

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(
-    model=os.path.join(HERE, "model"),            # the bundled model dir (FunASR 1.x layout)
+    model=os.path.join(HERE, "model"),  # the bundled model dir (FunASR 1.x layout)
     data_dir=os.path.join(HERE, "data", "test"),
     output_dir=os.path.join(HERE, "exp", "decode_test"),
     batch_size=32,
