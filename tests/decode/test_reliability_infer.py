@@ -28,11 +28,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from tiny_model import build_tiny_model_dir
+# tests/ holds tiny_model.py; this file also runs as a script (run-many), where no conftest.py sets the path
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tiny_model import build_tiny_model_dir  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every case runs the recipe scripts in subprocesses
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(
     ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 )

@@ -9,7 +9,7 @@ import soundfile as sf
 import make_demo_corpus as mdc
 from funasr_lite.data.datadir import load_data_dir, read_scp, resolve_audio_path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(
     ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "data"
 )

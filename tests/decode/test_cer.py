@@ -20,7 +20,7 @@ from funasr_lite.decode.cer import (
     write_text_cer,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(ROOT, "tools", "compute_cer.py")
 EXAMPLE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "example")
 

@@ -15,7 +15,7 @@ from funasr_lite.errors import CheckpointError
 from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.plot import CURVES_NAME, plot_training_curves
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _sd(seed: int):

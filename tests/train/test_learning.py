@@ -33,7 +33,7 @@ from funasr_lite.train.finetune import FinetuneOptions, finetune
 
 pytestmark = pytest.mark.slow  # trains a tiny Paraformer for many steps
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(
     ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo"
 )

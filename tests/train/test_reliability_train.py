@@ -30,7 +30,7 @@ import yaml
 
 pytestmark = pytest.mark.slow  # finetune.py subprocesses killed and rerun
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FINETUNE = os.path.join(
     ROOT,
     "egs_modelscope",

@@ -20,7 +20,7 @@ from funasr_lite.data.shards import ShardStream, ensure_shards, make_shards, rea
 from funasr_lite.data.tokenizer import Tokenizer
 from funasr_lite.errors import ConfigError, DataDirError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SR = 16000
 LETTERS = list("abcdefghij")
 TOKENS = ["<blank>", "<s>", "</s>"] + LETTERS + ["<unk>"]

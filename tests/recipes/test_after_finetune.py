@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # runs infer_after_finetune.py in subprocesses
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(
     ROOT,
     "egs_modelscope",

@@ -12,7 +12,7 @@ import soundfile as sf
 from funasr_lite.cli import data_tools, model_tools
 from funasr_lite.cli.main import COMMANDS, main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "example")
 TOOLS = ["compute-cer", "validate-data-dir", "make-shards", "compute-cmvn", "average-checkpoints", "make-model-dir"]
 

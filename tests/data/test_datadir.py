@@ -22,7 +22,7 @@ from funasr_lite.data.datadir import (
 )
 from funasr_lite.errors import DataDirError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "validate_data_dir.py"
 
 
