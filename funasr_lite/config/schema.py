@@ -205,7 +205,7 @@ class ModelConfig:
         if not isinstance(d, Mapping):
             raise ConfigError(f"{source}: a config must be a mapping, got {type(d).__name__}")
         n = normalize_legacy(d)
-        where = Where(n.path or source, n.lines, getattr(d, "provenance", None))
+        where = Where(n.path or source, n.lines, getattr(d, "provenance", {}))
         validate_layer(n, where)
         for k in cls._REQUIRED:
             if n.get(k) is None:
@@ -217,8 +217,7 @@ class ModelConfig:
         hints, kw = get_type_hints(cls), {}
         for k, v in n.items():
             if k in SECTIONS:
-                sec = SECTIONS[k]
-                kw[k] = sec.from_dict(v, where, n.get(sec.CLASS_KEY) if sec.CLASS_KEY else None, (k,))
+                kw[k] = SECTIONS[k].from_dict(v, where)
             elif k in TOP_LEVEL_KEYS:
                 kw[k] = coerce(v, hints[k], (k,), where)
         if kw.get("tokenizer") is None:
