@@ -32,27 +32,16 @@ from funasr_lite.config.sections import (
     TokenizerConf,
     class_args,
 )
-from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
+from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
-from funasr_lite.models.registry import OPTIONAL_SLOTS, legacy_names
+from funasr_lite.models.registry import OPTIONAL_SLOTS, REGISTRY, legacy_names
 from funasr_lite.models.registry import supported as registry_supported
 from funasr_lite.train.options import TrainConf
 
-_CLASS_SLOTS = (
-    "model",
-    "encoder",
-    "decoder",
-    "predictor",
-    "frontend",
-    "specaug",
-    "normalize",
-    "tokenizer",
-    "preencoder",
-    "postencoder",
-    "ctc",
-)
+# config.yaml keys naming a class: the registered slots, then those that must be null
+_CLASS_SLOTS = tuple(dict.fromkeys([r.slot for r in REGISTRY] + list(OPTIONAL_SLOTS)))
 _OPTIONAL_CLASS_KEYS = OPTIONAL_SLOTS + ("scheduler",)
 
 
@@ -269,33 +258,11 @@ class ModelConfig:
         """Feature dim entering the encoder: frontend n_mels * lfr_m (560 for paraformer-large)."""
         return self.frontend_conf.n_mels * self.frontend_conf.lfr_m
 
-    def cmvn_file(self) -> Optional[str]:
-        """The am.mvn path from frontend_conf (0.x top-level cmvn_file is moved there)."""
-        return self.frontend_conf.cmvn_file
-
-    def token_list(self) -> Union[str, List[str], None]:
-        """tokenizer_conf.token_list: a tokens.json/tokens.txt path or the list (0.x top-level moved there)."""
-        return self.tokenizer_conf.token_list
-
     def to_dict(self, full: bool = False, include_decoding: bool = False) -> Dict[str, Any]:
         """A config.yaml dict FunASR 1.4.16's AutoModel loads: class keys always, each section's set keys
         (every field with ``full``), ``extra`` verbatim.  ``decoding`` only with include_decoding."""
         out: Dict[str, Any] = {}
-        always = (
-            "model",
-            "model_conf",
-            "encoder",
-            "encoder_conf",
-            "decoder",
-            "decoder_conf",
-            "predictor",
-            "predictor_conf",
-            "frontend",
-            "frontend_conf",
-            "specaug",
-            "tokenizer",
-            "tokenizer_conf",
-        )
+        always = {*self._REQUIRED, *(k + "_conf" for k in self._REQUIRED), "specaug", "tokenizer", "tokenizer_conf"}
         for name in TOP_LEVEL_KEYS:
             value = getattr(self, name)
             if name == "decoding" and not include_decoding:
@@ -310,22 +277,12 @@ class ModelConfig:
             out.setdefault(k, plain(v))
         return out
 
-    def ignored_keys(self) -> List[str]:
-        """FunASR keys this config carries that funasr-lite accepts, keeps and writes back, but does not use."""
-        out = sorted(self.extra)
-        for key in SECTIONS:
-            out += [f"{key}.{k}" for k in sorted(getattr(self, key).extra)]
-        return out
-
     def log_ignored_keys(self, logger: logging.Logger) -> None:
-        """Say once, at INFO level, which keys were ignored (they are still written back)."""
-        ignored = self.ignored_keys()
+        """Say once, at INFO level, which FunASR keys this config carries that funasr-lite accepts, keeps and
+        writes back, but does not use."""
+        ignored = sorted(self.extra) + [f"{s}.{k}" for s in SECTIONS for k in sorted(getattr(self, s).extra)]
         if ignored:
             logger.info("FunASR config keys funasr-lite does not use (kept, ignored): %s", ", ".join(ignored))
-
-    def save(self, path: str) -> None:
-        """Write ``to_dict()`` as config.yaml, atomically."""
-        save_yaml(path, self.to_dict())
 
     def describe(self) -> str:
         """The final config, one leaf per line, each with the source that set it (or "default")."""
@@ -348,18 +305,8 @@ def validate_layer(layer: Mapping, where: Where) -> None:
     A ``*_conf`` whose class the layer names is checked against that class (``optim_conf`` against the
     named optimizer's arguments); otherwise against the supported class.  Sections of a class we do not
     use (e.g. ``specaug_conf`` of SpecAug) get the same field check, being FunASR's same keys."""
-    for slot in (
-        "model",
-        "encoder",
-        "decoder",
-        "predictor",
-        "frontend",
-        "normalize",
-        "preencoder",
-        "postencoder",
-        "ctc",
-    ):
-        if slot in layer:
+    for slot in _CLASS_SLOTS:
+        if slot in layer and slot not in ("specaug", "tokenizer"):  # those two: on the merged config only
             _check_class(slot, layer[slot], where)
     for k, v in layer.items():
         if k in SECTIONS:
