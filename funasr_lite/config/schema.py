@@ -15,11 +15,9 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, g
 
 from funasr_lite.config.fields import Section, Where, coerce, option, suggest, unknown_key
 from funasr_lite.config.sections import (
+    FUNASR_CLASSES,
     FUNASR_NAMES,
-    FUNASR_OPTIMS,
-    FUNASR_SCHEDULERS,
-    SUPPORTED_OPTIMS,
-    SUPPORTED_SCHEDULERS,
+    SUPPORTED_CLASSES,
     CTCConf,
     DecoderConf,
     EncoderConf,
@@ -110,27 +108,20 @@ def _check_class(slot: str, value, where: Where, training: bool = False) -> None
     if value in supported:
         return
     names = [s for s in supported if s is not None]
-    shown = "null" if value is None else repr(value)
     legacy = {v: k for k, v in _legacy_table(slot).items()}
     hint = f" ({legacy[value]} in FunASR 0.x)" if value in legacy else ""
     ok = " or ".join([repr(s) for s in names] + (["null"] if None in supported else []))
+    other = FUNASR_NAMES["unsupported_classes"].get(slot, {})
+    typo = isinstance(value, str) and value not in legacy and value not in other  # no FunASR class name
     raise ConfigError(
-        f"{where((slot,))}: {slot} class {shown}{hint} is not supported by funasr-lite"
-        f"{' for training' if training else ''} (supported: {ok})"
-        + (
-            suggest(value, names)
-            if isinstance(value, str)
-            and value not in legacy
-            and value not in FUNASR_NAMES["unsupported_classes"].get(slot, {})
-            else ""
-        )
+        f"{where((slot,))}: {slot} class {'null' if value is None else repr(value)}{hint} is not supported by "
+        f"funasr-lite{' for training' if training else ''} (supported: {ok})" + (suggest(value, names) if typo else "")
     )
 
 
 def _check_named(kind: str, value, where: Where, training: bool = False) -> None:
     """Check an optimizer (``kind="optim"``) or scheduler name; None passes."""
-    known = FUNASR_OPTIMS if kind == "optim" else FUNASR_SCHEDULERS
-    supported = SUPPORTED_OPTIMS if kind == "optim" else SUPPORTED_SCHEDULERS
+    known, supported = FUNASR_CLASSES[kind], SUPPORTED_CLASSES[kind]
     if value is None:
         return
     if not isinstance(value, str) or value not in known:

@@ -3,7 +3,7 @@ each: FunASR 1.4.16's constructor kwargs as fields with FunASR's defaults, a com
 and the keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim).
 
 ``optim_conf`` and ``scheduler_conf`` accept the arguments of the optimizer / scheduler the config names
-(FUNASR_OPTIMS, FUNASR_SCHEDULERS); funasr-lite trains with SUPPORTED_OPTIMS / SUPPORTED_SCHEDULERS only.
+(FUNASR_CLASSES); funasr-lite trains with SUPPORTED_CLASSES only.
 Every section registers itself in :data:`funasr_lite.config.fields.SECTIONS` under its config key.
 """
 
@@ -224,14 +224,12 @@ class TokenizerConf(Section):
     remove_non_linguistic_symbols: bool = option(False, "drop those symbols from the text")
 
 
-# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively).
-# funasr-lite trains with SUPPORTED_* only; the others load (inference) but do not train.
+# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively),
+# by the key naming them. funasr-lite trains with SUPPORTED_CLASSES only; the others load (inference) but do not train.
 with open(os.path.join(os.path.dirname(__file__), "funasr_names.yaml"), encoding="utf-8") as _f:
     FUNASR_NAMES: Dict[str, Any] = yaml.safe_load(_f)
-FUNASR_OPTIMS: Tuple[str, ...] = tuple(FUNASR_NAMES["optimizers"])
-FUNASR_SCHEDULERS: Tuple[str, ...] = tuple(FUNASR_NAMES["schedulers"])
-SUPPORTED_OPTIMS = ("adam", "adamw", "sgd")
-SUPPORTED_SCHEDULERS = ("warmuplr",)
+FUNASR_CLASSES = {"optim": tuple(FUNASR_NAMES["optimizers"]), "scheduler": tuple(FUNASR_NAMES["schedulers"])}
+SUPPORTED_CLASSES = {"optim": ("adam", "adamw", "sgd"), "scheduler": ("warmuplr",)}
 _OWN_ARGS: Dict[str, List[str]] = FUNASR_NAMES["own_class_args"]  # FunASR's own classes (signatures read from 1.4.16)
 
 
@@ -240,8 +238,7 @@ def class_args(kind: str, name: Optional[str]) -> Tuple[str, ...]:
     """Constructor argument names of optimizer (``kind="optim"``) or scheduler ``name`` (all known ones
     together for None)."""
     if name is None:
-        names = FUNASR_OPTIMS if kind == "optim" else FUNASR_SCHEDULERS
-        return tuple(sorted({a for n in names for a in class_args(kind, n)}))
+        return tuple(sorted({a for n in FUNASR_CLASSES[kind] for a in class_args(kind, n)}))
     if name in _OWN_ARGS:
         return tuple(_OWN_ARGS[name])
     import torch  # only for the signature of a torch optimizer / scheduler
