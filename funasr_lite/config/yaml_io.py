@@ -1,11 +1,6 @@
-"""Config files: strict YAML/JSON loading (with each key's line number), atomic YAML writing, and the
-provenance listing of a final config.
+"""Config files: strict YAML loading (with each key's line number), atomic YAML writing, and the provenance
+listing of a final config."""
 
-The layering, schema and validation built on top of these live in :mod:`funasr_lite.config.merge`,
-:mod:`funasr_lite.config.schema`, :mod:`funasr_lite.config.sections` and :mod:`funasr_lite.config.fields`.
-"""
-
-import json
 import os
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -71,30 +66,6 @@ def load_yaml(path: str) -> YamlDict:
 
     walk(node, ())
     return YamlDict(data, lines, path)
-
-
-def load_json(path: str) -> dict:
-    """Load a JSON object; ``{}`` for an empty file. ConfigError names ``file:line:col`` and the problem."""
-    path = os.fspath(path)
-    text = read_utf8(path, "config", ConfigError)
-    if not text.strip():
-        return {}
-
-    def no_dupes(pairs):
-        out = {}
-        for k, v in pairs:
-            if k in out:
-                raise ConfigError(f"{path}: duplicate key '{k}'")
-            out[k] = v
-        return out
-
-    try:
-        data = json.loads(text, object_pairs_hook=no_dupes)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the top level must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def plain(v):
