@@ -132,25 +132,21 @@ def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any
     """configuration.json ``file_path_metas`` as a layer of absolute paths (those that exist), plus the
     config file it names.  E.g. ``{init_param: model.pt, tokenizer_conf: {token_list: tokens.json}}``."""
 
+    def found(x) -> Optional[str]:
+        p = os.path.join(model_dir, x) if isinstance(x, str) else None
+        return p if p and os.path.exists(p) else None
+
     def walk(m: Mapping) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for k, v in m.items():
-            if isinstance(v, str):
-                p = os.path.join(model_dir, v)
-                if os.path.exists(p):
-                    out[k] = p
-            elif isinstance(v, Mapping):
-                sub = walk(v)
-                if sub:
-                    out[k] = sub
+            if isinstance(v, Mapping):
+                v = walk(v)
             elif isinstance(v, (list, tuple)):
-                found = [
-                    os.path.join(model_dir, x)
-                    for x in v
-                    if isinstance(x, str) and os.path.exists(os.path.join(model_dir, x))
-                ]
-                if found:
-                    out[k] = found
+                v = [found(x) for x in v if found(x)]
+            else:
+                v = found(v)
+            if v:
+                out[k] = v
         return out
 
     layer = walk(metas)
