@@ -1,10 +1,10 @@
-"""The typed ``*_conf`` sections of a FunASR config.yaml (plus funasr-lite's ``decoding``), one dataclass
-each: FunASR 1.4.16's constructor kwargs as fields with FunASR's defaults, a comment on each, range checks,
-and the keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim).
+"""The typed model, optimizer and scheduler ``*_conf`` sections of a FunASR config.yaml, one dataclass each:
+FunASR 1.4.16's constructor kwargs as fields with FunASR's defaults, a comment on each, range checks, and the
+keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim). ``dataset_conf``,
+``train_conf`` and funasr-lite's ``decoding`` are declared next to the code that uses them.
 
 ``optim_conf`` and ``scheduler_conf`` accept the arguments of the optimizer / scheduler the config names
 (FUNASR_CLASSES); funasr-lite trains with SUPPORTED_CLASSES only.
-Every section registers itself in :data:`funasr_lite.config.fields.SECTIONS` under its config key.
 """
 
 import functools
