@@ -137,15 +137,12 @@ def option(
     ``flag=True`` makes it a recipe flag of the same name (a string: another flag name); ``choices`` limits
     the flag's values. The help text is what ``--help`` shows, so it is the one description of the field."""
     meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, default_factory=factory or dataclasses.MISSING, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Section:
-    """Base of a ``*_conf`` section: typed fields (FunASR's constructor kwargs, FunASR's defaults),
-    ``KNOWN_UNUSED`` keys accepted and kept verbatim in ``extra``; anything else is a ConfigError."""
+    """Base of a ``*_conf`` section, as the module docstring describes."""
 
     SECTION: ClassVar[str] = ""  # the config key of this section; "" for an abstract base
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ()  # keys FunASR accepts that funasr-lite ignores

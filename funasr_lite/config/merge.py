@@ -105,11 +105,7 @@ def merge_layers(layers: Sequence[Tuple[str, Mapping]]) -> MergedConfig:
 
 def builtin_defaults() -> Dict[str, Any]:
     """The lowest layer: funasr-lite's decoding, training and data-loading defaults (not the architecture)."""
-    return {
-        "decoding": DecodingOptions().to_dict(full=True),
-        "train_conf": TrainConf().to_dict(full=True),
-        "dataset_conf": DatasetConf().to_dict(full=True),
-    }
+    return {s.SECTION: s().to_dict(full=True) for s in (DecodingOptions, TrainConf, DatasetConf)}
 
 
 def decoding_layer(d: Mapping) -> YamlDict:
@@ -174,13 +170,12 @@ def config_flag_paths() -> Dict[str, Tuple[str, dataclasses.Field, Any]]:
     return out
 
 
-def set_path(d: dict, dotted: str, value) -> dict:
-    """``d[a][b] = value`` for ``dotted='a.b'``, creating dicts on the way; returns ``d``."""
+def set_path(d: dict, dotted: str, value) -> None:
+    """``d[a][b] = value`` for ``dotted='a.b'``, creating dicts on the way."""
     *parents, last = dotted.split(".")
     for p in parents:
         d = d.setdefault(p, {})
     d[last] = value
-    return d
 
 
 def _conf_flag(section: str, text, flag: str, class_name: Optional[str]) -> dict:

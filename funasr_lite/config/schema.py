@@ -39,7 +39,6 @@ from funasr_lite.train.options import TrainConf
 
 # config.yaml keys naming a class: the registered slots, then those that must be null
 _CLASS_SLOTS = tuple(dict.fromkeys([r.slot for r in REGISTRY] + list(OPTIONAL_SLOTS)))
-_OPTIONAL_CLASS_KEYS = OPTIONAL_SLOTS + ("scheduler",)
 
 
 def _legacy_table(slot: str) -> Dict[str, str]:
@@ -79,7 +78,7 @@ def normalize_legacy(d: Mapping) -> YamlDict:
     its string.  Idempotent; a YamlDict keeps its line numbers (moved keys keep their old line)."""
     lines = dict(getattr(d, "lines", {}))
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}
-    for slot in _OPTIONAL_CLASS_KEYS:
+    for slot in OPTIONAL_SLOTS + ("scheduler",):
         if slot in out and is_null_name(out[slot]):
             out[slot] = None
     for slot in _CLASS_SLOTS:
@@ -205,26 +204,23 @@ class ModelConfig:
             _given=frozenset(kw),
             **kw,
         )
-        cfg._check(where)
-        return cfg
-
-    def _check(self, where: Where) -> None:
-        p = self.predictor_conf
+        p = cfg.predictor_conf
         for k in ("idim", "l_order", "r_order"):
             if getattr(p, k) is None:
                 raise ConfigError(
                     f"{where(('predictor_conf',))}: predictor_conf.{k} is required (CifPredictorV2 has no default)"
                 )
-        if p.idim != self.encoder_conf.output_size:
+        if p.idim != cfg.encoder_conf.output_size:
             raise ConfigError(
                 f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
-                f"encoder_conf.output_size={self.encoder_conf.output_size}"
+                f"encoder_conf.output_size={cfg.encoder_conf.output_size}"
             )
-        if self.decoding.ctc_weight > 0 and self.model_conf.ctc_weight <= 0:
+        if cfg.decoding.ctc_weight > 0 and cfg.model_conf.ctc_weight <= 0:
             raise ConfigError(
-                f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={self.decoding.ctc_weight} "
+                f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={cfg.decoding.ctc_weight} "
                 "needs a CTC head, but this model has none (model_conf.ctc_weight is 0)"
             )
+        return cfg
 
     def check_trainable(self) -> None:
         """Raise ConfigError unless funasr-lite can train with this optimizer, scheduler and specaug."""
