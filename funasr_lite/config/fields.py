@@ -164,11 +164,8 @@ class Section:
 
     @classmethod
     def defaults(cls) -> Dict[str, Any]:
-        return {
-            f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for f in dataclasses.fields(cls)
-            if f.name in cls.field_names()
-        }
+        """The typed fields of a default instance (FunASR's defaults)."""
+        return {k: v for k, v in vars(cls()).items() if k in cls.field_names()}
 
     @classmethod
     def from_dict(cls, d: Optional[Mapping], where: Where):

@@ -279,11 +279,9 @@ SECTIONS: Dict[str, type] = {
 
 
 def validate_layer(layer: Mapping, where: Where) -> None:
-    """Check a (normalised) layer: architecture class names, then every key against the schema.
-
-    A ``*_conf`` whose class the layer names is checked against that class (``optim_conf`` against the
-    named optimizer's arguments); otherwise against the supported class.  Sections of a class we do not
-    use (e.g. ``specaug_conf`` of SpecAug) get the same field check, being FunASR's same keys."""
+    """Check a (normalised) layer: class names, then every key against the schema; ``optim_conf`` against the
+    arguments of the optimizer the layer names (else of any FunASR optimizer), ``scheduler_conf`` likewise.
+    Sections of a class we do not use (e.g. ``specaug_conf`` of SpecAug) get the same field check."""
     for slot in _CLASS_SLOTS:
         if slot in layer and slot not in ("specaug", "tokenizer"):  # those two: on the merged config only
             _check_class(slot, layer[slot], where)

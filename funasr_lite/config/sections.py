@@ -224,13 +224,12 @@ class TokenizerConf(Section):
     remove_non_linguistic_symbols: bool = option(False, "drop those symbols from the text")
 
 
-# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively),
-# by the key naming them. funasr-lite trains with SUPPORTED_CLASSES only; the others load (inference) but do not train.
+# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively), by
+# the key naming them. funasr-lite trains with SUPPORTED_CLASSES only; the others load (inference) but do not train.
 with open(os.path.join(os.path.dirname(__file__), "funasr_names.yaml"), encoding="utf-8") as _f:
     FUNASR_NAMES: Dict[str, Any] = yaml.safe_load(_f)
 FUNASR_CLASSES = {"optim": tuple(FUNASR_NAMES["optimizers"]), "scheduler": tuple(FUNASR_NAMES["schedulers"])}
 SUPPORTED_CLASSES = {"optim": ("adam", "adamw", "sgd"), "scheduler": ("warmuplr",)}
-_OWN_ARGS: Dict[str, List[str]] = FUNASR_NAMES["own_class_args"]  # FunASR's own classes (signatures read from 1.4.16)
 
 
 @functools.lru_cache(maxsize=None)
@@ -239,8 +238,8 @@ def class_args(kind: str, name: Optional[str]) -> Tuple[str, ...]:
     together for None)."""
     if name is None:
         return tuple(sorted({a for n in FUNASR_CLASSES[kind] for a in class_args(kind, n)}))
-    if name in _OWN_ARGS:
-        return tuple(_OWN_ARGS[name])
+    if name in FUNASR_NAMES["own_class_args"]:  # FunASR's own classes (signatures read from 1.4.16)
+        return tuple(FUNASR_NAMES["own_class_args"][name])
     import torch  # only for the signature of a torch optimizer / scheduler
 
     module = torch.optim if kind == "optim" else torch.optim.lr_scheduler
