@@ -178,9 +178,9 @@ def set_path(d: dict, dotted: str, value) -> None:
     d[last] = value
 
 
-def _conf_flag(section: str, text, flag: str, class_name: Optional[str]) -> dict:
-    """Parse a ``--*_conf`` value, YAML or JSON text of a mapping (``'{"warmup_steps": 300}'``), and check its
-    keys against ``section`` strictly (the error names the flag and the closest valid key)."""
+def _conf_flag(section: str, text, flag: str, values: Mapping[str, Any]) -> dict:
+    """Parse a ``--*_conf`` value, YAML/JSON text of a mapping (``'{"warmup_steps": 300}'``); check its keys against
+    ``section`` for the class the flag ``values`` name (the error names the flag and the closest valid key)."""
     try:
         conf = yaml.safe_load(text) if isinstance(text, str) else text
     except yaml.YAMLError as e:
@@ -189,7 +189,9 @@ def _conf_flag(section: str, text, flag: str, class_name: Optional[str]) -> dict
         return {}
     if not isinstance(conf, Mapping):
         raise ConfigError(f"{flag}: expected a mapping like '{{\"key\": value}}', got {text!r}")
-    allowed = SECTIONS[section].known_keys(class_name)
+    slot = SECTIONS[section].CLASS_KEY
+    class_name = values.get(slot) if slot else None
+    allowed = SECTIONS[section].known_keys(None if is_null_name(class_name) else class_name.lower())
     for k in conf:
         if k not in allowed:
             raise unknown_key((section, k), allowed, Where(flag))
@@ -208,11 +210,7 @@ def flags_layer(values: Mapping[str, Any]) -> Dict[str, Any]:
             raise ConfigError(f"--{name}: no config key for this flag (known: {', '.join(sorted(paths))})")
         path = paths[name][0]
         if path in SECTIONS:
-            slot = SECTIONS[path].CLASS_KEY
-            cn = values.get(slot) if slot else None
-            layer.setdefault(path, {}).update(
-                _conf_flag(path, v, f"--{name}", None if is_null_name(cn) else cn.lower())
-            )
+            layer.setdefault(path, {}).update(_conf_flag(path, v, f"--{name}", values))
         else:
             set_path(layer, path, None if path in ("specaug", "scheduler") and is_null_name(v) else v)
     return layer
