@@ -67,9 +67,9 @@ __all__ = [
 class MergedConfig(dict):
     """The merged layers; ``provenance`` maps each dotted leaf path to the source (``file:line``) that set it."""
 
-    def __init__(self, data=(), provenance: Optional[Dict[str, str]] = None):
-        super().__init__(data)
-        self.provenance: Dict[str, str] = dict(provenance or {})
+    def __init__(self):
+        super().__init__()
+        self.provenance: Dict[str, str] = {}
 
 
 def _merge_into(dst: dict, src: Mapping, prov: Dict[str, str], where: Where, prefix: KeyPath) -> None:

@@ -82,8 +82,8 @@ def save_yaml(path: str, data: Mapping) -> None:
     atomic_write_text(path, yaml.safe_dump(plain(data), allow_unicode=True, sort_keys=False, default_flow_style=False))
 
 
-def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = "default") -> str:
-    """Render ``d`` as YAML-like lines ``key: value  # source``; long lists are shown by their length."""
+def format_provenance(d: Mapping, provenance: Mapping[str, str]) -> str:
+    """Render ``d`` as YAML-like lines ``key: value  # source`` (or "default"); long lists by their length."""
     lines: List[str] = []
 
     def walk(m: Mapping, prefix: KeyPath, indent: str) -> None:
@@ -98,7 +98,7 @@ def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = 
                 if isinstance(v, (list, tuple)) and len(v) > 8
                 else yaml.safe_dump(plain(v), default_flow_style=True, allow_unicode=True).replace("\n...", "").strip()
             )
-            lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), default)}")
+            lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), 'default')}")
 
     walk(d, (), "")
     return "\n".join(lines)
