@@ -32,13 +32,13 @@ from funasr_lite.config.yaml_io import KeyPath, plain
 from funasr_lite.errors import ConfigError
 
 
+@dataclass
 class Where:
     """Names where the value at a key path came from: a merge provenance entry, ``file:line``, or the source."""
 
-    def __init__(
-        self, source: str, lines: Optional[Dict[KeyPath, int]] = None, provenance: Optional[Dict[str, str]] = None
-    ):
-        self.source, self.lines, self.provenance = source, lines or {}, provenance or {}
+    source: str
+    lines: Mapping[KeyPath, int] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     def __call__(self, path: KeyPath = ()) -> str:
         for i in range(len(path), 0, -1):
@@ -94,17 +94,11 @@ def coerce(value, tp, path: KeyPath, where: Where):
     if tp is Any:
         return copy.deepcopy(value)
     if origin is Union:
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise bad
-        for a in args:
-            if a is not type(None):
-                try:
-                    return coerce(value, a, path, where)
-                except ConfigError:
-                    pass
+        for a in get_args(tp):
+            try:
+                return coerce(value, a, path, where)
+            except ConfigError:
+                pass
         raise bad
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -115,25 +109,18 @@ def coerce(value, tp, path: KeyPath, where: Where):
         if not isinstance(value, Mapping):
             raise bad
         return copy.deepcopy(dict(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+    if (tp is type(None) and value is None) or (tp in (bool, str) and isinstance(value, tp)):
+        return value
+    if tp is int and not isinstance(value, bool):
+        if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
             return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+        except ValueError:
+            pass
     raise bad
 
 
@@ -150,15 +137,12 @@ def option(
     ``flag=True`` makes it a recipe flag of the same name (a string: another flag name); ``choices`` limits
     the flag's values. The help text is what ``--help`` shows, so it is the one description of the field."""
     meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices else None}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, default_factory=factory or dataclasses.MISSING, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Section:
-    """Base of a ``*_conf`` section: typed fields (FunASR's constructor kwargs, FunASR's defaults),
-    ``KNOWN_UNUSED`` keys accepted and kept verbatim in ``extra``; anything else is a ConfigError."""
+    """Base of a ``*_conf`` section, as the module docstring describes."""
 
     SECTION: ClassVar[str] = ""  # the config key of this section; "" for an abstract base
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = ()  # keys FunASR accepts that funasr-lite ignores
@@ -167,7 +151,7 @@ class Section:
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)  # known-but-unused keys, kept verbatim
     # keys the input set (kept by dataclasses.replace, so to_dict() still writes them)
     _given: frozenset = field(default=frozenset(), repr=False, compare=False)
-    _where: Any = field(default=None, repr=False, compare=False)  # (Where, key path prefix) for messages
+    _where: Optional[Where] = field(default=None, repr=False, compare=False)  # where from_dict's input came from
 
     @classmethod
     def field_names(cls) -> List[str]:
@@ -180,40 +164,17 @@ class Section:
 
     @classmethod
     def defaults(cls) -> Dict[str, Any]:
-        return {
-            f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for f in dataclasses.fields(cls)
-            if f.name in cls.field_names()
-        }
+        """The typed fields of a default instance (FunASR's defaults)."""
+        return {k: v for k, v in vars(cls()).items() if k in cls.field_names()}
 
     @classmethod
-    def from_dict(
-        cls,
-        d: Optional[Mapping],
-        where: Optional[Where] = None,
-        class_name: Optional[str] = None,
-        prefix: Optional[KeyPath] = None,
-    ):
-        """Build from a mapping, strictly: wrong types and unknown keys are ConfigErrors naming the source."""
-        where = where or Where("<dict>")
-        prefix = prefix if prefix is not None else (cls.SECTION,)
-        if d is None:
-            d = {}
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where(prefix)}: {'.'.join(prefix)} must be a mapping, got {d!r}")
-        hints, names = get_type_hints(cls), cls.field_names()
-        allowed = cls.known_keys(class_name)
-        kw, extra = {}, {}
-        for k, v in d.items():
-            if k in names and k in allowed:
-                kw[k] = coerce(v, hints[k], prefix + (k,), where)
-            elif k in allowed:
-                extra[k] = copy.deepcopy(v)
-            else:
-                raise unknown_key(
-                    prefix + (k,), allowed, where, f" (not an argument of {class_name})" if class_name else ""
-                )
-        return cls(extra=extra, _given=frozenset(kw), _where=(where, prefix), **kw)
+    def from_dict(cls, d: Optional[Mapping], where: Where):
+        """Build from a mapping whose keys :func:`~funasr_lite.config.schema.validate_layer` has checked: the
+        fields are type-checked (a ConfigError names the source), the other keys are kept verbatim in ``extra``."""
+        hints, names, d = get_type_hints(cls), cls.field_names(), d or {}
+        kw = {k: coerce(v, hints[k], (cls.SECTION, k), where) for k, v in d.items() if k in names}
+        extra = {k: copy.deepcopy(v) for k, v in d.items() if k not in names}
+        return cls(extra=extra, _given=frozenset(kw), _where=where, **kw)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -222,8 +183,8 @@ class Section:
         """Range checks; subclasses raise ``self._fail(key, problem)``."""
 
     def _fail(self, key: str, problem: str) -> ConfigError:
-        where, prefix = self._where or (Where("<dict>"), (self.SECTION,))
-        return ConfigError(f"{where(prefix + (key,))}: {'.'.join(prefix + (key,))}={getattr(self, key)!r}: {problem}")
+        where = (self._where or Where("<dict>"))((self.SECTION, key))
+        return ConfigError(f"{where}: {self.SECTION}.{key}={getattr(self, key)!r}: {problem}")
 
     def to_dict(self, full: bool = False) -> Dict[str, Any]:
         """Keys the input set or that differ from the default (all fields with ``full``), plus ``extra``."""

@@ -6,7 +6,7 @@ One precedence for every recipe script (lowest first; later layers win)::
     2. the model dir's config.yaml  (plus configuration.json ``file_path_metas``: file_path_metas_layer())
     3. decoding.yaml (inference, via decoding_layer()) or finetune.yaml (finetuning)
     4. the recipe script's defaults (the constants at the top of the script, via flags_layer())
-    5. command-line flags           (flags_layer(), apply_conf_flag(), parse_overrides())
+    5. command-line flags           (flags_layer(), parse_overrides())
 
 Each layer is a ``(source, dict)`` pair in the shape of a FunASR 1.x ``config.yaml`` plus our own
 ``decoding`` section.  :func:`merge_layers` rewrites FunASR 0.x spellings to 1.x (``sanm`` ->
@@ -15,13 +15,10 @@ schema (an unknown key is a :class:`ConfigError` naming the key, the file and li
 key), deep-merges (dicts merge recursively; scalars and lists replace) and records which source set each
 leaf.  :meth:`ModelConfig.from_dict` turns the result into typed sections.
 
-It builds on :mod:`~funasr_lite.config.yaml_io` (YAML/JSON with line numbers), :mod:`~funasr_lite.config.schema`
-(ModelConfig, normalize_legacy, validate_layer) and the typed sections.
+Usage (``md``: a :class:`~funasr_lite.hub.model_dir.ModelDir`)::
 
-Usage::
-
-    layers = model_dir_layers(model_dir, "infer", {"beam_size": 5})       # inference: decoding.yaml on top
-    layers = model_dir_layers(model_dir, "finetune")                       # layers 1-3
+    layers = model_dir_layers(md, "infer")       # layers 1-3, decoding.yaml on top
+    layers = model_dir_layers(md, "finetune")    # layers 1-3, finetune.yaml on top
     layers += [("recipe defaults", flags_layer(DEFAULTS)), ("command line", flags_layer(given_flags))]
     cfg = ModelConfig.from_dict(merge_layers(layers)); cfg.check_trainable(); print(cfg.describe())
     enc = SANMEncoder(input_size=cfg.encoder_input_size(), **cfg.encoder_conf.kwargs_for(SANMEncoder))
@@ -45,7 +42,7 @@ from funasr_lite.config.schema import (
     normalize_legacy,
     validate_layer,
 )
-from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_json, load_yaml
+from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_yaml
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
@@ -53,7 +50,6 @@ from funasr_lite.train.options import TrainConf
 
 __all__ = [
     "MergedConfig",
-    "merge_strict",
     "merge_layers",
     "builtin_defaults",
     "decoding_layer",
@@ -61,8 +57,6 @@ __all__ = [
     "flag_fields",
     "config_flag_paths",
     "set_path",
-    "parse_conf_text",
-    "apply_conf_flag",
     "flags_layer",
     "parse_overrides",
     "model_dir_layers",
@@ -73,9 +67,9 @@ __all__ = [
 class MergedConfig(dict):
     """The merged layers; ``provenance`` maps each dotted leaf path to the source (``file:line``) that set it."""
 
-    def __init__(self, data=(), provenance: Optional[Dict[str, str]] = None):
-        super().__init__(data)
-        self.provenance: Dict[str, str] = dict(provenance or {})
+    def __init__(self):
+        super().__init__()
+        self.provenance: Dict[str, str] = {}
 
 
 def _merge_into(dst: dict, src: Mapping, prov: Dict[str, str], where: Where, prefix: KeyPath) -> None:
@@ -97,35 +91,21 @@ def _merge_into(dst: dict, src: Mapping, prov: Dict[str, str], where: Where, pre
             prov[dotted] = where(p)
 
 
-def merge_strict(base: Mapping, override: Mapping, *, source: str) -> MergedConfig:
-    """``base`` with ``override`` (named ``source``) normalised, validated and deep-merged on top."""
-    layer = normalize_legacy(override)
-    where = Where(source, lines=layer.lines)
-    validate_layer(layer, where)
-    out = MergedConfig(copy.deepcopy(dict(base)), getattr(base, "provenance", None))
-    _merge_into(out, layer, out.provenance, where, ())
-    return out
-
-
 def merge_layers(layers: Sequence[Tuple[str, Mapping]]) -> MergedConfig:
-    """Merge ``(source, dict)`` layers, lowest precedence first (see the module docstring for the order).
-
-    Every layer is normalised (FunASR 0.x -> 1.x) and validated on its own, so an unknown key is reported
-    with the file (and line) it is in and the closest valid key.  Dicts merge recursively, anything else
-    replaces; ``result.provenance`` records which source set each leaf."""
+    """Merge ``(source, dict)`` layers, lowest precedence first, as the module docstring describes: each layer
+    is normalised and validated on its own (so an error names its file and line), then deep-merged."""
     out = MergedConfig()
-    for source, layer in layers:
-        out = merge_strict(out, layer, source=source)
+    for source, d in layers:
+        layer = normalize_legacy(d)
+        where = Where(source, lines=layer.lines)
+        validate_layer(layer, where)
+        _merge_into(out, layer, out.provenance, where, ())
     return out
 
 
 def builtin_defaults() -> Dict[str, Any]:
     """The lowest layer: funasr-lite's decoding, training and data-loading defaults (not the architecture)."""
-    return {
-        "decoding": DecodingOptions().to_dict(full=True),
-        "train_conf": TrainConf().to_dict(full=True),
-        "dataset_conf": DatasetConf().to_dict(full=True),
-    }
+    return {s.SECTION: s().to_dict(full=True) for s in (DecodingOptions, TrainConf, DatasetConf)}
 
 
 def decoding_layer(d: Mapping) -> YamlDict:
@@ -148,25 +128,21 @@ def file_path_metas_layer(model_dir: str, metas: Mapping) -> Tuple[Dict[str, Any
     """configuration.json ``file_path_metas`` as a layer of absolute paths (those that exist), plus the
     config file it names.  E.g. ``{init_param: model.pt, tokenizer_conf: {token_list: tokens.json}}``."""
 
+    def found(x) -> Optional[str]:
+        p = os.path.join(model_dir, x) if isinstance(x, str) else None
+        return p if p and os.path.exists(p) else None
+
     def walk(m: Mapping) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for k, v in m.items():
-            if isinstance(v, str):
-                p = os.path.join(model_dir, v)
-                if os.path.exists(p):
-                    out[k] = p
-            elif isinstance(v, Mapping):
-                sub = walk(v)
-                if sub:
-                    out[k] = sub
+            if isinstance(v, Mapping):
+                v = walk(v)
             elif isinstance(v, (list, tuple)):
-                found = [
-                    os.path.join(model_dir, x)
-                    for x in v
-                    if isinstance(x, str) and os.path.exists(os.path.join(model_dir, x))
-                ]
-                if found:
-                    out[k] = found
+                v = [found(x) for x in v if found(x)]
+            else:
+                v = found(v)
+            if v:
+                out[k] = v
         return out
 
     layer = walk(metas)
@@ -194,41 +170,32 @@ def config_flag_paths() -> Dict[str, Tuple[str, dataclasses.Field, Any]]:
     return out
 
 
-def set_path(d: dict, dotted: str, value) -> dict:
-    """``d[a][b] = value`` for ``dotted='a.b'``, creating dicts on the way; returns ``d``."""
+def set_path(d: dict, dotted: str, value) -> None:
+    """``d[a][b] = value`` for ``dotted='a.b'``, creating dicts on the way."""
     *parents, last = dotted.split(".")
     for p in parents:
         d = d.setdefault(p, {})
     d[last] = value
-    return d
 
 
-def parse_conf_text(text: str, flag: str) -> dict:
-    """Parse a ``--*_conf`` value: YAML or JSON text of a mapping (``'{"warmup_steps": 300}'``)."""
+def _conf_flag(section: str, text, flag: str, values: Mapping[str, Any]) -> dict:
+    """Parse a ``--*_conf`` value, YAML/JSON text of a mapping (``'{"warmup_steps": 300}'``); check its keys against
+    ``section`` for the class the flag ``values`` name (the error names the flag and the closest valid key)."""
     try:
-        v = yaml.safe_load(text) if isinstance(text, str) else text
+        conf = yaml.safe_load(text) if isinstance(text, str) else text
     except yaml.YAMLError as e:
         raise ConfigError(f"{flag}: not valid YAML/JSON: {getattr(e, 'problem', None) or e}: {text!r}") from None
-    if v is None:
+    if conf is None:
         return {}
-    if not isinstance(v, Mapping):
+    if not isinstance(conf, Mapping):
         raise ConfigError(f"{flag}: expected a mapping like '{{\"key\": value}}', got {text!r}")
-    return dict(v)
-
-
-def apply_conf_flag(
-    layer: dict, section: str, text: str, flag: Optional[str] = None, class_name: Optional[str] = None
-) -> dict:
-    """Parse ``text`` for ``section`` (e.g. scheduler_conf), check its keys strictly (the error names the
-    flag and the closest valid key) and merge it into ``layer[section]``; returns ``layer``."""
-    flag = flag or f"--{section}"
-    conf = parse_conf_text(text, flag)
-    allowed = SECTIONS[section].known_keys(class_name)
+    slot = SECTIONS[section].CLASS_KEY
+    class_name = values.get(slot) if slot else None
+    allowed = SECTIONS[section].known_keys(None if is_null_name(class_name) else class_name.lower())
     for k in conf:
         if k not in allowed:
             raise unknown_key((section, k), allowed, Where(flag))
-    layer.setdefault(section, {}).update(conf)
-    return layer
+    return dict(conf)
 
 
 def flags_layer(values: Mapping[str, Any]) -> Dict[str, Any]:
@@ -243,9 +210,7 @@ def flags_layer(values: Mapping[str, Any]) -> Dict[str, Any]:
             raise ConfigError(f"--{name}: no config key for this flag (known: {', '.join(sorted(paths))})")
         path = paths[name][0]
         if path in SECTIONS:
-            slot = SECTIONS[path].CLASS_KEY
-            cn = values.get(slot) if slot else None
-            apply_conf_flag(layer, path, v, f"--{name}", None if is_null_name(cn) else cn.lower())
+            layer.setdefault(path, {}).update(_conf_flag(path, v, f"--{name}", values))
         else:
             set_path(layer, path, None if path in ("specaug", "scheduler") and is_null_name(v) else v)
     return layer
@@ -269,48 +234,30 @@ def parse_overrides(items: Sequence[str], source: str = "command line") -> YamlD
 
 
 # ----------------------------------------------------------------------------------- model dir layers
-def model_dir_layers(
-    model_dir, purpose: str = "infer", decoding_overrides: Optional[Mapping] = None
-) -> List[Tuple[str, Mapping]]:
-    """Layers 1-3 for a model dir: built-in defaults, config.yaml, the files the dir has (configuration.json
-    ``file_path_metas``, else am.mvn / tokens / seg_dict found by name, as FunASR injects them), then
-    decoding.yaml (``purpose="infer"``, plus flat ``decoding_overrides``) or finetune.yaml
-    (``purpose="finetune"``).  Append the recipe defaults and command-line layers, then merge_layers().
-
-    ``model_dir`` is a funasr_lite.hub.model_dir.ModelDir (root, config, cmvn, tokens, seg_dict, decoding_yaml,
-    finetune_yaml, configuration) or a directory path (files found by their standard names)."""
+def model_dir_layers(md, purpose: str = "infer") -> List[Tuple[str, Mapping]]:
+    """Layers 1-3 for a :class:`~funasr_lite.hub.model_dir.ModelDir`: built-in defaults, config.yaml, the files
+    the dir has (configuration.json ``file_path_metas``, else am.mvn / tokens / seg_dict, as FunASR injects
+    them), then decoding.yaml (``purpose="infer"``) or finetune.yaml (``purpose="finetune"``).  Append the
+    recipe defaults and command-line layers, then merge_layers()."""
     if purpose not in ("infer", "finetune"):
         raise ValueError(f"purpose must be 'infer' or 'finetune', got {purpose!r}")
-    root = os.fspath(getattr(model_dir, "root", model_dir))
-
-    def find(attr: str, *names: str) -> Optional[str]:
-        if hasattr(model_dir, attr):
-            return getattr(model_dir, attr)
-        return next((os.path.join(root, n) for n in names if os.path.isfile(os.path.join(root, n))), None)
-
-    cfg_path = find("config", "config.yaml") or os.path.join(root, "config.yaml")
-    layers: List[Tuple[str, Mapping]] = [("built-in defaults", builtin_defaults()), (cfg_path, load_yaml(cfg_path))]
-    configuration = getattr(model_dir, "configuration", None)
-    if configuration is None and os.path.isfile(os.path.join(root, "configuration.json")):
-        configuration = load_json(os.path.join(root, "configuration.json"))
-    metas = (configuration or {}).get("file_path_metas")
+    layers: List[Tuple[str, Mapping]] = [("built-in defaults", builtin_defaults()), (md.config, load_yaml(md.config))]
+    metas = md.configuration.get("file_path_metas")
     if isinstance(metas, Mapping):
-        layers.append((os.path.join(root, "configuration.json"), file_path_metas_layer(root, metas)[0]))
+        layers.append((os.path.join(md.root, "configuration.json"), file_path_metas_layer(md.root, metas)[0]))
     else:
         found: Dict[str, Any] = {}
-        for attr, names, path in (
-            ("cmvn", ("am.mvn",), "frontend_conf.cmvn_file"),
-            ("tokens", ("tokens.json", "tokens.txt"), "tokenizer_conf.token_list"),
-            ("seg_dict", ("seg_dict",), "tokenizer_conf.seg_dict_file"),
+        for f, path in (
+            (md.cmvn, "frontend_conf.cmvn_file"),
+            (md.tokens, "tokenizer_conf.token_list"),
+            (md.seg_dict, "tokenizer_conf.seg_dict_file"),
         ):
-            f = find(attr, *names)
             if f:
                 set_path(found, path, f)
         if found:
-            layers.append((f"files in {root}", found))
-    extra = find("decoding_yaml", "decoding.yaml") if purpose == "infer" else find("finetune_yaml", "finetune.yaml")
-    if extra:
-        layers.append((extra, decoding_layer(load_yaml(extra)) if purpose == "infer" else load_yaml(extra)))
-    if decoding_overrides:
-        layers.append(("decoding overrides", decoding_layer(dict(decoding_overrides))))
+            layers.append((f"files in {md.root}", found))
+    if purpose == "infer" and md.decoding_yaml:
+        layers.append((md.decoding_yaml, decoding_layer(load_yaml(md.decoding_yaml))))
+    if purpose == "finetune" and md.finetune_yaml:
+        layers.append((md.finetune_yaml, load_yaml(md.finetune_yaml)))
     return layers

@@ -15,11 +15,9 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, g
 
 from funasr_lite.config.fields import Section, Where, coerce, option, suggest, unknown_key
 from funasr_lite.config.sections import (
+    FUNASR_CLASSES,
     FUNASR_NAMES,
-    FUNASR_OPTIMS,
-    FUNASR_SCHEDULERS,
-    SUPPORTED_OPTIMS,
-    SUPPORTED_SCHEDULERS,
+    SUPPORTED_CLASSES,
     CTCConf,
     DecoderConf,
     EncoderConf,
@@ -30,30 +28,17 @@ from funasr_lite.config.sections import (
     SchedulerConf,
     SpecAugConf,
     TokenizerConf,
-    class_args,
 )
-from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain, save_yaml
+from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
-from funasr_lite.models.registry import OPTIONAL_SLOTS, legacy_names
+from funasr_lite.models.registry import OPTIONAL_SLOTS, REGISTRY, legacy_names
 from funasr_lite.models.registry import supported as registry_supported
 from funasr_lite.train.options import TrainConf
 
-_CLASS_SLOTS = (
-    "model",
-    "encoder",
-    "decoder",
-    "predictor",
-    "frontend",
-    "specaug",
-    "normalize",
-    "tokenizer",
-    "preencoder",
-    "postencoder",
-    "ctc",
-)
-_OPTIONAL_CLASS_KEYS = OPTIONAL_SLOTS + ("scheduler",)
+# config.yaml keys naming a class: the registered slots, then those that must be null
+_CLASS_SLOTS = tuple(dict.fromkeys([r.slot for r in REGISTRY] + list(OPTIONAL_SLOTS)))
 
 
 def _legacy_table(slot: str) -> Dict[str, str]:
@@ -74,9 +59,7 @@ LEGACY_MOVES: Dict[str, Tuple[str, str]] = {
         k: ("dataset_conf", k)
         for k in ("dataset_type", "batch_bins", "num_workers", "speech_length_min", "speech_length_max")
     },
-    "token_list": ("tokenizer_conf", "token_list"),
-    "split_with_space": ("tokenizer_conf", "split_with_space"),
-    "seg_dict_file": ("tokenizer_conf", "seg_dict_file"),
+    **{k: ("tokenizer_conf", k) for k in ("token_list", "split_with_space", "seg_dict_file")},
     "cmvn_file": ("frontend_conf", "cmvn_file"),
 }
 
@@ -95,7 +78,7 @@ def normalize_legacy(d: Mapping) -> YamlDict:
     its string.  Idempotent; a YamlDict keeps its line numbers (moved keys keep their old line)."""
     lines = dict(getattr(d, "lines", {}))
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()}
-    for slot in _OPTIONAL_CLASS_KEYS:
+    for slot in OPTIONAL_SLOTS + ("scheduler",):
         if slot in out and is_null_name(out[slot]):
             out[slot] = None
     for slot in _CLASS_SLOTS:
@@ -121,27 +104,20 @@ def _check_class(slot: str, value, where: Where, training: bool = False) -> None
     if value in supported:
         return
     names = [s for s in supported if s is not None]
-    shown = "null" if value is None else repr(value)
     legacy = {v: k for k, v in _legacy_table(slot).items()}
     hint = f" ({legacy[value]} in FunASR 0.x)" if value in legacy else ""
     ok = " or ".join([repr(s) for s in names] + (["null"] if None in supported else []))
+    other = FUNASR_NAMES["unsupported_classes"].get(slot, {})
+    typo = isinstance(value, str) and value not in legacy and value not in other  # no FunASR class name
     raise ConfigError(
-        f"{where((slot,))}: {slot} class {shown}{hint} is not supported by funasr-lite"
-        f"{' for training' if training else ''} (supported: {ok})"
-        + (
-            suggest(value, names)
-            if isinstance(value, str)
-            and value not in legacy
-            and value not in FUNASR_NAMES["unsupported_classes"].get(slot, {})
-            else ""
-        )
+        f"{where((slot,))}: {slot} class {'null' if value is None else repr(value)}{hint} is not supported by "
+        f"funasr-lite{' for training' if training else ''} (supported: {ok})" + (suggest(value, names) if typo else "")
     )
 
 
 def _check_named(kind: str, value, where: Where, training: bool = False) -> None:
     """Check an optimizer (``kind="optim"``) or scheduler name; None passes."""
-    known = FUNASR_OPTIMS if kind == "optim" else FUNASR_SCHEDULERS
-    supported = SUPPORTED_OPTIMS if kind == "optim" else SUPPORTED_SCHEDULERS
+    known, supported = FUNASR_CLASSES[kind], SUPPORTED_CLASSES[kind]
     if value is None:
         return
     if not isinstance(value, str) or value not in known:
@@ -205,7 +181,7 @@ class ModelConfig:
         if not isinstance(d, Mapping):
             raise ConfigError(f"{source}: a config must be a mapping, got {type(d).__name__}")
         n = normalize_legacy(d)
-        where = Where(n.path or source, n.lines, getattr(d, "provenance", None))
+        where = Where(n.path or source, n.lines, getattr(d, "provenance", {}))
         validate_layer(n, where)
         for k in cls._REQUIRED:
             if n.get(k) is None:
@@ -217,8 +193,7 @@ class ModelConfig:
         hints, kw = get_type_hints(cls), {}
         for k, v in n.items():
             if k in SECTIONS:
-                sec = SECTIONS[k]
-                kw[k] = sec.from_dict(v, where, n.get(sec.CLASS_KEY) if sec.CLASS_KEY else None, (k,))
+                kw[k] = SECTIONS[k].from_dict(v, where)
             elif k in TOP_LEVEL_KEYS:
                 kw[k] = coerce(v, hints[k], (k,), where)
         if kw.get("tokenizer") is None:
@@ -229,26 +204,23 @@ class ModelConfig:
             _given=frozenset(kw),
             **kw,
         )
-        cfg._check(where)
-        return cfg
-
-    def _check(self, where: Where) -> None:
-        p = self.predictor_conf
+        p = cfg.predictor_conf
         for k in ("idim", "l_order", "r_order"):
             if getattr(p, k) is None:
                 raise ConfigError(
                     f"{where(('predictor_conf',))}: predictor_conf.{k} is required (CifPredictorV2 has no default)"
                 )
-        if p.idim != self.encoder_conf.output_size:
+        if p.idim != cfg.encoder_conf.output_size:
             raise ConfigError(
                 f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
-                f"encoder_conf.output_size={self.encoder_conf.output_size}"
+                f"encoder_conf.output_size={cfg.encoder_conf.output_size}"
             )
-        if self.decoding.ctc_weight > 0 and self.model_conf.ctc_weight <= 0:
+        if cfg.decoding.ctc_weight > 0 and cfg.model_conf.ctc_weight <= 0:
             raise ConfigError(
-                f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={self.decoding.ctc_weight} "
+                f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={cfg.decoding.ctc_weight} "
                 "needs a CTC head, but this model has none (model_conf.ctc_weight is 0)"
             )
+        return cfg
 
     def check_trainable(self) -> None:
         """Raise ConfigError unless funasr-lite can train with this optimizer, scheduler and specaug."""
@@ -260,43 +232,16 @@ class ModelConfig:
         _check_class("specaug", self.specaug, where, training=True)
         if self.optim_conf.lr is None:
             raise ConfigError(f"{where(('optim',))}: optim_conf.lr is not set")
-        wrong = [k for k in self.optim_conf.kwargs() if k not in class_args("optim", self.optim)]
-        if wrong:
-            raise ConfigError(
-                f"{where(('optim_conf', wrong[0]))}: optim_conf.{wrong[0]} is not an argument of {self.optim}"
-            )
 
     def encoder_input_size(self) -> int:
         """Feature dim entering the encoder: frontend n_mels * lfr_m (560 for paraformer-large)."""
         return self.frontend_conf.n_mels * self.frontend_conf.lfr_m
 
-    def cmvn_file(self) -> Optional[str]:
-        """The am.mvn path from frontend_conf (0.x top-level cmvn_file is moved there)."""
-        return self.frontend_conf.cmvn_file
-
-    def token_list(self) -> Union[str, List[str], None]:
-        """tokenizer_conf.token_list: a tokens.json/tokens.txt path or the list (0.x top-level moved there)."""
-        return self.tokenizer_conf.token_list
-
     def to_dict(self, full: bool = False, include_decoding: bool = False) -> Dict[str, Any]:
         """A config.yaml dict FunASR 1.4.16's AutoModel loads: class keys always, each section's set keys
         (every field with ``full``), ``extra`` verbatim.  ``decoding`` only with include_decoding."""
         out: Dict[str, Any] = {}
-        always = (
-            "model",
-            "model_conf",
-            "encoder",
-            "encoder_conf",
-            "decoder",
-            "decoder_conf",
-            "predictor",
-            "predictor_conf",
-            "frontend",
-            "frontend_conf",
-            "specaug",
-            "tokenizer",
-            "tokenizer_conf",
-        )
+        always = {*self._REQUIRED, *(k + "_conf" for k in self._REQUIRED), "specaug", "tokenizer", "tokenizer_conf"}
         for name in TOP_LEVEL_KEYS:
             value = getattr(self, name)
             if name == "decoding" and not include_decoding:
@@ -311,22 +256,12 @@ class ModelConfig:
             out.setdefault(k, plain(v))
         return out
 
-    def ignored_keys(self) -> List[str]:
-        """FunASR keys this config carries that funasr-lite accepts, keeps and writes back, but does not use."""
-        out = sorted(self.extra)
-        for key in SECTIONS:
-            out += [f"{key}.{k}" for k in sorted(getattr(self, key).extra)]
-        return out
-
     def log_ignored_keys(self, logger: logging.Logger) -> None:
-        """Say once, at INFO level, which keys were ignored (they are still written back)."""
-        ignored = self.ignored_keys()
+        """Say once, at INFO level, which FunASR keys this config carries that funasr-lite accepts, keeps and
+        writes back, but does not use."""
+        ignored = sorted(self.extra) + [f"{s}.{k}" for s in SECTIONS for k in sorted(getattr(self, s).extra)]
         if ignored:
             logger.info("FunASR config keys funasr-lite does not use (kept, ignored): %s", ", ".join(ignored))
-
-    def save(self, path: str) -> None:
-        """Write ``to_dict()`` as config.yaml, atomically."""
-        save_yaml(path, self.to_dict())
 
     def describe(self) -> str:
         """The final config, one leaf per line, each with the source that set it (or "default")."""
@@ -344,23 +279,11 @@ SECTIONS: Dict[str, type] = {
 
 
 def validate_layer(layer: Mapping, where: Where) -> None:
-    """Check a (normalised) layer: architecture class names, then every key against the schema.
-
-    A ``*_conf`` whose class the layer names is checked against that class (``optim_conf`` against the
-    named optimizer's arguments); otherwise against the supported class.  Sections of a class we do not
-    use (e.g. ``specaug_conf`` of SpecAug) get the same field check, being FunASR's same keys."""
-    for slot in (
-        "model",
-        "encoder",
-        "decoder",
-        "predictor",
-        "frontend",
-        "normalize",
-        "preencoder",
-        "postencoder",
-        "ctc",
-    ):
-        if slot in layer:
+    """Check a (normalised) layer: class names, then every key against the schema; ``optim_conf`` against the
+    arguments of the optimizer the layer names (else of any FunASR optimizer), ``scheduler_conf`` likewise.
+    Sections of a class we do not use (e.g. ``specaug_conf`` of SpecAug) get the same field check."""
+    for slot in _CLASS_SLOTS:
+        if slot in layer and slot not in ("specaug", "tokenizer"):  # those two: on the merged config only
             _check_class(slot, layer[slot], where)
     for k, v in layer.items():
         if k in SECTIONS:

@@ -1,10 +1,10 @@
-"""The typed ``*_conf`` sections of a FunASR config.yaml (plus funasr-lite's ``decoding``), one dataclass
-each: FunASR 1.4.16's constructor kwargs as fields with FunASR's defaults, a comment on each, range checks,
-and the keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim).
+"""The typed model, optimizer and scheduler ``*_conf`` sections of a FunASR config.yaml, one dataclass each:
+FunASR 1.4.16's constructor kwargs as fields with FunASR's defaults, a comment on each, range checks, and the
+keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kept verbatim). ``dataset_conf``,
+``train_conf`` and funasr-lite's ``decoding`` are declared next to the code that uses them.
 
 ``optim_conf`` and ``scheduler_conf`` accept the arguments of the optimizer / scheduler the config names
-(FUNASR_OPTIMS, FUNASR_SCHEDULERS); funasr-lite trains with SUPPORTED_OPTIMS / SUPPORTED_SCHEDULERS only.
-Every section registers itself in :data:`funasr_lite.config.fields.SECTIONS` under its config key.
+(FUNASR_CLASSES); funasr-lite trains with SUPPORTED_CLASSES only.
 """
 
 import functools
@@ -224,15 +224,12 @@ class TokenizerConf(Section):
     remove_non_linguistic_symbols: bool = option(False, "drop those symbols from the text")
 
 
-# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively).
-# funasr-lite trains with SUPPORTED_* only; the others load (inference) but do not train.
+# Optimizers / schedulers FunASR 1.4.16 registers (config/funasr_names.yaml; names match case-insensitively), by
+# the key naming them. funasr-lite trains with SUPPORTED_CLASSES only; the others load (inference) but do not train.
 with open(os.path.join(os.path.dirname(__file__), "funasr_names.yaml"), encoding="utf-8") as _f:
     FUNASR_NAMES: Dict[str, Any] = yaml.safe_load(_f)
-FUNASR_OPTIMS: Tuple[str, ...] = tuple(FUNASR_NAMES["optimizers"])
-FUNASR_SCHEDULERS: Tuple[str, ...] = tuple(FUNASR_NAMES["schedulers"])
-SUPPORTED_OPTIMS = ("adam", "adamw", "sgd")
-SUPPORTED_SCHEDULERS = ("warmuplr",)
-_OWN_ARGS: Dict[str, List[str]] = FUNASR_NAMES["own_class_args"]  # FunASR's own classes (signatures read from 1.4.16)
+FUNASR_CLASSES = {"optim": tuple(FUNASR_NAMES["optimizers"]), "scheduler": tuple(FUNASR_NAMES["schedulers"])}
+SUPPORTED_CLASSES = {"optim": ("adam", "adamw", "sgd"), "scheduler": ("warmuplr",)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -240,10 +237,9 @@ def class_args(kind: str, name: Optional[str]) -> Tuple[str, ...]:
     """Constructor argument names of optimizer (``kind="optim"``) or scheduler ``name`` (all known ones
     together for None)."""
     if name is None:
-        names = FUNASR_OPTIMS if kind == "optim" else FUNASR_SCHEDULERS
-        return tuple(sorted({a for n in names for a in class_args(kind, n)}))
-    if name in _OWN_ARGS:
-        return tuple(_OWN_ARGS[name])
+        return tuple(sorted({a for n in FUNASR_CLASSES[kind] for a in class_args(kind, n)}))
+    if name in FUNASR_NAMES["own_class_args"]:  # FunASR's own classes (signatures read from 1.4.16)
+        return tuple(FUNASR_NAMES["own_class_args"][name])
     import torch  # only for the signature of a torch optimizer / scheduler
 
     module = torch.optim if kind == "optim" else torch.optim.lr_scheduler

@@ -1,11 +1,6 @@
-"""Config files: strict YAML/JSON loading (with each key's line number), atomic YAML writing, and the
-provenance listing of a final config.
+"""Config files: strict YAML loading (with each key's line number), atomic YAML writing, and the provenance
+listing of a final config."""
 
-The layering, schema and validation built on top of these live in :mod:`funasr_lite.config.merge`,
-:mod:`funasr_lite.config.schema`, :mod:`funasr_lite.config.sections` and :mod:`funasr_lite.config.fields`.
-"""
-
-import json
 import os
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -73,30 +68,6 @@ def load_yaml(path: str) -> YamlDict:
     return YamlDict(data, lines, path)
 
 
-def load_json(path: str) -> dict:
-    """Load a JSON object; ``{}`` for an empty file. ConfigError names ``file:line:col`` and the problem."""
-    path = os.fspath(path)
-    text = read_utf8(path, "config", ConfigError)
-    if not text.strip():
-        return {}
-
-    def no_dupes(pairs):
-        out = {}
-        for k, v in pairs:
-            if k in out:
-                raise ConfigError(f"{path}: duplicate key '{k}'")
-            out[k] = v
-        return out
-
-    try:
-        data = json.loads(text, object_pairs_hook=no_dupes)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the top level must be a JSON object, got {type(data).__name__}")
-    return data
-
-
 def plain(v):
     """Deep copy into plain dict/list/scalars (tuples become lists) so yaml.safe_dump accepts it."""
     if isinstance(v, Mapping):
@@ -111,8 +82,8 @@ def save_yaml(path: str, data: Mapping) -> None:
     atomic_write_text(path, yaml.safe_dump(plain(data), allow_unicode=True, sort_keys=False, default_flow_style=False))
 
 
-def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = "default") -> str:
-    """Render ``d`` as YAML-like lines ``key: value  # source``; long lists are shown by their length."""
+def format_provenance(d: Mapping, provenance: Mapping[str, str]) -> str:
+    """Render ``d`` as YAML-like lines ``key: value  # source`` (or "default"); long lists by their length."""
     lines: List[str] = []
 
     def walk(m: Mapping, prefix: KeyPath, indent: str) -> None:
@@ -127,7 +98,7 @@ def format_provenance(d: Mapping, provenance: Mapping[str, str], default: str = 
                 if isinstance(v, (list, tuple)) and len(v) > 8
                 else yaml.safe_dump(plain(v), default_flow_style=True, allow_unicode=True).replace("\n...", "").strip()
             )
-            lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), default)}")
+            lines.append(f"{indent}{k}: {shown}  # {provenance.get('.'.join(p), 'default')}")
 
     walk(d, (), "")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from funasr_lite.config import sections as SEC
 from funasr_lite.config import yaml_io as Y
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import ConfigError
+from funasr_lite.hub.model_dir import detect_model_dir
 from funasr_lite.train.options import TrainConf
 
 # A FunASR 1.x config.yaml shaped like paraformer-large's (class names, every section the template has).
@@ -296,17 +297,6 @@ def test_load_yaml_records_key_lines(tmp_path):
     assert d.lines[("train_conf", "max_epoch")] == 3
 
 
-def test_load_json(tmp_path):
-    assert Y.load_json(_write(tmp_path, "e.json", "  \n")) == {}
-    assert Y.load_json(_write(tmp_path, "c.json", '{"a": {"b": 1}}')) == {"a": {"b": 1}}
-    with pytest.raises(ConfigError, match=r"bad\.json:2:\d+: invalid JSON"):
-        Y.load_json(_write(tmp_path, "bad.json", '{"a": 1,\n "b": }'))
-    with pytest.raises(ConfigError, match="top level must be a JSON object"):
-        Y.load_json(_write(tmp_path, "l.json", "[1, 2]"))
-    with pytest.raises(ConfigError, match="duplicate key 'a'"):
-        Y.load_json(_write(tmp_path, "d.json", '{"a": 1, "a": 2}'))
-
-
 # ---------------------------------------------------------------------------------------- precedence
 def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
     cfg_path = _write(tmp_path, "config.yaml", PARAFORMER_1X)
@@ -509,8 +499,8 @@ def test_legacy_0x_config_is_normalised(tmp_path):
     assert cfg.encoder_conf.num_blocks == 50 and cfg.decoder_conf.att_layer_num == 16
     assert cfg.train_conf.max_epoch == 20 and cfg.train_conf.nbest_list() == [10]
     assert cfg.dataset_conf.batch_bins == 2000 and cfg.dataset_conf.dataset_type == "small"
-    assert cfg.token_list() == ["<blank>", "<s>", "</s>", "你", "好", "<unk>"]
-    assert cfg.tokenizer_conf.split_with_space is True and cfg.cmvn_file() == "am.mvn"
+    assert cfg.tokenizer_conf.token_list == ["<blank>", "<s>", "</s>", "你", "好", "<unk>"]
+    assert cfg.tokenizer_conf.split_with_space is True and cfg.frontend_conf.cmvn_file == "am.mvn"
     assert cfg.init_param == "init_model/model.pb"
     assert cfg.extra["normalize"] is None and cfg.extra["encoder2"] == "rnn"  # kept, never dropped
     assert cfg.encoder_input_size() == 560
@@ -533,7 +523,7 @@ def test_to_dict_round_trip_1x(tmp_path):
     cfg = S.ModelConfig.from_dict(d)
     assert cfg.to_dict() == dict(d)  # every key kept, none added
     out = str(tmp_path / "saved.yaml")
-    cfg.save(out)
+    Y.save_yaml(out, cfg.to_dict())
     again = S.ModelConfig.from_dict(Y.load_yaml(out))
     assert again == cfg and again.to_dict() == dict(d)
     assert cfg.train_conf.extra["best_model_criterion"] == [["valid", "acc", "max"]]
@@ -603,7 +593,7 @@ def test_file_path_metas_layer(tmp_path):
         "frontend_conf": {"cmvn_file": str(tmp_path / "am.mvn")},
     }
     merged = C.merge_layers([("config.yaml", _config_1x()), ("configuration.json", layer)])
-    assert S.ModelConfig.from_dict(merged).cmvn_file() == str(tmp_path / "am.mvn")
+    assert S.ModelConfig.from_dict(merged).frontend_conf.cmvn_file == str(tmp_path / "am.mvn")
 
 
 # ------------------------------------------------------------------------------ FunASR as the oracle
@@ -776,14 +766,17 @@ def test_model_dir_layers(tmp_path):
         encoding="utf-8",
     )
     (root / "finetune.yaml").write_text("max_epoch: 9\n", encoding="utf-8")
-    cfg = S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(str(root), "infer", {"beam_size": 4})))
+    (root / "model.pt").write_text("x")
+    md = detect_model_dir(str(root))
+    overrides = [("decoding overrides", C.decoding_layer({"beam_size": 4}))]
+    cfg = S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(md, "infer") + overrides))
     assert cfg.encoder == "SANMEncoder" and cfg.tokenizer_conf.token_list[3] == "你"
     assert cfg.frontend_conf.cmvn_file == str(root / "am.mvn")  # the dir's file wins, as in FunASR
     decoding = cfg.decoding
     assert decoding.beam_size == 4 and decoding.lm_weight == 0.15 and decoding.nbest == 1
     with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
-        C.merge_layers(C.model_dir_layers(str(root), "infer", {"beam": 4}))
-    layers = C.model_dir_layers(str(root), "finetune")
+        C.merge_layers(C.model_dir_layers(md, "infer") + [("decoding overrides", C.decoding_layer({"beam": 4}))])
+    layers = C.model_dir_layers(md, "finetune")
     assert [s for s, _ in layers][-1] == str(root / "finetune.yaml")
     cfg = S.ModelConfig.from_dict(C.merge_layers(layers + [("command line", C.flags_layer({"lr": 1e-4}))]))
     assert cfg.train_conf.max_epoch == 9 and cfg.optim_conf.lr == 1e-4
