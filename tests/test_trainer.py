@@ -28,9 +28,10 @@ if ROOT not in sys.path:
 from funasr_lite.errors import ConfigError  # noqa: E402
 from funasr_lite.train import checkpoint as ckpt  # noqa: E402
 from funasr_lite.train.distributed import DistInfo, cleanup_distributed, setup_distributed  # noqa: E402
+from funasr_lite.train.faults import DiskFullError, TrainingDiverged, TrainingInterrupted  # noqa: E402
 from funasr_lite.train.options import TrainConf  # noqa: E402
 from funasr_lite.train.scheduler import WarmupLR, build_optimizer, build_scheduler, warmup_lr_value  # noqa: E402
-from funasr_lite.train.trainer import DiskFullError, Trainer, TrainingDiverged, TrainingInterrupted  # noqa: E402
+from funasr_lite.train.trainer import Trainer  # noqa: E402
 
 DIM, VOCAB = 6, 5
 

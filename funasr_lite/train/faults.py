@@ -18,7 +18,7 @@ import threading
 from typing import Any, Callable, Iterator, Optional
 
 from funasr_lite.errors import CheckpointError, FunasrLiteError
-from funasr_lite.train.distributed import DistInfo, all_reduce_max
+from funasr_lite.train.distributed import DistInfo, all_reduce_sum
 
 __all__ = [
     "TrainingInterrupted",
@@ -28,7 +28,6 @@ __all__ = [
     "StopSignal",
     "ignore_sigint_in_workers",
     "run_on_rank0",
-    "is_disk_full",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,26 +49,20 @@ class OutOfMemory(FunasrLiteError):
     """The device ran out of memory on a batch; the message suggests a smaller batch_bins."""
 
 
-def is_disk_full(e: BaseException) -> bool:
-    """True for OSError ENOSPC (no space left) or EDQUOT (quota exceeded)."""
-    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
-
-
 class StopSignal:
     """A flag set by the first SIGINT/SIGTERM while :meth:`installed` is active."""
 
-    def __init__(self, what_happens: str = "finishing the current update, then saving checkpoint.pb") -> None:
+    def __init__(self) -> None:
         self.requested = False
-        self.what_happens = what_happens
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
         logger.warning(
-            "%s received: %s (press Ctrl-C again to abort without saving)",
+            "%s received: finishing the current update, then saving checkpoint.pb (press Ctrl-C again to abort "
+            "without saving)",
             signal.Signals(signum).name,
-            self.what_happens,
         )
 
     @contextlib.contextmanager
@@ -121,7 +114,7 @@ def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: s
         try:
             result = fn()
         except OSError as e:
-            if is_disk_full(e):
+            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):  # no space left, quota exceeded
                 error = DiskFullError(
                     f"{output_dir}: no space left on device while {what} ({e}). The last good state is {last_good}; "
                     "free some space and re-run the same command to resume"
@@ -131,7 +124,7 @@ def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: s
             error.__cause__ = e
         except FunasrLiteError as e:
             error = e
-    failed = all_reduce_max([1.0 if error is not None else 0.0], dist)[0] > 0
+    failed = all_reduce_sum([1.0 if error is not None else 0.0], dist)[0] > 0
     if error is not None:
         raise error
     if failed:

@@ -42,9 +42,8 @@ import torch
 
 from funasr_lite.errors import CheckpointError, ConfigError
 from funasr_lite.train import checkpoint as ckpt
-from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
+from funasr_lite.train.distributed import DistInfo, all_reduce_sum, barrier
 from funasr_lite.train.faults import (
-    DiskFullError,
     OutOfMemory,
     StopSignal,
     TrainingDiverged,
@@ -58,15 +57,7 @@ from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
 from funasr_lite.utils.seeding import epoch_seed
 
-__all__ = [
-    "Trainer",
-    "TrainResult",
-    "TrainingInterrupted",
-    "TrainingDiverged",
-    "DiskFullError",
-    "OutOfMemory",
-    "DecodeFn",
-]
+__all__ = ["Trainer", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +91,8 @@ class Trainer:
         optimizer, scheduler: from :mod:`funasr_lite.train.scheduler` (scheduler stepped per update).
         train_loader, dev_loader: yield dicts with ``speech (B,T,D)``, ``speech_lengths (B,)``,
             ``text (B,L)`` padded with -1, ``text_lengths (B,)`` and ``keys`` (see dataset.py).
-        conf: the ``train_conf`` section, :class:`~funasr_lite.train.options.TrainConf` (checked with
-            its ``validate()``); mixed precision is its ``use_bf16``/``use_fp16``, on GPU only.
+        conf: the ``train_conf`` section, :class:`~funasr_lite.train.options.TrainConf`; mixed precision is
+            its ``use_bf16``/``use_fp16``, on GPU only.
         dist: from :func:`funasr_lite.train.distributed.setup_distributed`.
         output_dir: where all outputs go (must exist).
         best_model_criterion: dev metrics that rank checkpoints (``valid.<m>.*``): ``acc`` (max),
@@ -118,7 +109,7 @@ class Trainer:
             one logs a warning.
 
     Raises:
-        ConfigError: ``conf`` fails its checks, or an unknown/empty ``best_model_criterion``.
+        ConfigError: an unknown/empty ``best_model_criterion``.
     """
 
     def __init__(
@@ -141,7 +132,6 @@ class Trainer:
         plot: bool = True,
         config_digest: str = "",
     ) -> None:
-        conf.validate()
         bad = [m for m in best_model_criterion if m not in ckpt.CRITERIA]
         if bad:
             raise ConfigError(f"best_model_criterion: unknown metric(s) {bad}; use {list(ckpt.CRITERIA)}")
@@ -163,7 +153,15 @@ class Trainer:
             amp = "none"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        self.ddp = wrap_ddp(model, dist, conf.find_unused_parameters) if dist.distributed else None
+        self.ddp = None
+        if dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=conf.find_unused_parameters,
+            )
         self.epoch_done = 0  # completed epochs
         self.step = 0  # optimizer updates
         self.records: List[ckpt.EpochRecord] = []
@@ -184,10 +182,6 @@ class Trainer:
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
-    @property
-    def _train_module(self) -> torch.nn.Module:
-        return self.ddp if self.ddp is not None else self.model
-
     def resume(self) -> bool:
         """Load ``output_dir/checkpoint.pb`` if present (every rank); returns True if it did.
 
@@ -314,7 +308,7 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
 
-        if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
+        if all_reduce_sum([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
             raise TrainingInterrupted(
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
                 f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
@@ -355,15 +349,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _to_device(self, batch: Dict[str, Any]) -> List[torch.Tensor]:
-        return [
-            batch[k].to(self.device, non_blocking=True) for k in ("speech", "speech_lengths", "text", "text_lengths")
-        ]
-
     def _forward(self, module: torch.nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
         try:
             with self._autocast():
-                out = module(*self._to_device(batch))
+                keys = ("speech", "speech_lengths", "text", "text_lengths")
+                out = module(*(batch[k].to(self.device, non_blocking=True) for k in keys))
         except torch.cuda.OutOfMemoryError as e:
             raise OutOfMemory(
                 f"out of GPU memory on a batch of {len(batch.get('keys', []))} utterances with "
@@ -378,7 +368,7 @@ class Trainer:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        module = self._train_module
+        module = self.ddp if self.ddp is not None else self.model
         module.train()
         tot = EpochTotals.from_partial(partial, lr=float(self.optimizer.param_groups[0]["lr"]))
         ignore_sigint_in_workers(self.train_loader)
@@ -410,7 +400,7 @@ class Trainer:
         with logging_redirect_tqdm(), bar:
             while True:
                 if accum == 0:  # a window starts: the only place where the state is consistent
-                    if all_reduce_max([self._stop.requested], self.dist)[0] > 0:
+                    if all_reduce_sum([self._stop.requested], self.dist)[0] > 0:
                         self._interrupt(epoch, done, tot, None)
                     start = (done, tot.to_partial(), ckpt.capture_rng_state())
                 try:
@@ -421,7 +411,7 @@ class Trainer:
                         raise
                     batch, lost = None, True
                 empty = batch is not None and int(batch["speech"].shape[0]) == 0
-                flags = all_reduce_max([batch is None, lost, empty], self.dist)
+                flags = all_reduce_sum([batch is None, lost, empty], self.dist)
                 if flags[1] > 0:  # cannot finish this window: drop it, save the state at its start
                     self.optimizer.zero_grad(set_to_none=True)
                     self._interrupt(epoch, start[0], EpochTotals.from_partial(start[1], tot.lr), start[2])
@@ -444,7 +434,7 @@ class Trainer:
                 )
                 with sync_ctx:
                     loss, stats = self._forward(module, batch)
-                    bad = all_reduce_max([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
+                    bad = all_reduce_sum([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
                     if not bad:
                         scaled = loss / self.conf.accum_grad
                         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
