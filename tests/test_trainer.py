@@ -205,7 +205,7 @@ def test_warmup_matches_funasr():
 def test_build_optimizer_and_scheduler_validate():
     params = [nn.Parameter(torch.zeros(2))]
     assert isinstance(build_optimizer("AdamW", params, {"lr": 1e-3, "betas": [0.9, 0.98]}), torch.optim.AdamW)
-    assert build_optimizer("sgd", params, {"lr": 0.1}, lr=0.5).param_groups[0]["lr"] == 0.5
+    assert build_optimizer("sgd", params, {"lr": 0.5}).param_groups[0]["lr"] == 0.5
     with pytest.raises(ConfigError, match="unknown optimizer"):
         build_optimizer("lamb", params, {"lr": 1e-3})
     with pytest.raises(ConfigError, match="lr is not set"):

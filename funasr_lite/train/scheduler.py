@@ -16,7 +16,6 @@ Both schedulers are ``torch.optim.lr_scheduler.LRScheduler`` subclasses, so thei
 ``state_dict()`` / ``load_state_dict()`` (plain ints and floats) resume exactly.
 """
 
-import logging
 from typing import Any, Dict, Iterable, List, Optional
 
 import torch
@@ -24,17 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from funasr_lite.errors import ConfigError
 
-__all__ = [
-    "WarmupLR",
-    "ConstantLR",
-    "build_optimizer",
-    "build_scheduler",
-    "warmup_lr_value",
-    "OPTIMIZERS",
-    "SCHEDULERS",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["WarmupLR", "ConstantLR", "build_optimizer", "build_scheduler", "warmup_lr_value", "OPTIMIZERS"]
 
 # name -> optimizer class; keys of ``optim_conf`` are passed to it unchanged
 OPTIMIZERS = {
@@ -43,13 +32,9 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 
-SCHEDULERS = ("warmuplr", "none")
-
 
 def warmup_lr_value(base_lr: float, step: int, warmup_steps: float) -> float:
     """The WarmupLR learning rate at update ``step`` (1-based)."""
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
     return base_lr * warmup_steps**0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
@@ -87,9 +72,6 @@ class WarmupLR(_ResumableLR):
         step = self.last_epoch + 1
         return [warmup_lr_value(base, step, self.warmup_steps) for base in self.base_lrs]
 
-    def __repr__(self) -> str:
-        return f"WarmupLR(warmup_steps={self.warmup_steps})"
-
 
 class ConstantLR(_ResumableLR):
     """``scheduler: none``: the optimizer's lr, unchanged (kept as a scheduler for one code path)."""
@@ -97,9 +79,6 @@ class ConstantLR(_ResumableLR):
     def get_lr(self) -> List[float]:
         """The base lr of every param group."""
         return list(self.base_lrs)
-
-    def __repr__(self) -> str:
-        return "ConstantLR()"
 
 
 def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None:
@@ -109,7 +88,7 @@ def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None
 
 
 def build_optimizer(
-    name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None, lr: Optional[float] = None
+    name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None
 ) -> torch.optim.Optimizer:
     """Build ``optim`` with ``optim_conf``.
 
@@ -117,7 +96,6 @@ def build_optimizer(
         name: ``adam``, ``adamw`` or ``sgd`` (case-insensitive).
         params: the parameters to optimize.
         conf: keyword arguments of the optimizer (FunASR's ``optim_conf``).
-        lr: when given, overrides ``conf["lr"]`` (the finetune ``--lr`` flag).
 
     Raises:
         ConfigError: unknown optimizer name, unknown or invalid ``optim_conf`` key.
@@ -126,8 +104,6 @@ def build_optimizer(
     if key not in OPTIMIZERS:
         raise ConfigError(f"optim: unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     kwargs = dict(conf or {})
-    if lr is not None:
-        kwargs["lr"] = lr
     if "lr" not in kwargs:
         raise ConfigError("optim_conf: lr is not set (give --lr or optim_conf.lr)")
     if "betas" in kwargs and isinstance(kwargs["betas"], list):
@@ -164,4 +140,4 @@ def build_scheduler(
     if key == "none":
         _check_keys(conf, (), "scheduler_conf (none)")
         return ConstantLR(optimizer)
-    raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of warmuplr, none")
