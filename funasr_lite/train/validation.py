@@ -67,7 +67,6 @@ def evaluate(
     decode_fn: Optional[DecodeFn] = None,
     tokenizer: Any = None,
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
-    n_examples: int = 2,
 ) -> DevResult:
     """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``.
 
@@ -77,13 +76,12 @@ def evaluate(
             ``text_lengths`` and ``keys``.
         forward: runs the model on a batch, returns ``(loss, stats)`` with ``stats["acc"]``.
         dist: process placement; sums are all-reduced over ranks.
-        decode_fn, tokenizer: greedy decoding and ``tokenizer.decode(ids) -> (text, words)`` for CER.
+        decode_fn, tokenizer: greedy decoding and ``tokenizer.decode(ids) -> (text, words)`` for CER (the
+            Trainer checks that a decode_fn comes with a tokenizer).
         autocast: context manager factory used around decoding (AMP).
     """
     from funasr_lite.decode.cer import score_utterance
 
-    if decode_fn is not None and tokenizer is None:
-        raise ValueError("evaluate: decode_fn needs a tokenizer")
     was_training = model.training
     model.eval()
     sums = [0.0] * 6  # loss*B, acc*B, B (finite), nonfinite batches, CER errors, CER reference units
@@ -114,7 +112,7 @@ def evaluate(
                 score = score_utterance(str(keys[i]), ref, hyp)
                 sums[4] += score.wrong
                 sums[5] += score.nwords
-                if len(examples) < n_examples:
+                if len(examples) < 2:
                     examples.append(f"{keys[i]}: REF {ref} | HYP {hyp}")
     finally:
         model.train(was_training)
@@ -129,10 +127,8 @@ def evaluate(
 
 
 def warn_if_dev_suspicious(records: Sequence[Any]) -> None:
-    """Warn when the last epoch's dev metrics are unusable (NaN/empty) or identical to the previous epoch's
-    although updates were made (FunASR issue #862: a "training" that changes nothing)."""
-    if not records:
-        return
+    """Warn when the last of ``records`` (not empty) has unusable dev metrics (NaN/empty) or the same ones as the
+    previous epoch although updates were made (FunASR issue #862: a "training" that changes nothing)."""
     last = records[-1]
     if last.dev_loss is None:
         logger.warning("epoch %d: dev loss is NaN/Inf or the dev set is empty; dev metrics are unusable", last.epoch)
