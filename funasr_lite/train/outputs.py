@@ -76,12 +76,8 @@ class RunOutputs:
 
     def best_epochs(self, records: Sequence[ckpt.EpochRecord]) -> Dict[str, int]:
         """The best epoch per criterion, e.g. ``{"acc": 7, "cer": 9}`` (criteria no epoch has left out)."""
-        best = {}
-        for m in self.criteria:
-            ranked = ckpt.rank_records(records, m)
-            if ranked:
-                best[m] = ranked[0].epoch
-        return best
+        ranked = {m: ckpt.rank_records(records, m) for m in self.criteria}
+        return {m: r[0].epoch for m, r in ranked.items() if r}
 
     # ------------------------------------------------------------------ progress
     def open(self, step: int) -> None:

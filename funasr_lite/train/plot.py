@@ -6,46 +6,30 @@ display needed; the figure is built without pyplot) and writes the file atomical
 """
 
 import io
-import logging
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from funasr_lite.train.checkpoint import EpochRecord, read_sidecars
 from funasr_lite.utils.fileio import atomic_open
 
 __all__ = ["plot_training_curves", "CURVES_NAME"]
 
-logger = logging.getLogger(__name__)
-
 CURVES_NAME = "training_curves.png"
 
 
-def _series(records: Sequence[EpochRecord], attr: str):
-    xs, ys = [], []
-    for r in records:
-        v = getattr(r, attr)
-        if v is not None:
-            xs.append(r.epoch)
-            ys.append(float(v))
-    return xs, ys
-
-
-def plot_training_curves(
-    output_dir: str, records: Optional[List[EpochRecord]] = None, path: Optional[str] = None
-) -> Optional[str]:
-    """Write the 4-panel curves PNG; returns its path, or None when there are no records yet.
+def plot_training_curves(output_dir: str, records: Optional[List[EpochRecord]] = None) -> Optional[str]:
+    """Write ``output_dir/training_curves.png``; returns its path, or None when there are no records yet.
 
     Args:
         output_dir: the finetune output dir (sidecars are read from it unless ``records`` is given).
         records: epoch records to plot (default: all sidecars in ``output_dir``).
-        path: the PNG path (default ``output_dir/training_curves.png``).
     """
     from matplotlib.figure import Figure  # no pyplot: never touches the global backend or a display
 
     records = read_sidecars(output_dir) if records is None else sorted(records, key=lambda r: r.epoch)
     if not records:
         return None
-    path = path or os.path.join(output_dir, CURVES_NAME)
+    path = os.path.join(output_dir, CURVES_NAME)
     fig = Figure(figsize=(10, 7), dpi=100)
     axes = fig.subplots(2, 2)
     panels = [
@@ -57,9 +41,9 @@ def plot_training_curves(
     for ax, title, curves in panels:
         drawn = False
         for attr, label in curves:
-            xs, ys = _series(records, attr)
-            if xs:
-                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+            pts = [(r.epoch, float(getattr(r, attr))) for r in records if getattr(r, attr) is not None]
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", markersize=3, label=label)
                 drawn = True
         ax.set_title(title)
         ax.set_xlabel("epoch")
