@@ -1,17 +1,15 @@
-"""What a training run reports and leaves in ``output_dir``, written by rank 0: per epoch the
-``{N}epoch.pb`` checkpoint + sidecar, ``checkpoint.pb``, pruning, the ``valid.<m>.best.pb`` links and
-``training_curves.png``; at the end the ``valid.<m>.ave_{n}best.pb`` averages; all along the progress
-log lines and TensorBoard scalars (``output_dir/tensorboard``).
+"""What a training run derives from its epoch checkpoints and reports, on rank 0: pruning, the
+``valid.<m>.best.pb`` links, ``training_curves.png``, the ``valid.<m>.ave_{n}best.pb`` averages at the end,
+and the progress log lines and TensorBoard scalars (``output_dir/tensorboard``).
 
-File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`, the plot in
-:mod:`funasr_lite.train.plot`. The training loop (:mod:`funasr_lite.train.trainer`) decides when;
-failures of these writes are handled there (:func:`funasr_lite.train.faults.run_on_rank0`).
+File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`. The training loop
+(:mod:`funasr_lite.train.trainer`) writes the epoch checkpoints, decides when, and handles failed writes.
 """
 
 import logging
 import math
 import os
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.stats import LogWindow, fmt, rss_gb
@@ -49,13 +47,6 @@ class RunOutputs:
         self._writer: Any = None
 
     # ------------------------------------------------------------------ files (call on rank 0)
-    def write_epoch(
-        self, record: ckpt.EpochRecord, model_state: Dict[str, Any], resume_state: Callable[[], Dict[str, Any]]
-    ) -> None:
-        """``{N}epoch.pb`` + sidecar, then ``checkpoint.pb`` = ``resume_state()`` (called after the first write)."""
-        ckpt.write_epoch_checkpoint(self.output_dir, record, model_state)
-        ckpt.save_resume_state(self.output_dir, resume_state())
-
     def sync(self, records: Sequence[ckpt.EpochRecord]) -> None:
         """Prune, refresh best links and the plot: idempotent, also run after a resume."""
         ckpt.prune_epoch_files(self.output_dir, records, self.criteria, max(self.keep_nbest))

@@ -90,12 +90,8 @@ def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None
 def build_optimizer(
     name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None
 ) -> torch.optim.Optimizer:
-    """Build ``optim`` with ``optim_conf``.
-
-    Args:
-        name: ``adam``, ``adamw`` or ``sgd`` (case-insensitive).
-        params: the parameters to optimize.
-        conf: keyword arguments of the optimizer (FunASR's ``optim_conf``).
+    """Build the optimizer ``name`` (``adam``, ``adamw`` or ``sgd``, case-insensitive) over ``params``, with
+    ``conf`` (FunASR's ``optim_conf``) as its keyword arguments.
 
     Raises:
         ConfigError: unknown optimizer name, unknown or invalid ``optim_conf`` key.
@@ -119,12 +115,8 @@ def build_optimizer(
 def build_scheduler(
     name: Optional[str], optimizer: torch.optim.Optimizer, conf: Optional[Dict[str, Any]] = None
 ) -> LRScheduler:
-    """Build ``scheduler`` with ``scheduler_conf``.
-
-    Args:
-        name: ``warmuplr`` or ``none`` (None and ``""`` mean ``none``; case-insensitive).
-        optimizer: the optimizer whose lr it drives.
-        conf: ``{"warmup_steps": N}`` for warmuplr; must be empty for none.
+    """Build the scheduler ``name`` (``warmuplr``, or ``none`` = None = ``""``; case-insensitive) of ``optimizer``;
+    ``conf`` (``scheduler_conf``) is ``{"warmup_steps": N}`` for warmuplr and must be empty for none.
 
     Raises:
         ConfigError: unknown scheduler or ``scheduler_conf`` key, bad warmup_steps.

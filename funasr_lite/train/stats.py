@@ -70,10 +70,7 @@ class EpochTotals:
     @classmethod
     def from_partial(cls, d: Dict[str, float], lr: float) -> "EpochTotals":
         """Continue the sums of an interrupted epoch ({} for a fresh one)."""
-        known = {k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__ and k != "time_before"}
-        tot = cls(**known)
-        if "lr" not in d:
-            tot.lr = lr
+        tot = cls(**{"lr": lr, **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
         tot.time_before = tot.time
         return tot
 
@@ -85,29 +82,18 @@ class EpochTotals:
 
 
 @dataclass
-class LogWindow:
-    """Sums since the last log line."""
+class LogWindow(EpochTotals):
+    """Sums since the last log line, which opened at ``t0``."""
 
-    loss: float = 0.0
-    acc: float = 0.0
-    n: int = 0
-    audio_s: float = 0.0
     t0: float = field(default_factory=time.perf_counter)
 
-    def add(self, loss: float, acc: Optional[float], audio_s: float) -> None:
-        """Count one trained batch."""
-        self.loss += loss
-        self.acc += acc if acc is not None and math.isfinite(acc) else 0.0
-        self.n += 1
-        self.audio_s += audio_s
-
     def summary(self) -> Dict[str, float]:
-        """Mean loss and acc, and audio seconds per second, since the window opened."""
-        n = max(self.n, 1)
+        """Mean loss and acc (a non-finite acc counts as 0), and audio seconds per second, since ``t0``."""
+        n = max(self.batches, 1)
         elapsed = time.perf_counter() - self.t0
         return {
-            "loss": self.loss / n,
-            "acc": self.acc / n,
+            "loss": self.loss_sum / n,
+            "acc": self.acc_sum / n,
             "speed": self.audio_s / elapsed if elapsed > 0 else float("nan"),
         }
 

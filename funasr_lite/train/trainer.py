@@ -54,7 +54,7 @@ from funasr_lite.train.faults import (
 from funasr_lite.train.options import TrainConf
 from funasr_lite.train.outputs import RunOutputs
 from funasr_lite.train.stats import EpochTotals, LogWindow
-from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
+from funasr_lite.train.validation import DecodeFn, DevResult, evaluate, scalar, warn_if_dev_suspicious
 from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = ["Trainer", "TrainResult"]
@@ -74,12 +74,6 @@ class TrainResult:
     averaged: Dict[str, str]
     # the best epoch per criterion, e.g. {"acc": 7, "cer": 9}
     best_epochs: Dict[str, int]
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -272,7 +266,8 @@ class Trainer:
         return f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
 
     def _finish_epoch_files(self, record: ckpt.EpochRecord) -> None:
-        self.outputs.write_epoch(record, self.model.state_dict(), lambda: self._resume_state(0, {}))
+        ckpt.write_epoch_checkpoint(self.output_dir, record, self.model.state_dict())
+        ckpt.save_resume_state(self.output_dir, self._resume_state(0, {}))
         self._saved_epoch = record.epoch
         self.outputs.sync(self.records)
 
@@ -314,7 +309,10 @@ class Trainer:
                 f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
             )
         t0 = time.perf_counter()
-        _seed_all(epoch_seed(self.conf.seed, epoch, self.dist.rank))
+        seed = epoch_seed(self.conf.seed, epoch, self.dist.rank)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
         set_epoch(self.train_loader, epoch)
         skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
         self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
@@ -329,9 +327,9 @@ class Trainer:
             lr=train.lr,
             train_loss=train.mean_loss,
             train_acc=train.mean_acc,
-            dev_loss=dev.get("loss"),
-            dev_acc=dev.get("acc"),
-            dev_cer=dev.get("cer"),
+            dev_loss=dev.loss,
+            dev_acc=dev.acc,
+            dev_cer=dev.cer,
             epoch_time=round(elapsed + train.time_before, 3),
             wall_time=round(self.wall_time, 3),
             throughput=round(train.throughput, 2) if train.throughput is not None else None,
@@ -451,7 +449,7 @@ class Trainer:
                     window.add(lv, av, audio)
                 if accum == self.conf.accum_grad:
                     if self._update(synced == 0, tot):
-                        bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
+                        bar.set_postfix(loss=f"{window.loss_sum / max(window.batches, 1):.3f}", lr=f"{tot.lr:.2e}")
                         if self.step % self.conf.log_interval == 0:
                             self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
                             window = LogWindow()
@@ -540,9 +538,9 @@ class Trainer:
         self.step += 1
         return True
 
-    def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
+    def _validate(self, epoch: int) -> DevResult:
         if self.dev_loader is None:
-            return {}
+            return DevResult()
         res = evaluate(
             self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast
         )
@@ -555,4 +553,4 @@ class Trainer:
                 )
             for line in res.examples:
                 logger.info("dev example  %s", line)
-        return {"loss": res.loss, "acc": res.acc, "cer": res.cer}
+        return res
