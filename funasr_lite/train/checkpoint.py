@@ -195,13 +195,8 @@ def kept_epochs(records: Sequence[EpochRecord], criteria: Sequence[str], keep: i
     Epochs without any finite ranked metric are kept only while no criterion has a value at all
     (so a run without dev metrics keeps its latest ``keep`` epochs).
     """
-    kept: Set[int] = set()
-    any_ranked = False
-    for metric in criteria:
-        ranked = rank_records(records, metric)
-        any_ranked = any_ranked or bool(ranked)
-        kept.update(r.epoch for r in ranked[:keep])
-    if not any_ranked:
+    kept = {r.epoch for metric in criteria for r in rank_records(records, metric)[:keep]}
+    if not kept:  # no criterion has a value (keep >= 1)
         kept.update(r.epoch for r in sorted(records, key=lambda r: r.epoch)[-keep:])
     return kept
 
@@ -339,8 +334,7 @@ def write_averages(
     """
     ranked = rank_records(records, metric)
     available = [r for r in ranked if os.path.isfile(_epoch_path(output_dir, r.epoch))]
-    have = {r.epoch for r in available}
-    missing = [r.epoch for r in ranked[: max(nbest, default=0)] if r.epoch not in have]
+    missing = [r.epoch for r in ranked[: max(nbest, default=0)] if r not in available]
     if missing:
         logger.warning(
             "epoch checkpoints %s rank among the best by dev %s but their files are gone; averaging the remaining ones",

@@ -12,6 +12,7 @@
 
 import contextlib
 import errno
+import functools
 import logging
 import signal
 import threading
@@ -79,22 +80,18 @@ class StopSignal:
                 signal.signal(s, h)
 
 
-class _IgnoreSigint:
-    """DataLoader ``worker_init_fn`` wrapper: the worker ignores SIGINT, then runs the original init."""
-
-    def __init__(self, inner: Optional[Callable[[int], None]]) -> None:
-        self.inner = inner
-
-    def __call__(self, worker_id: int) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if self.inner is not None:
-            self.inner(worker_id)
+def _ignore_sigint(inner: Optional[Callable[[int], None]], worker_id: int) -> None:
+    """DataLoader ``worker_init_fn`` (bound with functools.partial): ignore SIGINT, then run the original init."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if inner is not None:
+        inner(worker_id)
 
 
 def ignore_sigint_in_workers(loader: Any) -> None:
     """Make the worker processes of ``loader`` (a DataLoader) ignore SIGINT."""
-    if getattr(loader, "num_workers", 0) > 0 and not isinstance(getattr(loader, "worker_init_fn", None), _IgnoreSigint):
-        loader.worker_init_fn = _IgnoreSigint(loader.worker_init_fn)
+    init = getattr(loader, "worker_init_fn", None)
+    if getattr(loader, "num_workers", 0) > 0 and getattr(init, "func", None) is not _ignore_sigint:
+        loader.worker_init_fn = functools.partial(_ignore_sigint, init)
 
 
 def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: str, last_good: str) -> Any:

@@ -238,13 +238,16 @@ class Trainer:
                 )
         return True
 
-    def _resume_state(self, batches_done: int, partial: Dict[str, float]) -> Dict[str, Any]:
+    def _resume_state(
+        self, batches_done: int, partial: Dict[str, float], rng: Optional[Dict[str, Any]] = None
+    ) -> Dict[str, Any]:
+        """The ``checkpoint.pb`` content; ``rng``: the RNG state to save (default: the current one)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": ckpt.capture_rng_state(),
+            "rng": rng or ckpt.capture_rng_state(),
             "epoch": self.epoch_done,
             "batches_done": batches_done,
             "partial": partial,
@@ -464,14 +467,10 @@ class Trainer:
         """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
         self.wall_time += tot.time - tot.time_before
         partial = tot.to_partial()
-
-        def save() -> None:
-            state = self._resume_state(batches_done, partial)
-            if rng:
-                state["rng"] = rng
-            ckpt.save_resume_state(self.output_dir, state)
-
-        self._on_main("saving the interrupted state", save)
+        self._on_main(
+            "saving the interrupted state",
+            lambda: ckpt.save_resume_state(self.output_dir, self._resume_state(batches_done, partial, rng)),
+        )
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "
             f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
@@ -541,16 +540,6 @@ class Trainer:
     def _validate(self, epoch: int) -> DevResult:
         if self.dev_loader is None:
             return DevResult()
-        res = evaluate(
-            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast
+        return evaluate(
+            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast, epoch
         )
-        if self.dist.is_main:
-            if res.nonfinite_batches:
-                logger.warning(
-                    "epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out",
-                    epoch,
-                    res.nonfinite_batches,
-                )
-            for line in res.examples:
-                logger.info("dev example  %s", line)
-        return res

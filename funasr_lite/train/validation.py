@@ -11,7 +11,7 @@ are all-reduced; no collective runs inside the loop, so shards may differ in len
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -52,10 +52,6 @@ class DevResult:
     acc: Optional[float] = None
     # CER in percent from greedy decoding (None without decode_fn)
     cer: Optional[float] = None
-    # dev batches whose loss or acc was NaN/Inf (left out of the means)
-    nonfinite_batches: int = 0
-    # a few "key: REF ... | HYP ..." lines for the log
-    examples: List[str] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -67,8 +63,10 @@ def evaluate(
     decode_fn: Optional[DecodeFn] = None,
     tokenizer: Any = None,
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    epoch: int = 0,
 ) -> DevResult:
-    """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``.
+    """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``; rank 0 logs two
+    "key: REF ... | HYP ..." examples and how many batches had a NaN/Inf loss or acc (left out of the means).
 
     Args:
         model: the bare model (not the DDP wrapper).
@@ -79,6 +77,7 @@ def evaluate(
         decode_fn, tokenizer: greedy decoding and ``tokenizer.decode(ids) -> (text, words)`` for CER (the
             Trainer checks that a decode_fn comes with a tokenizer).
         autocast: context manager factory used around decoding (AMP).
+        epoch: for the log lines.
     """
     from funasr_lite.decode.cer import score_utterance
 
@@ -117,12 +116,17 @@ def evaluate(
     finally:
         model.train(was_training)
     sums = all_reduce_sum(sums, dist)
+    if dist.is_main:
+        if sums[3]:
+            logger.warning(
+                "epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out", epoch, int(sums[3])
+            )
+        for line in examples:
+            logger.info("dev example  %s", line)
     return DevResult(
         loss=sums[0] / sums[2] if sums[2] else None,
         acc=sums[1] / sums[2] if sums[2] else None,
         cer=round(100.0 * sums[4] / sums[5], 4) if decode_fn is not None and sums[5] else None,
-        nonfinite_batches=int(sums[3]),
-        examples=examples,
     )
 
 
