@@ -107,10 +107,7 @@ class EpochRecord:
     def metric(self, name: str) -> Optional[float]:
         """``dev_<name>`` as a finite float, else None (``name`` in :data:`CRITERIA`)."""
         value = getattr(self, f"dev_{name}")
-        if value is None:
-            return None
-        value = float(value)
-        return value if math.isfinite(value) else None
+        return float(value) if value is not None and math.isfinite(float(value)) else None
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain types only (safe for YAML and for ``torch.load(weights_only=True)``)."""
@@ -375,8 +372,7 @@ def write_averages(
         largest = written[max(written)]
         ave = os.path.join(output_dir, f"valid.{metric}.ave.pb")
         link_or_copy(largest, ave)
-        with open(_sidecar(largest), encoding="utf-8") as f:
-            atomic_write_text(_sidecar(ave), f.read())
+        atomic_copy(_sidecar(largest), _sidecar(ave))
     return written
 
 

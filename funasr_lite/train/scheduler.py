@@ -81,12 +81,6 @@ class ConstantLR(_ResumableLR):
         return list(self.base_lrs)
 
 
-def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None:
-    unknown = sorted(set(conf) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-
-
 def build_optimizer(
     name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None
 ) -> torch.optim.Optimizer:
@@ -122,14 +116,15 @@ def build_scheduler(
         ConfigError: unknown scheduler or ``scheduler_conf`` key, bad warmup_steps.
     """
     key = "none" if name in (None, "") else str(name).lower()
-    conf = dict(conf or {})
-    if key == "warmuplr":
-        _check_keys(conf, ("warmup_steps",), "scheduler_conf (warmuplr)")
-        warmup = conf.get("warmup_steps", 25000)
-        if not isinstance(warmup, (int, float)) or isinstance(warmup, bool) or warmup <= 0:
-            raise ConfigError(f"scheduler_conf.warmup_steps must be a positive number, got {warmup!r}")
-        return WarmupLR(optimizer, warmup_steps=warmup)
+    allowed = {"warmuplr": ["warmup_steps"], "none": []}.get(key)
+    if allowed is None:
+        raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of warmuplr, none")
+    unknown = sorted(set(conf or {}) - set(allowed))
+    if unknown:
+        raise ConfigError(f"scheduler_conf ({key}): unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if key == "none":
-        _check_keys(conf, (), "scheduler_conf (none)")
         return ConstantLR(optimizer)
-    raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of warmuplr, none")
+    warmup = (conf or {}).get("warmup_steps", 25000)
+    if not isinstance(warmup, (int, float)) or isinstance(warmup, bool) or warmup <= 0:
+        raise ConfigError(f"scheduler_conf.warmup_steps must be a positive number, got {warmup!r}")
+    return WarmupLR(optimizer, warmup_steps=warmup)

@@ -46,21 +46,6 @@ class EpochTotals:
             self.acc_sum += acc
             self.acc_n += 1
 
-    @property
-    def mean_loss(self) -> Optional[float]:
-        """Mean loss over trained batches, None if none."""
-        return self.loss_sum / self.batches if self.batches else None
-
-    @property
-    def mean_acc(self) -> Optional[float]:
-        """Mean accuracy, None if no batch reported one."""
-        return self.acc_sum / self.acc_n if self.acc_n else None
-
-    @property
-    def throughput(self) -> Optional[float]:
-        """Audio seconds per training second."""
-        return self.audio_s / self.time if self.time > 0 else None
-
     def to_partial(self) -> Dict[str, float]:
         """Plain dict for checkpoint.pb (``time`` includes earlier runs)."""
         d = asdict(self)

@@ -141,7 +141,7 @@ class Trainer:
         self.progress_bar = progress_bar
         self.config_digest = config_digest
         self.device = dist.device
-        amp = conf.amp
+        amp = "bf16" if conf.use_bf16 else "fp16" if conf.use_fp16 else "none"
         if amp != "none" and self.device.type != "cuda":
             logger.warning("amp=%s needs a GPU; training in float32 on %s", amp, self.device)
             amp = "none"
@@ -328,14 +328,14 @@ class Trainer:
             epoch=epoch,
             step=self.step,
             lr=train.lr,
-            train_loss=train.mean_loss,
-            train_acc=train.mean_acc,
+            train_loss=train.loss_sum / train.batches if train.batches else None,
+            train_acc=train.acc_sum / train.acc_n if train.acc_n else None,
             dev_loss=dev.loss,
             dev_acc=dev.acc,
             dev_cer=dev.cer,
             epoch_time=round(elapsed + train.time_before, 3),
             wall_time=round(self.wall_time, 3),
-            throughput=round(train.throughput, 2) if train.throughput is not None else None,
+            throughput=round(train.audio_s / train.time, 2) if train.time > 0 else None,  # audio-s per train-s
             skipped_steps=int(train.skipped),
         )
         self.records.append(record)
