@@ -298,7 +298,7 @@ def test_plot_training_curves_png(tmp_path):
         )
         ckpt.write_epoch_checkpoint(str(tmp_path), r, _sd(e))
         recs.append(r)
-    path = plot_training_curves(str(tmp_path))
+    path = plot_training_curves(str(tmp_path), ckpt.read_sidecars(str(tmp_path)))
     assert path == str(tmp_path / CURVES_NAME)
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000

@@ -35,7 +35,7 @@ import math
 import os
 import random
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 import numpy as np
@@ -116,15 +116,13 @@ class EpochRecord:
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = "<dict>") -> "EpochRecord":
         """Build from :meth:`to_dict` output; unknown keys are ignored, missing required ones raise."""
-        names = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in d.items() if k in names})
+            return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
         except TypeError as e:
             raise CheckpointError(f"{source}: not an epoch record: {e}") from e
 
 
 def epoch_ckpt_name(epoch: int) -> str:
-    """``{N}epoch.pb``."""
     return f"{epoch}epoch.pb"
 
 

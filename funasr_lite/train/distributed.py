@@ -40,7 +40,6 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
-        """True on rank 0."""
         return self.rank == 0
 
 

@@ -9,6 +9,7 @@ File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint
 import logging
 import math
 import os
+import time
 from typing import Any, Dict, Optional, Sequence
 
 from funasr_lite.train import checkpoint as ckpt
@@ -121,10 +122,17 @@ class RunOutputs:
     def log_step(
         self, epoch: int, max_epoch: int, done: int, total: Optional[int], step: int, window: LogWindow, lr: float
     ) -> None:
-        """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one."""
+        """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one: mean
+        loss and acc (a non-finite acc counts as 0) and audio seconds per second."""
         if not self.is_main:
             return
-        w = window.summary()
+        n = max(window.batches, 1)
+        elapsed = time.perf_counter() - window.t0
+        w = {
+            "loss": window.loss_sum / n,
+            "acc": window.acc_sum / n,
+            "speed": window.audio_s / elapsed if elapsed > 0 else float("nan"),
+        }
         logger.info(
             "epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
             epoch,

@@ -1,15 +1,15 @@
 """Training curves as a PNG: train/dev loss, dev acc, dev CER and lr against epoch.
 
-Drawn from the epoch sidecars (``{N}epoch.yaml``, see :mod:`funasr_lite.train.checkpoint`), so the plot
-of a resumed run is the same as that of an uninterrupted one. Uses matplotlib's Agg backend (no
+Drawn from the records of all epochs (as in the sidecars ``{N}epoch.yaml``, see :mod:`funasr_lite.train.checkpoint`),
+so the plot of a resumed run is the same as that of an uninterrupted one. Uses matplotlib's Agg backend (no
 display needed; the figure is built without pyplot) and writes the file atomically.
 """
 
 import io
 import os
-from typing import List, Optional
+from typing import Optional, Sequence
 
-from funasr_lite.train.checkpoint import EpochRecord, read_sidecars
+from funasr_lite.train.checkpoint import EpochRecord
 from funasr_lite.utils.fileio import atomic_open
 
 __all__ = ["plot_training_curves", "CURVES_NAME"]
@@ -17,16 +17,11 @@ __all__ = ["plot_training_curves", "CURVES_NAME"]
 CURVES_NAME = "training_curves.png"
 
 
-def plot_training_curves(output_dir: str, records: Optional[List[EpochRecord]] = None) -> Optional[str]:
-    """Write ``output_dir/training_curves.png``; returns its path, or None when there are no records yet.
-
-    Args:
-        output_dir: the finetune output dir (sidecars are read from it unless ``records`` is given).
-        records: epoch records to plot (default: all sidecars in ``output_dir``).
-    """
+def plot_training_curves(output_dir: str, records: Sequence[EpochRecord]) -> Optional[str]:
+    """Write ``training_curves.png`` of ``records`` into ``output_dir``; returns its path, None without records."""
     from matplotlib.figure import Figure  # no pyplot: never touches the global backend or a display
 
-    records = read_sidecars(output_dir) if records is None else sorted(records, key=lambda r: r.epoch)
+    records = sorted(records, key=lambda r: r.epoch)
     if not records:
         return None
     path = os.path.join(output_dir, CURVES_NAME)

@@ -42,7 +42,6 @@ class _ResumableLR(LRScheduler):
     """An LRScheduler whose ``load_state_dict`` also puts the restored lr into the optimizer."""
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore the schedule position and set each param group's lr to the restored value."""
         super().load_state_dict(state_dict)
         for group, lr in zip(self.optimizer.param_groups, self.get_last_lr()):
             group["lr"] = lr
@@ -77,7 +76,6 @@ class ConstantLR(_ResumableLR):
     """``scheduler: none``: the optimizer's lr, unchanged (kept as a scheduler for one code path)."""
 
     def get_lr(self) -> List[float]:
-        """The base lr of every param group."""
         return list(self.base_lrs)
 
 

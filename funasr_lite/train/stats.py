@@ -72,16 +72,6 @@ class LogWindow(EpochTotals):
 
     t0: float = field(default_factory=time.perf_counter)
 
-    def summary(self) -> Dict[str, float]:
-        """Mean loss and acc (a non-finite acc counts as 0), and audio seconds per second, since ``t0``."""
-        n = max(self.batches, 1)
-        elapsed = time.perf_counter() - self.t0
-        return {
-            "loss": self.loss_sum / n,
-            "acc": self.acc_sum / n,
-            "speed": self.audio_s / elapsed if elapsed > 0 else float("nan"),
-        }
-
 
 def rss_gb() -> float:
     """Resident memory of this process in GB (NaN where /proc is missing)."""

@@ -215,7 +215,6 @@ class Trainer:
                 self.epoch_done + 1,
             )
             self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
-        digest = state.get("config_digest", "")
         if self.dist.is_main:
             where = (
                 f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
@@ -228,7 +227,7 @@ class Trainer:
                 self.step,
                 self.optimizer.param_groups[0]["lr"],
             )
-            if digest and self.config_digest and digest != self.config_digest:
+            if state.get("config_digest") and self.config_digest and state["config_digest"] != self.config_digest:
                 logger.warning(
                     "the merged config differs from the one %s was trained with; continuing with the new config", path
                 )

@@ -30,8 +30,6 @@ ForwardFn = Callable[[torch.nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict
 
 def scalar(v: Any) -> Optional[float]:
     """A one-element tensor or number as float; None for None, non-scalars and non-numbers."""
-    if v is None:
-        return None
     if isinstance(v, torch.Tensor):
         if v.numel() != 1:
             return None
