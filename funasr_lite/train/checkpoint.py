@@ -156,8 +156,7 @@ def read_sidecars(output_dir: str) -> List[EpochRecord]:
     Raises CheckpointError naming an unreadable sidecar."""
     records = []
     for name in os.listdir(output_dir):
-        stem = name[: -len("epoch.yaml")] if name.endswith("epoch.yaml") else ""
-        if not stem.isdigit():
+        if not (name.endswith("epoch.yaml") and name[: -len("epoch.yaml")].isdigit()):
             continue
         path = os.path.join(output_dir, name)
         try:
@@ -238,10 +237,9 @@ def link_or_copy(src: str, dst: str) -> None:
 
 def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) -> Optional[EpochRecord]:
     """Point ``valid.{metric}.best.pb`` (+ ``.yaml``) at the best epoch's file; returns that record."""
-    ranked = [r for r in rank_records(records, metric) if os.path.isfile(_epoch_path(output_dir, r.epoch))]
-    if not ranked:
+    best = next((r for r in rank_records(records, metric) if os.path.isfile(_epoch_path(output_dir, r.epoch))), None)
+    if best is None:
         return None
-    best = ranked[0]
     dst = os.path.join(output_dir, f"valid.{metric}.best.pb")
     link_or_copy(_epoch_path(output_dir, best.epoch), dst)
     _write_yaml(
@@ -258,10 +256,8 @@ def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) ->
 
 
 def average_checkpoint_files(paths: Sequence[str]) -> Dict[str, torch.Tensor]:
-    """Element-wise mean of the weights files ``paths`` (best-ranked first), loading one at a time.
-
-    Floating tensors are summed in float64 and cast back to their dtype; integer/bool tensors are
-    taken from the first (best) file, with a warning when the files disagree.
+    """Element-wise mean of the weights files ``paths`` (best-ranked first), loading one at a time; integer
+    buffers are taken from the first (see the module docstring).
 
     Raises:
         CheckpointError: no paths, or mismatched keys/shapes.
@@ -324,8 +320,7 @@ def write_averages(
     """Write ``valid.{metric}.ave_{n}best.pb`` for each n, and ``valid.{metric}.ave.pb`` (largest n).
 
     Only epochs of the ranking whose ``{N}epoch.pb`` exists are used (the pruner keeps the top
-    ``max(nbest)``, so normally all of them). With fewer ranked epochs than n, all are averaged and
-    the log and the sidecar say so. Returns {n: path}; {} when no epoch has the metric.
+    ``max(nbest)``, so normally all of them). Returns {n: path}; {} when no epoch has the metric.
     """
     ranked = rank_records(records, metric)
     available = [r for r in ranked if os.path.isfile(_epoch_path(output_dir, r.epoch))]

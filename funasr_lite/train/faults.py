@@ -53,8 +53,7 @@ class OutOfMemory(FunasrLiteError):
 class StopSignal:
     """A flag set by the first SIGINT/SIGTERM while :meth:`installed` is active."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    requested = False  # set on the instance by the handler
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:

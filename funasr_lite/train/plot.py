@@ -5,7 +5,6 @@ so the plot of a resumed run is the same as that of an uninterrupted one. Uses m
 display needed; the figure is built without pyplot) and writes the file atomically.
 """
 
-import io
 import os
 from typing import Optional, Sequence
 
@@ -53,8 +52,6 @@ def plot_training_curves(output_dir: str, records: Sequence[EpochRecord]) -> Opt
         axes[1][0].annotate(f"best {b.dev_cer:.2f}% @ {b.epoch}", (b.epoch, b.dev_cer), fontsize=8)
     fig.suptitle(f"{os.path.basename(os.path.abspath(output_dir))}: {len(records)} epoch(s)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
     with atomic_open(path, "wb") as f:
-        f.write(buf.getvalue())
+        fig.savefig(f, format="png")
     return path

@@ -1,4 +1,4 @@
-"""Running training statistics of an epoch and of a logging window; the log lines built from them.
+"""Running training statistics of an epoch and of a logging window; helpers for the log lines.
 
 Everything is kept as Python floats (``.item()`` of detached tensors), so no graph or device memory
 is held across steps (FunASR issue #1716: host RAM growing every step).

@@ -11,14 +11,14 @@ are the ``train_conf`` section, :class:`funasr_lite.train.options.TrainConf`. Pe
    ``max_nan_steps`` in a row stop the run (:class:`TrainingDiverged`);
 3. validate: dev loss and acc (teacher-forced, weighted by utterances) and dev CER from real
    greedy decoding (``decode_fn``); two REF/HYP examples go to the log;
-4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``checkpoint.pb``, ``valid.*.best.pb``, prunes, and
+4. rank 0 writes ``{N}epoch.pb`` + sidecar and ``checkpoint.pb``, then links ``valid.*.best.pb``, prunes and
    plots (:mod:`funasr_lite.train.outputs`, which also writes the log lines and TensorBoard scalars).
 
 After the last epoch, rank 0 writes the ``valid.*.ave_{n}best.pb`` averages.
 
-Faults: SIGINT/SIGTERM (Ctrl-C, torchrun's shutdown) finish the current update, save a
-mid-epoch ``checkpoint.pb`` and raise :class:`TrainingInterrupted`; a second Ctrl-C aborts at
-once. A full disk raises :class:`DiskFullError` with the previous ``checkpoint.pb`` intact
+Faults (the exceptions are in :mod:`funasr_lite.train.faults`): SIGINT/SIGTERM (Ctrl-C, torchrun's shutdown)
+finish the current update, save a mid-epoch ``checkpoint.pb`` and raise :class:`TrainingInterrupted`; a second
+Ctrl-C aborts at once. A full disk raises :class:`DiskFullError` with the previous ``checkpoint.pb`` intact
 (writes are atomic). kill -9 at any moment leaves only complete files; re-running resumes
 from the last ``checkpoint.pb``.
 
@@ -465,10 +465,9 @@ class Trainer:
     def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals, rng: Optional[Dict[str, Any]]) -> None:
         """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
         self.wall_time += tot.time - tot.time_before
-        partial = tot.to_partial()
         self._on_main(
             "saving the interrupted state",
-            lambda: ckpt.save_resume_state(self.output_dir, self._resume_state(batches_done, partial, rng)),
+            lambda: ckpt.save_resume_state(self.output_dir, self._resume_state(batches_done, tot.to_partial(), rng)),
         )
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "

@@ -18,14 +18,12 @@ import torch
 
 from funasr_lite.train.distributed import DistInfo, all_reduce_sum
 
-__all__ = ["DevResult", "evaluate", "DecodeFn", "ForwardFn", "scalar", "warn_if_dev_suspicious"]
+__all__ = ["DevResult", "evaluate", "DecodeFn", "scalar", "warn_if_dev_suspicious"]
 
 logger = logging.getLogger(__name__)
 
 # decode_fn(model, speech (B, T, D), speech_lengths (B,)) -> token ids per utterance (no blank/sos/eos)
 DecodeFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Sequence[Sequence[int]]]
-# forward(model, batch) -> (loss, stats)
-ForwardFn = Callable[[torch.nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, Any]]]
 
 
 def scalar(v: Any) -> Optional[float]:
@@ -56,7 +54,7 @@ class DevResult:
 def evaluate(
     model: torch.nn.Module,
     loader: Iterable[Dict[str, Any]],
-    forward: ForwardFn,
+    forward: Callable[[torch.nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, Any]]],
     dist: DistInfo,
     decode_fn: Optional[DecodeFn] = None,
     tokenizer: Any = None,
