@@ -35,7 +35,7 @@ import math
 import os
 import random
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 import numpy as np
@@ -51,14 +51,12 @@ __all__ = [
     "RESUME_NAME",
     "epoch_ckpt_name",
     "write_epoch_checkpoint",
-    "read_sidecar",
     "read_sidecars",
     "rank_records",
     "kept_epochs",
     "prune_epoch_files",
     "update_best",
     "write_averages",
-    "average_state_dicts",
     "average_checkpoint_files",
     "average_nbest",
     "capture_rng_state",
@@ -109,10 +107,7 @@ class EpochRecord:
     def metric(self, name: str) -> Optional[float]:
         """``dev_<name>`` as a finite float, else None (``name`` in :data:`CRITERIA`)."""
         value = getattr(self, f"dev_{name}")
-        if value is None:
-            return None
-        value = float(value)
-        return value if math.isfinite(value) else None
+        return float(value) if value is not None and math.isfinite(float(value)) else None
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain types only (safe for YAML and for ``torch.load(weights_only=True)``)."""
@@ -121,16 +116,18 @@ class EpochRecord:
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = "<dict>") -> "EpochRecord":
         """Build from :meth:`to_dict` output; unknown keys are ignored, missing required ones raise."""
-        names = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in d.items() if k in names})
+            return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
         except TypeError as e:
             raise CheckpointError(f"{source}: not an epoch record: {e}") from e
 
 
 def epoch_ckpt_name(epoch: int) -> str:
-    """``{N}epoch.pb``."""
     return f"{epoch}epoch.pb"
+
+
+def _epoch_path(output_dir: str, epoch: int) -> str:
+    return os.path.join(output_dir, epoch_ckpt_name(epoch))
 
 
 def _sidecar(path: str) -> str:
@@ -147,33 +144,29 @@ def _state_dict_cpu(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tens
 
 def write_epoch_checkpoint(output_dir: str, record: EpochRecord, state_dict: Dict[str, torch.Tensor]) -> str:
     """Write ``{N}epoch.pb`` (plain state_dict), then its sidecar ``{N}epoch.yaml``; returns the .pb path."""
-    name = epoch_ckpt_name(record.epoch)
-    path = os.path.join(output_dir, name)
-    record.checkpoint = name
+    path = _epoch_path(output_dir, record.epoch)
+    record.checkpoint = os.path.basename(path)
     atomic_torch_save(_state_dict_cpu(state_dict), path)
     _write_yaml(_sidecar(path), record.to_dict())
     return path
 
 
-def read_sidecar(path: str) -> EpochRecord:
-    """Read an ``{N}epoch.yaml`` sidecar. Raises CheckpointError naming the file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise CheckpointError(f"{path}: cannot read sidecar: {e}") from e
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: sidecar is not a YAML mapping")
-    return EpochRecord.from_dict(obj, source=path)
-
-
 def read_sidecars(output_dir: str) -> List[EpochRecord]:
-    """All ``{N}epoch.yaml`` sidecars in ``output_dir``, sorted by epoch (whether or not the .pb still exists)."""
+    """All ``{N}epoch.yaml`` sidecars in ``output_dir``, sorted by epoch (whether or not the .pb still exists).
+    Raises CheckpointError naming an unreadable sidecar."""
     records = []
     for name in os.listdir(output_dir):
-        stem = name[: -len("epoch.yaml")] if name.endswith("epoch.yaml") else ""
-        if stem.isdigit():
-            records.append(read_sidecar(os.path.join(output_dir, name)))
+        if not (name.endswith("epoch.yaml") and name[: -len("epoch.yaml")].isdigit()):
+            continue
+        path = os.path.join(output_dir, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                obj = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise CheckpointError(f"{path}: cannot read sidecar: {e}") from e
+        if not isinstance(obj, dict):
+            raise CheckpointError(f"{path}: sidecar is not a YAML mapping")
+        records.append(EpochRecord.from_dict(obj, source=path))
     return sorted(records, key=lambda r: r.epoch)
 
 
@@ -196,14 +189,8 @@ def kept_epochs(records: Sequence[EpochRecord], criteria: Sequence[str], keep: i
     Epochs without any finite ranked metric are kept only while no criterion has a value at all
     (so a run without dev metrics keeps its latest ``keep`` epochs).
     """
-    keep = max(1, keep)
-    kept: Set[int] = set()
-    any_ranked = False
-    for metric in criteria:
-        ranked = rank_records(records, metric)
-        any_ranked = any_ranked or bool(ranked)
-        kept.update(r.epoch for r in ranked[:keep])
-    if not any_ranked:
+    kept = {r.epoch for metric in criteria for r in rank_records(records, metric)[:keep]}
+    if not kept:  # no criterion has a value (keep >= 1)
         kept.update(r.epoch for r in sorted(records, key=lambda r: r.epoch)[-keep:])
     return kept
 
@@ -217,10 +204,8 @@ def prune_epoch_files(output_dir: str, records: Sequence[EpochRecord], criteria:
     kept = kept_epochs(records, criteria, keep)
     deleted = []
     for r in records:
-        if r.epoch in kept:
-            continue
-        path = os.path.join(output_dir, epoch_ckpt_name(r.epoch))
-        if os.path.exists(path):
+        path = _epoch_path(output_dir, r.epoch)
+        if r.epoch not in kept and os.path.exists(path):
             os.unlink(path)
             deleted.append(os.path.basename(path))
     if deleted:
@@ -230,8 +215,9 @@ def prune_epoch_files(output_dir: str, records: Sequence[EpochRecord], criteria:
 
 def link_or_copy(src: str, dst: str) -> None:
     """Make ``dst`` a real file with ``src``'s content, atomically: a hard link, else a copy."""
-    if _same_file(src, dst):
-        return  # already linked (a resumed run): renaming a link onto itself would leave the temp file behind
+    with contextlib.suppress(OSError):
+        if os.path.samefile(src, dst):
+            return  # already linked (a resumed run): renaming a link onto itself would leave the temp file behind
     directory = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
@@ -249,25 +235,13 @@ def link_or_copy(src: str, dst: str) -> None:
         raise
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) -> Optional[EpochRecord]:
     """Point ``valid.{metric}.best.pb`` (+ ``.yaml``) at the best epoch's file; returns that record."""
-    ranked = [
-        r for r in rank_records(records, metric) if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch)))
-    ]
-    if not ranked:
+    best = next((r for r in rank_records(records, metric) if os.path.isfile(_epoch_path(output_dir, r.epoch))), None)
+    if best is None:
         return None
-    best = ranked[0]
-    src = os.path.join(output_dir, epoch_ckpt_name(best.epoch))
     dst = os.path.join(output_dir, f"valid.{metric}.best.pb")
-    if not _same_file(src, dst):
-        link_or_copy(src, dst)
+    link_or_copy(_epoch_path(output_dir, best.epoch), dst)
     _write_yaml(
         _sidecar(dst),
         {
@@ -281,69 +255,63 @@ def update_best(output_dir: str, records: Sequence[EpochRecord], metric: str) ->
     return best
 
 
-def average_state_dicts(state_dicts: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Element-wise mean of floating tensors; integer/bool tensors from ``state_dicts[0]`` (the best).
-
-    Args:
-        state_dicts: same keys and shapes, best-ranked first.
-    Raises:
-        CheckpointError: empty input or mismatched keys/shapes.
-    """
-    if not state_dicts:
-        raise CheckpointError("nothing to average: no checkpoints given")
-    acc = _Accumulator()
-    for i, sd in enumerate(state_dicts):
-        acc.add(sd, f"checkpoint #{i + 1}")
-    return acc.result()
-
-
-class _Accumulator:
-    """Streaming average, so only one extra state_dict is in memory at a time."""
-
-    def __init__(self) -> None:
-        self.sums: Dict[str, torch.Tensor] = {}
-        self.first: Dict[str, torch.Tensor] = {}
-        self.count = 0
-        self.disagree: Set[str] = set()
-
-    def add(self, sd: Dict[str, torch.Tensor], name: str) -> None:
-        if self.count and set(sd) != set(self.first):
-            diff = sorted(set(sd) ^ set(self.first))
-            raise CheckpointError(f"{name}: keys differ from the first checkpoint: {', '.join(diff[:5])}")
-        for k, v in sd.items():
-            v = v.detach().cpu()
-            if self.count and v.shape != self.first[k].shape:
-                raise CheckpointError(
-                    f"{name}: {k} has shape {tuple(v.shape)}, the first checkpoint {tuple(self.first[k].shape)}"
-                )
-            if not self.count:
-                self.first[k] = v.clone()
-            if v.is_floating_point() or v.is_complex():
-                wide = v.to(torch.complex128 if v.is_complex() else torch.float64)
-                self.sums[k] = wide.clone() if not self.count else self.sums[k] + wide
-            elif self.count and not torch.equal(v, self.first[k]):
-                self.disagree.add(k)
-        self.count += 1
-
-    def result(self) -> Dict[str, torch.Tensor]:
-        if self.disagree:
-            logger.warning(
-                "integer buffers differ between averaged checkpoints; taken from the best one: %s",
-                ", ".join(sorted(self.disagree)[:10]),
-            )
-        return {k: (self.sums[k] / self.count).to(v.dtype) if k in self.sums else v for k, v in self.first.items()}
-
-
 def average_checkpoint_files(paths: Sequence[str]) -> Dict[str, torch.Tensor]:
-    """Average weights files (best first; see :func:`average_state_dicts`), loading one at a time."""
+    """Element-wise mean of the weights files ``paths`` (best-ranked first), loading one at a time; integer
+    buffers are taken from the first (see the module docstring).
+
+    Raises:
+        CheckpointError: no paths, or mismatched keys/shapes.
+    """
     from funasr_lite.hub.model_dir import load_state_dict
 
     if not paths:
         raise CheckpointError("nothing to average: no checkpoint files given")
-    acc = _Accumulator()
-    for path in paths:
-        acc.add(load_state_dict(path), path)
-    return acc.result()
+    sums: Dict[str, torch.Tensor] = {}
+    first: Dict[str, torch.Tensor] = {}
+    disagree: Set[str] = set()
+    for i, path in enumerate(paths):
+        sd = load_state_dict(path)
+        if i and set(sd) != set(first):
+            diff = sorted(set(sd) ^ set(first))
+            raise CheckpointError(f"{path}: keys differ from the first checkpoint: {', '.join(diff[:5])}")
+        for k, v in sd.items():
+            v = v.detach().cpu()
+            if i and v.shape != first[k].shape:
+                raise CheckpointError(
+                    f"{path}: {k} has shape {tuple(v.shape)}, the first checkpoint {tuple(first[k].shape)}"
+                )
+            if not i:
+                first[k] = v.clone()
+            if v.is_floating_point() or v.is_complex():
+                wide = v.to(torch.complex128 if v.is_complex() else torch.float64)
+                sums[k] = wide.clone() if not i else sums[k] + wide
+            elif i and not torch.equal(v, first[k]):
+                disagree.add(k)
+    if disagree:
+        logger.warning(
+            "integer buffers differ between averaged checkpoints; taken from the best one: %s",
+            ", ".join(sorted(disagree)[:10]),
+        )
+    return {k: (sums[k] / len(paths)).to(v.dtype) if k in sums else v for k, v in first.items()}
+
+
+def _write_average_sidecar(
+    path: str, metric: str, n: int, chosen: Sequence[EpochRecord], note: str, **extra: Any
+) -> None:
+    _write_yaml(
+        _sidecar(path),
+        {
+            "criterion": f"valid.{metric}",
+            "mode": CRITERIA[metric],
+            "n_requested": n,
+            "n_used": len(chosen),
+            "epochs": [r.epoch for r in chosen],
+            "values": [r.metric(metric) for r in chosen],
+            "note": note,
+            **extra,
+            "integer_buffers": "taken from the best epoch (FunASR sums them)",
+        },
+    )
 
 
 def write_averages(
@@ -352,13 +320,11 @@ def write_averages(
     """Write ``valid.{metric}.ave_{n}best.pb`` for each n, and ``valid.{metric}.ave.pb`` (largest n).
 
     Only epochs of the ranking whose ``{N}epoch.pb`` exists are used (the pruner keeps the top
-    ``max(nbest)``, so normally all of them). With fewer ranked epochs than n, all are averaged and
-    the log and the sidecar say so. Returns {n: path}; {} when no epoch has the metric.
+    ``max(nbest)``, so normally all of them). Returns {n: path}; {} when no epoch has the metric.
     """
     ranked = rank_records(records, metric)
-    available = [r for r in ranked if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch)))]
-    have = {r.epoch for r in available}
-    missing = [r.epoch for r in ranked[: max(nbest, default=0)] if r.epoch not in have]
+    available = [r for r in ranked if os.path.isfile(_epoch_path(output_dir, r.epoch))]
+    missing = [r.epoch for r in ranked[: max(nbest, default=0)] if r not in available]
     if missing:
         logger.warning(
             "epoch checkpoints %s rank among the best by dev %s but their files are gone; averaging the remaining ones",
@@ -382,24 +348,11 @@ def write_averages(
         if epochs in done:
             link_or_copy(done[epochs], path)
         elif len(chosen) == 1:
-            link_or_copy(os.path.join(output_dir, epoch_ckpt_name(chosen[0].epoch)), path)
+            link_or_copy(_epoch_path(output_dir, chosen[0].epoch), path)
         else:
-            avg = average_checkpoint_files([os.path.join(output_dir, epoch_ckpt_name(e)) for e in epochs])
-            atomic_torch_save(avg, path)
+            atomic_torch_save(average_checkpoint_files([_epoch_path(output_dir, e) for e in epochs]), path)
         done[epochs] = path
-        _write_yaml(
-            _sidecar(path),
-            {
-                "criterion": f"valid.{metric}",
-                "mode": CRITERIA[metric],
-                "n_requested": n,
-                "n_used": len(chosen),
-                "epochs": list(epochs),
-                "values": [r.metric(metric) for r in chosen],
-                "note": note,
-                "integer_buffers": "taken from the best epoch (FunASR sums them)",
-            },
-        )
+        _write_average_sidecar(path, metric, n, chosen, note)
         logger.info(
             "%s = average of epochs %s (dev %s %s)",
             name,
@@ -412,8 +365,7 @@ def write_averages(
         largest = written[max(written)]
         ave = os.path.join(output_dir, f"valid.{metric}.ave.pb")
         link_or_copy(largest, ave)
-        with open(_sidecar(largest), encoding="utf-8") as f:
-            atomic_write_text(_sidecar(ave), f.read())
+        atomic_copy(_sidecar(largest), _sidecar(ave))
     return written
 
 
@@ -436,7 +388,7 @@ def average_nbest(output_dir: str, metric: str, n: int, output: str) -> List[Epo
     for r in ranked:
         if len(chosen) == n:
             break
-        (chosen if os.path.isfile(os.path.join(output_dir, epoch_ckpt_name(r.epoch))) else skipped).append(r)
+        (chosen if os.path.isfile(_epoch_path(output_dir, r.epoch)) else skipped).append(r)
     if skipped:
         logger.warning(
             "skipped epochs whose files were pruned: %s", ", ".join(epoch_ckpt_name(r.epoch) for r in skipped)
@@ -446,22 +398,8 @@ def average_nbest(output_dir: str, metric: str, n: int, output: str) -> List[Epo
     note = f"only {len(chosen)} epoch file(s) with dev {metric} exist" if len(chosen) < n else ""
     if note:
         logger.warning("%s; averaging all of them", note)
-    avg = average_checkpoint_files([os.path.join(output_dir, epoch_ckpt_name(r.epoch)) for r in chosen])
-    atomic_torch_save(avg, output)
-    _write_yaml(
-        _sidecar(output),
-        {
-            "criterion": f"valid.{metric}",
-            "mode": CRITERIA[metric],
-            "n_requested": n,
-            "n_used": len(chosen),
-            "epochs": [r.epoch for r in chosen],
-            "values": [r.metric(metric) for r in chosen],
-            "note": note,
-            "skipped_pruned": [r.epoch for r in skipped],
-            "integer_buffers": "taken from the best epoch (FunASR sums them)",
-        },
-    )
+    atomic_torch_save(average_checkpoint_files([_epoch_path(output_dir, r.epoch) for r in chosen]), output)
+    _write_average_sidecar(output, metric, n, chosen, note, skipped_pruned=[r.epoch for r in skipped])
     return chosen
 
 
@@ -469,7 +407,7 @@ def capture_rng_state() -> Dict[str, Any]:
     """Python, numpy, torch (and CUDA) RNG states as tensors and plain types (weights_only-safe)."""
     py_version, py_state, py_gauss = random.getstate()
     np_state = np.random.get_state()
-    state = {
+    return {
         "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
         "numpy": {
             "kind": np_state[0],
@@ -481,7 +419,6 @@ def capture_rng_state() -> Dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    return state
 
 
 def restore_rng_state(state: Dict[str, Any]) -> None:
@@ -497,7 +434,7 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_resume_state(output_dir: str, state: Dict[str, Any]) -> str:
+def save_resume_state(output_dir: str, state: Dict[str, Any]) -> None:
     """Write ``checkpoint.pb`` atomically. ``state`` must hold only tensors and plain types.
 
     Keys written by the trainer: ``format``, ``model`` (state_dict), ``optimizer``, ``scheduler``,
@@ -506,11 +443,9 @@ def save_resume_state(output_dir: str, state: Dict[str, Any]) -> str:
     ``step`` (optimizer updates), ``records`` (list of :meth:`EpochRecord.to_dict`), ``wall_time``,
     ``partial`` (running sums of the interrupted epoch), ``world_size``, ``config_digest``.
     """
-    path = os.path.join(output_dir, RESUME_NAME)
     state = dict(state, format=RESUME_FORMAT)
     state["model"] = _state_dict_cpu(state["model"])
-    atomic_torch_save(state, path)
-    return path
+    atomic_torch_save(state, os.path.join(output_dir, RESUME_NAME))
 
 
 def load_resume_state(output_dir: str) -> Optional[Dict[str, Any]]:

@@ -17,16 +17,7 @@ import torch
 from funasr_lite.errors import ConfigError
 from funasr_lite.utils.device import default_device
 
-__all__ = [
-    "DistInfo",
-    "resolve_device",
-    "setup_distributed",
-    "cleanup_distributed",
-    "all_reduce_sum",
-    "all_reduce_max",
-    "barrier",
-    "wrap_ddp",
-]
+__all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum", "barrier"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +28,6 @@ class DistInfo:
 
     # global rank (0 writes all outputs)
     rank: int = 0
-    # rank on this machine (selects the GPU)
-    local_rank: int = 0
     # number of processes; 1 = plain single process, torch.distributed untouched
     world_size: int = 1
     # the torch device this process trains on
@@ -51,7 +40,6 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
-        """True on rank 0."""
         return self.rank == 0
 
 
@@ -98,7 +86,7 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     dev = resolve_device(device, local_rank if world > 1 else 0)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    info = DistInfo(rank=rank, local_rank=local_rank, world_size=world, device=dev)
+    info = DistInfo(rank=rank, world_size=world, device=dev)
     if world > 1:
         import torch.distributed as dist
 
@@ -118,24 +106,16 @@ def cleanup_distributed(info: DistInfo) -> None:
             dist.destroy_process_group()
 
 
-def _reduce(values: Sequence[float], info: DistInfo, op: str) -> List[float]:
+def all_reduce_sum(values: Sequence[float], info: DistInfo) -> List[float]:
+    """Element-wise sum over ranks (identity for one process). Ranks agree on 0/1 flags with it: a flag
+    set on any rank sums to > 0."""
     if not info.distributed:
         return [float(v) for v in values]
     import torch.distributed as dist
 
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.cpu().tolist()
-
-
-def all_reduce_sum(values: Sequence[float], info: DistInfo) -> List[float]:
-    """Element-wise sum over ranks (identity for one process)."""
-    return _reduce(values, info, "sum")
-
-
-def all_reduce_max(values: Sequence[float], info: DistInfo) -> List[float]:
-    """Element-wise max over ranks (identity for one process); used for agreed flags."""
-    return _reduce(values, info, "max")
 
 
 def barrier(info: DistInfo) -> None:
@@ -144,11 +124,3 @@ def barrier(info: DistInfo) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def wrap_ddp(model: torch.nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> torch.nn.Module:
-    """``DistributedDataParallel(model)`` on this process's device (call only when ``info.distributed``)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)

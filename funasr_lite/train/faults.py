@@ -12,13 +12,14 @@
 
 import contextlib
 import errno
+import functools
 import logging
 import signal
 import threading
 from typing import Any, Callable, Iterator, Optional
 
 from funasr_lite.errors import CheckpointError, FunasrLiteError
-from funasr_lite.train.distributed import DistInfo, all_reduce_max
+from funasr_lite.train.distributed import DistInfo, all_reduce_sum
 
 __all__ = [
     "TrainingInterrupted",
@@ -28,7 +29,6 @@ __all__ = [
     "StopSignal",
     "ignore_sigint_in_workers",
     "run_on_rank0",
-    "is_disk_full",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,26 +50,19 @@ class OutOfMemory(FunasrLiteError):
     """The device ran out of memory on a batch; the message suggests a smaller batch_bins."""
 
 
-def is_disk_full(e: BaseException) -> bool:
-    """True for OSError ENOSPC (no space left) or EDQUOT (quota exceeded)."""
-    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
-
-
 class StopSignal:
     """A flag set by the first SIGINT/SIGTERM while :meth:`installed` is active."""
 
-    def __init__(self, what_happens: str = "finishing the current update, then saving checkpoint.pb") -> None:
-        self.requested = False
-        self.what_happens = what_happens
+    requested = False  # set on the instance by the handler
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
         logger.warning(
-            "%s received: %s (press Ctrl-C again to abort without saving)",
+            "%s received: finishing the current update, then saving checkpoint.pb (press Ctrl-C again to abort "
+            "without saving)",
             signal.Signals(signum).name,
-            self.what_happens,
         )
 
     @contextlib.contextmanager
@@ -86,22 +79,18 @@ class StopSignal:
                 signal.signal(s, h)
 
 
-class _IgnoreSigint:
-    """DataLoader ``worker_init_fn`` wrapper: the worker ignores SIGINT, then runs the original init."""
-
-    def __init__(self, inner: Optional[Callable[[int], None]]) -> None:
-        self.inner = inner
-
-    def __call__(self, worker_id: int) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if self.inner is not None:
-            self.inner(worker_id)
+def _ignore_sigint(inner: Optional[Callable[[int], None]], worker_id: int) -> None:
+    """DataLoader ``worker_init_fn`` (bound with functools.partial): ignore SIGINT, then run the original init."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if inner is not None:
+        inner(worker_id)
 
 
 def ignore_sigint_in_workers(loader: Any) -> None:
     """Make the worker processes of ``loader`` (a DataLoader) ignore SIGINT."""
-    if getattr(loader, "num_workers", 0) > 0 and not isinstance(getattr(loader, "worker_init_fn", None), _IgnoreSigint):
-        loader.worker_init_fn = _IgnoreSigint(loader.worker_init_fn)
+    init = getattr(loader, "worker_init_fn", None)
+    if getattr(loader, "num_workers", 0) > 0 and getattr(init, "func", None) is not _ignore_sigint:
+        loader.worker_init_fn = functools.partial(_ignore_sigint, init)
 
 
 def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: str, last_good: str) -> Any:
@@ -121,7 +110,7 @@ def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: s
         try:
             result = fn()
         except OSError as e:
-            if is_disk_full(e):
+            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):  # no space left, quota exceeded
                 error = DiskFullError(
                     f"{output_dir}: no space left on device while {what} ({e}). The last good state is {last_good}; "
                     "free some space and re-run the same command to resume"
@@ -131,7 +120,7 @@ def run_on_rank0(dist: DistInfo, what: str, fn: Callable[[], Any], output_dir: s
             error.__cause__ = e
         except FunasrLiteError as e:
             error = e
-    failed = all_reduce_max([1.0 if error is not None else 0.0], dist)[0] > 0
+    failed = all_reduce_sum([1.0 if error is not None else 0.0], dist)[0] > 0
     if error is not None:
         raise error
     if failed:

@@ -1,10 +1,7 @@
 """Finetune a Paraformer model dir on Kaldi-style train/dev data: the library entry point.
 
-The recipe script ``finetune.py`` is a thin CLI over :func:`finetune`::
-
-    from funasr_lite.train.finetune import FinetuneOptions, add_finetune_arguments, finetune, options_from_args
-    parser = argparse.ArgumentParser(); add_finetune_arguments(parser, DEFAULTS)
-    summary = finetune(options_from_args(parser.parse_args(), DEFAULTS))
+The recipe script ``finetune.py`` is a thin CLI over :func:`finetune`
+(:func:`funasr_lite.cli.recipes.finetune_cli`: flags to :class:`FinetuneOptions` and config layers).
 
 Single process: ``python finetune.py ...``; several: ``torchrun --nproc_per_node N finetune.py ...``
 (same flags). Re-running the same command after Ctrl-C or kill -9 resumes from
@@ -234,18 +231,14 @@ def find_data_dirs(data_path: str):
     if not os.path.isdir(data_path):
         raise DataDirError(f"--data_path {data_path} is not a directory")
     train = os.path.join(data_path, "train")
-    dev = next(
-        (os.path.join(data_path, d) for d in ("dev", "validation") if os.path.isdir(os.path.join(data_path, d))), None
-    )
-    if not os.path.isdir(train) or dev is None:
-        missing = [
-            n for n, ok in (("train/", os.path.isdir(train)), ("dev/ (or validation/)", dev is not None)) if not ok
-        ]
+    devs = [os.path.join(data_path, d) for d in ("dev", "validation") if os.path.isdir(os.path.join(data_path, d))]
+    missing = [n for n, ok in (("train/", os.path.isdir(train)), ("dev/ (or validation/)", devs)) if not ok]
+    if missing:
         raise DataDirError(
             f"--data_path {data_path}: missing {' and '.join(missing)}; it holds: "
             f"{', '.join(sorted(os.listdir(data_path))) or 'nothing'}"
         )
-    return train, dev
+    return train, devs[0]
 
 
 def greedy_decoder(tokenizer: Tokenizer):

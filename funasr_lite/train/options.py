@@ -60,11 +60,6 @@ class TrainConf(Section):
         10, "consecutive steps with a NaN/Inf loss or gradient norm (each skipped) before the run stops"
     )
 
-    @property
-    def amp(self) -> str:
-        """Mixed precision: ``"bf16"``, ``"fp16"`` or ``"none"`` (from use_bf16/use_fp16)."""
-        return "bf16" if self.use_bf16 else "fp16" if self.use_fp16 else "none"
-
     def nbest_list(self) -> List[int]:
         """keep_nbest_models as a list (FunASR 1.x writes an int, 0.x a list)."""
         return [self.keep_nbest_models] if isinstance(self.keep_nbest_models, int) else list(self.keep_nbest_models)

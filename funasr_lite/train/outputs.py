@@ -1,17 +1,16 @@
-"""What a training run reports and leaves in ``output_dir``, written by rank 0: per epoch the
-``{N}epoch.pb`` checkpoint + sidecar, ``checkpoint.pb``, pruning, the ``valid.<m>.best.pb`` links and
-``training_curves.png``; at the end the ``valid.<m>.ave_{n}best.pb`` averages; all along the progress
-log lines and TensorBoard scalars (``output_dir/tensorboard``).
+"""What a training run derives from its epoch checkpoints and reports, on rank 0: pruning, the
+``valid.<m>.best.pb`` links, ``training_curves.png``, the ``valid.<m>.ave_{n}best.pb`` averages at the end,
+and the progress log lines and TensorBoard scalars (``output_dir/tensorboard``).
 
-File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`, the plot in
-:mod:`funasr_lite.train.plot`. The training loop (:mod:`funasr_lite.train.trainer`) decides when;
-failures of these writes are handled there (:func:`funasr_lite.train.faults.run_on_rank0`).
+File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`. The training loop
+(:mod:`funasr_lite.train.trainer`) writes the epoch checkpoints, decides when, and handles failed writes.
 """
 
 import logging
 import math
 import os
-from typing import Any, Callable, Dict, Optional, Sequence
+import time
+from typing import Any, Dict, Optional, Sequence
 
 from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.stats import LogWindow, fmt, rss_gb
@@ -49,13 +48,6 @@ class RunOutputs:
         self._writer: Any = None
 
     # ------------------------------------------------------------------ files (call on rank 0)
-    def write_epoch(
-        self, record: ckpt.EpochRecord, model_state: Dict[str, Any], resume_state: Callable[[], Dict[str, Any]]
-    ) -> None:
-        """``{N}epoch.pb`` + sidecar, then ``checkpoint.pb`` = ``resume_state()`` (called after the first write)."""
-        ckpt.write_epoch_checkpoint(self.output_dir, record, model_state)
-        ckpt.save_resume_state(self.output_dir, resume_state())
-
     def sync(self, records: Sequence[ckpt.EpochRecord]) -> None:
         """Prune, refresh best links and the plot: idempotent, also run after a resume."""
         ckpt.prune_epoch_files(self.output_dir, records, self.criteria, max(self.keep_nbest))
@@ -76,12 +68,8 @@ class RunOutputs:
 
     def best_epochs(self, records: Sequence[ckpt.EpochRecord]) -> Dict[str, int]:
         """The best epoch per criterion, e.g. ``{"acc": 7, "cer": 9}`` (criteria no epoch has left out)."""
-        best = {}
-        for m in self.criteria:
-            ranked = ckpt.rank_records(records, m)
-            if ranked:
-                best[m] = ranked[0].epoch
-        return best
+        ranked = {m: ckpt.rank_records(records, m) for m in self.criteria}
+        return {m: r[0].epoch for m, r in ranked.items() if r}
 
     # ------------------------------------------------------------------ progress
     def open(self, step: int) -> None:
@@ -134,10 +122,17 @@ class RunOutputs:
     def log_step(
         self, epoch: int, max_epoch: int, done: int, total: Optional[int], step: int, window: LogWindow, lr: float
     ) -> None:
-        """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one."""
+        """The every-``log_interval`` line and the ``train/*`` scalars of the updates since the last one: mean
+        loss and acc (a non-finite acc counts as 0) and audio seconds per second."""
         if not self.is_main:
             return
-        w = window.summary()
+        n = max(window.batches, 1)
+        elapsed = time.perf_counter() - window.t0
+        w = {
+            "loss": window.loss_sum / n,
+            "acc": window.acc_sum / n,
+            "speed": window.audio_s / elapsed if elapsed > 0 else float("nan"),
+        }
         logger.info(
             "epoch %d/%d batch %d/%s update %d: loss %.4f acc %.4f lr %.3e | %.1f audio-s/s | rss %.2f GB",
             epoch,

@@ -16,7 +16,6 @@ Both schedulers are ``torch.optim.lr_scheduler.LRScheduler`` subclasses, so thei
 ``state_dict()`` / ``load_state_dict()`` (plain ints and floats) resume exactly.
 """
 
-import logging
 from typing import Any, Dict, Iterable, List, Optional
 
 import torch
@@ -24,17 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from funasr_lite.errors import ConfigError
 
-__all__ = [
-    "WarmupLR",
-    "ConstantLR",
-    "build_optimizer",
-    "build_scheduler",
-    "warmup_lr_value",
-    "OPTIMIZERS",
-    "SCHEDULERS",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["WarmupLR", "ConstantLR", "build_optimizer", "build_scheduler", "warmup_lr_value", "OPTIMIZERS"]
 
 # name -> optimizer class; keys of ``optim_conf`` are passed to it unchanged
 OPTIMIZERS = {
@@ -43,13 +32,9 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 
-SCHEDULERS = ("warmuplr", "none")
-
 
 def warmup_lr_value(base_lr: float, step: int, warmup_steps: float) -> float:
     """The WarmupLR learning rate at update ``step`` (1-based)."""
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
     return base_lr * warmup_steps**0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
@@ -57,7 +42,6 @@ class _ResumableLR(LRScheduler):
     """An LRScheduler whose ``load_state_dict`` also puts the restored lr into the optimizer."""
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore the schedule position and set each param group's lr to the restored value."""
         super().load_state_dict(state_dict)
         for group, lr in zip(self.optimizer.param_groups, self.get_last_lr()):
             group["lr"] = lr
@@ -87,37 +71,19 @@ class WarmupLR(_ResumableLR):
         step = self.last_epoch + 1
         return [warmup_lr_value(base, step, self.warmup_steps) for base in self.base_lrs]
 
-    def __repr__(self) -> str:
-        return f"WarmupLR(warmup_steps={self.warmup_steps})"
-
 
 class ConstantLR(_ResumableLR):
     """``scheduler: none``: the optimizer's lr, unchanged (kept as a scheduler for one code path)."""
 
     def get_lr(self) -> List[float]:
-        """The base lr of every param group."""
         return list(self.base_lrs)
-
-    def __repr__(self) -> str:
-        return "ConstantLR()"
-
-
-def _check_keys(conf: Dict[str, Any], allowed: Iterable[str], what: str) -> None:
-    unknown = sorted(set(conf) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
 def build_optimizer(
-    name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None, lr: Optional[float] = None
+    name: str, params: Iterable[torch.nn.Parameter], conf: Optional[Dict[str, Any]] = None
 ) -> torch.optim.Optimizer:
-    """Build ``optim`` with ``optim_conf``.
-
-    Args:
-        name: ``adam``, ``adamw`` or ``sgd`` (case-insensitive).
-        params: the parameters to optimize.
-        conf: keyword arguments of the optimizer (FunASR's ``optim_conf``).
-        lr: when given, overrides ``conf["lr"]`` (the finetune ``--lr`` flag).
+    """Build the optimizer ``name`` (``adam``, ``adamw`` or ``sgd``, case-insensitive) over ``params``, with
+    ``conf`` (FunASR's ``optim_conf``) as its keyword arguments.
 
     Raises:
         ConfigError: unknown optimizer name, unknown or invalid ``optim_conf`` key.
@@ -126,8 +92,6 @@ def build_optimizer(
     if key not in OPTIMIZERS:
         raise ConfigError(f"optim: unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     kwargs = dict(conf or {})
-    if lr is not None:
-        kwargs["lr"] = lr
     if "lr" not in kwargs:
         raise ConfigError("optim_conf: lr is not set (give --lr or optim_conf.lr)")
     if "betas" in kwargs and isinstance(kwargs["betas"], list):
@@ -143,25 +107,22 @@ def build_optimizer(
 def build_scheduler(
     name: Optional[str], optimizer: torch.optim.Optimizer, conf: Optional[Dict[str, Any]] = None
 ) -> LRScheduler:
-    """Build ``scheduler`` with ``scheduler_conf``.
-
-    Args:
-        name: ``warmuplr`` or ``none`` (None and ``""`` mean ``none``; case-insensitive).
-        optimizer: the optimizer whose lr it drives.
-        conf: ``{"warmup_steps": N}`` for warmuplr; must be empty for none.
+    """Build the scheduler ``name`` (``warmuplr``, or ``none`` = None = ``""``; case-insensitive) of ``optimizer``;
+    ``conf`` (``scheduler_conf``) is ``{"warmup_steps": N}`` for warmuplr and must be empty for none.
 
     Raises:
         ConfigError: unknown scheduler or ``scheduler_conf`` key, bad warmup_steps.
     """
     key = "none" if name in (None, "") else str(name).lower()
-    conf = dict(conf or {})
-    if key == "warmuplr":
-        _check_keys(conf, ("warmup_steps",), "scheduler_conf (warmuplr)")
-        warmup = conf.get("warmup_steps", 25000)
-        if not isinstance(warmup, (int, float)) or isinstance(warmup, bool) or warmup <= 0:
-            raise ConfigError(f"scheduler_conf.warmup_steps must be a positive number, got {warmup!r}")
-        return WarmupLR(optimizer, warmup_steps=warmup)
+    allowed = {"warmuplr": ["warmup_steps"], "none": []}.get(key)
+    if allowed is None:
+        raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of warmuplr, none")
+    unknown = sorted(set(conf or {}) - set(allowed))
+    if unknown:
+        raise ConfigError(f"scheduler_conf ({key}): unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if key == "none":
-        _check_keys(conf, (), "scheduler_conf (none)")
         return ConstantLR(optimizer)
-    raise ConfigError(f"scheduler: unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    warmup = (conf or {}).get("warmup_steps", 25000)
+    if not isinstance(warmup, (int, float)) or isinstance(warmup, bool) or warmup <= 0:
+        raise ConfigError(f"scheduler_conf.warmup_steps must be a positive number, got {warmup!r}")
+    return WarmupLR(optimizer, warmup_steps=warmup)

@@ -1,4 +1,4 @@
-"""Running training statistics of an epoch and of a logging window; the log lines built from them.
+"""Running training statistics of an epoch and of a logging window; helpers for the log lines.
 
 Everything is kept as Python floats (``.item()`` of detached tensors), so no graph or device memory
 is held across steps (FunASR issue #1716: host RAM growing every step).
@@ -46,21 +46,6 @@ class EpochTotals:
             self.acc_sum += acc
             self.acc_n += 1
 
-    @property
-    def mean_loss(self) -> Optional[float]:
-        """Mean loss over trained batches, None if none."""
-        return self.loss_sum / self.batches if self.batches else None
-
-    @property
-    def mean_acc(self) -> Optional[float]:
-        """Mean accuracy, None if no batch reported one."""
-        return self.acc_sum / self.acc_n if self.acc_n else None
-
-    @property
-    def throughput(self) -> Optional[float]:
-        """Audio seconds per training second."""
-        return self.audio_s / self.time if self.time > 0 else None
-
     def to_partial(self) -> Dict[str, float]:
         """Plain dict for checkpoint.pb (``time`` includes earlier runs)."""
         d = asdict(self)
@@ -70,10 +55,7 @@ class EpochTotals:
     @classmethod
     def from_partial(cls, d: Dict[str, float], lr: float) -> "EpochTotals":
         """Continue the sums of an interrupted epoch ({} for a fresh one)."""
-        known = {k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__ and k != "time_before"}
-        tot = cls(**known)
-        if "lr" not in d:
-            tot.lr = lr
+        tot = cls(**{"lr": lr, **{k: float(v) for k, v in d.items() if k in cls.__dataclass_fields__}})
         tot.time_before = tot.time
         return tot
 
@@ -85,31 +67,10 @@ class EpochTotals:
 
 
 @dataclass
-class LogWindow:
-    """Sums since the last log line."""
+class LogWindow(EpochTotals):
+    """Sums since the last log line, which opened at ``t0``."""
 
-    loss: float = 0.0
-    acc: float = 0.0
-    n: int = 0
-    audio_s: float = 0.0
     t0: float = field(default_factory=time.perf_counter)
-
-    def add(self, loss: float, acc: Optional[float], audio_s: float) -> None:
-        """Count one trained batch."""
-        self.loss += loss
-        self.acc += acc if acc is not None and math.isfinite(acc) else 0.0
-        self.n += 1
-        self.audio_s += audio_s
-
-    def summary(self) -> Dict[str, float]:
-        """Mean loss and acc, and audio seconds per second, since the window opened."""
-        n = max(self.n, 1)
-        elapsed = time.perf_counter() - self.t0
-        return {
-            "loss": self.loss / n,
-            "acc": self.acc / n,
-            "speed": self.audio_s / elapsed if elapsed > 0 else float("nan"),
-        }
 
 
 def rss_gb() -> float:

@@ -11,14 +11,14 @@ are the ``train_conf`` section, :class:`funasr_lite.train.options.TrainConf`. Pe
    ``max_nan_steps`` in a row stop the run (:class:`TrainingDiverged`);
 3. validate: dev loss and acc (teacher-forced, weighted by utterances) and dev CER from real
    greedy decoding (``decode_fn``); two REF/HYP examples go to the log;
-4. rank 0 writes ``{N}epoch.pb`` + sidecar, ``checkpoint.pb``, ``valid.*.best.pb``, prunes, and
+4. rank 0 writes ``{N}epoch.pb`` + sidecar and ``checkpoint.pb``, then links ``valid.*.best.pb``, prunes and
    plots (:mod:`funasr_lite.train.outputs`, which also writes the log lines and TensorBoard scalars).
 
 After the last epoch, rank 0 writes the ``valid.*.ave_{n}best.pb`` averages.
 
-Faults: SIGINT/SIGTERM (Ctrl-C, torchrun's shutdown) finish the current update, save a
-mid-epoch ``checkpoint.pb`` and raise :class:`TrainingInterrupted`; a second Ctrl-C aborts at
-once. A full disk raises :class:`DiskFullError` with the previous ``checkpoint.pb`` intact
+Faults (the exceptions are in :mod:`funasr_lite.train.faults`): SIGINT/SIGTERM (Ctrl-C, torchrun's shutdown)
+finish the current update, save a mid-epoch ``checkpoint.pb`` and raise :class:`TrainingInterrupted`; a second
+Ctrl-C aborts at once. A full disk raises :class:`DiskFullError` with the previous ``checkpoint.pb`` intact
 (writes are atomic). kill -9 at any moment leaves only complete files; re-running resumes
 from the last ``checkpoint.pb``.
 
@@ -42,9 +42,8 @@ import torch
 
 from funasr_lite.errors import CheckpointError, ConfigError
 from funasr_lite.train import checkpoint as ckpt
-from funasr_lite.train.distributed import DistInfo, all_reduce_max, barrier, wrap_ddp
+from funasr_lite.train.distributed import DistInfo, all_reduce_sum, barrier
 from funasr_lite.train.faults import (
-    DiskFullError,
     OutOfMemory,
     StopSignal,
     TrainingDiverged,
@@ -55,18 +54,10 @@ from funasr_lite.train.faults import (
 from funasr_lite.train.options import TrainConf
 from funasr_lite.train.outputs import RunOutputs
 from funasr_lite.train.stats import EpochTotals, LogWindow
-from funasr_lite.train.validation import DecodeFn, evaluate, scalar, warn_if_dev_suspicious
+from funasr_lite.train.validation import DecodeFn, DevResult, evaluate, scalar, warn_if_dev_suspicious
 from funasr_lite.utils.seeding import epoch_seed
 
-__all__ = [
-    "Trainer",
-    "TrainResult",
-    "TrainingInterrupted",
-    "TrainingDiverged",
-    "DiskFullError",
-    "OutOfMemory",
-    "DecodeFn",
-]
+__all__ = ["Trainer", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +76,6 @@ class TrainResult:
     best_epochs: Dict[str, int]
 
 
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 class Trainer:
     """Trains ``model`` with ``optimizer``/``scheduler`` on ``train_loader``; validates on ``dev_loader``.
 
@@ -100,8 +85,8 @@ class Trainer:
         optimizer, scheduler: from :mod:`funasr_lite.train.scheduler` (scheduler stepped per update).
         train_loader, dev_loader: yield dicts with ``speech (B,T,D)``, ``speech_lengths (B,)``,
             ``text (B,L)`` padded with -1, ``text_lengths (B,)`` and ``keys`` (see dataset.py).
-        conf: the ``train_conf`` section, :class:`~funasr_lite.train.options.TrainConf` (checked with
-            its ``validate()``); mixed precision is its ``use_bf16``/``use_fp16``, on GPU only.
+        conf: the ``train_conf`` section, :class:`~funasr_lite.train.options.TrainConf`; mixed precision is
+            its ``use_bf16``/``use_fp16``, on GPU only.
         dist: from :func:`funasr_lite.train.distributed.setup_distributed`.
         output_dir: where all outputs go (must exist).
         best_model_criterion: dev metrics that rank checkpoints (``valid.<m>.*``): ``acc`` (max),
@@ -118,7 +103,7 @@ class Trainer:
             one logs a warning.
 
     Raises:
-        ConfigError: ``conf`` fails its checks, or an unknown/empty ``best_model_criterion``.
+        ConfigError: an unknown/empty ``best_model_criterion``.
     """
 
     def __init__(
@@ -141,7 +126,6 @@ class Trainer:
         plot: bool = True,
         config_digest: str = "",
     ) -> None:
-        conf.validate()
         bad = [m for m in best_model_criterion if m not in ckpt.CRITERIA]
         if bad:
             raise ConfigError(f"best_model_criterion: unknown metric(s) {bad}; use {list(ckpt.CRITERIA)}")
@@ -157,13 +141,21 @@ class Trainer:
         self.progress_bar = progress_bar
         self.config_digest = config_digest
         self.device = dist.device
-        amp = conf.amp
+        amp = "bf16" if conf.use_bf16 else "fp16" if conf.use_fp16 else "none"
         if amp != "none" and self.device.type != "cuda":
             logger.warning("amp=%s needs a GPU; training in float32 on %s", amp, self.device)
             amp = "none"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        self.ddp = wrap_ddp(model, dist, conf.find_unused_parameters) if dist.distributed else None
+        self.ddp = None
+        if dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=conf.find_unused_parameters,
+            )
         self.epoch_done = 0  # completed epochs
         self.step = 0  # optimizer updates
         self.records: List[ckpt.EpochRecord] = []
@@ -184,10 +176,6 @@ class Trainer:
         self._saved_epoch: Optional[int] = None  # epoch of the last checkpoint.pb written or loaded
 
     # ------------------------------------------------------------------ setup / resume
-    @property
-    def _train_module(self) -> torch.nn.Module:
-        return self.ddp if self.ddp is not None else self.model
-
     def resume(self) -> bool:
         """Load ``output_dir/checkpoint.pb`` if present (every rank); returns True if it did.
 
@@ -227,7 +215,6 @@ class Trainer:
                 self.epoch_done + 1,
             )
             self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
-        digest = state.get("config_digest", "")
         if self.dist.is_main:
             where = (
                 f" and {self._resume_batches} batch(es) of epoch {self.epoch_done + 1}" if self._resume_batches else ""
@@ -240,7 +227,7 @@ class Trainer:
                 self.step,
                 self.optimizer.param_groups[0]["lr"],
             )
-            if digest and self.config_digest and digest != self.config_digest:
+            if state.get("config_digest") and self.config_digest and state["config_digest"] != self.config_digest:
                 logger.warning(
                     "the merged config differs from the one %s was trained with; continuing with the new config", path
                 )
@@ -250,13 +237,16 @@ class Trainer:
                 )
         return True
 
-    def _resume_state(self, batches_done: int, partial: Dict[str, float]) -> Dict[str, Any]:
+    def _resume_state(
+        self, batches_done: int, partial: Dict[str, float], rng: Optional[Dict[str, Any]] = None
+    ) -> Dict[str, Any]:
+        """The ``checkpoint.pb`` content; ``rng``: the RNG state to save (default: the current one)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": ckpt.capture_rng_state(),
+            "rng": rng or ckpt.capture_rng_state(),
             "epoch": self.epoch_done,
             "batches_done": batches_done,
             "partial": partial,
@@ -278,7 +268,8 @@ class Trainer:
         return f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)} (epoch {self._saved_epoch})"
 
     def _finish_epoch_files(self, record: ckpt.EpochRecord) -> None:
-        self.outputs.write_epoch(record, self.model.state_dict(), lambda: self._resume_state(0, {}))
+        ckpt.write_epoch_checkpoint(self.output_dir, record, self.model.state_dict())
+        ckpt.save_resume_state(self.output_dir, self._resume_state(0, {}))
         self._saved_epoch = record.epoch
         self.outputs.sync(self.records)
 
@@ -314,13 +305,16 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> None:
         from funasr_lite.data.dataset import set_epoch
 
-        if all_reduce_max([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
+        if all_reduce_sum([self._stop.requested], self.dist)[0] > 0:  # Ctrl-C during the last validation
             raise TrainingInterrupted(
                 f"interrupted before epoch {epoch}; epoch {epoch - 1} is saved in "
                 f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
             )
         t0 = time.perf_counter()
-        _seed_all(epoch_seed(self.conf.seed, epoch, self.dist.rank))
+        seed = epoch_seed(self.conf.seed, epoch, self.dist.rank)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
         set_epoch(self.train_loader, epoch)
         skip, partial, rng = self._resume_batches, self._resume_partial, self._resume_rng
         self._resume_batches, self._resume_partial, self._resume_rng = 0, {}, None
@@ -333,14 +327,14 @@ class Trainer:
             epoch=epoch,
             step=self.step,
             lr=train.lr,
-            train_loss=train.mean_loss,
-            train_acc=train.mean_acc,
-            dev_loss=dev.get("loss"),
-            dev_acc=dev.get("acc"),
-            dev_cer=dev.get("cer"),
+            train_loss=train.loss_sum / train.batches if train.batches else None,
+            train_acc=train.acc_sum / train.acc_n if train.acc_n else None,
+            dev_loss=dev.loss,
+            dev_acc=dev.acc,
+            dev_cer=dev.cer,
             epoch_time=round(elapsed + train.time_before, 3),
             wall_time=round(self.wall_time, 3),
-            throughput=round(train.throughput, 2) if train.throughput is not None else None,
+            throughput=round(train.audio_s / train.time, 2) if train.time > 0 else None,  # audio-s per train-s
             skipped_steps=int(train.skipped),
         )
         self.records.append(record)
@@ -355,15 +349,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _to_device(self, batch: Dict[str, Any]) -> List[torch.Tensor]:
-        return [
-            batch[k].to(self.device, non_blocking=True) for k in ("speech", "speech_lengths", "text", "text_lengths")
-        ]
-
     def _forward(self, module: torch.nn.Module, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, Any]]:
         try:
             with self._autocast():
-                out = module(*self._to_device(batch))
+                keys = ("speech", "speech_lengths", "text", "text_lengths")
+                out = module(*(batch[k].to(self.device, non_blocking=True) for k in keys))
         except torch.cuda.OutOfMemoryError as e:
             raise OutOfMemory(
                 f"out of GPU memory on a batch of {len(batch.get('keys', []))} utterances with "
@@ -378,7 +368,7 @@ class Trainer:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        module = self._train_module
+        module = self.ddp if self.ddp is not None else self.model
         module.train()
         tot = EpochTotals.from_partial(partial, lr=float(self.optimizer.param_groups[0]["lr"]))
         ignore_sigint_in_workers(self.train_loader)
@@ -410,7 +400,7 @@ class Trainer:
         with logging_redirect_tqdm(), bar:
             while True:
                 if accum == 0:  # a window starts: the only place where the state is consistent
-                    if all_reduce_max([self._stop.requested], self.dist)[0] > 0:
+                    if all_reduce_sum([self._stop.requested], self.dist)[0] > 0:
                         self._interrupt(epoch, done, tot, None)
                     start = (done, tot.to_partial(), ckpt.capture_rng_state())
                 try:
@@ -421,7 +411,7 @@ class Trainer:
                         raise
                     batch, lost = None, True
                 empty = batch is not None and int(batch["speech"].shape[0]) == 0
-                flags = all_reduce_max([batch is None, lost, empty], self.dist)
+                flags = all_reduce_sum([batch is None, lost, empty], self.dist)
                 if flags[1] > 0:  # cannot finish this window: drop it, save the state at its start
                     self.optimizer.zero_grad(set_to_none=True)
                     self._interrupt(epoch, start[0], EpochTotals.from_partial(start[1], tot.lr), start[2])
@@ -444,7 +434,7 @@ class Trainer:
                 )
                 with sync_ctx:
                     loss, stats = self._forward(module, batch)
-                    bad = all_reduce_max([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
+                    bad = all_reduce_sum([0.0 if torch.isfinite(loss.detach()).all() else 1.0], self.dist)[0] > 0
                     if not bad:
                         scaled = loss / self.conf.accum_grad
                         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
@@ -461,7 +451,7 @@ class Trainer:
                     window.add(lv, av, audio)
                 if accum == self.conf.accum_grad:
                     if self._update(synced == 0, tot):
-                        bar.set_postfix(loss=f"{window.loss / max(window.n, 1):.3f}", lr=f"{tot.lr:.2e}")
+                        bar.set_postfix(loss=f"{window.loss_sum / max(window.batches, 1):.3f}", lr=f"{tot.lr:.2e}")
                         if self.step % self.conf.log_interval == 0:
                             self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
                             window = LogWindow()
@@ -475,15 +465,10 @@ class Trainer:
     def _interrupt(self, epoch: int, batches_done: int, tot: EpochTotals, rng: Optional[Dict[str, Any]]) -> None:
         """Save a mid-epoch state (``batches_done`` batches of ``epoch`` trained) and raise TrainingInterrupted."""
         self.wall_time += tot.time - tot.time_before
-        partial = tot.to_partial()
-
-        def save() -> None:
-            state = self._resume_state(batches_done, partial)
-            if rng:
-                state["rng"] = rng
-            ckpt.save_resume_state(self.output_dir, state)
-
-        self._on_main("saving the interrupted state", save)
+        self._on_main(
+            "saving the interrupted state",
+            lambda: ckpt.save_resume_state(self.output_dir, self._resume_state(batches_done, tot.to_partial(), rng)),
+        )
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch} after {batches_done} batch(es); the state is saved in "
             f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
@@ -550,19 +535,9 @@ class Trainer:
         self.step += 1
         return True
 
-    def _validate(self, epoch: int) -> Dict[str, Optional[float]]:
+    def _validate(self, epoch: int) -> DevResult:
         if self.dev_loader is None:
-            return {}
-        res = evaluate(
-            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast
+            return DevResult()
+        return evaluate(
+            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast, epoch
         )
-        if self.dist.is_main:
-            if res.nonfinite_batches:
-                logger.warning(
-                    "epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out",
-                    epoch,
-                    res.nonfinite_batches,
-                )
-            for line in res.examples:
-                logger.info("dev example  %s", line)
-        return {"loss": res.loss, "acc": res.acc, "cer": res.cer}

@@ -11,27 +11,23 @@ are all-reduced; no collective runs inside the loop, so shards may differ in len
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
 from funasr_lite.train.distributed import DistInfo, all_reduce_sum
 
-__all__ = ["DevResult", "evaluate", "DecodeFn", "ForwardFn", "scalar", "warn_if_dev_suspicious"]
+__all__ = ["DevResult", "evaluate", "DecodeFn", "scalar", "warn_if_dev_suspicious"]
 
 logger = logging.getLogger(__name__)
 
 # decode_fn(model, speech (B, T, D), speech_lengths (B,)) -> token ids per utterance (no blank/sos/eos)
 DecodeFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], Sequence[Sequence[int]]]
-# forward(model, batch) -> (loss, stats)
-ForwardFn = Callable[[torch.nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, Any]]]
 
 
 def scalar(v: Any) -> Optional[float]:
     """A one-element tensor or number as float; None for None, non-scalars and non-numbers."""
-    if v is None:
-        return None
     if isinstance(v, torch.Tensor):
         if v.numel() != 1:
             return None
@@ -52,24 +48,21 @@ class DevResult:
     acc: Optional[float] = None
     # CER in percent from greedy decoding (None without decode_fn)
     cer: Optional[float] = None
-    # dev batches whose loss or acc was NaN/Inf (left out of the means)
-    nonfinite_batches: int = 0
-    # a few "key: REF ... | HYP ..." lines for the log
-    examples: List[str] = field(default_factory=list)
 
 
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
     loader: Iterable[Dict[str, Any]],
-    forward: ForwardFn,
+    forward: Callable[[torch.nn.Module, Dict[str, Any]], Tuple[torch.Tensor, Dict[str, Any]]],
     dist: DistInfo,
     decode_fn: Optional[DecodeFn] = None,
     tokenizer: Any = None,
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
-    n_examples: int = 2,
+    epoch: int = 0,
 ) -> DevResult:
-    """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``.
+    """Evaluate ``model`` (put in eval mode, restored to train mode after) on ``loader``; rank 0 logs two
+    "key: REF ... | HYP ..." examples and how many batches had a NaN/Inf loss or acc (left out of the means).
 
     Args:
         model: the bare model (not the DDP wrapper).
@@ -77,13 +70,13 @@ def evaluate(
             ``text_lengths`` and ``keys``.
         forward: runs the model on a batch, returns ``(loss, stats)`` with ``stats["acc"]``.
         dist: process placement; sums are all-reduced over ranks.
-        decode_fn, tokenizer: greedy decoding and ``tokenizer.decode(ids) -> (text, words)`` for CER.
+        decode_fn, tokenizer: greedy decoding and ``tokenizer.decode(ids) -> (text, words)`` for CER (the
+            Trainer checks that a decode_fn comes with a tokenizer).
         autocast: context manager factory used around decoding (AMP).
+        epoch: for the log lines.
     """
     from funasr_lite.decode.cer import score_utterance
 
-    if decode_fn is not None and tokenizer is None:
-        raise ValueError("evaluate: decode_fn needs a tokenizer")
     was_training = model.training
     model.eval()
     sums = [0.0] * 6  # loss*B, acc*B, B (finite), nonfinite batches, CER errors, CER reference units
@@ -114,25 +107,28 @@ def evaluate(
                 score = score_utterance(str(keys[i]), ref, hyp)
                 sums[4] += score.wrong
                 sums[5] += score.nwords
-                if len(examples) < n_examples:
+                if len(examples) < 2:
                     examples.append(f"{keys[i]}: REF {ref} | HYP {hyp}")
     finally:
         model.train(was_training)
     sums = all_reduce_sum(sums, dist)
+    if dist.is_main:
+        if sums[3]:
+            logger.warning(
+                "epoch %d: %d dev batch(es) had a NaN/Inf loss or acc and were left out", epoch, int(sums[3])
+            )
+        for line in examples:
+            logger.info("dev example  %s", line)
     return DevResult(
         loss=sums[0] / sums[2] if sums[2] else None,
         acc=sums[1] / sums[2] if sums[2] else None,
         cer=round(100.0 * sums[4] / sums[5], 4) if decode_fn is not None and sums[5] else None,
-        nonfinite_batches=int(sums[3]),
-        examples=examples,
     )
 
 
 def warn_if_dev_suspicious(records: Sequence[Any]) -> None:
-    """Warn when the last epoch's dev metrics are unusable (NaN/empty) or identical to the previous epoch's
-    although updates were made (FunASR issue #862: a "training" that changes nothing)."""
-    if not records:
-        return
+    """Warn when the last of ``records`` (not empty) has unusable dev metrics (NaN/empty) or the same ones as the
+    previous epoch although updates were made (FunASR issue #862: a "training" that changes nothing)."""
     last = records[-1]
     if last.dev_loss is None:
         logger.warning("epoch %d: dev loss is NaN/Inf or the dev set is empty; dev metrics are unusable", last.epoch)

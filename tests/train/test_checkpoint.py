@@ -32,6 +32,16 @@ def _record(epoch, acc=None, cer=None, loss=None):
     return ckpt.EpochRecord(epoch=epoch, step=epoch * 10, lr=1e-3, dev_acc=acc, dev_cer=cer, dev_loss=loss)
 
 
+def _average(tmp_path, sds):
+    """ckpt.average_checkpoint_files over ``sds`` saved as files (best first)."""
+    tmp_path.mkdir(exist_ok=True)
+    paths = []
+    for i, sd in enumerate(sds):
+        paths.append(str(tmp_path / f"avg_in{i}.pb"))
+        torch.save(sd, paths[-1])
+    return ckpt.average_checkpoint_files(paths)
+
+
 def _write_epochs(out, metrics):
     """metrics: list of (acc, cer) per epoch (1-based); writes {N}epoch.pb + sidecar; returns records."""
     records = []
@@ -43,9 +53,9 @@ def _write_epochs(out, metrics):
 
 
 # ------------------------------------------------------------------------------------------- averaging
-def test_average_floats_mean_and_integers_from_best():
+def test_average_floats_mean_and_integers_from_best(tmp_path):
     sds = [_sd(s) for s in (1, 2, 3)]
-    avg = ckpt.average_state_dicts(sds)
+    avg = _average(tmp_path, sds)
     expect_w = (sds[0]["w"].double() + sds[1]["w"].double() + sds[2]["w"].double()) / 3
     assert torch.allclose(avg["w"].double(), expect_w, atol=1e-7)
     assert avg["w"].dtype == torch.float32
@@ -69,7 +79,7 @@ def test_average_matches_funasr_on_floats_and_differs_on_ints(tmp_path):
         torch.save({"state_dict": sd}, tmp_path / f"model.pt.ep{i + 1}")
     out = average_checkpoints(str(tmp_path), last_n=2)  # no ranking metadata: averages the latest files
     theirs = torch.load(out, weights_only=True)["state_dict"]
-    ours = ckpt.average_state_dicts(sds)
+    ours = _average(tmp_path, sds)
     assert torch.allclose(ours["w"], theirs["w"], atol=1e-6)
     # FunASR sums integer buffers (a counter doubles); we keep the best checkpoint's value
     assert theirs["bn.num_batches_tracked"].item() == 40 + 50
@@ -77,29 +87,26 @@ def test_average_matches_funasr_on_floats_and_differs_on_ints(tmp_path):
 
 
 def test_average_files_streaming_equals_in_memory(tmp_path):
-    paths = []
-    for s in (1, 2, 3, 4):
-        p = tmp_path / f"{s}.pb"
-        torch.save(_sd(s), p)
-        paths.append(str(p))
-    a = ckpt.average_checkpoint_files(paths)
-    b = ckpt.average_state_dicts([_sd(s) for s in (1, 2, 3, 4)])
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    sds = [_sd(s) for s in (1, 2, 3, 4)]
+    a = _average(tmp_path, sds)
+    assert a.keys() == sds[0].keys()
+    for k in ("w", "half"):  # the streamed float64 sum equals the mean computed in memory
+        assert torch.equal(a[k], (sum(sd[k].double() for sd in sds) / 4).to(sds[0][k].dtype)), k
+    for k in ("bn.num_batches_tracked", "flag"):
+        assert torch.equal(a[k], sds[0][k]), k
 
 
-def test_average_rejects_mismatched_checkpoints():
+def test_average_rejects_mismatched_checkpoints(tmp_path):
     a, b = _sd(1), _sd(2)
     b["w"] = torch.zeros(2, 2)
     with pytest.raises(CheckpointError, match="shape"):
-        ckpt.average_state_dicts([a, b])
+        _average(tmp_path, [a, b])
     c = _sd(3)
     del c["flag"]
     with pytest.raises(CheckpointError, match="keys differ"):
-        ckpt.average_state_dicts([a, c])
+        _average(tmp_path, [a, c])
     with pytest.raises(CheckpointError):
-        ckpt.average_state_dicts([])
+        ckpt.average_checkpoint_files([])
 
 
 # ----------------------------------------------------------------------------------- ranking / pruning
@@ -135,7 +142,7 @@ def test_pruning_never_deletes_a_file_that_averaging_needs(tmp_path, seed):
         for n, path in written.items():
             side = yaml.safe_load(open(os.path.splitext(path)[0] + ".yaml"))
             assert side["epochs"] == [r.epoch for r in ranked[:n]]  # exactly the n best, none missing
-            expect = ckpt.average_state_dicts([_sd(e) for e in side["epochs"]])
+            expect = _average(tmp_path / "avg", [_sd(e) for e in side["epochs"]])
             got = torch.load(path, weights_only=True)
             assert torch.equal(got["w"], expect["w"])
     # sidecars of pruned epochs stay (the curves need them); only .pb files were deleted
@@ -196,7 +203,7 @@ def test_epoch_checkpoint_is_plain_state_dict_with_sidecar(tmp_path):
     assert os.path.basename(path) == "3epoch.pb"
     sd = torch.load(path, weights_only=True)
     assert set(sd) == set(_sd(1))
-    side = ckpt.read_sidecar(str(tmp_path / "3epoch.yaml"))
+    (side,) = ckpt.read_sidecars(str(tmp_path))
     assert side == r
     assert side.checkpoint == "3epoch.pb"
     (tmp_path / "4epoch.yaml").write_text("[1, 2")
@@ -291,7 +298,7 @@ def test_plot_training_curves_png(tmp_path):
         )
         ckpt.write_epoch_checkpoint(str(tmp_path), r, _sd(e))
         recs.append(r)
-    path = plot_training_curves(str(tmp_path))
+    path = plot_training_curves(str(tmp_path), ckpt.read_sidecars(str(tmp_path)))
     assert path == str(tmp_path / CURVES_NAME)
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
@@ -324,7 +331,7 @@ def test_average_checkpoints_tool(tmp_path):
     side = yaml.safe_load(open(tmp_path / "avg_cer2.yaml"))
     assert side["epochs"] == [3, 1]  # epoch 4 (cer 12) has no file any more
     got = torch.load(out, weights_only=True)
-    assert torch.allclose(got["w"], ckpt.average_state_dicts([_sd(3), _sd(1)])["w"])
+    assert torch.allclose(got["w"], _average(tmp_path, [_sd(3), _sd(1)])["w"])
     assert "4epoch.pb" in proc.stderr + proc.stdout
     bad = subprocess.run(
         [
