@@ -50,20 +50,6 @@ def _resampler(orig_sr: int, target_sr: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig_sr, target_sr)
 
 
-def resample(wav: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
-    """Resample a float32 waveform (S,) from ``orig_sr`` to ``target_sr`` the way FunASR does.
-
-    Returns (ceil(S * target_sr / orig_sr),) on the CPU; the input itself when the rates agree.
-    """
-    if int(orig_sr) != orig_sr or int(target_sr) != target_sr or orig_sr <= 0 or target_sr <= 0:
-        raise ValueError(f"sample rates must be positive integers, got {orig_sr} -> {target_sr}")
-    if orig_sr == target_sr:
-        return wav
-    res = _resampler(int(orig_sr), int(target_sr))
-    with torch.no_grad():
-        return res(wav.cpu()[None, :])[0, :]
-
-
 def _check_truncated_wav(path: str, snd: sf.SoundFile) -> None:
     """Raise AudioError when a WAV header promises more data than the file holds."""
     if snd.format not in ("WAV", "WAVEX", "RF64", "W64"):
@@ -118,7 +104,9 @@ def _finish(wav: torch.Tensor, sr: int, target_sr: int, name: str) -> torch.Tens
     if not bool(torch.isfinite(wav).all()):
         bad = int((~torch.isfinite(wav)).sum())
         raise AudioError(f"{name}: audio contains {bad} NaN/Inf sample(s)")
-    wav = resample(wav, sr, target_sr)
+    if sr != target_sr:  # FunASR's resampler (see module doc); wav is on the CPU here
+        with torch.no_grad():
+            wav = _resampler(sr, int(target_sr))(wav[None, :])[0, :]
     min_samples = int(target_sr * MIN_FRAME_MS / 1000.0)
     if wav.numel() < min_samples:
         raise AudioError(
@@ -145,8 +133,6 @@ def load_audio(path: str, target_sr: int = 16000) -> torch.Tensor:
     """
     path = os.fspath(path)
     data, sr = _read_file(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio has zero samples")
     wav = torch.from_numpy(data)
     # FunASR squeezes (S, 1) to (S,) and averages (S, C>1) over C in torch float32.
     wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(-1)

@@ -54,15 +54,6 @@ _IGNORED_SUBSTRINGS = (" ", "</s>", "<s>", "<unk>", "<OOV>")
 _BLANK = " "  # the word separator element used during post-processing
 
 
-def _check_unique(tokens: Sequence[str], where: str) -> None:
-    """Raise ModelDirError if a token occurs twice (ids would be ambiguous)."""
-    seen: Dict[str, int] = {}
-    for i, t in enumerate(tokens):
-        if t in seen:
-            raise ModelDirError(f"{where}: token {t!r} is duplicated (ids {seen[t]} and {i})")
-        seen[t] = i
-
-
 def load_token_list(path: str) -> List[str]:
     """Load a token list: ``tokens.json`` (a JSON list of strings) or ``tokens.txt``.
 
@@ -101,7 +92,11 @@ def load_token_list(path: str) -> List[str]:
             tokens.append(token)
     if not tokens:
         raise ModelDirError(f"{path}: token list is empty")
-    _check_unique(tokens, path)
+    seen: Dict[str, int] = {}
+    for i, t in enumerate(tokens):
+        if t in seen:
+            raise ModelDirError(f"{path}: token {t!r} is duplicated (ids {seen[t]} and {i})")
+        seen[t] = i
     return tokens
 
 
@@ -151,20 +146,13 @@ def _strip_ignored(token: str) -> str:
     return token
 
 
-def _in_range(s: str, lo: str, hi: str) -> bool:
-    """Whether ``lo <= s <= hi`` in string order, for single-character ``lo`` and ``hi``.
-
-    So the first character decides, except that a string starting with ``hi``
-    qualifies only if it is exactly ``hi``.
-    """
-    if not s:
-        return False
-    return lo <= s[0] < hi or s == hi
-
-
 def _cjk_like(s: str) -> bool:
-    """FunASR's "Chinese" test: starts with a CJK char (U+4E00..U+9FFF) or a digit, or is ``@``."""
-    return _in_range(s, "\u4e00", "\u9fff") or _in_range(s, "0", "9") or s == "@"
+    """FunASR's "Chinese" test: starts with a CJK char (U+4E00..U+9FFF) or a digit, or is ``@``.
+
+    It compares whole strings (as FunASR does), so a string starting with U+9FFF or ``9``
+    qualifies only if it is exactly that character.
+    """
+    return "\u4e00" <= s <= "\u9fff" or "0" <= s <= "9" or s == "@"
 
 
 def _all_cjk_like(items: Iterable[str]) -> bool:
@@ -339,10 +327,6 @@ class Tokenizer:
 
     # -- text -> tokens -> ids ------------------------------------------------
 
-    def _pieces(self, word: str) -> List[str]:
-        assert self.seg_dict is not None
-        return self.seg_dict.get(word, [self.unk])
-
     def tokenize(self, text: str) -> List[str]:
         """Split ``text`` into model tokens (pieces); see the module docstring for the rules."""
         if self.seg_dict is None:
@@ -352,7 +336,7 @@ class Tokenizer:
             joined = "".join(text.split()).lower()
             for seg in _forward_max_match(joined, self.seg_dict, self._seg_max_len):
                 if _SEG_START.match(seg):
-                    out += self._pieces(seg)
+                    out += self.seg_dict.get(seg, [self.unk])
             return out
         for word in text.split():
             word = word.lower()
@@ -360,18 +344,14 @@ class Tokenizer:
                 out += self.seg_dict[word]
             elif _SEG_START.match(word):
                 for ch in word:
-                    out += self._pieces(ch)
+                    out += self.seg_dict.get(ch, [self.unk])
             else:
                 out.append(self.unk)
         return out
 
-    def tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
-        """Map tokens to ids; a token not in the list gives ``unk_id``."""
-        return [self.token2id.get(t, self.unk_id) for t in tokens]
-
     def encode(self, text: str) -> List[int]:
-        """Token ids of ``text`` for a training target (no ``</s>`` appended)."""
-        return self.tokens_to_ids(self.tokenize(text))
+        """Token ids of ``text`` for a training target (no ``</s>`` appended); an unknown token gives ``unk_id``."""
+        return [self.token2id.get(t, self.unk_id) for t in self.tokenize(text)]
 
     # -- ids -> tokens -> text ------------------------------------------------
 
