@@ -22,19 +22,21 @@ the end of each epoch (and kept in ``last_stats`` when there are no workers).
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import random
 import shutil
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from funasr_lite.data.audio import load_audio
-from funasr_lite.data.datadir import read_scp
+from funasr_lite.data.datadir import DataDir, read_scp
 from funasr_lite.data.filters import (
     BadUtterance,
     ScanReport,
@@ -42,7 +44,7 @@ from funasr_lite.data.filters import (
     check_max_bad_ratio,
     check_utterance,
     header_ms,
-    unk_id_of,
+    scan_data_dir,
 )
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, DataDirError
@@ -53,6 +55,8 @@ __all__ = ["ShardSummary", "make_shards", "ensure_shards", "read_data_list", "sc
 logger = logging.getLogger(__name__)
 
 MANIFEST = "shards.json"
+
+_Row = namedtuple("_Row", "key path text duration_ms")  # one utterance of a shard being written
 
 
 @dataclass
@@ -87,8 +91,6 @@ def make_shards(
             holds shards and ``overwrite`` is False.
         ValueError: ``utts_per_shard < 1``.
     """
-    from funasr_lite.data.datadir import load_data_dir
-
     if utts_per_shard < 1:
         raise ValueError(f"utts_per_shard must be >= 1, got {utts_per_shard}")
     data_list = os.path.join(out_dir, "data.list")
@@ -107,25 +109,14 @@ def make_shards(
             if os.path.exists(os.path.join(out_dir, name)):
                 os.unlink(os.path.join(out_dir, name))
         shutil.rmtree(split, ignore_errors=True)
-    dd = load_data_dir(data_dir, mode="train", check_audio=True)
-    report = ScanReport(source=os.fspath(data_dir))
-    report.notes = [str(p) for p in dd.file_errors()]
-    failed = dd.failed_keys()
-    texts = dd.texts or {}
-    rows: List[Tuple[str, str, str, float]] = []
-    for key, path in dd.wavs.items():
-        report.total += 1
-        if key in failed:
-            report.add_bad(BadUtterance(key, "data_dir", "; ".join(str(p) for p in failed[key])), max_listed_bad)
-            continue
+
+    def header(key: str, path: str, text: str, dd: DataDir) -> "_Row | BadUtterance":
         try:
-            ms = header_ms(path)
+            return _Row(key, os.path.abspath(path), text, header_ms(path))
         except AudioError as exc:
-            report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"), max_listed_bad)
-            continue
-        rows.append((key, os.path.abspath(path), texts[key], ms))
-        report.kept += 1
-        report.kept_ms += ms
+            return BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}")
+
+    rows, report = scan_data_dir(data_dir, header, max_listed_bad, empty_text=False)
     if not rows:
         raise DataDirError(f"{data_dir}: no usable utterance to shard\n{report.format(50)}")
     os.makedirs(split, exist_ok=True)
@@ -164,20 +155,16 @@ def ensure_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000) -> st
 
     Returns the ``data.list`` path.
     """
-    import json
-
     data_list = os.path.join(out_dir, "data.list")
-    manifest = os.path.join(out_dir, MANIFEST)
-    if os.path.exists(data_list) and os.path.exists(manifest):
+    if os.path.exists(data_list) and os.path.exists(os.path.join(out_dir, MANIFEST)):
         try:
-            with open(manifest, encoding="utf-8") as f:
-                meta = json.load(f)
+            meta = _read_manifest(out_dir)
             same = (
                 meta.get("source") == os.path.abspath(data_dir)
                 and meta.get("fingerprint") == _fingerprint(data_dir)
                 and meta.get("utts_per_shard") == utts_per_shard
             )
-        except (OSError, ValueError):
+        except (DataDirError, OSError):
             same = False
         if same:
             logger.info("reusing shards in %s (source %s unchanged)", out_dir, data_dir)
@@ -221,67 +208,49 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
     return pairs
 
 
-def _manifest_bad(data: str) -> Tuple[Dict[str, int], List[List[str]]]:
-    import json
-
-    base = data if os.path.isdir(data) else os.path.dirname(data)
-    manifest = os.path.join(base, MANIFEST)
+def _read_manifest(out_dir: str) -> Dict[str, Any]:
+    """``out_dir``'s shards.json ({} if there is none); DataDirError naming it if unreadable."""
+    manifest = os.path.join(out_dir, MANIFEST)
     if not os.path.isfile(manifest):
-        return {}, []
+        return {}
     try:
         with open(manifest, encoding="utf-8") as f:
-            meta = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as exc:
         raise DataDirError(f"{manifest}: unreadable shard manifest: {exc}") from exc
-    return dict(meta.get("bad_counts", {})), list(meta.get("bad", []))
 
 
-def _read_shard(wav_scp: str, text_path: str) -> Iterator[Tuple[str, str, Optional[str], Optional[float], str]]:
-    """``(key, audio path, text or None, duration ms or None, "file:line")`` per wav.scp entry."""
-    wavs = read_scp(wav_scp, what="wav.scp")
-    texts = read_scp(text_path, what="text")
-    durs: Dict[str, float] = {}
-    dur_path = os.path.join(os.path.dirname(wav_scp), "utt2dur")
-    if os.path.isfile(dur_path):
-        for key, value in read_scp(dur_path, what="text").entries.items():
-            try:
-                durs[key] = float(value)
-            except ValueError:
-                logger.warning("%s: bad duration %r for %s; reading the header instead", dur_path, value, key)
-    base = os.path.dirname(wav_scp)
-    for p in wavs.problems:
-        logger.warning("%s", p)
-    for key, path in wavs.entries.items():
-        if not os.path.isabs(path) and not os.path.exists(path):
-            path = os.path.join(base, path)
-        yield key, path, texts.entries.get(key), durs.get(key), f"{wav_scp}:{wavs.lines[key]}"
-
-
-def _check(
-    rec: Tuple[str, str, Optional[str], Optional[float], str],
-    tokenizer: Any,
-    conf: DatasetConf,
-    unk: Optional[int],
-    sample_rate: int,
-    decode_audio: bool = False,
-) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
-    key, path, text, ms, where = rec
-    if text is None:
-        return None, BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
-    if not os.path.isfile(path):
-        return None, BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
-    return check_utterance(
-        key,
-        path,
-        text,
-        tokenizer,
-        conf,
-        sample_rate=sample_rate,
-        decode_audio=decode_audio,
-        duration_ms=ms,
-        where=where,
-        unk_id=unk,
+def _shard_utterances(
+    shards: List[Tuple[str, str]], tokenizer: Any, conf: DatasetConf, sample_rate: int, decode_audio: bool = False
+) -> Iterator["Utterance | BadUtterance"]:
+    """Every wav.scp entry of ``shards`` (``(wav.scp, text)`` pairs) through the filters, in file order."""
+    check = functools.partial(
+        check_utterance, tokenizer=tokenizer, conf=conf, sample_rate=sample_rate, decode_audio=decode_audio
     )
+    for wav_scp, text_path in shards:
+        wavs = read_scp(wav_scp, what="wav.scp")
+        texts = read_scp(text_path, what="text").entries
+        base = os.path.dirname(wav_scp)
+        durs: Dict[str, float] = {}
+        dur_path = os.path.join(base, "utt2dur")
+        if os.path.isfile(dur_path):
+            for key, value in read_scp(dur_path, what="text").entries.items():
+                try:
+                    durs[key] = float(value)
+                except ValueError:
+                    logger.warning("%s: bad duration %r for %s; reading the header instead", dur_path, value, key)
+        for p in wavs.problems:
+            logger.warning("%s", p)
+        for key, path in wavs.entries.items():
+            if not os.path.isabs(path) and not os.path.exists(path):
+                path = os.path.join(base, path)
+            where = f"{wav_scp}:{wavs.lines[key]}"
+            if key not in texts:
+                yield BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
+            elif not os.path.isfile(path):
+                yield BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
+            else:
+                yield check(key, path, texts[key], duration_ms=durs.get(key), where=where)
 
 
 def scan_shards(
@@ -306,21 +275,13 @@ def scan_shards(
     """
     check_max_bad_ratio(max_bad_ratio)
     report = ScanReport(source=os.fspath(data))
-    counts, listed = _manifest_bad(data)
-    for reason, n in counts.items():
+    meta = _read_manifest(data if os.path.isdir(data) else os.path.dirname(data))
+    for reason, n in meta.get("bad_counts", {}).items():
         report.counts[reason] = int(n)
         report.total += int(n)
-    report.bad = [BadUtterance(*b) for b in listed[:max_listed_bad]]
-    unk = unk_id_of(tokenizer)
-    for wav_scp, text_path in read_data_list(data):
-        for rec in _read_shard(wav_scp, text_path):
-            report.total += 1
-            utt, bad = _check(rec, tokenizer, conf, unk, sample_rate, decode_audio)
-            if bad is not None:
-                report.add_bad(bad, max_listed_bad)
-            else:
-                report.kept += 1
-                report.kept_ms += utt.duration_ms  # type: ignore[union-attr]
+    report.bad = [BadUtterance(*b) for b in meta.get("bad", [])[:max_listed_bad]]
+    for result in _shard_utterances(read_data_list(data), tokenizer, conf, sample_rate, decode_audio):
+        report.add(result, max_listed_bad)
     report.log()
     report.raise_if_too_bad(max_bad_ratio)
     return report
@@ -372,16 +333,13 @@ class ShardStream(IterableDataset):
         return shards[self.rank :: self.world_size][worker_id::num_workers]
 
     def _utterances(self, shards: List[Tuple[str, str]], stats: Counter) -> Iterator[Utterance]:
-        unk = unk_id_of(self.tokenizer)
-        for wav_scp, text_path in shards:
-            for rec in _read_shard(wav_scp, text_path):
-                utt, bad = _check(rec, self.tokenizer, self.conf, unk, self.sample_rate)
-                if bad is not None:
-                    stats[bad.reason] += 1
-                    logger.debug("dropped %s", bad)
-                else:
-                    stats["kept"] += 1
-                    yield utt  # type: ignore[misc]
+        for result in _shard_utterances(shards, self.tokenizer, self.conf, self.sample_rate):
+            if isinstance(result, BadUtterance):
+                stats[result.reason] += 1
+                logger.debug("dropped %s", result)
+            else:
+                stats["kept"] += 1
+                yield result
 
     def _shuffled(self, utts: Iterator[Utterance], rng: random.Random, stats: Counter) -> Iterator[Utterance]:
         if not self.conf.shuffle:
