@@ -129,20 +129,12 @@ class DataDir:
         """Errors that belong to no usable utterance (e.g. a bad line with no readable key)."""
         return [p for p in self.errors if p.key is None or p.key not in self.wavs]
 
-    def raise_if_errors(self) -> None:
-        """Raise :class:`DataDirError` listing every error, if there is any."""
-        errs = self.errors
-        if errs:
-            lines = "\n".join(str(p) for p in errs)
-            raise DataDirError(f"data dir {self.path!r} has {len(errs)} error(s):\n{lines}")
-
 
 def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Optional[Problem]]":
     """Decode one line as UTF-8, or return a problem naming the first bad byte."""
     try:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as e:
-        key: Optional[str] = None
         head = _SPLIT_BYTES.split(raw.lstrip(b" \t"), maxsplit=1)[0]
         try:
             key = head.decode("utf-8") or None
@@ -237,24 +229,15 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
                 Problem(path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key)
             )
             continue
-        if not value:
-            if allow_empty_value:
-                table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
-            else:
-                table.problems.append(
-                    Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key)
-                )
-                table.lines[key] = lineno
-                continue
-        if what == "wav.scp":
-            why = _kaldi_extended(value)
-            if why is not None:
-                table.problems.append(Problem(path, lineno, why, ERROR, key))
-                table.lines[key] = lineno
-                table.entries[key] = value
-                continue
-        table.entries[key] = value
         table.lines[key] = lineno
+        if not value and not allow_empty_value:
+            table.problems.append(Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key))
+            continue
+        if not value:
+            table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
+        elif what == "wav.scp" and (why := _kaldi_extended(value)) is not None:
+            table.problems.append(Problem(path, lineno, why, ERROR, key))
+        table.entries[key] = value
     if undecodable and not decoded_any:
         raise DataDirError(
             f"{path}: no line is valid UTF-8 ({undecodable} lines tried); this is not a UTF-8 {what} text file"
@@ -368,6 +351,7 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
                         Problem(wav_file, line, f"key {key!r} has no line in text; it {what}", miss_sev, key)
                     )
     dd = DataDir(path, wavs, texts, problems, dict(wav.lines), text_lines)
-    if strict:
-        dd.raise_if_errors()
+    if strict and dd.errors:
+        lines = "\n".join(str(p) for p in dd.errors)
+        raise DataDirError(f"data dir {path!r} has {len(dd.errors)} error(s):\n{lines}")
     return dd
