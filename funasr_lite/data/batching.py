@@ -64,17 +64,14 @@ class BucketBatchSampler(Sampler[List[int]]):
         """Select the batch order of ``epoch``."""
         self.epoch = epoch
 
-    def _rank_batches(self) -> List[List[int]]:
+    def __iter__(self) -> Iterator[List[int]]:
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(batches)
         if self.pad and self.world_size > 1:
             n = -(-len(batches) // self.world_size) * self.world_size
             batches += [batches[i % len(batches)] for i in range(n - len(batches))]
-        return batches[self.rank :: self.world_size]
-
-    def __iter__(self) -> Iterator[List[int]]:
-        return iter(self._rank_batches())
+        return iter(batches[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         n = len(self.batches)

@@ -28,12 +28,13 @@ from torch.utils.data import DataLoader, Dataset
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.batching import BucketBatchSampler, Collator, Item
 from funasr_lite.data.filters import Utterance, scan_training_data
+from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.data.shards import ShardStream, scan_shards
 from funasr_lite.errors import AudioError
 from funasr_lite.utils.seeding import epoch_seed
 
-__all__ = ["UtteranceDataset", "build_frontend", "build_dataloader", "set_epoch"]
+__all__ = ["UtteranceDataset", "build_dataloader", "set_epoch"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,6 @@ class UtteranceDataset(Dataset):
             logger.warning("skipping utterance %s: %s", u.key, exc)
             return None
         return u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)
-
-
-def build_frontend(frontend_conf: Mapping[str, Any], *, train: bool) -> torch.nn.Module:
-    """``WavFrontend(**frontend_conf)``, with dither forced to 0 when not training."""
-    from funasr_lite.data.frontend import WavFrontend
-
-    conf = dict(frontend_conf)
-    if not train:
-        conf["dither"] = 0.0
-    frontend = WavFrontend(**conf)
-    frontend.train(train)
-    return frontend
 
 
 def build_dataloader(
@@ -113,7 +102,8 @@ def build_dataloader(
     frame_ms = float(frontend_conf.get("frame_shift", 10)) * float(frontend_conf.get("lfr_n", 6))
     sr = int(frontend_conf.get("fs", 16000))
     conf = replace(conf, shuffle=conf.shuffle and train)
-    collate = Collator(build_frontend(frontend_conf, train=train))
+    fe_conf = frontend_conf if train else {**frontend_conf, "dither": 0.0}  # no dither outside training
+    collate = Collator(WavFrontend(**fe_conf).train(train))
     gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
     common: Dict[str, Any] = dict(collate_fn=collate, num_workers=conf.num_workers, generator=gen)
     if conf.dataset_type == "small":
