@@ -37,15 +37,7 @@ from typing import Dict, List, Optional
 
 from funasr_lite.errors import DataDirError
 
-__all__ = [
-    "Problem",
-    "ScpTable",
-    "DataDir",
-    "read_scp",
-    "require_data_dir",
-    "resolve_audio_path",
-    "load_data_dir",
-]
+__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -245,18 +237,6 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     return table
 
 
-def require_data_dir(path: str) -> str:
-    """Return ``path`` if it is an existing data dir holding ``wav.scp``; else raise DataDirError."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataDirError(f"{path}: data dir does not exist")
-    if not os.path.isdir(path):
-        raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
-    if not os.path.isfile(os.path.join(path, "wav.scp")):
-        raise DataDirError(f"{path}: data dir has no wav.scp")
-    return path
-
-
 def resolve_audio_path(value: str, data_dir: str) -> str:
     """Resolve a wav.scp path: as written (absolute, or relative to the cwd) if that
     exists, else relative to ``data_dir`` if that exists, else unchanged."""
@@ -299,7 +279,13 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
     """
     if mode not in ("infer", "train"):
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
-    path = require_data_dir(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataDirError(f"{path}: data dir does not exist")
+    if not os.path.isdir(path):
+        raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
+    if not os.path.isfile(os.path.join(path, "wav.scp")):
+        raise DataDirError(f"{path}: data dir has no wav.scp")
     if os.path.exists(os.path.join(path, "segments")):
         raise DataDirError(
             f"{os.path.join(path, 'segments')}: Kaldi 'segments' files are not "

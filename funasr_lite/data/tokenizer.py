@@ -36,12 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.textio import read_utf8
 
-__all__ = [
-    "load_token_list",
-    "load_seg_dict",
-    "postprocess_tokens",
-    "Tokenizer",
-]
+__all__ = ["load_token_list", "load_seg_dict", "postprocess_tokens", "Tokenizer"]
 
 # A word (or segment) whose first character matches this goes through seg_dict
 # character by character; FunASR uses the same class (note: CJK only up to U+9FA5).
