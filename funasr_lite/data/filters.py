@@ -26,6 +26,7 @@ from funasr_lite.errors import AudioError, ConfigError, DataDirError
 
 __all__ = [
     "REASONS",
+    "MAX_LISTED_BAD",
     "Utterance",
     "BadUtterance",
     "ScanReport",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+MAX_LISTED_BAD = 1000  # dropped utterances a scan report names (its counts cover all of them)
 
 # Why an utterance is dropped, in the order the checks run.
 REASONS = {
@@ -83,7 +86,7 @@ class ScanReport:
     kept: int = 0  # utterances that passed every check
     kept_ms: float = 0.0  # total audio of the kept utterances, ms
     counts: Dict[str, int] = field(default_factory=dict)  # reason -> utterances dropped
-    bad: List[BadUtterance] = field(default_factory=list)  # dropped ones (at most max_listed_bad)
+    bad: List[BadUtterance] = field(default_factory=list)  # dropped ones (at most MAX_LISTED_BAD)
     notes: List[str] = field(default_factory=list)  # problems not tied to an utterance (text-only keys)
 
     @property
@@ -96,8 +99,8 @@ class ScanReport:
         """Dropped fraction of all utterances (0 for an empty scan)."""
         return self.dropped / self.total if self.total else 0.0
 
-    def add(self, result: Any, max_listed: int) -> None:
-        """Count one scanned utterance: a :class:`BadUtterance` (listed while fewer than ``max_listed`` are),
+    def add(self, result: Any) -> None:
+        """Count one scanned utterance: a :class:`BadUtterance` (listed while fewer than MAX_LISTED_BAD are),
         or a kept one (anything with a ``duration_ms``, e.g. an :class:`Utterance`)."""
         self.total += 1
         if not isinstance(result, BadUtterance):
@@ -105,7 +108,7 @@ class ScanReport:
             self.kept_ms += result.duration_ms
             return
         self.counts[result.reason] = self.counts.get(result.reason, 0) + 1
-        if len(self.bad) < max_listed:
+        if len(self.bad) < MAX_LISTED_BAD:
             self.bad.append(result)
 
     def summary(self) -> str:
@@ -242,15 +245,15 @@ def check_max_bad_ratio(max_bad_ratio: float) -> None:
 
 
 def scan_data_dir(
-    data_dir: str, check: Callable[[str, str, str, DataDir], Any], max_listed_bad: int, *, empty_text: bool = True
+    data_dir: str, check: Callable[[str, str, str, DataDir], Any], *, empty_text: bool = True
 ) -> "Tuple[List[Any], ScanReport]":
     """Load a training data dir (``wav.scp`` + ``text``, matched by key) and sort its utterances.
 
     A wav.scp key with an error in the data dir is dropped as ``data_dir`` (as ``empty_text`` when its
     transcription is empty and ``empty_text`` is set); every other one goes through
     ``check(key, audio path, text, data dir)``, which returns a :class:`BadUtterance` or what to keep
-    (anything with a ``duration_ms``). Returns what was kept (wav.scp order) and the report, at most
-    ``max_listed_bad`` dropped utterances listed; the caller logs it.
+    (anything with a ``duration_ms``). Returns what was kept (wav.scp order) and the report; the caller
+    logs it.
     """
     dd = load_data_dir(data_dir, mode="train", check_audio=True)
     report = ScanReport(source=os.fspath(data_dir), notes=[str(p) for p in dd.file_errors()])
@@ -263,7 +266,7 @@ def scan_data_dir(
             result = BadUtterance(key, "empty_text" if key in empty else "data_dir", detail)
         else:
             result = check(key, path, dd.texts[key], dd)  # type: ignore[index]
-        report.add(result, max_listed_bad)
+        report.add(result)
         if not isinstance(result, BadUtterance):
             kept.append(result)
     return kept, report
@@ -278,12 +281,11 @@ def scan_training_data(
     sample_rate: int = 16000,
     max_bad_ratio: float = 0.1,
     decode_audio: bool = False,
-    max_listed_bad: int = 1000,
 ) -> "Tuple[List[Utterance], ScanReport]":
     """Pre-flight check of a training data dir (``wav.scp`` + ``text``, matched by key).
 
     Every wav.scp key is either returned as an :class:`Utterance` (wav.scp order)
-    or counted in the report under one of :data:`REASONS` (at most ``max_listed_bad``
+    or counted in the report under one of :data:`REASONS` (at most ``MAX_LISTED_BAD``
     listed). The report is logged. ``lfr_frame_ms``, ``sample_rate`` and ``decode_audio``:
     see :func:`check_utterance`.
 
@@ -299,7 +301,7 @@ def scan_training_data(
         where = f"{os.path.join(dd.path, 'text')}:{dd.text_lines.get(key, '?')}"
         return check_utterance(key, path, text, tokenizer, conf, where=where, **opts)
 
-    utts, report = scan_data_dir(data_dir, check, max_listed_bad)
+    utts, report = scan_data_dir(data_dir, check)
     report.log()
     report.raise_if_too_bad(max_bad_ratio)
     return utts, report

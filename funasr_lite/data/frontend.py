@@ -50,15 +50,14 @@ VAR_FLOOR = 1e-10
 
 def _vector_after(path: str, lines: List[str], start: int, tag: str, dims: int) -> List[float]:
     """Parse the ``<LearnRateCoef> 0 [ v1 ... vD ]`` vector that follows line ``start``."""
-    if start + 1 >= len(lines) or not lines[start + 1].split() or lines[start + 1].split()[0] != "<LearnRateCoef>":
-        raise ModelDirError(f"{path}:{start + 2}: expected a '<LearnRateCoef> 0 [ ... ]' line after {tag}")
-    tokens: List[str] = []
     lineno = start + 1
-    tokens.extend(lines[lineno].split())
+    tokens = lines[lineno].split() if lineno < len(lines) else []
+    if tokens[:1] != ["<LearnRateCoef>"]:
+        raise ModelDirError(f"{path}:{start + 2}: expected a '<LearnRateCoef> 0 [ ... ]' line after {tag}")
     # The vector normally sits on one line; follow it onto later lines up to its "]".
     while "]" not in tokens and lineno + 1 < len(lines):
         lineno += 1
-        tokens.extend(lines[lineno].split())
+        tokens += lines[lineno].split()
     if len(tokens) < 4 or tokens[2] != "[" or tokens[-1] != "]":
         raise ModelDirError(f"{path}:{start + 2}: malformed {tag} vector (want '<LearnRateCoef> 0 [ ... ]')")
     try:

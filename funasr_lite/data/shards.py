@@ -38,6 +38,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import DataDir, read_scp
 from funasr_lite.data.filters import (
+    MAX_LISTED_BAD,
     BadUtterance,
     ScanReport,
     Utterance,
@@ -77,9 +78,7 @@ def _fingerprint(data_dir: str) -> Dict[str, List[int]]:
     return out
 
 
-def make_shards(
-    data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False, max_listed_bad: int = 1000
-) -> ShardSummary:
+def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False) -> ShardSummary:
     """Split ``data_dir`` into shards of ``utts_per_shard`` utterances under ``out_dir``.
 
     Utterances with a bad wav.scp/text entry or an unreadable audio header are left
@@ -116,7 +115,7 @@ def make_shards(
         except AudioError as exc:
             return BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}")
 
-    rows, report = scan_data_dir(data_dir, header, max_listed_bad, empty_text=False)
+    rows, report = scan_data_dir(data_dir, header, empty_text=False)
     if not rows:
         raise DataDirError(f"{data_dir}: no usable utterance to shard\n{report.format(50)}")
     os.makedirs(split, exist_ok=True)
@@ -221,12 +220,10 @@ def _read_manifest(out_dir: str) -> Dict[str, Any]:
 
 
 def _shard_utterances(
-    shards: List[Tuple[str, str]], tokenizer: Any, conf: DatasetConf, sample_rate: int, decode_audio: bool = False
+    shards: List[Tuple[str, str]], tokenizer: Any, conf: DatasetConf, sample_rate: int
 ) -> Iterator["Utterance | BadUtterance"]:
     """Every wav.scp entry of ``shards`` (``(wav.scp, text)`` pairs) through the filters, in file order."""
-    check = functools.partial(
-        check_utterance, tokenizer=tokenizer, conf=conf, sample_rate=sample_rate, decode_audio=decode_audio
-    )
+    check = functools.partial(check_utterance, tokenizer=tokenizer, conf=conf, sample_rate=sample_rate)
     for wav_scp, text_path in shards:
         wavs = read_scp(wav_scp, what="wav.scp")
         texts = read_scp(text_path, what="text").entries
@@ -260,14 +257,12 @@ def scan_shards(
     *,
     sample_rate: int = 16000,
     max_bad_ratio: float = 0.1,
-    decode_audio: bool = False,
-    max_listed_bad: int = 1000,
 ) -> ScanReport:
     """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
 
-    Memory: counts plus at most ``max_listed_bad`` bad entries. Utterances
+    Memory: counts plus at most ``MAX_LISTED_BAD`` bad entries. Utterances
     :func:`make_shards` left out (from ``shards.json``) count as dropped too.
-    ``sample_rate`` and ``decode_audio``: see :func:`~funasr_lite.data.filters.check_utterance`.
+    ``sample_rate``: see :func:`~funasr_lite.data.filters.check_utterance`.
 
     Raises:
         ConfigError: ``max_bad_ratio`` is not in [0, 1].
@@ -279,9 +274,9 @@ def scan_shards(
     for reason, n in meta.get("bad_counts", {}).items():
         report.counts[reason] = int(n)
         report.total += int(n)
-    report.bad = [BadUtterance(*b) for b in meta.get("bad", [])[:max_listed_bad]]
-    for result in _shard_utterances(read_data_list(data), tokenizer, conf, sample_rate, decode_audio):
-        report.add(result, max_listed_bad)
+    report.bad = [BadUtterance(*b) for b in meta.get("bad", [])[:MAX_LISTED_BAD]]
+    for result in _shard_utterances(read_data_list(data), tokenizer, conf, sample_rate):
+        report.add(result)
     report.log()
     report.raise_if_too_bad(max_bad_ratio)
     return report
