@@ -179,13 +179,11 @@ def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, 
         raise AudioError(f"{name}: expected a numpy array or torch tensor, got {type(data).__name__}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise AudioError(f"{name}: invalid sample rate {sample_rate!r}")
-    if arr.ndim == 2:
-        arr = _to_float32(arr, name)
-        arr = arr[0] if arr.shape[0] == 1 else arr.mean(0)
-    elif arr.ndim == 1:
-        arr = _to_float32(arr, name)
-    else:
+    if arr.ndim not in (1, 2):
         raise AudioError(f"{name}: expected shape (S,) or (channels, S), got {tuple(arr.shape)}")
+    arr = _to_float32(arr, name)
+    if arr.ndim == 2:
+        arr = arr[0] if arr.shape[0] == 1 else arr.mean(0)
     return _finish(arr, int(sample_rate), target_sr, name)
 
 

@@ -82,9 +82,6 @@ class DatasetConf(Section):
     token_length_max: int = option(-1, "drop texts with more tokens (-1: 200)")
     max_unk_ratio: float = option(0.5, "drop texts whose share of <unk> tokens is above this")
 
-    def __post_init__(self):
-        self.validate()
-
     @property
     def min_speech_ms(self) -> float:
         """Shortest utterance kept, ms: ``speech_length_min``, or 100 when it is -1 (off)."""

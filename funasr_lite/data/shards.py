@@ -71,11 +71,9 @@ class ShardSummary:
 
 
 def _fingerprint(data_dir: str) -> Dict[str, List[int]]:
-    out = {}
-    for name in ("wav.scp", "text"):
-        st = os.stat(os.path.join(data_dir, name))
-        out[name] = [st.st_size, st.st_mtime_ns]
-    return out
+    """Size and mtime of ``wav.scp`` and ``text``: shards made from them are stale when these change."""
+    stats = {name: os.stat(os.path.join(data_dir, name)) for name in ("wav.scp", "text")}
+    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
 
 
 def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False) -> ShardSummary:

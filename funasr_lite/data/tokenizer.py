@@ -118,15 +118,10 @@ def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> L
     """Cut ``text`` into the longest ``keys`` entries, left to right; unmatched chars stand alone."""
     out: List[str] = []
     i = 0
-    n = len(text)
-    while i < n:
-        step = 1
-        for j in range(min(n, i + max_len), i + 1, -1):
-            if text[i:j] in keys:
-                step = j - i
-                break
-        out.append(text[i : i + step])
-        i += step
+    while i < len(text):
+        end = next((j for j in range(min(len(text), i + max_len), i + 1, -1) if text[i:j] in keys), i + 1)
+        out.append(text[i:end])
+        i = end
     return out
 
 
