@@ -45,9 +45,6 @@ WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
 VAR_FLOOR = 1e-10
 
 
-# ----------------------------------------------------------------------------- am.mvn I/O
-
-
 def _vector_after(path: str, lines: List[str], start: int, tag: str, dims: int) -> List[float]:
     """Parse the ``<LearnRateCoef> 0 [ v1 ... vD ]`` vector that follows line ``start``."""
     lineno = start + 1
@@ -182,9 +179,6 @@ def compute_cmvn_stats(feats: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, tor
     return mean, var.sqrt(), total
 
 
-# ----------------------------------------------------------------------------- LFR
-
-
 def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Low-frame-rate stacking of a padded batch (vectorised, padding-invariant).
 
@@ -215,9 +209,6 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
     out = gathered.reshape(bsz, t_out, lfr_m * dim)
     valid = torch.arange(t_out, device=feats.device)[None, :] < out_lens[:, None]
     return out.masked_fill(~valid[:, :, None], 0.0), out_lens
-
-
-# ----------------------------------------------------------------------------- frontend
 
 
 class WavFrontend(nn.Module):

@@ -125,12 +125,8 @@ def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> L
     return out
 
 
-# ---------------------------------------------------------------------------
-# Post-processing (FunASR sentence_postprocess semantics)
-# ---------------------------------------------------------------------------
-
-
 def _strip_ignored(token: str) -> str:
+    """``token`` without what post-processing ignores when it classifies tokens (:data:`_IGNORED_SUBSTRINGS`)."""
     for s in _IGNORED_SUBSTRINGS:
         token = token.replace(s, "")
     return token
@@ -238,11 +234,6 @@ def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
     return "".join(elems).strip(), words
 
 
-# ---------------------------------------------------------------------------
-# Tokenizer
-# ---------------------------------------------------------------------------
-
-
 class Tokenizer:
     """Maps text to token ids (training targets) and ids back to text (results).
 
@@ -315,8 +306,6 @@ class Tokenizer:
             f"{'None' if self.seg_dict is None else len(self.seg_dict)}, seg_mode={self.seg_mode!r})"
         )
 
-    # -- text -> tokens -> ids ------------------------------------------------
-
     def tokenize(self, text: str) -> List[str]:
         """Split ``text`` into model tokens (pieces); see the module docstring for the rules."""
         if self.seg_dict is None:
@@ -342,8 +331,6 @@ class Tokenizer:
     def encode(self, text: str) -> List[int]:
         """Token ids of ``text`` for a training target (no ``</s>`` appended); an unknown token gives ``unk_id``."""
         return [self.token2id.get(t, self.unk_id) for t in self.tokenize(text)]
-
-    # -- ids -> tokens -> text ------------------------------------------------
 
     def ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
         """Tokens of ``ids`` with the blank, ``<s>`` and ``</s>`` ids dropped.
