@@ -23,6 +23,7 @@ the end of each epoch (and kept in ``last_stats`` when there are no workers).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -195,7 +196,7 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) != 2:
                 raise DataDirError(f"{path}:{lineno}: expected '<wav.scp> <text>', got {line!r}")
-            full = [p if os.path.isabs(p) else os.path.join(base, p) for p in parts]
+            full = [os.path.join(base, p) for p in parts]  # an absolute p stays as it is
             for p in full:
                 if not os.path.isfile(p):
                     raise DataDirError(f"{path}:{lineno}: shard file not found: {p}")
@@ -350,13 +351,8 @@ class ShardStream(IterableDataset):
         yield from buf
 
     def _sorted(self, utts: Iterator[Utterance]) -> Iterator[Utterance]:
-        win: List[Utterance] = []
-        for u in utts:
-            win.append(u)
-            if len(win) >= self.conf.sort_size:
-                yield from sorted(win, key=lambda x: x.duration_ms)
-                win = []
-        yield from sorted(win, key=lambda x: x.duration_ms)
+        while win := list(itertools.islice(utts, self.conf.sort_size)):
+            yield from sorted(win, key=lambda x: x.duration_ms)
 
     def _batches(self, utts: Iterator[Utterance]) -> Iterator[List[Utterance]]:
         cur: List[Utterance] = []
