@@ -1,19 +1,13 @@
 """Training data loaders: the small in-memory dataset, and :func:`build_dataloader` for both types.
 
-Two dataset types, as in FunASR's ModelScope finetuning (recipes spec 5.2):
-
-* ``small``: the utterances that pass the pre-flight scan
-  (:func:`funasr_lite.data.filters.scan_training_data`) live in memory;
-  :class:`UtteranceDataset` gives ``(key, waveform, token_ids)`` and
-  :class:`~funasr_lite.data.batching.BucketBatchSampler` cuts length-sorted batches
-  of ``batch_bins`` padded LFR frames.
-* ``large``: shards from ``tools/make_shards.py`` scanned by
-  :func:`funasr_lite.data.shards.scan_shards` and streamed by
-  :class:`funasr_lite.data.shards.ShardStream`; ``batch_bins`` is padded milliseconds.
-
-Features (fbank + LFR + CMVN, dithered when training) are computed by
-:class:`~funasr_lite.data.batching.Collator` inside the DataLoader workers. The trainer
-calls :func:`build_dataloader` once per data set and :func:`set_epoch` before each epoch.
+The two dataset types of FunASR's ModelScope finetuning: ``small``, the utterances that pass
+:func:`~funasr_lite.data.filters.scan_training_data` in memory (:class:`UtteranceDataset`), cut into
+batches of ``batch_bins`` padded LFR frames by :class:`~funasr_lite.data.batching.BucketBatchSampler`;
+``large``, shards from ``tools/make_shards.py`` scanned by :func:`~funasr_lite.data.shards.scan_shards` and
+streamed by :class:`~funasr_lite.data.shards.ShardStream` (``batch_bins`` padded milliseconds). Features
+(fbank + LFR + CMVN, dithered when training) are computed by :class:`~funasr_lite.data.batching.Collator`
+inside the DataLoader workers. The trainer calls :func:`build_dataloader` once per data set and
+:func:`set_epoch` before each epoch.
 """
 
 from __future__ import annotations
