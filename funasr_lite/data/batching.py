@@ -42,12 +42,6 @@ class BucketBatchSampler(Sampler[List[int]]):
         pad: bool = True,
         epoch: int = 0,
     ) -> None:
-        if batch_bins <= 0:
-            raise ValueError(f"batch_bins must be > 0, got {batch_bins}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
-        if not lengths:
-            raise ValueError("no utterances to batch")
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         self.batches: List[List[int]] = []
         cur: List[int] = []

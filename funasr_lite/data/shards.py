@@ -9,15 +9,7 @@ matched, audio paths absolute, durations in ms from the audio headers), a
 FunASR's ``split/`` dirs). ``data.list`` and ``shards.json`` are written last,
 so an interrupted run leaves no usable-looking half output.
 
-:class:`ShardStream` is the IterableDataset: per epoch the shard list is
-shuffled with ``seed + epoch`` and dealt out by rank, then by DataLoader
-worker. Each worker reads one shard at a time, filters utterances with
-:func:`~funasr_lite.data.filters.check_utterance` before touching the audio, keeps at
-most ``buffer_size`` utterance records (no audio) in a shuffle buffer, sorts
-windows of ``sort_size`` by duration and yields batches with
-``len(batch) x longest_ms <= batch_bins``; audio is loaded only for the
-batch being yielded. Counts of dropped utterances are logged per worker at
-the end of each epoch (and kept in ``last_stats`` when there are no workers).
+:class:`ShardStream` streams them to the DataLoader workers.
 """
 
 from __future__ import annotations
@@ -282,12 +274,17 @@ def scan_shards(
 
 
 class ShardStream(IterableDataset):
-    """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards (see module doc).
+    """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards.
 
-    With ``conf.shuffle`` the shard order and the shuffle buffer are random
-    (seeded by ``seed + epoch``, rank and worker); otherwise everything is in
-    file order except the sort window. Audio is loaded at ``sample_rate``. Use with
-    ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
+    Per epoch the shard list is dealt out by rank, then by DataLoader worker. Each worker reads
+    one shard at a time, filters utterances with :func:`~funasr_lite.data.filters.check_utterance`
+    before touching the audio, keeps at most ``buffer_size`` utterance records (no audio) in a
+    shuffle buffer, sorts windows of ``sort_size`` by duration and yields batches with
+    ``len(batch) x longest_ms <= batch_bins``; audio is loaded (at ``sample_rate``) only for the batch
+    being yielded. With ``conf.shuffle`` the shard order (``seed + epoch``) and the shuffle buffer
+    (also rank and worker) are random; otherwise everything is in file order except the sort window.
+    Counts of dropped utterances are logged per worker at the end of each epoch (and kept in
+    ``last_stats`` when there are no workers). Use with ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
     """
 
     def __init__(
@@ -303,8 +300,6 @@ class ShardStream(IterableDataset):
         epoch: int = 0,
     ) -> None:
         super().__init__()
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
         self.shards = read_data_list(data)
         if len(self.shards) < world_size:
             raise DataDirError(
