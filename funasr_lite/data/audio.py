@@ -83,8 +83,6 @@ def _read_file(path: str) -> Tuple[np.ndarray, int]:
             if snd.seekable():
                 snd.seek(0)
             data = snd.read(declared_frames if declared_frames > 0 else -1, dtype="float32", always_2d=True)
-    except AudioError:
-        raise
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported format): {exc}") from exc
     if 0 < data.shape[0] < declared_frames:
