@@ -242,12 +242,7 @@ def _shard_utterances(
 
 
 def scan_shards(
-    data: str,
-    tokenizer: Any,
-    conf: DatasetConf,
-    *,
-    sample_rate: int = 16000,
-    max_bad_ratio: float = 0.1,
+    data: str, tokenizer: Any, conf: DatasetConf, *, sample_rate: int = 16000, max_bad_ratio: float = 0.1
 ) -> ScanReport:
     """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
 
