@@ -215,7 +215,7 @@ class WavFrontend(nn.Module):
     """Waveforms -> CMVN-normalised LFR fbank features, like FunASR's ``WavFrontend``.
 
     Constructor arguments are FunASR's ``frontend_conf`` keys (same names, including the
-    ``upsacle_samples`` spelling), plus ``cmvn`` to pass the (2, D) CMVN tensor directly.
+    ``upsacle_samples`` spelling; ``filter_length_min/max`` are accepted and unused, as in FunASR).
     Defaults follow Paraformer-large and this project's inference rule: ``lfr_m=7, lfr_n=6``
     and ``dither=0.0`` (FunASR's class defaults are 1, 1 and 1.0).  Unknown keys are a
     TypeError; bad values a ValueError.
@@ -238,7 +238,6 @@ class WavFrontend(nn.Module):
         dither: float = 0.0,
         snip_edges: bool = True,
         upsacle_samples: bool = True,
-        cmvn: Optional[torch.Tensor] = None,
     ):
         super().__init__()
         if not (isinstance(fs, int) and fs > 0):
@@ -253,21 +252,17 @@ class WavFrontend(nn.Module):
             raise ValueError(f"lfr_m and lfr_n must be ints >= 1, got {lfr_m!r}, {lfr_n!r}")
         if not (dither >= 0):
             raise ValueError(f"dither must be >= 0, got {dither!r}")
-        if cmvn_file is not None and cmvn is not None:
-            raise ValueError("give either cmvn_file or cmvn, not both")
         self.fs = fs  # sample rate in Hz of the input waveforms
         self.window = window  # analysis window type
         self.n_mels = n_mels  # mel bins per fbank frame
         self.frame_length = frame_length  # analysis window in ms
         self.frame_shift = frame_shift  # hop in ms
-        self.filter_length_min = filter_length_min  # accepted for config compatibility; unused (as in FunASR)
-        self.filter_length_max = filter_length_max  # accepted for config compatibility; unused (as in FunASR)
         self.lfr_m = lfr_m  # frames stacked per LFR frame
         self.lfr_n = lfr_n  # LFR hop in frames
         self.dither = float(dither)  # Kaldi dither amount (0 = deterministic)
         self.snip_edges = bool(snip_edges)  # Kaldi snip_edges framing
         self.upsacle_samples = bool(upsacle_samples)  # multiply [-1, 1] samples by 32768 first
-        self.cmvn_file = cmvn_file  # where the CMVN came from, if a file
+        cmvn = None
         if cmvn_file is not None:
             cmvn = load_cmvn(cmvn_file)
             if cmvn.shape[1] != self.output_size():
@@ -275,10 +270,6 @@ class WavFrontend(nn.Module):
                     f"{cmvn_file}: CMVN has {cmvn.shape[1]} dims but the frontend outputs "
                     f"n_mels*lfr_m = {self.output_size()}"
                 )
-        elif cmvn is not None:
-            cmvn = torch.as_tensor(cmvn, dtype=torch.float32)
-            if cmvn.shape != (2, self.output_size()):
-                raise ValueError(f"cmvn must have shape (2, {self.output_size()}), got {tuple(cmvn.shape)}")
         self.register_buffer("cmvn", cmvn, persistent=False)
 
     def output_size(self) -> int:
