@@ -5,13 +5,14 @@ The two dataset types of FunASR's ModelScope finetuning: ``small``, the utteranc
 batches of ``batch_bins`` padded LFR frames by :class:`~funasr_lite.data.batching.BucketBatchSampler`;
 ``large``, shards from ``tools/make_shards.py`` scanned by :func:`~funasr_lite.data.shards.scan_shards` and
 streamed by :class:`~funasr_lite.data.shards.ShardStream` (``batch_bins`` padded milliseconds). Features
-(fbank + LFR + CMVN, dithered when training) are computed by :class:`~funasr_lite.data.batching.Collator`
+(fbank + LFR + CMVN, dithered when training) are computed by :func:`~funasr_lite.data.batching.collate`
 inside the DataLoader workers. The trainer calls :func:`build_dataloader` once per data set and
 :func:`set_epoch` before each epoch.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from funasr_lite.data.audio import load_audio
-from funasr_lite.data.batching import BucketBatchSampler, Collator, Item
+from funasr_lite.data.batching import BucketBatchSampler, Item, collate
 from funasr_lite.data.filters import Utterance, scan_training_data
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.options import DatasetConf
@@ -37,7 +38,7 @@ class UtteranceDataset(Dataset):
     """Map-style dataset over scanned utterances: item ``i`` is ``(key, wav (S,), token_ids (L,))``.
 
     An utterance whose audio fails to load at training time (changed or corrupt
-    past its header) gives None, which :class:`~funasr_lite.data.batching.Collator` drops with a warning.
+    past its header) gives None, which :func:`~funasr_lite.data.batching.collate` drops.
     """
 
     def __init__(self, utts: Sequence[Utterance], sample_rate: int = 16000) -> None:
@@ -70,7 +71,7 @@ def build_dataloader(
     world_size: int = 1,
     epoch: int = 0,
 ) -> DataLoader:
-    """The DataLoader of one data set; yields :class:`Collator` dicts with features ready.
+    """The DataLoader of one data set; yields :func:`~funasr_lite.data.batching.collate` dicts with features ready.
 
     Args:
         data: small: a data dir (``wav.scp`` + ``text``); large: a ``data.list`` file or
@@ -97,9 +98,9 @@ def build_dataloader(
     sr = int(frontend_conf.get("fs", 16000))
     conf = replace(conf, shuffle=conf.shuffle and train)
     fe_conf = frontend_conf if train else {**frontend_conf, "dither": 0.0}  # no dither outside training
-    collate = Collator(WavFrontend(**fe_conf).train(train))
+    collate_fn = functools.partial(collate, frontend=WavFrontend(**fe_conf).train(train))
     gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
-    common: Dict[str, Any] = dict(collate_fn=collate, num_workers=conf.num_workers, generator=gen)
+    common: Dict[str, Any] = dict(collate_fn=collate_fn, num_workers=conf.num_workers, generator=gen)
     if conf.dataset_type == "small":
         utts, report = scan_training_data(
             data, tokenizer, conf, lfr_frame_ms=frame_ms, sample_rate=sr, max_bad_ratio=max_bad_ratio

@@ -279,7 +279,7 @@ class ShardStream(IterableDataset):
     being yielded. With ``conf.shuffle`` the shard order (``seed + epoch``) and the shuffle buffer
     (also rank and worker) are random; otherwise everything is in file order except the sort window.
     Counts of dropped utterances are logged per worker at the end of each epoch (and kept in
-    ``last_stats`` when there are no workers). Use with ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
+    ``last_stats`` when there are no workers). Use with ``DataLoader(batch_size=None)`` and :func:`~funasr_lite.data.batching.collate`.
     """
 
     def __init__(
