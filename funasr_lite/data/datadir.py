@@ -16,9 +16,7 @@ collects *every* problem, each naming ``file:line``:
 * keys in ``text`` but not in ``wav.scp`` (error for training, warning for
   inference) and keys in ``wav.scp`` but not in ``text`` (same severities).
 
-Relative audio paths are resolved Kaldi-style, relative to the *current
-working directory* first; if no file exists there, the path relative to the
-data dir is tried, and that one is used if it exists.
+Relative audio paths are resolved Kaldi-style (:func:`resolve_audio_path`).
 
 Per-utterance problems carry the utterance ``key`` (see
 :meth:`DataDir.failed_keys`), so a batch job can skip just those utterances.
@@ -238,8 +236,8 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
 
 
 def resolve_audio_path(value: str, data_dir: str) -> str:
-    """Resolve a wav.scp path: as written (absolute, or relative to the cwd) if that
-    exists, else relative to ``data_dir`` if that exists, else unchanged."""
+    """Resolve a wav.scp path: as written (absolute, or relative to the *current working directory*)
+    if that exists, else relative to ``data_dir`` if that exists, else unchanged."""
     if os.path.isabs(value) or os.path.exists(value):
         return value
     alt = os.path.join(data_dir, value)

@@ -134,11 +134,9 @@ def _loader_seed(seed: int, epoch: int, rank: int) -> int:
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Prepare ``loader`` (from :func:`build_dataloader`) for ``epoch``: batch order,
     shard order/shuffle buffer and the worker seeds (dither) all follow ``seed + epoch``."""
-    sampler = loader.batch_sampler
-    if isinstance(sampler, BucketBatchSampler):
-        sampler.set_epoch(epoch)
-    if callable(getattr(loader.dataset, "set_epoch", None)):
-        loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+    for part in (loader.batch_sampler, loader.dataset):  # BucketBatchSampler, ShardStream
+        if callable(getattr(part, "set_epoch", None)):
+            part.set_epoch(epoch)  # type: ignore[union-attr]
     seed = getattr(loader, "seed", None)
     if seed is not None and loader.generator is not None:
         loader.generator.manual_seed(_loader_seed(seed, epoch, getattr(loader, "rank", 0)))

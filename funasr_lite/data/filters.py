@@ -247,13 +247,11 @@ def check_max_bad_ratio(max_bad_ratio: float) -> None:
 def scan_data_dir(
     data_dir: str, check: Callable[[str, str, str, DataDir], Any], *, empty_text: bool = True
 ) -> "Tuple[List[Any], ScanReport]":
-    """Load a training data dir (``wav.scp`` + ``text``, matched by key) and sort its utterances.
+    """Load a training data dir and sort its utterances; returns what was kept (wav.scp order) and the report.
 
-    A wav.scp key with an error in the data dir is dropped as ``data_dir`` (as ``empty_text`` when its
-    transcription is empty and ``empty_text`` is set); every other one goes through
-    ``check(key, audio path, text, data dir)``, which returns a :class:`BadUtterance` or what to keep
-    (anything with a ``duration_ms``). Returns what was kept (wav.scp order) and the report; the caller
-    logs it.
+    A key with an error in the data dir is dropped as ``data_dir`` (``empty_text`` for an empty transcription
+    when ``empty_text`` is set); every other one goes through ``check(key, audio path, text, data dir)``,
+    which returns a :class:`BadUtterance` or what to keep (anything with a ``duration_ms``).
     """
     dd = load_data_dir(data_dir, mode="train", check_audio=True)
     report = ScanReport(source=os.fspath(data_dir), notes=[str(p) for p in dd.file_errors()])

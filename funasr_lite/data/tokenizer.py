@@ -300,12 +300,6 @@ class Tokenizer:
         """Number of tokens (the model's output dimension)."""
         return len(self.token_list)
 
-    def __repr__(self) -> str:
-        return (
-            f"Tokenizer(vocab_size={self.vocab_size}, seg_dict="
-            f"{'None' if self.seg_dict is None else len(self.seg_dict)}, seg_mode={self.seg_mode!r})"
-        )
-
     def tokenize(self, text: str) -> List[str]:
         """Split ``text`` into model tokens (pieces); see the module docstring for the rules."""
         if self.seg_dict is None:
