@@ -115,11 +115,7 @@ def _finish(wav: torch.Tensor, sr: int, target_sr: int, name: str) -> torch.Tens
 
 
 def load_audio(path: str, target_sr: int = 16000) -> torch.Tensor:
-    """Load an audio file (wav/flac/ogg/mp3, any bit depth or rate) as float32 mono.
-
-    Args:
-        path: audio file path.
-        target_sr: output sample rate in Hz.
+    """Load an audio file (wav/flac/ogg/mp3, any bit depth or rate) as float32 mono at ``target_sr`` Hz.
 
     Returns:
         torch.float32 tensor (S,), integer formats scaled to [-1, 1), channels

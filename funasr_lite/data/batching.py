@@ -1,10 +1,9 @@
-"""Length-bucketed batches and the collate function that pads them and extracts features.
+"""Length-bucketed batches (small datasets) and the collate function that pads them and extracts features.
 
-:class:`BucketBatchSampler` fills length-sorted batches while ``batch_size x longest <= batch_bins``
-(small datasets; lengths in LFR frames, ``ceil(ms / 60)``, see
-:meth:`~funasr_lite.data.options.DatasetConf.batch_units`), like FunASR's ``LengthBatchSampler``
-(which may overshoot by one utterance; we never do). :func:`collate` pads ``(key, waveform,
-token_ids)`` items and runs the frontend (fbank + LFR + CMVN) inside the DataLoader workers.
+:class:`BucketBatchSampler` is FunASR's ``LengthBatchSampler``, except that a batch never overshoots
+``batch_bins`` by one utterance; lengths are LFR frames, ``ceil(ms / 60)`` (see
+:meth:`~funasr_lite.data.options.DatasetConf.batch_units`). :func:`collate` runs the frontend
+(fbank + LFR + CMVN) inside the DataLoader workers.
 """
 
 from __future__ import annotations

@@ -160,7 +160,6 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     """Read a Kaldi ``key value`` file (``wav.scp`` or ``text``), collecting per-line problems.
 
     Args:
-        path: the file to read.
         what: ``"wav.scp"`` (values are audio paths: pipes, ``ark:`` specifiers and
             offsets are refused) or ``"text"`` (values are free text).
         allow_empty_value: keep a line with a key and no value as ``""`` and report a
@@ -261,7 +260,6 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
     """Load and validate a Kaldi data dir (``wav.scp`` plus optional ``text``).
 
     Args:
-        path: the data dir.
         mode: ``"infer"`` (``text`` optional; key mismatches and empty
             transcriptions are warnings) or ``"train"`` (``text`` required;
             they are errors).

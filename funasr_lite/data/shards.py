@@ -79,10 +79,7 @@ def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, over
     Raises:
         DataDirError: unreadable data dir, no usable utterance, or ``out_dir`` already
             holds shards and ``overwrite`` is False.
-        ValueError: ``utts_per_shard < 1``.
     """
-    if utts_per_shard < 1:
-        raise ValueError(f"utts_per_shard must be >= 1, got {utts_per_shard}")
     data_list = os.path.join(out_dir, "data.list")
     split = os.path.join(out_dir, "split")
     if os.path.exists(data_list) or os.path.exists(split):

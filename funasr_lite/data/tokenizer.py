@@ -104,14 +104,8 @@ def load_seg_dict(path: str) -> Dict[str, List[str]]:
     Raises:
         ModelDirError: the file is missing, unreadable or not UTF-8 (names file:line).
     """
-    path = os.fspath(path)
-    text = read_utf8(path, "seg_dict", ModelDirError)
-    seg: Dict[str, List[str]] = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if fields:
-            seg[fields[0]] = fields[1:]
-    return seg
+    lines = read_utf8(os.fspath(path), "seg_dict", ModelDirError).splitlines()
+    return {fields[0]: fields[1:] for fields in map(str.split, lines) if fields}
 
 
 def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> List[str]:
