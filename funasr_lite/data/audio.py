@@ -149,12 +149,9 @@ def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, 
     """Prepare in-memory audio (Python API) exactly like :func:`load_audio` does a file.
 
     Args:
-        data: numpy array or tensor, (S,) mono or (C, S) channels-first (torch convention;
-            pass ``arr.T`` for soundfile's (S, C)).  Float samples are taken as they are
-            (expected in [-1, 1]); int16/int32/int8 are divided by 2**(bits-1), uint8 is
-            centred at 128.
-        sample_rate: rate of ``data`` in Hz.
-        target_sr: output sample rate in Hz.
+        data: numpy array or tensor at ``sample_rate`` Hz, (S,) mono or (C, S) channels-first (torch
+            convention; pass ``arr.T`` for soundfile's (S, C)).  Float samples are taken as they are
+            (expected in [-1, 1]); int16/int32/int8 are divided by 2**(bits-1), uint8 is centred at 128.
         name: how errors refer to this input.
 
     Returns:

@@ -196,14 +196,10 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
     lengths = lengths.to(device=feats.device, dtype=torch.long)
     out_lens = torch.div(lengths + lfr_n - 1, lfr_n, rounding_mode="floor")
     t_out = int(out_lens.max())
-    left = (lfr_m - 1) // 2
     # Index of padded frame (lfr_n*i + j) in the original frames, clamped per utterance:
     # below 0 -> frame 0 (left padding), past the end -> last frame (tail padding).
-    pos = (
-        torch.arange(t_out, device=feats.device)[:, None] * lfr_n
-        + torch.arange(lfr_m, device=feats.device)[None, :]
-        - left
-    )  # (T_out, m)
+    first = torch.arange(t_out, device=feats.device)[:, None] * lfr_n - (lfr_m - 1) // 2  # (T_out, 1)
+    pos = first + torch.arange(lfr_m, device=feats.device)[None, :]  # (T_out, m)
     idx = torch.minimum(pos.clamp_min(0)[None], (lengths - 1).clamp_min(0)[:, None, None])  # (B, T_out, m)
     gathered = torch.gather(feats, 1, idx.reshape(bsz, -1, 1).expand(-1, -1, dim))
     out = gathered.reshape(bsz, t_out, lfr_m * dim)
@@ -278,11 +274,10 @@ class WavFrontend(nn.Module):
 
     def _fbank(self, wav: torch.Tensor) -> torch.Tensor:
         """(S,) float waveform -> (T, n_mels) log-mel fbank."""
-        num = wav.shape[0]
+        # FunASR shortens the window to the whole utterance when it is shorter than one frame.
+        frame_length = min(self.frame_length, wav.shape[0] / self.fs * 1000)
         if self.upsacle_samples:
             wav = wav * (1 << 15)
-        # FunASR shortens the window to the whole utterance when it is shorter than one frame.
-        frame_length = min(self.frame_length, num / self.fs * 1000)
         return kaldi.fbank(
             wav[None, :],
             num_mel_bins=self.n_mels,
