@@ -13,25 +13,20 @@ inside the DataLoader workers. The trainer calls :func:`build_dataloader` once p
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from funasr_lite.data.audio import load_audio
 from funasr_lite.data.batching import BucketBatchSampler, Item, collate
 from funasr_lite.data.filters import Utterance, scan_training_data
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.data.shards import ShardStream, scan_shards
-from funasr_lite.errors import AudioError
 from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = ["UtteranceDataset", "build_dataloader", "set_epoch"]
-
-logger = logging.getLogger(__name__)
 
 
 class UtteranceDataset(Dataset):
@@ -49,13 +44,7 @@ class UtteranceDataset(Dataset):
         return len(self.utts)
 
     def __getitem__(self, index: int) -> Optional[Item]:
-        u = self.utts[index]
-        try:
-            wav = load_audio(u.path, self.sample_rate)
-        except AudioError as exc:
-            logger.warning("skipping utterance %s: %s", u.key, exc)
-            return None
-        return u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)
+        return self.utts[index].load(self.sample_rate)
 
 
 def build_dataloader(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import soundfile as sf
+import torch
 
 from funasr_lite.data.audio import MIN_FRAME_MS, load_audio
 from funasr_lite.data.datadir import DataDir, load_data_dir, read_scp
@@ -63,6 +64,16 @@ class Utterance:
     path: str  # audio file
     token_ids: List[int]  # tokenised transcription, no </s>
     duration_ms: float  # audio duration from the file header
+
+    def load(self, sample_rate: int) -> "Optional[Tuple[str, torch.Tensor, torch.Tensor]]":
+        """The training item ``(key, wav (S,), token_ids (L,))``, or None (logged) when the audio no longer
+        loads (changed or corrupt past its header)."""
+        try:
+            wav = load_audio(self.path, sample_rate)
+        except AudioError as exc:
+            logger.warning("skipping utterance %s: %s", self.key, exc)
+            return None
+        return self.key, wav, torch.tensor(self.token_ids, dtype=torch.long)
 
 
 @dataclass

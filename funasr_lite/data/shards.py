@@ -28,7 +28,6 @@ from typing import Any, Dict, Iterator, List, Tuple
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import DataDir, read_scp
 from funasr_lite.data.filters import (
     MAX_LISTED_BAD,
@@ -362,15 +361,9 @@ class ShardStream(IterableDataset):
         self.last_stats = stats
         utts = self._sorted(self._shuffled(self._utterances(self.my_shards(wid, nw), stats), rng, stats))
         for batch in self._batches(utts):
-            items = []
-            for u in batch:
-                try:
-                    wav = load_audio(u.path, self.sample_rate)
-                except AudioError as exc:
-                    stats["audio"] += 1
-                    logger.warning("skipping utterance %s: %s", u.key, exc)
-                    continue
-                items.append((u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)))
+            items = [u.load(self.sample_rate) for u in batch]
+            stats["audio"] += sum(it is None for it in items)
+            items = [it for it in items if it is not None]
             stats["batches"] += 1
             if items:
                 yield items
