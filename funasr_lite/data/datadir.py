@@ -191,8 +191,7 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     if b"\x00" in data:
         nul_line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; this is not a UTF-8 {what} text file (binary?)")
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
+    data = data.removeprefix(_BOM)
 
     table = ScpTable(path)
     decoded_any = False

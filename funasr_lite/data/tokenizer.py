@@ -269,18 +269,16 @@ class Tokenizer:
                 raise ValueError(f"token {t!r} is duplicated in token_list (ids {self.token2id[t]} and {i})")
             self.token2id[t] = i
 
-        def lookup(name: str, symbol: str) -> int:
+        for name, symbol in (("unk", unk), ("blank", blank), ("sos", sos), ("eos", eos)):
             if symbol not in self.token2id:
                 raise ValueError(
                     f"{name} symbol {symbol!r} is not in the token list "
                     f"({len(self.token_list)} tokens, first: {self.token_list[:3]})"
                 )
-            return self.token2id[symbol]
-
-        self.unk_id: int = lookup("unk", unk)  # id that unknown pieces map to
-        self.blank_id: int = lookup("blank", blank)  # CTC blank, dropped when decoding
-        self.sos_id: int = lookup("sos", sos)  # start of sentence, dropped when decoding
-        self.eos_id: int = lookup("eos", eos)  # end of sentence, dropped when decoding
+        self.unk_id: int = self.token2id[unk]  # id that unknown pieces map to
+        self.blank_id: int = self.token2id[blank]  # CTC blank, dropped when decoding
+        self.sos_id: int = self.token2id[sos]  # start of sentence, dropped when decoding
+        self.eos_id: int = self.token2id[eos]  # end of sentence, dropped when decoding
         self.unk: str = unk
         self.seg_dict: Optional[Dict[str, List[str]]] = (
             None if seg_dict is None else {k: list(v) for k, v in seg_dict.items()}
