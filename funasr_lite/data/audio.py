@@ -50,20 +50,6 @@ def _resampler(orig_sr: int, target_sr: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig_sr, target_sr)
 
 
-def resample(wav: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
-    """Resample a float32 waveform (S,) from ``orig_sr`` to ``target_sr`` the way FunASR does.
-
-    Returns (ceil(S * target_sr / orig_sr),) on the CPU; the input itself when the rates agree.
-    """
-    if int(orig_sr) != orig_sr or int(target_sr) != target_sr or orig_sr <= 0 or target_sr <= 0:
-        raise ValueError(f"sample rates must be positive integers, got {orig_sr} -> {target_sr}")
-    if orig_sr == target_sr:
-        return wav
-    res = _resampler(int(orig_sr), int(target_sr))
-    with torch.no_grad():
-        return res(wav.cpu()[None, :])[0, :]
-
-
 def _check_truncated_wav(path: str, snd: sf.SoundFile) -> None:
     """Raise AudioError when a WAV header promises more data than the file holds."""
     if snd.format not in ("WAV", "WAVEX", "RF64", "W64"):
@@ -97,8 +83,6 @@ def _read_file(path: str) -> Tuple[np.ndarray, int]:
             if snd.seekable():
                 snd.seek(0)
             data = snd.read(declared_frames if declared_frames > 0 else -1, dtype="float32", always_2d=True)
-    except AudioError:
-        raise
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         raise AudioError(f"{path}: cannot decode audio (corrupt or unsupported format): {exc}") from exc
     if 0 < data.shape[0] < declared_frames:
@@ -118,7 +102,9 @@ def _finish(wav: torch.Tensor, sr: int, target_sr: int, name: str) -> torch.Tens
     if not bool(torch.isfinite(wav).all()):
         bad = int((~torch.isfinite(wav)).sum())
         raise AudioError(f"{name}: audio contains {bad} NaN/Inf sample(s)")
-    wav = resample(wav, sr, target_sr)
+    if sr != target_sr:  # FunASR's resampler (see module doc); wav is on the CPU here
+        with torch.no_grad():
+            wav = _resampler(sr, int(target_sr))(wav[None, :])[0, :]
     min_samples = int(target_sr * MIN_FRAME_MS / 1000.0)
     if wav.numel() < min_samples:
         raise AudioError(
@@ -129,11 +115,7 @@ def _finish(wav: torch.Tensor, sr: int, target_sr: int, name: str) -> torch.Tens
 
 
 def load_audio(path: str, target_sr: int = 16000) -> torch.Tensor:
-    """Load an audio file (wav/flac/ogg/mp3, any bit depth or rate) as float32 mono.
-
-    Args:
-        path: audio file path.
-        target_sr: output sample rate in Hz.
+    """Load an audio file (wav/flac/ogg/mp3, any bit depth or rate) as float32 mono at ``target_sr`` Hz.
 
     Returns:
         torch.float32 tensor (S,), integer formats scaled to [-1, 1), channels
@@ -145,8 +127,6 @@ def load_audio(path: str, target_sr: int = 16000) -> torch.Tensor:
     """
     path = os.fspath(path)
     data, sr = _read_file(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio has zero samples")
     wav = torch.from_numpy(data)
     # FunASR squeezes (S, 1) to (S,) and averages (S, C>1) over C in torch float32.
     wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(-1)
@@ -169,12 +149,9 @@ def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, 
     """Prepare in-memory audio (Python API) exactly like :func:`load_audio` does a file.
 
     Args:
-        data: numpy array or tensor, (S,) mono or (C, S) channels-first (torch convention;
-            pass ``arr.T`` for soundfile's (S, C)).  Float samples are taken as they are
-            (expected in [-1, 1]); int16/int32/int8 are divided by 2**(bits-1), uint8 is
-            centred at 128.
-        sample_rate: rate of ``data`` in Hz.
-        target_sr: output sample rate in Hz.
+        data: numpy array or tensor at ``sample_rate`` Hz, (S,) mono or (C, S) channels-first (torch
+            convention; pass ``arr.T`` for soundfile's (S, C)).  Float samples are taken as they are
+            (expected in [-1, 1]); int16/int32/int8 are divided by 2**(bits-1), uint8 is centred at 128.
         name: how errors refer to this input.
 
     Returns:
@@ -193,13 +170,11 @@ def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, 
         raise AudioError(f"{name}: expected a numpy array or torch tensor, got {type(data).__name__}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise AudioError(f"{name}: invalid sample rate {sample_rate!r}")
-    if arr.ndim == 2:
-        arr = _to_float32(arr, name)
-        arr = arr[0] if arr.shape[0] == 1 else arr.mean(0)
-    elif arr.ndim == 1:
-        arr = _to_float32(arr, name)
-    else:
+    if arr.ndim not in (1, 2):
         raise AudioError(f"{name}: expected shape (S,) or (channels, S), got {tuple(arr.shape)}")
+    arr = _to_float32(arr, name)
+    if arr.ndim == 2:
+        arr = arr[0] if arr.shape[0] == 1 else arr.mean(0)
     return _finish(arr, int(sample_rate), target_sr, name)
 
 

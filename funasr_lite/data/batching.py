@@ -1,10 +1,9 @@
-"""Length-bucketed batches and the collate function that pads them and extracts features.
+"""Length-bucketed batches (small datasets) and the collate function that pads them and extracts features.
 
-:class:`BucketBatchSampler` fills length-sorted batches while ``batch_size x longest <= batch_bins``
-(small datasets; lengths in LFR frames, ``ceil(ms / 60)``, see
-:meth:`~funasr_lite.data.options.DatasetConf.batch_units`), like FunASR's ``LengthBatchSampler``
-(which may overshoot by one utterance; we never do). :class:`Collator` pads ``(key, waveform,
-token_ids)`` items and runs the frontend (fbank + LFR + CMVN) inside the DataLoader workers.
+:class:`BucketBatchSampler` is FunASR's ``LengthBatchSampler``, except that a batch never overshoots
+``batch_bins`` by one utterance; lengths are LFR frames, ``ceil(ms / 60)`` (see
+:meth:`~funasr_lite.data.options.DatasetConf.batch_units`). :func:`collate` runs the frontend
+(fbank + LFR + CMVN) inside the DataLoader workers.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["Item", "BucketBatchSampler", "Collator"]
+__all__ = ["Item", "BucketBatchSampler", "collate"]
 
 Item = Tuple[str, torch.Tensor, torch.Tensor]
 
@@ -42,12 +41,6 @@ class BucketBatchSampler(Sampler[List[int]]):
         pad: bool = True,
         epoch: int = 0,
     ) -> None:
-        if batch_bins <= 0:
-            raise ValueError(f"batch_bins must be > 0, got {batch_bins}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
-        if not lengths:
-            raise ValueError("no utterances to batch")
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         self.batches: List[List[int]] = []
         cur: List[int] = []
@@ -64,25 +57,31 @@ class BucketBatchSampler(Sampler[List[int]]):
         """Select the batch order of ``epoch``."""
         self.epoch = epoch
 
-    def _rank_batches(self) -> List[List[int]]:
+    def __iter__(self) -> Iterator[List[int]]:
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(batches)
         if self.pad and self.world_size > 1:
             n = -(-len(batches) // self.world_size) * self.world_size
             batches += [batches[i % len(batches)] for i in range(n - len(batches))]
-        return batches[self.rank :: self.world_size]
-
-    def __iter__(self) -> Iterator[List[int]]:
-        return iter(self._rank_batches())
+        return iter(batches[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         n = len(self.batches)
         return -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
 
 
-class Collator:
-    """Pads a list of ``(key, wav, ids)`` items and extracts features.
+def _pad(seqs: Sequence[torch.Tensor], value: float, dtype: torch.dtype) -> "Tuple[torch.Tensor, torch.Tensor]":
+    """1-D tensors -> (B, max_len) padded with ``value``, and their lengths (B,) int64."""
+    lens = torch.tensor([x.numel() for x in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lens.max()) if seqs else 0), value, dtype=dtype)
+    for b, x in enumerate(seqs):
+        out[b, : x.numel()] = x
+    return out, lens
+
+
+def collate(items: Sequence[Optional[Item]], frontend: Optional[torch.nn.Module] = None) -> Dict[str, Any]:
+    """Pads a list of ``(key, wav, ids)`` items and extracts features with ``frontend``.
 
     Returns a dict:
         ``keys``: List[str] (B); ``speech``: (B, T, D) float32 features from the
@@ -91,31 +90,17 @@ class Collator:
         ``text``: (B, L) int64 token ids padded with -1; ``text_lengths``: (B,) int64.
     None items (audio that failed to load) are dropped; if none is left B is 0.
     """
-
-    def __init__(self, frontend: Optional[torch.nn.Module] = None) -> None:
-        self.frontend = frontend
-
-    @staticmethod
-    def pad(seqs: Sequence[torch.Tensor], value: float, dtype: torch.dtype) -> "Tuple[torch.Tensor, torch.Tensor]":
-        """1-D tensors -> (B, max_len) padded with ``value``, and their lengths (B,) int64."""
-        lens = torch.tensor([x.numel() for x in seqs], dtype=torch.long)
-        out = torch.full((len(seqs), int(lens.max()) if seqs else 0), value, dtype=dtype)
-        for b, x in enumerate(seqs):
-            out[b, : x.numel()] = x
-        return out, lens
-
-    def __call__(self, items: Sequence[Optional[Item]]) -> Dict[str, Any]:
-        items = [it for it in items if it is not None]
-        keys = [it[0] for it in items]
-        wavs, wav_lens = self.pad([it[1] for it in items], 0.0, torch.float32)
-        text, text_lens = self.pad([it[2] for it in items], -1, torch.long)
-        if self.frontend is None:
-            speech, speech_lens = wavs, wav_lens
-        elif not items:
-            dim = int(getattr(self.frontend, "output_size", lambda: 0)())
-            speech, speech_lens = torch.zeros(0, 0, dim), wav_lens
-        else:
-            with torch.no_grad():
-                speech, speech_lens = self.frontend(wavs, wav_lens)
-            speech_lens = torch.as_tensor(speech_lens, dtype=torch.long)
-        return {"keys": keys, "speech": speech, "speech_lengths": speech_lens, "text": text, "text_lengths": text_lens}
+    items = [it for it in items if it is not None]
+    keys = [it[0] for it in items]
+    wavs, wav_lens = _pad([it[1] for it in items], 0.0, torch.float32)
+    text, text_lens = _pad([it[2] for it in items], -1, torch.long)
+    if frontend is None:
+        speech, speech_lens = wavs, wav_lens
+    elif not items:
+        dim = int(getattr(frontend, "output_size", lambda: 0)())
+        speech, speech_lens = torch.zeros(0, 0, dim), wav_lens
+    else:
+        with torch.no_grad():
+            speech, speech_lens = frontend(wavs, wav_lens)
+        speech_lens = torch.as_tensor(speech_lens, dtype=torch.long)
+    return {"keys": keys, "speech": speech, "speech_lengths": speech_lens, "text": text, "text_lengths": text_lens}

@@ -16,9 +16,7 @@ collects *every* problem, each naming ``file:line``:
 * keys in ``text`` but not in ``wav.scp`` (error for training, warning for
   inference) and keys in ``wav.scp`` but not in ``text`` (same severities).
 
-Relative audio paths are resolved Kaldi-style, relative to the *current
-working directory* first; if no file exists there, the path relative to the
-data dir is tried, and that one is used if it exists.
+Relative audio paths are resolved Kaldi-style (:func:`resolve_audio_path`).
 
 Per-utterance problems carry the utterance ``key`` (see
 :meth:`DataDir.failed_keys`), so a batch job can skip just those utterances.
@@ -37,15 +35,7 @@ from typing import Dict, List, Optional
 
 from funasr_lite.errors import DataDirError
 
-__all__ = [
-    "Problem",
-    "ScpTable",
-    "DataDir",
-    "read_scp",
-    "require_data_dir",
-    "resolve_audio_path",
-    "load_data_dir",
-]
+__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -129,20 +119,12 @@ class DataDir:
         """Errors that belong to no usable utterance (e.g. a bad line with no readable key)."""
         return [p for p in self.errors if p.key is None or p.key not in self.wavs]
 
-    def raise_if_errors(self) -> None:
-        """Raise :class:`DataDirError` listing every error, if there is any."""
-        errs = self.errors
-        if errs:
-            lines = "\n".join(str(p) for p in errs)
-            raise DataDirError(f"data dir {self.path!r} has {len(errs)} error(s):\n{lines}")
-
 
 def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Optional[Problem]]":
     """Decode one line as UTF-8, or return a problem naming the first bad byte."""
     try:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as e:
-        key: Optional[str] = None
         head = _SPLIT_BYTES.split(raw.lstrip(b" \t"), maxsplit=1)[0]
         try:
             key = head.decode("utf-8") or None
@@ -178,7 +160,6 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     """Read a Kaldi ``key value`` file (``wav.scp`` or ``text``), collecting per-line problems.
 
     Args:
-        path: the file to read.
         what: ``"wav.scp"`` (values are audio paths: pipes, ``ark:`` specifiers and
             offsets are refused) or ``"text"`` (values are free text).
         allow_empty_value: keep a line with a key and no value as ``""`` and report a
@@ -210,8 +191,7 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     if b"\x00" in data:
         nul_line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; this is not a UTF-8 {what} text file (binary?)")
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
+    data = data.removeprefix(_BOM)
 
     table = ScpTable(path)
     decoded_any = False
@@ -237,24 +217,15 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
                 Problem(path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key)
             )
             continue
-        if not value:
-            if allow_empty_value:
-                table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
-            else:
-                table.problems.append(
-                    Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key)
-                )
-                table.lines[key] = lineno
-                continue
-        if what == "wav.scp":
-            why = _kaldi_extended(value)
-            if why is not None:
-                table.problems.append(Problem(path, lineno, why, ERROR, key))
-                table.lines[key] = lineno
-                table.entries[key] = value
-                continue
-        table.entries[key] = value
         table.lines[key] = lineno
+        if not value and not allow_empty_value:
+            table.problems.append(Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key))
+            continue
+        if not value:
+            table.problems.append(Problem(path, lineno, f"key {key!r} has an empty value", WARNING, key))
+        elif what == "wav.scp" and (why := _kaldi_extended(value)) is not None:
+            table.problems.append(Problem(path, lineno, why, ERROR, key))
+        table.entries[key] = value
     if undecodable and not decoded_any:
         raise DataDirError(
             f"{path}: no line is valid UTF-8 ({undecodable} lines tried); this is not a UTF-8 {what} text file"
@@ -262,21 +233,9 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     return table
 
 
-def require_data_dir(path: str) -> str:
-    """Return ``path`` if it is an existing data dir holding ``wav.scp``; else raise DataDirError."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataDirError(f"{path}: data dir does not exist")
-    if not os.path.isdir(path):
-        raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
-    if not os.path.isfile(os.path.join(path, "wav.scp")):
-        raise DataDirError(f"{path}: data dir has no wav.scp")
-    return path
-
-
 def resolve_audio_path(value: str, data_dir: str) -> str:
-    """Resolve a wav.scp path: as written (absolute, or relative to the cwd) if that
-    exists, else relative to ``data_dir`` if that exists, else unchanged."""
+    """Resolve a wav.scp path: as written (absolute, or relative to the *current working directory*)
+    if that exists, else relative to ``data_dir`` if that exists, else unchanged."""
     if os.path.isabs(value) or os.path.exists(value):
         return value
     alt = os.path.join(data_dir, value)
@@ -300,7 +259,6 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
     """Load and validate a Kaldi data dir (``wav.scp`` plus optional ``text``).
 
     Args:
-        path: the data dir.
         mode: ``"infer"`` (``text`` optional; key mismatches and empty
             transcriptions are warnings) or ``"train"`` (``text`` required;
             they are errors).
@@ -316,7 +274,13 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
     """
     if mode not in ("infer", "train"):
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
-    path = require_data_dir(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataDirError(f"{path}: data dir does not exist")
+    if not os.path.isdir(path):
+        raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
+    if not os.path.isfile(os.path.join(path, "wav.scp")):
+        raise DataDirError(f"{path}: data dir has no wav.scp")
     if os.path.exists(os.path.join(path, "segments")):
         raise DataDirError(
             f"{os.path.join(path, 'segments')}: Kaldi 'segments' files are not "
@@ -368,6 +332,7 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
                         Problem(wav_file, line, f"key {key!r} has no line in text; it {what}", miss_sev, key)
                     )
     dd = DataDir(path, wavs, texts, problems, dict(wav.lines), text_lines)
-    if strict:
-        dd.raise_if_errors()
+    if strict and dd.errors:
+        lines = "\n".join(str(p) for p in dd.errors)
+        raise DataDirError(f"data dir {path!r} has {len(dd.errors)} error(s):\n{lines}")
     return dd

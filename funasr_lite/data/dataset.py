@@ -1,48 +1,39 @@
 """Training data loaders: the small in-memory dataset, and :func:`build_dataloader` for both types.
 
-Two dataset types, as in FunASR's ModelScope finetuning (recipes spec 5.2):
-
-* ``small``: the utterances that pass the pre-flight scan
-  (:func:`funasr_lite.data.filters.scan_training_data`) live in memory;
-  :class:`UtteranceDataset` gives ``(key, waveform, token_ids)`` and
-  :class:`~funasr_lite.data.batching.BucketBatchSampler` cuts length-sorted batches
-  of ``batch_bins`` padded LFR frames.
-* ``large``: shards from ``tools/make_shards.py`` scanned by
-  :func:`funasr_lite.data.shards.scan_shards` and streamed by
-  :class:`funasr_lite.data.shards.ShardStream`; ``batch_bins`` is padded milliseconds.
-
-Features (fbank + LFR + CMVN, dithered when training) are computed by
-:class:`~funasr_lite.data.batching.Collator` inside the DataLoader workers. The trainer
-calls :func:`build_dataloader` once per data set and :func:`set_epoch` before each epoch.
+The two dataset types of FunASR's ModelScope finetuning: ``small``, the utterances that pass
+:func:`~funasr_lite.data.filters.scan_training_data` in memory (:class:`UtteranceDataset`), cut into
+batches of ``batch_bins`` padded LFR frames by :class:`~funasr_lite.data.batching.BucketBatchSampler`;
+``large``, shards from ``tools/make_shards.py`` scanned by :func:`~funasr_lite.data.shards.scan_shards` and
+streamed by :class:`~funasr_lite.data.shards.ShardStream` (``batch_bins`` padded milliseconds). Features
+(fbank + LFR + CMVN, dithered when training) are computed by :func:`~funasr_lite.data.batching.collate`
+inside the DataLoader workers. The trainer calls :func:`build_dataloader` once per data set and
+:func:`set_epoch` before each epoch.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from funasr_lite.data.audio import load_audio
-from funasr_lite.data.batching import BucketBatchSampler, Collator, Item
+from funasr_lite.data.batching import BucketBatchSampler, Item, collate
 from funasr_lite.data.filters import Utterance, scan_training_data
+from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.data.shards import ShardStream, scan_shards
-from funasr_lite.errors import AudioError
 from funasr_lite.utils.seeding import epoch_seed
 
-__all__ = ["UtteranceDataset", "build_frontend", "build_dataloader", "set_epoch"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["UtteranceDataset", "build_dataloader", "set_epoch"]
 
 
 class UtteranceDataset(Dataset):
     """Map-style dataset over scanned utterances: item ``i`` is ``(key, wav (S,), token_ids (L,))``.
 
     An utterance whose audio fails to load at training time (changed or corrupt
-    past its header) gives None, which :class:`~funasr_lite.data.batching.Collator` drops with a warning.
+    past its header) gives None, which :func:`~funasr_lite.data.batching.collate` drops.
     """
 
     def __init__(self, utts: Sequence[Utterance], sample_rate: int = 16000) -> None:
@@ -53,25 +44,7 @@ class UtteranceDataset(Dataset):
         return len(self.utts)
 
     def __getitem__(self, index: int) -> Optional[Item]:
-        u = self.utts[index]
-        try:
-            wav = load_audio(u.path, self.sample_rate)
-        except AudioError as exc:
-            logger.warning("skipping utterance %s: %s", u.key, exc)
-            return None
-        return u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)
-
-
-def build_frontend(frontend_conf: Mapping[str, Any], *, train: bool) -> torch.nn.Module:
-    """``WavFrontend(**frontend_conf)``, with dither forced to 0 when not training."""
-    from funasr_lite.data.frontend import WavFrontend
-
-    conf = dict(frontend_conf)
-    if not train:
-        conf["dither"] = 0.0
-    frontend = WavFrontend(**conf)
-    frontend.train(train)
-    return frontend
+        return self.utts[index].load(self.sample_rate)
 
 
 def build_dataloader(
@@ -87,7 +60,7 @@ def build_dataloader(
     world_size: int = 1,
     epoch: int = 0,
 ) -> DataLoader:
-    """The DataLoader of one data set; yields :class:`Collator` dicts with features ready.
+    """The DataLoader of one data set; yields :func:`~funasr_lite.data.batching.collate` dicts with features ready.
 
     Args:
         data: small: a data dir (``wav.scp`` + ``text``); large: a ``data.list`` file or
@@ -113,9 +86,10 @@ def build_dataloader(
     frame_ms = float(frontend_conf.get("frame_shift", 10)) * float(frontend_conf.get("lfr_n", 6))
     sr = int(frontend_conf.get("fs", 16000))
     conf = replace(conf, shuffle=conf.shuffle and train)
-    collate = Collator(build_frontend(frontend_conf, train=train))
+    fe_conf = frontend_conf if train else {**frontend_conf, "dither": 0.0}  # no dither outside training
+    collate_fn = functools.partial(collate, frontend=WavFrontend(**fe_conf).train(train))
     gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
-    common: Dict[str, Any] = dict(collate_fn=collate, num_workers=conf.num_workers, generator=gen)
+    common: Dict[str, Any] = dict(collate_fn=collate_fn, num_workers=conf.num_workers, generator=gen)
     if conf.dataset_type == "small":
         utts, report = scan_training_data(
             data, tokenizer, conf, lfr_frame_ms=frame_ms, sample_rate=sr, max_bad_ratio=max_bad_ratio
@@ -149,11 +123,9 @@ def _loader_seed(seed: int, epoch: int, rank: int) -> int:
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Prepare ``loader`` (from :func:`build_dataloader`) for ``epoch``: batch order,
     shard order/shuffle buffer and the worker seeds (dither) all follow ``seed + epoch``."""
-    sampler = loader.batch_sampler
-    if isinstance(sampler, BucketBatchSampler):
-        sampler.set_epoch(epoch)
-    if callable(getattr(loader.dataset, "set_epoch", None)):
-        loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+    for part in (loader.batch_sampler, loader.dataset):  # BucketBatchSampler, ShardStream
+        if callable(getattr(part, "set_epoch", None)):
+            part.set_epoch(epoch)  # type: ignore[union-attr]
     seed = getattr(loader, "seed", None)
     if seed is not None and loader.generator is not None:
         loader.generator.manual_seed(_loader_seed(seed, epoch, getattr(loader, "rank", 0)))

@@ -4,8 +4,9 @@ Every utterance is matched by key (``wav.scp`` + ``text``), its text tokenised a
 against the filters of a :class:`~funasr_lite.data.options.DatasetConf` by :func:`check_utterance`;
 unusable ones are counted per reason (:data:`REASONS`) and named in a :class:`ScanReport`.
 Above ``max_bad_ratio`` dropped, the scan raises :class:`~funasr_lite.errors.DataDirError`
-with the report. :func:`scan_training_data` scans a data dir (small datasets);
-:func:`funasr_lite.data.shards.scan_shards` scans shards with the same checks. Token ids carry
+with the report. :func:`scan_training_data` scans a data dir (small datasets) through
+:func:`scan_data_dir`, which ``make_shards`` shares; :func:`funasr_lite.data.shards.scan_shards`
+scans shards with the same checks. Token ids carry
 no ``</s>``: the model appends it (FunASR's Paraformer does when ``predictor_bias == 1``).
 """
 
@@ -13,45 +14,46 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import soundfile as sf
+import torch
 
 from funasr_lite.data.audio import MIN_FRAME_MS, load_audio
-from funasr_lite.data.datadir import load_data_dir, read_scp
+from funasr_lite.data.datadir import DataDir, load_data_dir, read_scp
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, ConfigError, DataDirError
 
 __all__ = [
     "REASONS",
+    "MAX_LISTED_BAD",
     "Utterance",
     "BadUtterance",
     "ScanReport",
-    "unk_id_of",
     "header_ms",
     "check_utterance",
     "check_max_bad_ratio",
+    "scan_data_dir",
     "scan_training_data",
 ]
 
 logger = logging.getLogger(__name__)
 
+MAX_LISTED_BAD = 1000  # dropped utterances a scan report names (its counts cover all of them)
+
 # Why an utterance is dropped, in the order the checks run.
-REASONS = OrderedDict(
-    [
-        ("data_dir", "bad wav.scp/text entry (no text, duplicate key, missing or empty audio file)"),
-        ("empty_text", "empty transcription"),
-        ("audio", "unreadable or corrupt audio"),
-        ("too_short", "shorter than one 25 ms frame or speech_length_min"),
-        ("too_long", "longer than speech_length_max"),
-        ("exceeds_batch_bins", "longer than one batch can hold (batch_bins)"),
-        ("no_tokens", "transcription gives no tokens (only punctuation?)"),
-        ("too_many_tokens", "more tokens than token_length_max"),
-        ("too_many_unk", "too many <unk> tokens (max_unk_ratio)"),
-    ]
-)
+REASONS = {
+    "data_dir": "bad wav.scp/text entry (no text, duplicate key, missing or empty audio file)",
+    "empty_text": "empty transcription",
+    "audio": "unreadable or corrupt audio",
+    "too_short": "shorter than one 25 ms frame or speech_length_min",
+    "too_long": "longer than speech_length_max",
+    "exceeds_batch_bins": "longer than one batch can hold (batch_bins)",
+    "no_tokens": "transcription gives no tokens (only punctuation?)",
+    "too_many_tokens": "more tokens than token_length_max",
+    "too_many_unk": "too many <unk> tokens (max_unk_ratio)",
+}
 
 
 @dataclass
@@ -62,6 +64,16 @@ class Utterance:
     path: str  # audio file
     token_ids: List[int]  # tokenised transcription, no </s>
     duration_ms: float  # audio duration from the file header
+
+    def load(self, sample_rate: int) -> "Optional[Tuple[str, torch.Tensor, torch.Tensor]]":
+        """The training item ``(key, wav (S,), token_ids (L,))``, or None (logged) when the audio no longer
+        loads (changed or corrupt past its header)."""
+        try:
+            wav = load_audio(self.path, sample_rate)
+        except AudioError as exc:
+            logger.warning("skipping utterance %s: %s", self.key, exc)
+            return None
+        return self.key, wav, torch.tensor(self.token_ids, dtype=torch.long)
 
 
 @dataclass
@@ -85,7 +97,7 @@ class ScanReport:
     kept: int = 0  # utterances that passed every check
     kept_ms: float = 0.0  # total audio of the kept utterances, ms
     counts: Dict[str, int] = field(default_factory=dict)  # reason -> utterances dropped
-    bad: List[BadUtterance] = field(default_factory=list)  # dropped ones (at most max_listed_bad)
+    bad: List[BadUtterance] = field(default_factory=list)  # dropped ones (at most MAX_LISTED_BAD)
     notes: List[str] = field(default_factory=list)  # problems not tied to an utterance (text-only keys)
 
     @property
@@ -98,11 +110,17 @@ class ScanReport:
         """Dropped fraction of all utterances (0 for an empty scan)."""
         return self.dropped / self.total if self.total else 0.0
 
-    def add_bad(self, bad: BadUtterance, max_listed: int) -> None:
-        """Count a dropped utterance; keep it in ``bad`` while fewer than ``max_listed`` are."""
-        self.counts[bad.reason] = self.counts.get(bad.reason, 0) + 1
-        if len(self.bad) < max_listed:
-            self.bad.append(bad)
+    def add(self, result: Any) -> None:
+        """Count one scanned utterance: a :class:`BadUtterance` (listed while fewer than MAX_LISTED_BAD are),
+        or a kept one (anything with a ``duration_ms``, e.g. an :class:`Utterance`)."""
+        self.total += 1
+        if not isinstance(result, BadUtterance):
+            self.kept += 1
+            self.kept_ms += result.duration_ms
+            return
+        self.counts[result.reason] = self.counts.get(result.reason, 0) + 1
+        if len(self.bad) < MAX_LISTED_BAD:
+            self.bad.append(result)
 
     def summary(self) -> str:
         """One line: kept/total, hours, and the count per reason."""
@@ -148,12 +166,6 @@ class ScanReport:
         raise DataDirError(head + "\n" + self.format(max_lines=50))
 
 
-def unk_id_of(tokenizer: Any) -> Optional[int]:
-    """The tokenizer's ``unk_id`` (see :class:`funasr_lite.data.tokenizer.Tokenizer`), or None."""
-    value = getattr(tokenizer, "unk_id", None)
-    return value if isinstance(value, int) else None
-
-
 def header_ms(path: str) -> float:
     """Duration from the audio header in ms; AudioError naming the file if unreadable."""
     try:
@@ -176,24 +188,22 @@ def check_utterance(
     sample_rate: int = 16000,
     decode_audio: bool = False,
     duration_ms: Optional[float] = None,
-    where: str = "",
-    unk_id: Optional[int] = None,
-) -> "Tuple[Optional[Utterance], Optional[BadUtterance]]":
-    """Run every filter of ``conf`` on one utterance; exactly one of the pair is None.
+    where: str,
+) -> "Utterance | BadUtterance":
+    """Run every filter of ``conf`` on one utterance: the usable :class:`Utterance`, or why it is dropped.
 
     Args:
         key, path, text: the utterance (audio path already resolved).
+        tokenizer: has ``encode(text) -> List[int]``; with an int ``unk_id`` the <unk> share is checked too.
         lfr_frame_ms: milliseconds per LFR frame (small mode's batch_bins unit).
         sample_rate: the rate audio is decoded at (``decode_audio``).
         decode_audio: find the duration by decoding the file (finds corrupt data and NaN; slow)
             instead of reading its header.
         duration_ms: known duration (e.g. from a shard's utt2dur); read from the file when None.
         where: ``file:line`` prefix for messages.
-        unk_id: the ``<unk>`` id (looked up from the tokenizer when None).
     """
-    pre = f"{where}: " if where else ""
     if not text.strip():
-        return None, BadUtterance(key, "empty_text", f"{pre}empty transcription")
+        return BadUtterance(key, "empty_text", f"{where}: empty transcription")
     if duration_ms is None:
         try:
             if decode_audio:
@@ -201,34 +211,32 @@ def check_utterance(
             else:
                 duration_ms = header_ms(path)
         except AudioError as exc:
-            return None, BadUtterance(key, "audio", f"{pre}{exc}")
+            return BadUtterance(key, "audio", f"{where}: {exc}")
     floor = max(MIN_FRAME_MS, conf.min_speech_ms)
     if duration_ms < floor:
-        return None, BadUtterance(key, "too_short", f"{pre}{path}: {duration_ms:.0f} ms < {floor:g} ms")
+        return BadUtterance(key, "too_short", f"{where}: {path}: {duration_ms:.0f} ms < {floor:g} ms")
     if duration_ms > conf.max_speech_ms:
-        return None, BadUtterance(
-            key, "too_long", f"{pre}{path}: {duration_ms:.0f} ms > speech_length_max={conf.max_speech_ms:g}"
+        return BadUtterance(
+            key, "too_long", f"{where}: {path}: {duration_ms:.0f} ms > speech_length_max={conf.max_speech_ms:g}"
         )
     units = conf.batch_units(duration_ms, lfr_frame_ms)
     if units > conf.batch_bins:
-        return None, BadUtterance(
+        return BadUtterance(
             key,
             "exceeds_batch_bins",
-            f"{pre}{path}: {duration_ms:.0f} ms = {units} units > batch_bins={conf.batch_bins}",
+            f"{where}: {path}: {duration_ms:.0f} ms = {units} units > batch_bins={conf.batch_bins}",
         )
     ids = list(tokenizer.encode(text))
     if not ids:
-        return None, BadUtterance(key, "no_tokens", f"{pre}no tokens in {text!r}")
+        return BadUtterance(key, "no_tokens", f"{where}: no tokens in {text!r}")
     if len(ids) > conf.max_tokens:
-        return None, BadUtterance(
-            key, "too_many_tokens", f"{pre}{len(ids)} tokens > token_length_max={conf.max_tokens}"
-        )
-    unk = unk_id_of(tokenizer) if unk_id is None else unk_id
-    if unk is not None:
+        return BadUtterance(key, "too_many_tokens", f"{where}: {len(ids)} tokens > token_length_max={conf.max_tokens}")
+    unk = getattr(tokenizer, "unk_id", None)
+    if isinstance(unk, int):
         n_unk = sum(1 for i in ids if i == unk)
         if n_unk / len(ids) > conf.max_unk_ratio:
-            return None, BadUtterance(key, "too_many_unk", f"{pre}{n_unk} of {len(ids)} tokens are <unk> in {text!r}")
-    return Utterance(key, path, ids, float(duration_ms)), None
+            return BadUtterance(key, "too_many_unk", f"{where}: {n_unk} of {len(ids)} tokens are <unk> in {text!r}")
+    return Utterance(key, path, ids, float(duration_ms))
 
 
 def _empty_text_keys(dd: Any, failed: Mapping[str, List[Any]]) -> set:
@@ -247,6 +255,32 @@ def check_max_bad_ratio(max_bad_ratio: float) -> None:
         raise ConfigError(f"max_bad_ratio must be in [0, 1], got {max_bad_ratio}")
 
 
+def scan_data_dir(
+    data_dir: str, check: Callable[[str, str, str, DataDir], Any], *, empty_text: bool = True
+) -> "Tuple[List[Any], ScanReport]":
+    """Load a training data dir and sort its utterances; returns what was kept (wav.scp order) and the report.
+
+    A key with an error in the data dir is dropped as ``data_dir`` (``empty_text`` for an empty transcription
+    when ``empty_text`` is set); every other one goes through ``check(key, audio path, text, data dir)``,
+    which returns a :class:`BadUtterance` or what to keep (anything with a ``duration_ms``).
+    """
+    dd = load_data_dir(data_dir, mode="train", check_audio=True)
+    report = ScanReport(source=os.fspath(data_dir), notes=[str(p) for p in dd.file_errors()])
+    failed = dd.failed_keys()
+    empty = _empty_text_keys(dd, failed) if empty_text else set()
+    kept = []
+    for key, path in dd.wavs.items():
+        if key in failed:
+            detail = "; ".join(str(p) for p in failed[key])
+            result = BadUtterance(key, "empty_text" if key in empty else "data_dir", detail)
+        else:
+            result = check(key, path, dd.texts[key], dd)  # type: ignore[index]
+        report.add(result)
+        if not isinstance(result, BadUtterance):
+            kept.append(result)
+    return kept, report
+
+
 def scan_training_data(
     data_dir: str,
     tokenizer: Any,
@@ -256,12 +290,11 @@ def scan_training_data(
     sample_rate: int = 16000,
     max_bad_ratio: float = 0.1,
     decode_audio: bool = False,
-    max_listed_bad: int = 1000,
 ) -> "Tuple[List[Utterance], ScanReport]":
     """Pre-flight check of a training data dir (``wav.scp`` + ``text``, matched by key).
 
     Every wav.scp key is either returned as an :class:`Utterance` (wav.scp order)
-    or counted in the report under one of :data:`REASONS` (at most ``max_listed_bad``
+    or counted in the report under one of :data:`REASONS` (at most ``MAX_LISTED_BAD``
     listed). The report is logged. ``lfr_frame_ms``, ``sample_rate`` and ``decode_audio``:
     see :func:`check_utterance`.
 
@@ -271,39 +304,13 @@ def scan_training_data(
             ``max_bad_ratio`` of the utterances are dropped (message = report).
     """
     check_max_bad_ratio(max_bad_ratio)
-    dd = load_data_dir(data_dir, mode="train", check_audio=True)
-    report = ScanReport(source=os.fspath(data_dir))
-    failed = dd.failed_keys()
-    report.notes = [str(p) for p in dd.file_errors()]
-    unk = unk_id_of(tokenizer)
-    utts: List[Utterance] = []
-    texts = dd.texts or {}
-    empty = _empty_text_keys(dd, failed)
-    for key, path in dd.wavs.items():
-        report.total += 1
-        if key in failed:
-            detail = "; ".join(str(p) for p in failed[key])
-            report.add_bad(BadUtterance(key, "empty_text" if key in empty else "data_dir", detail), max_listed_bad)
-            continue
+    opts: Dict[str, Any] = dict(lfr_frame_ms=lfr_frame_ms, sample_rate=sample_rate, decode_audio=decode_audio)
+
+    def check(key: str, path: str, text: str, dd: DataDir) -> "Utterance | BadUtterance":
         where = f"{os.path.join(dd.path, 'text')}:{dd.text_lines.get(key, '?')}"
-        utt, bad = check_utterance(
-            key,
-            path,
-            texts.get(key, ""),
-            tokenizer,
-            conf,
-            lfr_frame_ms=lfr_frame_ms,
-            sample_rate=sample_rate,
-            decode_audio=decode_audio,
-            where=where,
-            unk_id=unk,
-        )
-        if bad is not None:
-            report.add_bad(bad, max_listed_bad)
-        elif utt is not None:
-            utts.append(utt)
-            report.kept += 1
-            report.kept_ms += utt.duration_ms
+        return check_utterance(key, path, text, tokenizer, conf, where=where, **opts)
+
+    utts, report = scan_data_dir(data_dir, check)
     report.log()
     report.raise_if_too_bad(max_bad_ratio)
     return utts, report

@@ -45,20 +45,16 @@ WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
 VAR_FLOOR = 1e-10
 
 
-# ----------------------------------------------------------------------------- am.mvn I/O
-
-
 def _vector_after(path: str, lines: List[str], start: int, tag: str, dims: int) -> List[float]:
     """Parse the ``<LearnRateCoef> 0 [ v1 ... vD ]`` vector that follows line ``start``."""
-    if start + 1 >= len(lines) or not lines[start + 1].split() or lines[start + 1].split()[0] != "<LearnRateCoef>":
-        raise ModelDirError(f"{path}:{start + 2}: expected a '<LearnRateCoef> 0 [ ... ]' line after {tag}")
-    tokens: List[str] = []
     lineno = start + 1
-    tokens.extend(lines[lineno].split())
+    tokens = lines[lineno].split() if lineno < len(lines) else []
+    if tokens[:1] != ["<LearnRateCoef>"]:
+        raise ModelDirError(f"{path}:{start + 2}: expected a '<LearnRateCoef> 0 [ ... ]' line after {tag}")
     # The vector normally sits on one line; follow it onto later lines up to its "]".
     while "]" not in tokens and lineno + 1 < len(lines):
         lineno += 1
-        tokens.extend(lines[lineno].split())
+        tokens += lines[lineno].split()
     if len(tokens) < 4 or tokens[2] != "[" or tokens[-1] != "]":
         raise ModelDirError(f"{path}:{start + 2}: malformed {tag} vector (want '<LearnRateCoef> 0 [ ... ]')")
     try:
@@ -183,9 +179,6 @@ def compute_cmvn_stats(feats: Iterable[torch.Tensor]) -> Tuple[torch.Tensor, tor
     return mean, var.sqrt(), total
 
 
-# ----------------------------------------------------------------------------- LFR
-
-
 def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Low-frame-rate stacking of a padded batch (vectorised, padding-invariant).
 
@@ -203,14 +196,10 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
     lengths = lengths.to(device=feats.device, dtype=torch.long)
     out_lens = torch.div(lengths + lfr_n - 1, lfr_n, rounding_mode="floor")
     t_out = int(out_lens.max())
-    left = (lfr_m - 1) // 2
     # Index of padded frame (lfr_n*i + j) in the original frames, clamped per utterance:
     # below 0 -> frame 0 (left padding), past the end -> last frame (tail padding).
-    pos = (
-        torch.arange(t_out, device=feats.device)[:, None] * lfr_n
-        + torch.arange(lfr_m, device=feats.device)[None, :]
-        - left
-    )  # (T_out, m)
+    first = torch.arange(t_out, device=feats.device)[:, None] * lfr_n - (lfr_m - 1) // 2  # (T_out, 1)
+    pos = first + torch.arange(lfr_m, device=feats.device)[None, :]  # (T_out, m)
     idx = torch.minimum(pos.clamp_min(0)[None], (lengths - 1).clamp_min(0)[:, None, None])  # (B, T_out, m)
     gathered = torch.gather(feats, 1, idx.reshape(bsz, -1, 1).expand(-1, -1, dim))
     out = gathered.reshape(bsz, t_out, lfr_m * dim)
@@ -218,14 +207,11 @@ def apply_lfr(feats: torch.Tensor, lengths: torch.Tensor, lfr_m: int, lfr_n: int
     return out.masked_fill(~valid[:, :, None], 0.0), out_lens
 
 
-# ----------------------------------------------------------------------------- frontend
-
-
 class WavFrontend(nn.Module):
     """Waveforms -> CMVN-normalised LFR fbank features, like FunASR's ``WavFrontend``.
 
     Constructor arguments are FunASR's ``frontend_conf`` keys (same names, including the
-    ``upsacle_samples`` spelling), plus ``cmvn`` to pass the (2, D) CMVN tensor directly.
+    ``upsacle_samples`` spelling; ``filter_length_min/max`` are accepted and unused, as in FunASR).
     Defaults follow Paraformer-large and this project's inference rule: ``lfr_m=7, lfr_n=6``
     and ``dither=0.0`` (FunASR's class defaults are 1, 1 and 1.0).  Unknown keys are a
     TypeError; bad values a ValueError.
@@ -248,7 +234,6 @@ class WavFrontend(nn.Module):
         dither: float = 0.0,
         snip_edges: bool = True,
         upsacle_samples: bool = True,
-        cmvn: Optional[torch.Tensor] = None,
     ):
         super().__init__()
         if not (isinstance(fs, int) and fs > 0):
@@ -263,21 +248,17 @@ class WavFrontend(nn.Module):
             raise ValueError(f"lfr_m and lfr_n must be ints >= 1, got {lfr_m!r}, {lfr_n!r}")
         if not (dither >= 0):
             raise ValueError(f"dither must be >= 0, got {dither!r}")
-        if cmvn_file is not None and cmvn is not None:
-            raise ValueError("give either cmvn_file or cmvn, not both")
         self.fs = fs  # sample rate in Hz of the input waveforms
         self.window = window  # analysis window type
         self.n_mels = n_mels  # mel bins per fbank frame
         self.frame_length = frame_length  # analysis window in ms
         self.frame_shift = frame_shift  # hop in ms
-        self.filter_length_min = filter_length_min  # accepted for config compatibility; unused (as in FunASR)
-        self.filter_length_max = filter_length_max  # accepted for config compatibility; unused (as in FunASR)
         self.lfr_m = lfr_m  # frames stacked per LFR frame
         self.lfr_n = lfr_n  # LFR hop in frames
         self.dither = float(dither)  # Kaldi dither amount (0 = deterministic)
         self.snip_edges = bool(snip_edges)  # Kaldi snip_edges framing
         self.upsacle_samples = bool(upsacle_samples)  # multiply [-1, 1] samples by 32768 first
-        self.cmvn_file = cmvn_file  # where the CMVN came from, if a file
+        cmvn = None
         if cmvn_file is not None:
             cmvn = load_cmvn(cmvn_file)
             if cmvn.shape[1] != self.output_size():
@@ -285,10 +266,6 @@ class WavFrontend(nn.Module):
                     f"{cmvn_file}: CMVN has {cmvn.shape[1]} dims but the frontend outputs "
                     f"n_mels*lfr_m = {self.output_size()}"
                 )
-        elif cmvn is not None:
-            cmvn = torch.as_tensor(cmvn, dtype=torch.float32)
-            if cmvn.shape != (2, self.output_size()):
-                raise ValueError(f"cmvn must have shape (2, {self.output_size()}), got {tuple(cmvn.shape)}")
         self.register_buffer("cmvn", cmvn, persistent=False)
 
     def output_size(self) -> int:
@@ -297,11 +274,10 @@ class WavFrontend(nn.Module):
 
     def _fbank(self, wav: torch.Tensor) -> torch.Tensor:
         """(S,) float waveform -> (T, n_mels) log-mel fbank."""
-        num = wav.shape[0]
+        # FunASR shortens the window to the whole utterance when it is shorter than one frame.
+        frame_length = min(self.frame_length, wav.shape[0] / self.fs * 1000)
         if self.upsacle_samples:
             wav = wav * (1 << 15)
-        # FunASR shortens the window to the whole utterance when it is shorter than one frame.
-        frame_length = min(self.frame_length, num / self.fs * 1000)
         return kaldi.fbank(
             wav[None, :],
             num_mel_bins=self.n_mels,

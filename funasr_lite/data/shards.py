@@ -9,40 +9,35 @@ matched, audio paths absolute, durations in ms from the audio headers), a
 FunASR's ``split/`` dirs). ``data.list`` and ``shards.json`` are written last,
 so an interrupted run leaves no usable-looking half output.
 
-:class:`ShardStream` is the IterableDataset: per epoch the shard list is
-shuffled with ``seed + epoch`` and dealt out by rank, then by DataLoader
-worker. Each worker reads one shard at a time, filters utterances with
-:func:`~funasr_lite.data.filters.check_utterance` before touching the audio, keeps at
-most ``buffer_size`` utterance records (no audio) in a shuffle buffer, sorts
-windows of ``sort_size`` by duration and yields batches with
-``len(batch) x longest_ms <= batch_bins``; audio is loaded only for the
-batch being yielded. Counts of dropped utterances are logged per worker at
-the end of each epoch (and kept in ``last_stats`` when there are no workers).
+:class:`ShardStream` streams them to the DataLoader workers.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import logging
 import os
 import random
 import shutil
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from funasr_lite.data.audio import load_audio
-from funasr_lite.data.datadir import read_scp
+from funasr_lite.data.datadir import DataDir, read_scp
 from funasr_lite.data.filters import (
+    MAX_LISTED_BAD,
     BadUtterance,
     ScanReport,
     Utterance,
     check_max_bad_ratio,
     check_utterance,
     header_ms,
-    unk_id_of,
+    scan_data_dir,
 )
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.errors import AudioError, DataDirError
@@ -53,6 +48,8 @@ __all__ = ["ShardSummary", "make_shards", "ensure_shards", "read_data_list", "sc
 logger = logging.getLogger(__name__)
 
 MANIFEST = "shards.json"
+
+_Row = namedtuple("_Row", "key path text duration_ms")  # one utterance of a shard being written
 
 
 @dataclass
@@ -66,16 +63,12 @@ class ShardSummary:
 
 
 def _fingerprint(data_dir: str) -> Dict[str, List[int]]:
-    out = {}
-    for name in ("wav.scp", "text"):
-        st = os.stat(os.path.join(data_dir, name))
-        out[name] = [st.st_size, st.st_mtime_ns]
-    return out
+    """Size and mtime of ``wav.scp`` and ``text``: shards made from them are stale when these change."""
+    stats = {name: os.stat(os.path.join(data_dir, name)) for name in ("wav.scp", "text")}
+    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
 
 
-def make_shards(
-    data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False, max_listed_bad: int = 1000
-) -> ShardSummary:
+def make_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000, *, overwrite: bool = False) -> ShardSummary:
     """Split ``data_dir`` into shards of ``utts_per_shard`` utterances under ``out_dir``.
 
     Utterances with a bad wav.scp/text entry or an unreadable audio header are left
@@ -85,12 +78,7 @@ def make_shards(
     Raises:
         DataDirError: unreadable data dir, no usable utterance, or ``out_dir`` already
             holds shards and ``overwrite`` is False.
-        ValueError: ``utts_per_shard < 1``.
     """
-    from funasr_lite.data.datadir import load_data_dir
-
-    if utts_per_shard < 1:
-        raise ValueError(f"utts_per_shard must be >= 1, got {utts_per_shard}")
     data_list = os.path.join(out_dir, "data.list")
     split = os.path.join(out_dir, "split")
     if os.path.exists(data_list) or os.path.exists(split):
@@ -107,25 +95,14 @@ def make_shards(
             if os.path.exists(os.path.join(out_dir, name)):
                 os.unlink(os.path.join(out_dir, name))
         shutil.rmtree(split, ignore_errors=True)
-    dd = load_data_dir(data_dir, mode="train", check_audio=True)
-    report = ScanReport(source=os.fspath(data_dir))
-    report.notes = [str(p) for p in dd.file_errors()]
-    failed = dd.failed_keys()
-    texts = dd.texts or {}
-    rows: List[Tuple[str, str, str, float]] = []
-    for key, path in dd.wavs.items():
-        report.total += 1
-        if key in failed:
-            report.add_bad(BadUtterance(key, "data_dir", "; ".join(str(p) for p in failed[key])), max_listed_bad)
-            continue
+
+    def header(key: str, path: str, text: str, dd: DataDir) -> "_Row | BadUtterance":
         try:
-            ms = header_ms(path)
+            return _Row(key, os.path.abspath(path), text, header_ms(path))
         except AudioError as exc:
-            report.add_bad(BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}"), max_listed_bad)
-            continue
-        rows.append((key, os.path.abspath(path), texts[key], ms))
-        report.kept += 1
-        report.kept_ms += ms
+            return BadUtterance(key, "audio", f"{dd.path}/wav.scp:{dd.wav_lines[key]}: {exc}")
+
+    rows, report = scan_data_dir(data_dir, header, empty_text=False)
     if not rows:
         raise DataDirError(f"{data_dir}: no usable utterance to shard\n{report.format(50)}")
     os.makedirs(split, exist_ok=True)
@@ -164,20 +141,16 @@ def ensure_shards(data_dir: str, out_dir: str, utts_per_shard: int = 1000) -> st
 
     Returns the ``data.list`` path.
     """
-    import json
-
     data_list = os.path.join(out_dir, "data.list")
-    manifest = os.path.join(out_dir, MANIFEST)
-    if os.path.exists(data_list) and os.path.exists(manifest):
+    if os.path.exists(data_list) and os.path.exists(os.path.join(out_dir, MANIFEST)):
         try:
-            with open(manifest, encoding="utf-8") as f:
-                meta = json.load(f)
+            meta = _read_manifest(out_dir)
             same = (
                 meta.get("source") == os.path.abspath(data_dir)
                 and meta.get("fingerprint") == _fingerprint(data_dir)
                 and meta.get("utts_per_shard") == utts_per_shard
             )
-        except (OSError, ValueError):
+        except (DataDirError, OSError):
             same = False
         if same:
             logger.info("reusing shards in %s (source %s unchanged)", out_dir, data_dir)
@@ -211,7 +184,7 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) != 2:
                 raise DataDirError(f"{path}:{lineno}: expected '<wav.scp> <text>', got {line!r}")
-            full = [p if os.path.isabs(p) else os.path.join(base, p) for p in parts]
+            full = [os.path.join(base, p) for p in parts]  # an absolute p stays as it is
             for p in full:
                 if not os.path.isfile(p):
                     raise DataDirError(f"{path}:{lineno}: shard file not found: {p}")
@@ -221,84 +194,57 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
     return pairs
 
 
-def _manifest_bad(data: str) -> Tuple[Dict[str, int], List[List[str]]]:
-    import json
-
-    base = data if os.path.isdir(data) else os.path.dirname(data)
-    manifest = os.path.join(base, MANIFEST)
+def _read_manifest(out_dir: str) -> Dict[str, Any]:
+    """``out_dir``'s shards.json ({} if there is none); DataDirError naming it if unreadable."""
+    manifest = os.path.join(out_dir, MANIFEST)
     if not os.path.isfile(manifest):
-        return {}, []
+        return {}
     try:
         with open(manifest, encoding="utf-8") as f:
-            meta = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as exc:
         raise DataDirError(f"{manifest}: unreadable shard manifest: {exc}") from exc
-    return dict(meta.get("bad_counts", {})), list(meta.get("bad", []))
 
 
-def _read_shard(wav_scp: str, text_path: str) -> Iterator[Tuple[str, str, Optional[str], Optional[float], str]]:
-    """``(key, audio path, text or None, duration ms or None, "file:line")`` per wav.scp entry."""
-    wavs = read_scp(wav_scp, what="wav.scp")
-    texts = read_scp(text_path, what="text")
-    durs: Dict[str, float] = {}
-    dur_path = os.path.join(os.path.dirname(wav_scp), "utt2dur")
-    if os.path.isfile(dur_path):
-        for key, value in read_scp(dur_path, what="text").entries.items():
-            try:
-                durs[key] = float(value)
-            except ValueError:
-                logger.warning("%s: bad duration %r for %s; reading the header instead", dur_path, value, key)
-    base = os.path.dirname(wav_scp)
-    for p in wavs.problems:
-        logger.warning("%s", p)
-    for key, path in wavs.entries.items():
-        if not os.path.isabs(path) and not os.path.exists(path):
-            path = os.path.join(base, path)
-        yield key, path, texts.entries.get(key), durs.get(key), f"{wav_scp}:{wavs.lines[key]}"
-
-
-def _check(
-    rec: Tuple[str, str, Optional[str], Optional[float], str],
-    tokenizer: Any,
-    conf: DatasetConf,
-    unk: Optional[int],
-    sample_rate: int,
-    decode_audio: bool = False,
-) -> Tuple[Optional[Utterance], Optional[BadUtterance]]:
-    key, path, text, ms, where = rec
-    if text is None:
-        return None, BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
-    if not os.path.isfile(path):
-        return None, BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
-    return check_utterance(
-        key,
-        path,
-        text,
-        tokenizer,
-        conf,
-        sample_rate=sample_rate,
-        decode_audio=decode_audio,
-        duration_ms=ms,
-        where=where,
-        unk_id=unk,
-    )
+def _shard_utterances(
+    shards: List[Tuple[str, str]], tokenizer: Any, conf: DatasetConf, sample_rate: int
+) -> Iterator["Utterance | BadUtterance"]:
+    """Every wav.scp entry of ``shards`` (``(wav.scp, text)`` pairs) through the filters, in file order."""
+    check = functools.partial(check_utterance, tokenizer=tokenizer, conf=conf, sample_rate=sample_rate)
+    for wav_scp, text_path in shards:
+        wavs = read_scp(wav_scp, what="wav.scp")
+        texts = read_scp(text_path, what="text").entries
+        base = os.path.dirname(wav_scp)
+        durs: Dict[str, float] = {}
+        dur_path = os.path.join(base, "utt2dur")
+        if os.path.isfile(dur_path):
+            for key, value in read_scp(dur_path, what="text").entries.items():
+                try:
+                    durs[key] = float(value)
+                except ValueError:
+                    logger.warning("%s: bad duration %r for %s; reading the header instead", dur_path, value, key)
+        for p in wavs.problems:
+            logger.warning("%s", p)
+        for key, path in wavs.entries.items():
+            if not os.path.isabs(path) and not os.path.exists(path):
+                path = os.path.join(base, path)
+            where = f"{wav_scp}:{wavs.lines[key]}"
+            if key not in texts:
+                yield BadUtterance(key, "data_dir", f"{where}: key {key!r} has no line in the shard's text")
+            elif not os.path.isfile(path):
+                yield BadUtterance(key, "data_dir", f"{where}: audio file not found: {path}")
+            else:
+                yield check(key, path, texts[key], duration_ms=durs.get(key), where=where)
 
 
 def scan_shards(
-    data: str,
-    tokenizer: Any,
-    conf: DatasetConf,
-    *,
-    sample_rate: int = 16000,
-    max_bad_ratio: float = 0.1,
-    decode_audio: bool = False,
-    max_listed_bad: int = 1000,
+    data: str, tokenizer: Any, conf: DatasetConf, *, sample_rate: int = 16000, max_bad_ratio: float = 0.1
 ) -> ScanReport:
     """Pre-flight of a large dataset: stream every shard, count and list what would be dropped.
 
-    Memory: counts plus at most ``max_listed_bad`` bad entries. Utterances
+    Memory: counts plus at most ``MAX_LISTED_BAD`` bad entries. Utterances
     :func:`make_shards` left out (from ``shards.json``) count as dropped too.
-    ``sample_rate`` and ``decode_audio``: see :func:`~funasr_lite.data.filters.check_utterance`.
+    ``sample_rate``: see :func:`~funasr_lite.data.filters.check_utterance`.
 
     Raises:
         ConfigError: ``max_bad_ratio`` is not in [0, 1].
@@ -306,33 +252,30 @@ def scan_shards(
     """
     check_max_bad_ratio(max_bad_ratio)
     report = ScanReport(source=os.fspath(data))
-    counts, listed = _manifest_bad(data)
-    for reason, n in counts.items():
+    meta = _read_manifest(data if os.path.isdir(data) else os.path.dirname(data))
+    for reason, n in meta.get("bad_counts", {}).items():
         report.counts[reason] = int(n)
         report.total += int(n)
-    report.bad = [BadUtterance(*b) for b in listed[:max_listed_bad]]
-    unk = unk_id_of(tokenizer)
-    for wav_scp, text_path in read_data_list(data):
-        for rec in _read_shard(wav_scp, text_path):
-            report.total += 1
-            utt, bad = _check(rec, tokenizer, conf, unk, sample_rate, decode_audio)
-            if bad is not None:
-                report.add_bad(bad, max_listed_bad)
-            else:
-                report.kept += 1
-                report.kept_ms += utt.duration_ms  # type: ignore[union-attr]
+    report.bad = [BadUtterance(*b) for b in meta.get("bad", [])[:MAX_LISTED_BAD]]
+    for result in _shard_utterances(read_data_list(data), tokenizer, conf, sample_rate):
+        report.add(result)
     report.log()
     report.raise_if_too_bad(max_bad_ratio)
     return report
 
 
 class ShardStream(IterableDataset):
-    """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards (see module doc).
+    """Streams batches of ``(key, wav (S,), token_ids (L,))`` items from shards.
 
-    With ``conf.shuffle`` the shard order and the shuffle buffer are random
-    (seeded by ``seed + epoch``, rank and worker); otherwise everything is in
-    file order except the sort window. Audio is loaded at ``sample_rate``. Use with
-    ``DataLoader(batch_size=None, collate_fn=Collator(...))``.
+    Per epoch the shard list is dealt out by rank, then by DataLoader worker. Each worker reads
+    one shard at a time, filters utterances with :func:`~funasr_lite.data.filters.check_utterance`
+    before touching the audio, keeps at most ``buffer_size`` utterance records (no audio) in a
+    shuffle buffer, sorts windows of ``sort_size`` by duration and yields batches with
+    ``len(batch) x longest_ms <= batch_bins``; audio is loaded (at ``sample_rate``) only for the batch
+    being yielded. With ``conf.shuffle`` the shard order (``seed + epoch``) and the shuffle buffer
+    (also rank and worker) are random; otherwise everything is in file order except the sort window.
+    Counts of dropped utterances are logged per worker at the end of each epoch (and kept in
+    ``last_stats`` when there are no workers). Use with ``DataLoader(batch_size=None)`` and :func:`~funasr_lite.data.batching.collate`.
     """
 
     def __init__(
@@ -348,8 +291,6 @@ class ShardStream(IterableDataset):
         epoch: int = 0,
     ) -> None:
         super().__init__()
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
         self.shards = read_data_list(data)
         if len(self.shards) < world_size:
             raise DataDirError(
@@ -372,16 +313,13 @@ class ShardStream(IterableDataset):
         return shards[self.rank :: self.world_size][worker_id::num_workers]
 
     def _utterances(self, shards: List[Tuple[str, str]], stats: Counter) -> Iterator[Utterance]:
-        unk = unk_id_of(self.tokenizer)
-        for wav_scp, text_path in shards:
-            for rec in _read_shard(wav_scp, text_path):
-                utt, bad = _check(rec, self.tokenizer, self.conf, unk, self.sample_rate)
-                if bad is not None:
-                    stats[bad.reason] += 1
-                    logger.debug("dropped %s", bad)
-                else:
-                    stats["kept"] += 1
-                    yield utt  # type: ignore[misc]
+        for result in _shard_utterances(shards, self.tokenizer, self.conf, self.sample_rate):
+            if isinstance(result, BadUtterance):
+                stats[result.reason] += 1
+                logger.debug("dropped %s", result)
+            else:
+                stats["kept"] += 1
+                yield result
 
     def _shuffled(self, utts: Iterator[Utterance], rng: random.Random, stats: Counter) -> Iterator[Utterance]:
         if not self.conf.shuffle:
@@ -399,13 +337,8 @@ class ShardStream(IterableDataset):
         yield from buf
 
     def _sorted(self, utts: Iterator[Utterance]) -> Iterator[Utterance]:
-        win: List[Utterance] = []
-        for u in utts:
-            win.append(u)
-            if len(win) >= self.conf.sort_size:
-                yield from sorted(win, key=lambda x: x.duration_ms)
-                win = []
-        yield from sorted(win, key=lambda x: x.duration_ms)
+        while win := list(itertools.islice(utts, self.conf.sort_size)):
+            yield from sorted(win, key=lambda x: x.duration_ms)
 
     def _batches(self, utts: Iterator[Utterance]) -> Iterator[List[Utterance]]:
         cur: List[Utterance] = []
@@ -428,15 +361,9 @@ class ShardStream(IterableDataset):
         self.last_stats = stats
         utts = self._sorted(self._shuffled(self._utterances(self.my_shards(wid, nw), stats), rng, stats))
         for batch in self._batches(utts):
-            items = []
-            for u in batch:
-                try:
-                    wav = load_audio(u.path, self.sample_rate)
-                except AudioError as exc:
-                    stats["audio"] += 1
-                    logger.warning("skipping utterance %s: %s", u.key, exc)
-                    continue
-                items.append((u.key, wav, torch.tensor(u.token_ids, dtype=torch.long)))
+            items = [u.load(self.sample_rate) for u in batch]
+            stats["audio"] += sum(it is None for it in items)
+            items = [it for it in items if it is not None]
             stats["batches"] += 1
             if items:
                 yield items

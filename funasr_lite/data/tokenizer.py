@@ -36,12 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.textio import read_utf8
 
-__all__ = [
-    "load_token_list",
-    "load_seg_dict",
-    "postprocess_tokens",
-    "Tokenizer",
-]
+__all__ = ["load_token_list", "load_seg_dict", "postprocess_tokens", "Tokenizer"]
 
 # A word (or segment) whose first character matches this goes through seg_dict
 # character by character; FunASR uses the same class (note: CJK only up to U+9FA5).
@@ -52,15 +47,6 @@ _DROPPED_TOKENS = frozenset(("<s>", "</s>", "<unk>", "<OOV>"))
 # Substrings ignored when classifying a token as CJK-like or alphabetic (in this order).
 _IGNORED_SUBSTRINGS = (" ", "</s>", "<s>", "<unk>", "<OOV>")
 _BLANK = " "  # the word separator element used during post-processing
-
-
-def _check_unique(tokens: Sequence[str], where: str) -> None:
-    """Raise ModelDirError if a token occurs twice (ids would be ambiguous)."""
-    seen: Dict[str, int] = {}
-    for i, t in enumerate(tokens):
-        if t in seen:
-            raise ModelDirError(f"{where}: token {t!r} is duplicated (ids {seen[t]} and {i})")
-        seen[t] = i
 
 
 def load_token_list(path: str) -> List[str]:
@@ -101,7 +87,11 @@ def load_token_list(path: str) -> List[str]:
             tokens.append(token)
     if not tokens:
         raise ModelDirError(f"{path}: token list is empty")
-    _check_unique(tokens, path)
+    seen: Dict[str, int] = {}
+    for i, t in enumerate(tokens):
+        if t in seen:
+            raise ModelDirError(f"{path}: token {t!r} is duplicated (ids {seen[t]} and {i})")
+        seen[t] = i
     return tokens
 
 
@@ -114,57 +104,35 @@ def load_seg_dict(path: str) -> Dict[str, List[str]]:
     Raises:
         ModelDirError: the file is missing, unreadable or not UTF-8 (names file:line).
     """
-    path = os.fspath(path)
-    text = read_utf8(path, "seg_dict", ModelDirError)
-    seg: Dict[str, List[str]] = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if fields:
-            seg[fields[0]] = fields[1:]
-    return seg
+    lines = read_utf8(os.fspath(path), "seg_dict", ModelDirError).splitlines()
+    return {fields[0]: fields[1:] for fields in map(str.split, lines) if fields}
 
 
 def _forward_max_match(text: str, keys: Dict[str, List[str]], max_len: int) -> List[str]:
     """Cut ``text`` into the longest ``keys`` entries, left to right; unmatched chars stand alone."""
     out: List[str] = []
     i = 0
-    n = len(text)
-    while i < n:
-        step = 1
-        for j in range(min(n, i + max_len), i + 1, -1):
-            if text[i:j] in keys:
-                step = j - i
-                break
-        out.append(text[i : i + step])
-        i += step
+    while i < len(text):
+        end = next((j for j in range(min(len(text), i + max_len), i + 1, -1) if text[i:j] in keys), i + 1)
+        out.append(text[i:end])
+        i = end
     return out
 
 
-# ---------------------------------------------------------------------------
-# Post-processing (FunASR sentence_postprocess semantics)
-# ---------------------------------------------------------------------------
-
-
 def _strip_ignored(token: str) -> str:
+    """``token`` without what post-processing ignores when it classifies tokens (:data:`_IGNORED_SUBSTRINGS`)."""
     for s in _IGNORED_SUBSTRINGS:
         token = token.replace(s, "")
     return token
 
 
-def _in_range(s: str, lo: str, hi: str) -> bool:
-    """Whether ``lo <= s <= hi`` in string order, for single-character ``lo`` and ``hi``.
-
-    So the first character decides, except that a string starting with ``hi``
-    qualifies only if it is exactly ``hi``.
-    """
-    if not s:
-        return False
-    return lo <= s[0] < hi or s == hi
-
-
 def _cjk_like(s: str) -> bool:
-    """FunASR's "Chinese" test: starts with a CJK char (U+4E00..U+9FFF) or a digit, or is ``@``."""
-    return _in_range(s, "\u4e00", "\u9fff") or _in_range(s, "0", "9") or s == "@"
+    """FunASR's "Chinese" test: starts with a CJK char (U+4E00..U+9FFF) or a digit, or is ``@``.
+
+    It compares whole strings (as FunASR does), so a string starting with U+9FFF or ``9``
+    qualifies only if it is exactly that character.
+    """
+    return "\u4e00" <= s <= "\u9fff" or "0" <= s <= "9" or s == "@"
 
 
 def _all_cjk_like(items: Iterable[str]) -> bool:
@@ -260,11 +228,6 @@ def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
     return "".join(elems).strip(), words
 
 
-# ---------------------------------------------------------------------------
-# Tokenizer
-# ---------------------------------------------------------------------------
-
-
 class Tokenizer:
     """Maps text to token ids (training targets) and ids back to text (results).
 
@@ -306,18 +269,16 @@ class Tokenizer:
                 raise ValueError(f"token {t!r} is duplicated in token_list (ids {self.token2id[t]} and {i})")
             self.token2id[t] = i
 
-        def lookup(name: str, symbol: str) -> int:
+        for name, symbol in (("unk", unk), ("blank", blank), ("sos", sos), ("eos", eos)):
             if symbol not in self.token2id:
                 raise ValueError(
                     f"{name} symbol {symbol!r} is not in the token list "
                     f"({len(self.token_list)} tokens, first: {self.token_list[:3]})"
                 )
-            return self.token2id[symbol]
-
-        self.unk_id: int = lookup("unk", unk)  # id that unknown pieces map to
-        self.blank_id: int = lookup("blank", blank)  # CTC blank, dropped when decoding
-        self.sos_id: int = lookup("sos", sos)  # start of sentence, dropped when decoding
-        self.eos_id: int = lookup("eos", eos)  # end of sentence, dropped when decoding
+        self.unk_id: int = self.token2id[unk]  # id that unknown pieces map to
+        self.blank_id: int = self.token2id[blank]  # CTC blank, dropped when decoding
+        self.sos_id: int = self.token2id[sos]  # start of sentence, dropped when decoding
+        self.eos_id: int = self.token2id[eos]  # end of sentence, dropped when decoding
         self.unk: str = unk
         self.seg_dict: Optional[Dict[str, List[str]]] = (
             None if seg_dict is None else {k: list(v) for k, v in seg_dict.items()}
@@ -331,18 +292,6 @@ class Tokenizer:
         """Number of tokens (the model's output dimension)."""
         return len(self.token_list)
 
-    def __repr__(self) -> str:
-        return (
-            f"Tokenizer(vocab_size={self.vocab_size}, seg_dict="
-            f"{'None' if self.seg_dict is None else len(self.seg_dict)}, seg_mode={self.seg_mode!r})"
-        )
-
-    # -- text -> tokens -> ids ------------------------------------------------
-
-    def _pieces(self, word: str) -> List[str]:
-        assert self.seg_dict is not None
-        return self.seg_dict.get(word, [self.unk])
-
     def tokenize(self, text: str) -> List[str]:
         """Split ``text`` into model tokens (pieces); see the module docstring for the rules."""
         if self.seg_dict is None:
@@ -352,7 +301,7 @@ class Tokenizer:
             joined = "".join(text.split()).lower()
             for seg in _forward_max_match(joined, self.seg_dict, self._seg_max_len):
                 if _SEG_START.match(seg):
-                    out += self._pieces(seg)
+                    out += self.seg_dict.get(seg, [self.unk])
             return out
         for word in text.split():
             word = word.lower()
@@ -360,20 +309,14 @@ class Tokenizer:
                 out += self.seg_dict[word]
             elif _SEG_START.match(word):
                 for ch in word:
-                    out += self._pieces(ch)
+                    out += self.seg_dict.get(ch, [self.unk])
             else:
                 out.append(self.unk)
         return out
 
-    def tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
-        """Map tokens to ids; a token not in the list gives ``unk_id``."""
-        return [self.token2id.get(t, self.unk_id) for t in tokens]
-
     def encode(self, text: str) -> List[int]:
-        """Token ids of ``text`` for a training target (no ``</s>`` appended)."""
-        return self.tokens_to_ids(self.tokenize(text))
-
-    # -- ids -> tokens -> text ------------------------------------------------
+        """Token ids of ``text`` for a training target (no ``</s>`` appended); an unknown token gives ``unk_id``."""
+        return [self.token2id.get(t, self.unk_id) for t in self.tokenize(text)]
 
     def ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
         """Tokens of ``ids`` with the blank, ``<s>`` and ``</s>`` ids dropped.

@@ -17,7 +17,6 @@ from funasr_lite.data.datadir import (
     Problem,
     load_data_dir,
     read_scp,
-    require_data_dir,
     resolve_audio_path,
 )
 from funasr_lite.errors import DataDirError
@@ -283,7 +282,7 @@ def test_nonexistent_dir_and_no_wav_scp(tmp_path):
         load_data_dir(str(tmp_path / "nope"))
     (tmp_path / "f").write_text("x")
     with pytest.raises(DataDirError, match="is not a directory"):
-        require_data_dir(str(tmp_path / "f"))
+        load_data_dir(str(tmp_path / "f"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataDirError, match="has no wav.scp"):
         load_data_dir(str(tmp_path / "empty"))

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from funasr_lite.data.batching import BucketBatchSampler, Collator
+from funasr_lite.data.batching import BucketBatchSampler, collate
 from funasr_lite.data.dataset import build_dataloader, set_epoch
 from funasr_lite.data.filters import scan_training_data
 from funasr_lite.data.frontend import WavFrontend
@@ -308,7 +308,7 @@ def test_small_loader_rank_split(good_dir, tok):
 
 def test_collator_pads():
     items = [("x", torch.ones(5), torch.tensor([3, 4])), None, ("y", torch.ones(8), torch.tensor([5, 6, 7]))]
-    out = Collator(None)(items)
+    out = collate(items)
     assert out["keys"] == ["x", "y"]
     assert out["speech"].shape == (2, 8) and out["speech_lengths"].tolist() == [5, 8]
     assert out["text"].tolist() == [[3, 4, -1], [5, 6, 7]] and out["text_lengths"].tolist() == [2, 3]
