@@ -50,7 +50,6 @@ class CTC(nn.Module):
             )
         self.dropout_rate = dropout_rate
         self.ctc_lo: Optional[nn.Linear] = nn.Linear(encoder_output_size, odim) if extra_linear else None
-        self.ctc_type = ctc_type
         self.reduce = reduce
         self.ignore_nan_grad = ignore_nan_grad
 
@@ -61,10 +60,6 @@ class CTC(nn.Module):
     def log_softmax(self, hs: torch.Tensor) -> torch.Tensor:
         """hs: (B, T, D) -> (B, T, V) log-probabilities."""
         return F.log_softmax(self.logits(hs), dim=2)
-
-    def argmax(self, hs: torch.Tensor) -> torch.Tensor:
-        """hs: (B, T, D) -> (B, T) best ids per frame."""
-        return self.logits(hs).argmax(dim=2)
 
     def forward(self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor) -> torch.Tensor:
         """CTC loss.
