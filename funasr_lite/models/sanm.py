@@ -64,15 +64,6 @@ def sinusoidal_position_encoding(
     return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
 
 
-class SinusoidalPositionEncoder(nn.Module):
-    """Adds the sinusoidal position code to ``x`` (no parameters, no dropout)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D) -> (B, T, D)."""
-        pe = sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)
-        return x + pe[None]
-
-
 class PositionwiseFeedForward(nn.Module):
     """Linear(idim, hidden) -> ReLU -> dropout -> Linear(hidden, idim)."""
 
@@ -267,7 +258,6 @@ class SANMEncoder(nn.Module):
         _require(output_size >= 1, f"SANMEncoder: output_size must be >= 1, got {output_size}")
         self._output_size = output_size
         self.normalize_before = normalize_before
-        self.embed = SinusoidalPositionEncoder()
 
         def block(in_size: int) -> EncoderLayerSANM:
             attn = MultiHeadedAttentionSANM(
@@ -294,10 +284,9 @@ class SANMEncoder(nn.Module):
             (B, T, output_size) encoder output, zero on padded frames, and (B,) lengths.
         """
         mask = lengths_to_mask(lengths, xs.size(1))
-        x = self.embed(xs * math.sqrt(self._output_size))
-        for layer in self.encoders0:
-            x = layer(x, mask)
-        for layer in self.encoders:
+        x = xs * math.sqrt(self._output_size)
+        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)[None]
+        for layer in [*self.encoders0, *self.encoders]:
             x = layer(x, mask)
         if self.normalize_before:
             x = self.after_norm(x)
