@@ -170,10 +170,7 @@ class Paraformer(nn.Module):
         elif self.decoder.embed is None and sampling_ratio > 0:
             raise ValueError("Paraformer: sampling_ratio > 0 needs decoder embeddings (wo_input_layer=False)")
 
-        self.vocab_size = vocab_size
         self.ignore_id = ignore_id
-        self.blank_id = blank_id
-        self.sos = sos
         self.eos = eos
         self.ctc_weight = ctc_weight
         self.lsm_weight = lsm_weight
@@ -193,8 +190,6 @@ class Paraformer(nn.Module):
         from funasr_lite.config.schema import ModelConfig
 
         cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-        if int(vocab_size) < 1:
-            raise ValueError(f"Paraformer: vocabulary size must be >= 1, got {vocab_size}")
         blocks = {slot: getattr(cfg, slot) for slot in ("encoder", "decoder", "predictor", "specaug")}
         confs = {
             f"{slot}_conf": getattr(cfg, f"{slot}_conf").kwargs_for(
