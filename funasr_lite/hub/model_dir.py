@@ -102,43 +102,36 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
 
     if "am_model_name" in model_section:  # legacy 0.x
         mc = model_section.get("model_config") or {}
-        md = ModelDir(
-            root=root,
-            layout="0.x",
-            config=_require(root, mc.get("am_model_config", "config.yaml"), "model config", missing),
-            checkpoint=_require(
-                root, model_section["am_model_name"], "weights, configuration.json model.am_model_name", missing
-            )
-            if checkpoint is None
-            else "",
-            cmvn=_require(root, mc.get("mvn_file", "am.mvn"), "CMVN stats", missing),
-            tokens=_optional(root, "tokens.txt"),
-            seg_dict=_optional(root, "seg_dict"),
-            decoding_yaml=_optional(root, mc.get("asr_model_config", "decoding.yaml")),
-            finetune_yaml=_optional(root, "finetune.yaml"),
-            configuration=configuration,
-        )
+        layout = "0.x"
+        config = mc.get("am_model_config", "config.yaml")
+        weights = (model_section["am_model_name"], "weights, configuration.json model.am_model_name")
+        cmvn = mc.get("mvn_file", "am.mvn")
+        tokens, seg_dict = "tokens.txt", "seg_dict"
+        decoding = mc.get("asr_model_config", "decoding.yaml")
     else:  # 1.x
         metas = configuration.get("file_path_metas") or {}
         tok_conf = metas.get("tokenizer_conf") or {}
-        fe_conf = metas.get("frontend_conf") or {}
+        layout = "1.x"
+        config = metas.get("config", "config.yaml")
+        weights = (metas.get("init_param", "model.pt"), "weights")
+        cmvn = (metas.get("frontend_conf") or {}).get("cmvn_file", "am.mvn")
         tokens = tok_conf.get("token_list") or (
             "tokens.json" if os.path.isfile(os.path.join(root, "tokens.json")) else "tokens.txt"
         )
-        md = ModelDir(
-            root=root,
-            layout="1.x",
-            config=_require(root, metas.get("config", "config.yaml"), "model config", missing),
-            checkpoint=_require(root, metas.get("init_param", "model.pt"), "weights", missing)
-            if checkpoint is None
-            else "",
-            cmvn=_require(root, fe_conf.get("cmvn_file", "am.mvn"), "CMVN stats", missing),
-            tokens=_optional(root, tokens),
-            seg_dict=_optional(root, tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"),
-            decoding_yaml=_optional(root, "decoding.yaml"),
-            finetune_yaml=_optional(root, "finetune.yaml"),
-            configuration=configuration,
-        )
+        seg_dict = tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"
+        decoding = "decoding.yaml"
+    md = ModelDir(
+        root=root,
+        layout=layout,
+        config=_require(root, config, "model config", missing),
+        checkpoint=_require(root, *weights, missing) if checkpoint is None else "",
+        cmvn=_require(root, cmvn, "CMVN stats", missing),
+        tokens=_optional(root, tokens),
+        seg_dict=_optional(root, seg_dict),
+        decoding_yaml=_optional(root, decoding),
+        finetune_yaml=_optional(root, "finetune.yaml"),
+        configuration=configuration,
+    )
     if checkpoint is not None:
         path = checkpoint if os.path.isabs(checkpoint) or os.path.isfile(checkpoint) else os.path.join(root, checkpoint)
         if not os.path.isfile(path):
