@@ -22,6 +22,7 @@ from funasr_lite.data.datadir import load_data_dir
 from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats, write_cmvn
 from funasr_lite.errors import DataDirError
 from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.models.registry import legacy_names
 from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>")
@@ -29,16 +30,6 @@ UNK = "<unk>"
 HUB_ID = "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 
 # decoding.yaml keys FunASR 0.x requires (greedy decoding).
-# 1.x class name -> the short registry name a legacy 0.x config.yaml uses.
-LEGACY_NAMES = {
-    "model": {"Paraformer": "paraformer"},
-    "encoder": {"SANMEncoder": "sanm"},
-    "decoder": {"ParaformerSANMDecoder": "paraformer_decoder_sanm"},
-    "predictor": {"CifPredictorV2": "cif_predictor_v2"},
-    "frontend": {"WavFrontend": "wav_frontend"},
-    "specaug": {"SpecAugLFR": "specaug_lfr"},
-}
-
 DEFAULT_DECODING = {
     "beam_size": 1,
     "penalty": 0.0,
@@ -209,7 +200,9 @@ def write_model_dir(
             save_yaml(os.path.join(out_dir, "decoding.yaml"), decoding)
     else:
         atomic_write_text(os.path.join(out_dir, "tokens.txt"), "".join(f"{t}\n" for t in token_list))
-        legacy = {k: LEGACY_NAMES.get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in config.items()}
+        # a 0.x config.yaml names each class by its 0.x name (Paraformer -> paraformer), from the model registry
+        short = {k: {new: old for old, new in legacy_names(k).items()} for k in config}
+        legacy = {k: short[k].get(v, v) if isinstance(v, str) else v for k, v in config.items()}
         legacy.pop("tokenizer", None)
         legacy.pop("tokenizer_conf", None)
         save_yaml(os.path.join(out_dir, "config.yaml"), {**legacy, "token_list": list(token_list)})
