@@ -10,10 +10,9 @@ strictly. ``embed`` is only used by the training-time glancing sampler.
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from funasr_lite.models.sanm import fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
+from funasr_lite.models.sanm import attention, fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
 
 
 class PositionwiseFeedForwardDecoderSANM(nn.Module):
@@ -68,19 +67,9 @@ class MultiHeadedAttentionCrossAtt(nn.Module):
         Returns:
             (B, N, D).
         """
-        b, n, _ = x.shape
-        q = self.linear_q(x).reshape(b, n, self.h, self.d_k).transpose(1, 2)
         k, v = self.linear_k_v(memory).split(self.h * self.d_k, dim=-1)
-        k = k.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
-        v = v.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
-        att = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=memory_mask[:, None, None, :],
-            dropout_p=self.dropout.p if self.training else 0.0,
-        )
-        return self.linear_out(att.transpose(1, 2).reshape(b, n, self.h * self.d_k))
+        att = attention(self.linear_q(x), k, v, memory_mask, self.h, self.dropout.p if self.training else 0.0)
+        return self.linear_out(att)
 
 
 class DecoderLayerSANM(nn.Module):

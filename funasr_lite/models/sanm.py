@@ -107,6 +107,23 @@ def fsmn_memory(
     return dropout(y + x) * mask
 
 
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int, dropout_p: float
+) -> torch.Tensor:
+    """Multi-head scaled dot-product attention, shared by encoder self-attention and decoder cross-attention.
+
+    Args:
+        q: (B, N, D) queries; k, v: (B, T, D); key_mask: (B, T) bool, True on valid frames;
+        heads: number of heads (divides D); dropout_p: dropout on the attention weights.
+    Returns:
+        (B, N, D), the heads concatenated.
+    """
+    b, n, d = q.shape
+    q, k, v = (z.reshape(b, z.size(1), heads, d // heads).transpose(1, 2) for z in (q, k, v))
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=dropout_p)
+    return att.transpose(1, 2).reshape(b, n, d)
+
+
 class MultiHeadedAttentionSANM(nn.Module):
     """Self-attention with FSMN memory: ``attention(x) + fsmn(V)``.
 
@@ -147,18 +164,9 @@ class MultiHeadedAttentionSANM(nn.Module):
         Returns:
             (B, T, n_feat).
         """
-        b, t, _ = x.shape
         q, k, v = self.linear_q_k_v(x).split(self.h * self.d_k, dim=-1)
         memory = fsmn_memory(self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout)
-        q, k, v_h = (z.reshape(b, t, self.h, self.d_k).transpose(1, 2) for z in (q, k, v))
-        att = F.scaled_dot_product_attention(
-            q,
-            k,
-            v_h,
-            attn_mask=mask[:, None, None, :],
-            dropout_p=self.dropout.p if self.training else 0.0,
-        )
-        att = att.transpose(1, 2).reshape(b, t, self.h * self.d_k)
+        att = attention(q, k, v, mask, self.h, self.dropout.p if self.training else 0.0)
         return self.linear_out(att) + memory
 
 
