@@ -12,6 +12,7 @@ Paraformer dir has:
 
 import copy
 import os
+from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -46,14 +47,8 @@ def token_list_from_texts(texts: Iterable[str], min_count: int = 1) -> List[str]
     Units are the space-separated tokens of Kaldi ``text`` values (one CJK
     character each in AISHELL-style transcripts); ties keep first-seen order.
     """
-    counts: Dict[str, int] = {}
-    for text in texts:
-        for unit in text.split():
-            counts[unit] = counts.get(unit, 0) + 1
-    units = sorted(
-        (u for u, c in counts.items() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK),
-        key=lambda u: -counts[u],
-    )
+    counts = Counter(unit for text in texts for unit in text.split())
+    units = [u for u, c in counts.most_common() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK]
     return list(SPECIAL_TOKENS) + units + [UNK]
 
 
