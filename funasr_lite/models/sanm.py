@@ -198,21 +198,13 @@ class EncoderLayerSANM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, in_size), mask: (B, T) bool -> (B, T, size)."""
-        residual = x
-        if self.normalize_before:
+        pre = self.normalize_before
+        y = self.dropout(self.self_attn(self.norm1(x) if pre else x, mask))
+        x = x + y if self.in_size == self.size else y
+        if not pre:
             x = self.norm1(x)
-        x = self.dropout(self.self_attn(x, mask))
-        if self.in_size == self.size:
-            x = residual + x
-        if not self.normalize_before:
-            x = self.norm1(x)
-        residual = x
-        if self.normalize_before:
-            x = self.norm2(x)
-        x = residual + self.dropout(self.feed_forward(x))
-        if not self.normalize_before:
-            x = self.norm2(x)
-        return x
+        x = x + self.dropout(self.feed_forward(self.norm2(x) if pre else x))
+        return x if pre else self.norm2(x)
 
 
 def _require(condition: bool, message: str) -> None:
