@@ -42,20 +42,19 @@ if TYPE_CHECKING:
     from funasr_lite.config.schema import ModelConfig
 
 
-def _pick(slot: str, name: Optional[str]) -> type:
-    try:
-        return resolve(slot, name)
-    except ValueError as e:
-        raise ValueError(f"Paraformer: {e}") from None
-
-
-def _build(cls: type, conf: Optional[Dict[str, Any]], section: str, **fixed: Any) -> nn.Module:
-    """``cls(**fixed, **conf)``; an unknown or duplicated key raises ValueError naming ``section``."""
+def _build(slot: str, cls: Union[type, str, None], conf: Optional[Dict[str, Any]], **fixed: Any) -> nn.Module:
+    """``cls(**fixed, **conf)``, ``cls`` a class or the registered name of one in ``slot``; an unknown class,
+    or an unknown or duplicated key (naming ``<slot>_conf``), raises ValueError."""
+    if not isinstance(cls, type):
+        try:
+            cls = resolve(slot, cls)
+        except ValueError as e:
+            raise ValueError(f"Paraformer: {e}") from None
     conf = dict(conf or {})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted((set(conf) - accepted) | (set(conf) & set(fixed)))
     if unknown:
-        raise ValueError(f"{section}: unknown or reserved key(s) {unknown} for {cls.__name__}")
+        raise ValueError(f"{slot}_conf: unknown or reserved key(s) {unknown} for {cls.__name__}")
     return cls(**fixed, **conf)
 
 
@@ -145,26 +144,20 @@ class Paraformer(nn.Module):
             if not 0 <= token < vocab_size:
                 raise ValueError(f"Paraformer: {name}={token} outside the vocabulary (size {vocab_size})")
 
-        self.specaug = _build(_pick("specaug", specaug), specaug_conf, "specaug_conf") if specaug else None
-        self.encoder = _build(_pick("encoder", encoder), encoder_conf, "encoder_conf", input_size=input_size)
+        self.specaug = _build("specaug", specaug, specaug_conf) if specaug else None
+        self.encoder = _build("encoder", encoder, encoder_conf, input_size=input_size)
         enc_size = self.encoder.output_size()
-        self.decoder = _build(
-            _pick("decoder", decoder),
-            decoder_conf,
-            "decoder_conf",
-            vocab_size=vocab_size,
-            encoder_output_size=enc_size,
-        )
+        self.decoder = _build("decoder", decoder, decoder_conf, vocab_size=vocab_size, encoder_output_size=enc_size)
         if self.decoder.output_layer is None:
             raise ValueError("Paraformer: the decoder needs use_output_layer=True")
         self.ctc = (
-            _build(CTC, ctc_conf, "ctc_conf", odim=vocab_size, encoder_output_size=enc_size) if ctc_weight > 0 else None
+            _build("ctc", CTC, ctc_conf, odim=vocab_size, encoder_output_size=enc_size) if ctc_weight > 0 else None
         )
         predictor_conf = dict(predictor_conf or {})
         if predictor_conf.get("idim", enc_size) != enc_size:
             raise ValueError(f"Paraformer: predictor idim {predictor_conf['idim']} != encoder output {enc_size}")
         predictor_conf.setdefault("idim", enc_size)
-        self.predictor = _build(_pick("predictor", predictor), predictor_conf, "predictor_conf")
+        self.predictor = _build("predictor", predictor, predictor_conf)
         if share_embedding:
             self.decoder.embed = None
         elif self.decoder.embed is None and sampling_ratio > 0:
