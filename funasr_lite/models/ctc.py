@@ -62,16 +62,8 @@ class CTC(nn.Module):
         return F.log_softmax(self.logits(hs), dim=2)
 
     def forward(self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor) -> torch.Tensor:
-        """CTC loss.
-
-        Args:
-            hs: (B, T, D) encoder output.
-            hlens: (B,) encoder lengths.
-            ys: (B, L) target ids (padding ignored via ``ys_lens``).
-            ys_lens: (B,) target lengths.
-        Returns:
-            scalar loss (or (B,) losses with ``reduce=False``).
-        """
+        """CTC loss: hs (B, T, D) encoder output, hlens (B,), ys (B, L) target ids (padding ignored via
+        ``ys_lens``), ys_lens (B,) -> scalar loss (or (B,) losses with ``reduce=False``)."""
         if self.training and self.dropout_rate > 0:
             hs = F.dropout(hs, p=self.dropout_rate)
         log_probs = F.log_softmax(self.logits(hs).float(), dim=2).transpose(0, 1)  # (T, B, V)

@@ -59,14 +59,7 @@ class MultiHeadedAttentionCrossAtt(nn.Module):
         self.dropout = nn.Dropout(p=dropout_rate)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: (B, N, D) queries.
-            memory: (B, T, D_enc) encoder output.
-            memory_mask: (B, T) bool, True on valid frames.
-        Returns:
-            (B, N, D).
-        """
+        """x: (B, N, D) queries, memory: (B, T, D) encoder output, memory_mask: (B, T) bool -> (B, N, D)."""
         k, v = self.linear_k_v(memory).split(self.h * self.d_k, dim=-1)
         att = attention(self.linear_q(x), k, v, memory_mask, self.h, self.dropout.p if self.training else 0.0)
         return self.linear_out(att)
@@ -188,11 +181,7 @@ class ParaformerSANMDecoder(nn.Module):
         self.decoders3 = nn.ModuleList([DecoderLayerSANM(d, None, None, ffn(), dropout_rate)])
 
     def forward(
-        self,
-        memory: torch.Tensor,
-        memory_lengths: torch.Tensor,
-        embeds: torch.Tensor,
-        embed_lengths: torch.Tensor,
+        self, memory: torch.Tensor, memory_lengths: torch.Tensor, embeds: torch.Tensor, embed_lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         Args:

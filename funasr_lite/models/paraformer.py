@@ -203,14 +203,8 @@ class Paraformer(nn.Module):
     # ------------------------------------------------------------------ inference pieces
 
     def encode(self, feats: torch.Tensor, feats_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """SpecAug (training only) + encoder.
-
-        Args:
-            feats: (B, T, input_size) LFR+CMVN features.
-            feats_lengths: (B,) frames.
-        Returns:
-            enc (B, T, D) zero on padded frames, enc_lens (B,).
-        """
+        """SpecAug (training only) + encoder: feats (B, T, input_size) LFR+CMVN features, feats_lengths (B,)
+        -> enc (B, T, D) zero on padded frames, enc_lens (B,)."""
         if self.specaug is not None and self.training:
             with torch.autocast(device_type=feats.device.type, enabled=False):
                 feats, feats_lengths = self.specaug(feats.float(), feats_lengths)
@@ -230,13 +224,8 @@ class Paraformer(nn.Module):
     def decode_logits(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, acoustic_embeds: torch.Tensor, token_lens: torch.Tensor
     ) -> torch.Tensor:
-        """Decoder log-probabilities.
-
-        Args:
-            enc: (B, T, D); enc_lens: (B,); acoustic_embeds: (B, N, D); token_lens: (B,) long.
-        Returns:
-            (B, N, V) log-softmax; rows at ``n >= token_lens[b]`` are meaningless.
-        """
+        """Decoder log-probabilities: enc (B, T, D), enc_lens (B,), acoustic_embeds (B, N, D), token_lens (B,) long
+        -> (B, N, V) log-softmax; rows at ``n >= token_lens[b]`` are meaningless."""
         logits, _ = self.decoder(enc, enc_lens, acoustic_embeds, token_lens)
         return F.log_softmax(logits, dim=-1)
 

@@ -29,14 +29,7 @@ def layer_norm(size: int) -> nn.LayerNorm:
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """Boolean validity mask.
-
-    Args:
-        lengths: (B,) int lengths.
-        max_len: T, the padded length.
-    Returns:
-        (B, T) bool, True on valid frames.
-    """
+    """lengths: (B,) ints, max_len: T, the padded length -> (B, T) bool, True on valid frames."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
@@ -46,14 +39,7 @@ def sinusoidal_position_encoding(
     """FunASR's SinusoidalPositionEncoder table (bit-exact).
 
     Positions are 1..length; timescale step ``ln(10000) / (depth/2 - 1)``; the
-    sin half and the cos half are concatenated (not interleaved).
-
-    Args:
-        length: number of frames T.
-        depth: feature width D (must be even).
-        dtype, device: of the result.
-    Returns:
-        (T, D) tensor.
+    sin half and the cos half are concatenated (not interleaved). Returns (length, depth).
     """
     if depth % 2 != 0 or depth < 4:
         raise ValueError(f"sinusoidal position encoding needs an even depth >= 4, got {depth}")
@@ -91,16 +77,10 @@ def fsmn_padding(kernel_size: int, sanm_shfit: int) -> Tuple[int, int]:
 def fsmn_memory(
     conv: nn.Conv1d, pad: Tuple[int, int], x: torch.Tensor, mask: torch.Tensor, dropout: nn.Module
 ) -> torch.Tensor:
-    """FSMN memory block shared by encoder and decoder: ``(conv(x) + x)`` on valid frames.
+    """FSMN memory block shared by encoder and decoder: ``dropout(conv(x) + x)`` on valid frames.
 
-    Args:
-        conv: depthwise Conv1d (D -> D, groups=D, no bias, padding 0).
-        pad: (left, right) zero padding.
-        x: (B, T, D) input.
-        mask: (B, T, 1) float, 1 on valid frames.
-        dropout: applied to ``conv(x) + x`` before re-masking.
-    Returns:
-        (B, T, D), zero on padded frames.
+    ``conv`` is depthwise (D -> D, groups=D, no bias, padding 0), ``pad`` its (left, right) zero padding;
+    x: (B, T, D), mask: (B, T, 1) float, 1 on valid frames -> (B, T, D), zero on padded frames.
     """
     x = x * mask
     y = conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
@@ -112,11 +92,7 @@ def attention(
 ) -> torch.Tensor:
     """Multi-head scaled dot-product attention, shared by encoder self-attention and decoder cross-attention.
 
-    Args:
-        q: (B, N, D) queries; k, v: (B, T, D); key_mask: (B, T) bool, True on valid frames;
-        heads: number of heads (divides D); dropout_p: dropout on the attention weights.
-    Returns:
-        (B, N, D), the heads concatenated.
+    q: (B, N, D), k, v: (B, T, D), key_mask: (B, T) bool, True on valid frames -> (B, N, D), heads concatenated.
     """
     b, n, d = q.shape
     q, k, v = (z.reshape(b, z.size(1), heads, d // heads).transpose(1, 2) for z in (q, k, v))
@@ -157,13 +133,7 @@ class MultiHeadedAttentionSANM(nn.Module):
         self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: (B, T, in_feat).
-            mask: (B, T) bool, True on valid frames.
-        Returns:
-            (B, T, n_feat).
-        """
+        """x: (B, T, in_feat), mask: (B, T) bool, True on valid frames -> (B, T, n_feat)."""
         q, k, v = self.linear_q_k_v(x).split(self.h * self.d_k, dim=-1)
         memory = fsmn_memory(self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout)
         att = attention(q, k, v, mask, self.h, self.dropout.p if self.training else 0.0)
@@ -276,13 +246,8 @@ class SANMEncoder(nn.Module):
         return self._output_size
 
     def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            xs: (B, T, input_size) features (LFR + CMVN).
-            lengths: (B,) valid frames per utterance.
-        Returns:
-            (B, T, output_size) encoder output, zero on padded frames, and (B,) lengths.
-        """
+        """xs: (B, T, input_size) LFR + CMVN features, lengths: (B,) valid frames
+        -> (B, T, output_size) encoder output, zero on padded frames, and the (B,) lengths."""
         mask = lengths_to_mask(lengths, xs.size(1))
         x = xs * math.sqrt(self._output_size)
         x = x + sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)[None]

@@ -36,17 +36,9 @@ def _as_range(value: Optional[Range], name: str) -> Optional[Tuple]:
 def mask_along_axis(
     spec: torch.Tensor, width_range: Tuple[int, int], dim: int, num_mask: int, blocks: int = 1
 ) -> torch.Tensor:
-    """Zero ``num_mask`` random bands per utterance along ``dim``.
-
-    Args:
-        spec: (B, T, F).
-        width_range: widths drawn from ``[low, high)``.
-        dim: 1 (time) or 2 (frequency).
-        num_mask: masks per utterance.
-        blocks: the axis is ``blocks`` equal blocks; each band repeats in every block.
-    Returns:
-        (B, T, F) masked copy.
-    """
+    """Zero ``num_mask`` random bands per utterance along ``dim`` (1: time, 2: frequency) of spec (B, T, F);
+    widths are drawn from ``[low, high)``; with ``blocks`` > 1 the axis is that many equal blocks and each band
+    repeats in every block. Returns a masked (B, T, F) copy."""
     batch = spec.size(0)
     size = spec.size(dim)
     block = size // blocks
