@@ -103,15 +103,8 @@ class AlignedPair:
 
 
 def align(ref: Sequence[str], hyp: Sequence[str]) -> List[AlignedPair]:
-    """Minimum-edit alignment of two unit sequences (see the module docstring for ties).
-
-    Args:
-        ref: reference units (compared exactly; case-fold them first).
-        hyp: hypothesis units.
-
-    Returns:
-        The aligned columns, in order.
-    """
+    """The aligned columns, in order, of a minimum-edit alignment of two unit sequences (see the module
+    docstring for ties). Units are compared exactly: case-fold them first."""
     n, m = len(hyp), len(ref)
     # cost[i][j]: distance between hyp[:i] and ref[:j]; step[i][j]: the op that reached it.
     cost = [[0] * (m + 1) for _ in range(n + 1)]
@@ -272,15 +265,8 @@ class CerReport:
 
 
 def score_corpus(refs: Dict[str, str], hyps: Dict[str, str]) -> CerReport:
-    """Score every reference against its hypothesis.
-
-    Args:
-        refs: key -> reference text (iteration order is kept).
-        hyps: key -> hypothesis text.
-
-    Returns:
-        A :class:`CerReport`; missing hypotheses count as all deletions.
-    """
+    """Score every reference (``key -> text``, in its order) against its hypothesis (``key -> text``); a missing
+    hypothesis counts as all deletions."""
     report = CerReport()
     for key, ref_text in refs.items():
         hyp_text = hyps.get(key)
@@ -345,11 +331,8 @@ def format_error_report(report: CerReport, max_confusions: int = 50) -> str:
     Sections: the summary lines; keys with no hypothesis / no reference; every
     utterance with errors, worst first (most errors, then highest CER), as
     aligned REF/HYP/OPS rows marking S, I and D; then the most frequent
-    substitutions (``ref -> hyp``), deletions and insertions with their counts.
-
-    Args:
-        report: the scores.
-        max_confusions: at most this many entries per confusion table.
+    substitutions (``ref -> hyp``), deletions and insertions with their counts, at most
+    ``max_confusions`` entries per table.
     """
     out: List[str] = [
         "CER error report (units: CJK chars and digits, English words; case-folded)",
