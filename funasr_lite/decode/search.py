@@ -194,12 +194,11 @@ def _end_detect(ended_lens: List[int], ended_scores: List[float], i: int) -> boo
     if not ended_scores:
         return False
     best = max(ended_scores)
-    count = 0
     for m in range(END_DETECT_M):
         same = [sc for ln, sc in zip(ended_lens, ended_scores) if ln == i - m]
-        if same and max(same) - best < END_DETECT_D:
-            count += 1
-    return count == END_DETECT_M
+        if not (same and max(same) - best < END_DETECT_D):
+            return False
+    return True
 
 
 def beam_search(
