@@ -81,12 +81,8 @@ def _require(root: str, name: str, what: str, missing: List[str]) -> str:
 
 
 def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
-    """Find the files of the model dir ``root`` and check that they exist.
-
-    Args:
-        root: the model dir.
-        checkpoint: a weights file name inside ``root`` (or a path) that replaces
-            the one the layout names, e.g. ``valid.acc.ave.pb`` after finetuning.
+    """Find the files of the model dir ``root`` and check that they exist. ``checkpoint``: a weights file
+    name inside ``root`` (or a path) that replaces the one the layout names, e.g. ``valid.acc.ave.pb``.
 
     Raises:
         ModelDirError: the dir does not exist, or required files are missing
@@ -215,16 +211,9 @@ def load_weights_strict(
         def listing(keys: List[str]) -> str:
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {listing(unexpected)}")
-        if shape:
-            parts.append(
-                "shape mismatch: "
-                + listing([f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape])
-            )
+        sizes = [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]
+        problems = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", sizes))
+        parts = [f"{what}: {listing(keys)}" for what, keys in problems if keys]
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
     if assign:  # the tensors become the parameters: give them the model's dtypes
         state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
