@@ -123,12 +123,8 @@ class CifPredictorV2(nn.Module):
         without a tail ``token_num = sum(alphas)`` and N = max(round(token_num)).
         Callers use ``round(token_num)`` tokens per utterance.
 
-        Args:
-            hidden: (B, T, D) encoder output.
-            lengths: (B,) encoder lengths.
-            target_lengths: optional (B,) token counts of the targets.
-        Returns:
-            acoustic_embeds (B, N, D), token_num (B,) float, alphas (B, T'), peaks (B, T').
+        hidden (B, T, D) encoder output, lengths (B,), target_lengths (B,) or None
+        -> acoustic_embeds (B, N, D), token_num (B,) float, alphas (B, T'), peaks (B, T').
         """
         with torch.autocast(device_type=hidden.device.type, enabled=False):
             mask = lengths_to_mask(lengths, hidden.size(1)).float()

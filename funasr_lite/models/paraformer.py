@@ -64,12 +64,8 @@ def label_smoothing_loss(
     """FunASR's LabelSmoothingLoss: KL(q || softmax(logits)) summed over tokens.
 
     ``q`` puts ``1 - smoothing`` on the target and ``smoothing / (V - 1)`` on every other id.
-
-    Args:
-        logits: (B, N, V).
-        target: (B, N) ids, ``ignore_id`` on padding.
-    Returns:
-        scalar: sum over non-ignored positions / (their count if normalize_length else B).
+    logits (B, N, V), target (B, N) ids with ``ignore_id`` on padding -> scalar: the sum over
+    non-ignored positions / (their count if normalize_length else B).
     """
     batch, _, vocab = logits.shape
     logp = F.log_softmax(logits.reshape(-1, vocab).float(), dim=-1)
