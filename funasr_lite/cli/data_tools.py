@@ -148,15 +148,7 @@ def compute_cmvn_main(argv: Optional[List[str]] = None, prog: Optional[str] = No
     from funasr_lite.data.frontend import write_cmvn
     from funasr_lite.hub.model_init import data_dir_cmvn
 
-    conf = dict(
-        fs=args.fs,
-        window=args.window,
-        n_mels=args.n_mels,
-        frame_length=args.frame_length,
-        frame_shift=args.frame_shift,
-        lfr_m=args.lfr_m,
-        lfr_n=args.lfr_n,
-    )
+    conf = {k: getattr(args, k) for k in ("fs", "window", "n_mels", "frame_length", "frame_shift", "lfr_m", "lfr_n")}
     try:
         mean, std, frames, utts = data_dir_cmvn(args.data_dir, conf, stats_on=args.stats_on, max_utts=args.max_utts)
         write_cmvn(args.out, mean, std)

@@ -69,10 +69,7 @@ def add_option_flags(
 
     Every flag defaults to None ("not given"); the help shows the recipe default, else the field's own.
     ``defaults`` (the recipe script's editable defaults) must name known flags only."""
-    seen: Dict[str, Tuple[dataclasses.Field, Any]] = {}
-    for cls in runtime:
-        for name, f, tp in flag_fields(cls):
-            seen[name] = (f, tp)
+    seen = {name: (f, tp) for cls in runtime for name, f, tp in flag_fields(cls)}  # name -> (field, type)
     seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
     unknown = [k for k in defaults if k not in seen or k in exclude]
     if unknown:
@@ -89,11 +86,10 @@ def add_option_flags(
             shown = f"default: {f.default}"
         else:
             shown = "from the config" if f.default_factory is not dataclasses.MISSING else "required"
-        choices = f.metadata.get("choices")
         parser.add_argument(
             f"--{name}",
             default=None,
-            choices=choices,
+            choices=f.metadata.get("choices"),
             **_argparse_kwargs(tp),
             help=f"{f.metadata.get('help', '')} ({shown})",
         )
@@ -107,17 +103,11 @@ def split_args(
     Runtime fields take flag > recipe default > the field's default; config flags become the
     "recipe defaults" and "command line" layers (None = not given)."""
     given = {k: v for k, v in vars(args).items() if v is not None}
-    names = {f.name for f in dataclasses.fields(runtime) if f.init}
-    kw = {k: given.get(k, defaults.get(k)) for k in names if k in given or k in defaults}
+    fields = [f for f in dataclasses.fields(runtime) if f.init]
+    kw = {f.name: given.get(f.name, defaults.get(f.name)) for f in fields if f.name in given or f.name in defaults}
     kw.update(fixed or {})
-    missing = [
-        f"--{f.name}"
-        for f in dataclasses.fields(runtime)
-        if f.init
-        and kw.get(f.name) is None
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
+    required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [f"--{name}" for name in required if kw.get(name) is None]
     if missing:
         raise ConfigError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required (no recipe default)")
     paths = config_flag_paths()
@@ -126,4 +116,4 @@ def split_args(
         conf = {k: v for k, v in values.items() if k in paths and v is not None}
         if conf:
             layers.append((source, flags_layer(conf)))
-    return runtime(**{k: v for k, v in kw.items()}), layers
+    return runtime(**kw), layers

@@ -16,8 +16,6 @@ from funasr_lite.cli.flags import RecipeParser, add_option_flags, split_args
 from funasr_lite.config.merge import config_flag_paths
 from funasr_lite.errors import FunasrLiteError
 
-logger = logging.getLogger("funasr_lite")
-
 
 def _parser(
     description: str,
@@ -56,6 +54,14 @@ def _guarded(debug: bool, job: Callable[[], int]) -> int:
         return 130
 
 
+def _summary(result) -> int:
+    """Print the job summary of an :class:`~funasr_lite.decode.infer.InferResult`; exit 2 if some utterances failed."""
+    from funasr_lite.decode.infer import summary_lines
+
+    print("\n".join(summary_lines(result)))
+    return 2 if result.failed else 0
+
+
 def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``infer.py``: decode a data dir; exit 0 all decoded, 2 some failed, 1 could not run."""
     from funasr_lite.decode.options import InferOptions
@@ -66,13 +72,10 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, pr
     _setup_logging(args.debug)
 
     def job() -> int:
-        from funasr_lite.decode.infer import run_inference, summary_lines
+        from funasr_lite.decode.infer import run_inference
 
         opts, layers = split_args(_without_debug(args), InferOptions, defaults)
-        result = run_inference(opts, layers=layers)
-        for line in summary_lines(result):
-            print(line)
-        return 2 if result.failed else 0
+        return _summary(run_inference(opts, layers=layers))
 
     return _guarded(args.debug, job)
 
@@ -131,15 +134,12 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
     _setup_logging(args.debug)
 
     def job() -> int:
-        from funasr_lite.decode.infer import run_after_finetune, summary_lines
+        from funasr_lite.decode.infer import run_after_finetune
 
         ns = _without_debug(args)
         after, _ = split_args(ns, AfterFinetuneOptions, defaults)
         opts, layers = split_args(ns, InferOptions, defaults, fixed={"model": after.output_dir})
-        result = run_after_finetune(opts, after, layers=layers)
-        for line in summary_lines(result):
-            print(line)
-        return 2 if result.failed else 0
+        return _summary(run_after_finetune(opts, after, layers=layers))
 
     return _guarded(args.debug, job)
 

@@ -20,11 +20,6 @@ def read_transcripts(path: str, what: str) -> Dict[str, str]:
     return dict(table.entries)
 
 
-def _names(keys: List[str], limit: int = 10) -> str:
-    shown = " ".join(keys[:limit])
-    return shown + (f" ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def compute_cer_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """Score hypotheses against references and write FunASR's ``text.cer``.
 
@@ -73,17 +68,12 @@ def compute_cer_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
     except OSError as e:
         print(f"error: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
-    if report.missing_hyp:
-        print(
-            f"warning: {len(report.missing_hyp)} reference(s) have no hypothesis, "
-            f"counted as deletions: {_names(report.missing_hyp)}",
-            file=sys.stderr,
-        )
-    if report.extra_hyp:
-        print(
-            f"warning: {len(report.extra_hyp)} hypothesis key(s) have no reference, "
-            f"not scored: {_names(report.extra_hyp)}",
-            file=sys.stderr,
-        )
+    for keys, what in (
+        (report.missing_hyp, "reference(s) have no hypothesis, counted as deletions"),
+        (report.extra_hyp, "hypothesis key(s) have no reference, not scored"),
+    ):
+        if keys:
+            more = f" ... ({len(keys) - 10} more)" if len(keys) > 10 else ""
+            print(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}{more}", file=sys.stderr)
     print(report.summary_line())
     return 0

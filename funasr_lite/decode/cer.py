@@ -103,15 +103,8 @@ class AlignedPair:
 
 
 def align(ref: Sequence[str], hyp: Sequence[str]) -> List[AlignedPair]:
-    """Minimum-edit alignment of two unit sequences (see the module docstring for ties).
-
-    Args:
-        ref: reference units (compared exactly; case-fold them first).
-        hyp: hypothesis units.
-
-    Returns:
-        The aligned columns, in order.
-    """
+    """The aligned columns, in order, of a minimum-edit alignment of two unit sequences (see the module
+    docstring for ties). Units are compared exactly: case-fold them first."""
     n, m = len(hyp), len(ref)
     # cost[i][j]: distance between hyp[:i] and ref[:j]; step[i][j]: the op that reached it.
     cost = [[0] * (m + 1) for _ in range(n + 1)]
@@ -178,12 +171,10 @@ class UttScore:
 
     @property
     def nwords(self) -> int:
-        """Number of reference units."""
         return len(self.ref)
 
     @property
     def wrong(self) -> int:
-        """Edit distance: sub + ins + del."""
         return self.sub + self.ins + self.dels
 
     @property
@@ -208,18 +199,8 @@ def score_utterance(key: str, ref_text: str, hyp_text: Optional[str]) -> UttScor
     ref = cer_units(ref_text)
     hyp = [] if hyp_text is None else cer_units(hyp_text)
     ali = align(ref, hyp)
-    counts = Counter(p.op for p in ali)
-    return UttScore(
-        key=key,
-        ref=ref,
-        hyp=hyp,
-        alignment=ali,
-        missing_hyp=hyp_text is None,
-        cor=counts[COR],
-        sub=counts[SUB],
-        ins=counts[INS],
-        dels=counts[DEL],
-    )
+    n = Counter(p.op for p in ali)
+    return UttScore(key, ref, hyp, ali, missing_hyp=hyp_text is None, cor=n[COR], sub=n[SUB], ins=n[INS], dels=n[DEL])
 
 
 @dataclass
@@ -230,34 +211,29 @@ class CerReport:
     missing_hyp: List[str] = field(default_factory=list)  # reference keys with no hypothesis
     extra_hyp: List[str] = field(default_factory=list)  # hypothesis keys with no reference (not scored)
 
+    # corpus totals of the per-utterance counts
     @property
     def nwords(self) -> int:
-        """Total reference units."""
         return sum(u.nwords for u in self.utts)
 
     @property
     def cor(self) -> int:
-        """Total correct units."""
         return sum(u.cor for u in self.utts)
 
     @property
     def sub(self) -> int:
-        """Total substitutions."""
         return sum(u.sub for u in self.utts)
 
     @property
     def ins(self) -> int:
-        """Total insertions."""
         return sum(u.ins for u in self.utts)
 
     @property
     def dels(self) -> int:
-        """Total deletions."""
         return sum(u.dels for u in self.utts)
 
     @property
     def wrong(self) -> int:
-        """Total edit distance."""
         return sum(u.wrong for u in self.utts)
 
     @property
@@ -267,13 +243,7 @@ class CerReport:
 
     @property
     def wrong_sentences(self) -> int:
-        """Utterances with at least one error."""
         return sum(1 for u in self.utts if u.wrong > 0)
-
-    @property
-    def cer(self) -> float:
-        """Corpus CER as a fraction: wrong / nwords (denominator 1 when there are no units)."""
-        return self.wrong / max(self.nwords, 1)
 
     def summary_line(self) -> str:
         """``%WER <err> [ <wrong> / <nwords>, <I> ins, <D> del, <S> sub ]`` (FunASR format)."""
@@ -295,15 +265,8 @@ class CerReport:
 
 
 def score_corpus(refs: Dict[str, str], hyps: Dict[str, str]) -> CerReport:
-    """Score every reference against its hypothesis.
-
-    Args:
-        refs: key -> reference text (iteration order is kept).
-        hyps: key -> hypothesis text.
-
-    Returns:
-        A :class:`CerReport`; missing hypotheses count as all deletions.
-    """
+    """Score every reference (``key -> text``, in its order) against its hypothesis (``key -> text``); a missing
+    hypothesis counts as all deletions."""
     report = CerReport()
     for key, ref_text in refs.items():
         hyp_text = hyps.get(key)
@@ -368,11 +331,8 @@ def format_error_report(report: CerReport, max_confusions: int = 50) -> str:
     Sections: the summary lines; keys with no hypothesis / no reference; every
     utterance with errors, worst first (most errors, then highest CER), as
     aligned REF/HYP/OPS rows marking S, I and D; then the most frequent
-    substitutions (``ref -> hyp``), deletions and insertions with their counts.
-
-    Args:
-        report: the scores.
-        max_confusions: at most this many entries per confusion table.
+    substitutions (``ref -> hyp``), deletions and insertions with their counts, at most
+    ``max_confusions`` entries per table.
     """
     out: List[str] = [
         "CER error report (units: CJK chars and digits, English words; case-folded)",
@@ -399,17 +359,10 @@ def format_error_report(report: CerReport, max_confusions: int = 50) -> str:
         ref_row, hyp_row, ops_row = _aligned_rows(u.alignment)
         out += ["  REF: " + ref_row, "  HYP: " + hyp_row, "  OPS: " + ops_row]
 
-    subs: Counter = Counter()
-    dels: Counter = Counter()
-    inss: Counter = Counter()
-    for u in report.utts:
-        for p in u.alignment:
-            if p.op == SUB:
-                subs[(p.ref, p.hyp)] += 1
-            elif p.op == DEL:
-                dels[p.ref] += 1
-            elif p.op == INS:
-                inss[p.hyp] += 1
+    columns = [p for u in report.utts for p in u.alignment]
+    subs = Counter((p.ref, p.hyp) for p in columns if p.op == SUB)
+    dels = Counter(p.ref for p in columns if p.op == DEL)
+    inss = Counter(p.hyp for p in columns if p.op == INS)
 
     def table(title: str, counter: Counter, fmt) -> None:
         out.append("")

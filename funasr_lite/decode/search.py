@@ -76,14 +76,6 @@ def _check_2d(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"{name} must be a 2-D tensor, got {shape}")
 
 
-def _ctc_initial_state(ctc_logp: torch.Tensor, blank_id: int) -> torch.Tensor:
-    """Forward variables of the empty prefix: (T, 2) [non-blank, blank] in float64."""
-    T = ctc_logp.shape[0]
-    r = torch.full((T, 2), LOGZERO, dtype=torch.float64)
-    r[:, 1] = torch.cumsum(ctc_logp[:, blank_id], dim=0)
-    return r
-
-
 def _ctc_init_n(ctc_logp: torch.Tensor, prefix_len: int, labels: torch.Tensor) -> torch.Tensor:
     """r^n[s-1] of prefix+label: x_label[0] for the empty prefix, else log zero. Shape of labels."""
     if prefix_len == 0:
@@ -202,12 +194,11 @@ def _end_detect(ended_lens: List[int], ended_scores: List[float], i: int) -> boo
     if not ended_scores:
         return False
     best = max(ended_scores)
-    count = 0
     for m in range(END_DETECT_M):
         same = [sc for ln, sc in zip(ended_lens, ended_scores) if ln == i - m]
-        if same and max(same) - best < END_DETECT_D:
-            count += 1
-    return count == END_DETECT_M
+        if not (same and max(same) - best < END_DETECT_D):
+            return False
+    return True
 
 
 def beam_search(
@@ -263,7 +254,8 @@ def beam_search(
     do_pre_beam = use_ctc and not ctc_full_vocab and pre_beam_size < V
     if use_ctc:
         ctc = ctc_logp.detach().cpu().to(torch.float64)
-        r_run = _ctc_initial_state(ctc, blank_id).unsqueeze(0)  # (H, T, 2)
+        r_run = torch.full((1, ctc.shape[0], 2), LOGZERO, dtype=torch.float64)  # (H, T, 2): the empty prefix
+        r_run[0, :, 1] = torch.cumsum(ctc[:, blank_id], dim=0)
         psi_run = torch.zeros(1, dtype=torch.float64)  # psi of each running prefix
     all_ids = torch.arange(V)
     run_ids: List[List[int]] = [[]]  # labels of running hypotheses (no <s>)
@@ -302,13 +294,7 @@ def beam_search(
             if i == N - 1 or t == eos_id:
                 # FunASR appends </s> after the last position; yseq = <s> + ids (+ </s>).
                 ended_lens.append(1 + len(ids) + (1 if i == N - 1 else 0))
-                ended.append(
-                    Hypothesis(
-                        token_ids=_strip(ids, blank_id, sos_id, eos_id),
-                        score=float(new_scores[j]),
-                        raw_ids=ids,
-                    )
-                )
+                ended.append(Hypothesis(_strip(ids, blank_id, sos_id, eos_id), float(new_scores[j]), ids))
             else:
                 keep_rows.append(j)
                 next_ids.append(ids)
@@ -320,22 +306,10 @@ def beam_search(
             psi_run = psi[sel_h, sel_p]
         run_ids = next_ids
         run_score = new_scores[torch.tensor(keep_rows, dtype=torch.long)]
-        if end_detect and _end_detect(ended_lens, [h.score for h in ended], i):
-            break
-        if not run_ids:
+        if not run_ids or (end_detect and _end_detect(ended_lens, [h.score for h in ended], i)):
             break
 
-    order_e = sorted(range(len(ended)), key=lambda e: ended[e].score, reverse=True)
-    return [ended[e] for e in order_e]
-
-
-def _check_batch(am_logp: torch.Tensor, token_lens: torch.Tensor) -> None:
-    if not isinstance(am_logp, torch.Tensor) or am_logp.dim() != 3:
-        raise ValueError("am_logp must be a (B, N, V) tensor")
-    if token_lens.shape != (am_logp.shape[0],):
-        raise ValueError(f"token_lens must have shape ({am_logp.shape[0]},), got {tuple(token_lens.shape)}")
-    if (token_lens < 0).any() or (token_lens > am_logp.shape[1]).any():
-        raise ValueError(f"token_lens must be in [0, {am_logp.shape[1]}], got {token_lens.tolist()}")
+    return sorted(ended, key=lambda h: h.score, reverse=True)  # stable: ties keep their order
 
 
 def decode_batch_nbest(
@@ -363,8 +337,13 @@ def decode_batch_nbest(
     """
     opts.check_supported()
     token_lens = torch.as_tensor(token_lens).detach().cpu().long()
-    _check_batch(am_logp, token_lens)
+    if not isinstance(am_logp, torch.Tensor) or am_logp.dim() != 3:
+        raise ValueError("am_logp must be a (B, N, V) tensor")
     B = am_logp.shape[0]
+    if token_lens.shape != (B,):
+        raise ValueError(f"token_lens must have shape ({B},), got {tuple(token_lens.shape)}")
+    if (token_lens < 0).any() or (token_lens > am_logp.shape[1]).any():
+        raise ValueError(f"token_lens must be in [0, {am_logp.shape[1]}], got {token_lens.tolist()}")
     if opts.uses_ctc:
         if ctc_logp is None:
             raise ValueError(
@@ -382,20 +361,13 @@ def decode_batch_nbest(
     if not opts.uses_beam:
         best, ids = am_logp.detach().max(dim=-1)  # per position: independent of padding
         best, ids = best.cpu(), ids.cpu()
-        for b in range(B):
-            n = int(token_lens[b])
-            raw = [int(t) for t in ids[b, :n].tolist()]
-            hyp = Hypothesis(
-                token_ids=_strip(raw, blank_id, sos_id, eos_id),
-                score=float(best[b, :n].sum()),
-                raw_ids=raw,
-            )
-            results.append([hyp])
+        for b, n in enumerate(token_lens.tolist()):
+            raw = ids[b, :n].tolist()
+            results.append([Hypothesis(_strip(raw, blank_id, sos_id, eos_id), float(best[b, :n].sum()), raw)])
         return results
     am_cpu = am_logp.detach().cpu()
     ctc_cpu = ctc_logp.detach().cpu() if opts.uses_ctc else None
-    for b in range(B):
-        n = int(token_lens[b])
+    for b, n in enumerate(token_lens.tolist()):
         hyps = beam_search(
             am_cpu[b, :n],
             beam_size=opts.beam_size,

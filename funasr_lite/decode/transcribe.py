@@ -23,7 +23,7 @@ from funasr_lite.data.audio import load_audio, load_audio_array
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.options import DecodingOptions
-from funasr_lite.decode.search import decode_batch_nbest
+from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
 from funasr_lite.errors import CheckpointError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
@@ -35,11 +35,6 @@ from funasr_lite.utils.device import default_device
 logger = logging.getLogger(__name__)
 
 AudioInput = Union[str, np.ndarray, torch.Tensor]
-
-
-def _vocab_rows(state: Dict[str, torch.Tensor]) -> Optional[int]:
-    weight = state.get("decoder.output_layer.weight")
-    return int(weight.shape[0]) if weight is not None else None
 
 
 class Transcriber:
@@ -73,24 +68,17 @@ class Transcriber:
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
         # 3. weights: safe load, vocabulary check, strict load
         state = load_state_dict(model_dir.checkpoint, mmap=True)
-        rows = _vocab_rows(state)
-        if rows is not None and rows != self.tokenizer.vocab_size:
+        out = state.get("decoder.output_layer.weight")
+        if out is not None and out.shape[0] != self.tokenizer.vocab_size:
             raise CheckpointError(
-                f"{model_dir.checkpoint}: the checkpoint's vocabulary has {rows} tokens but the token list "
+                f"{model_dir.checkpoint}: the checkpoint's vocabulary has {out.shape[0]} tokens but the token list "
                 f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models"
             )
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
         self.model.to(self.device).eval()
-        size_mb = os.path.getsize(model_dir.checkpoint) / 1e6
-        logger.info(
-            "model: %s (%s layout), weights %s (%.1f MB)",
-            model_dir.root,
-            model_dir.layout,
-            model_dir.checkpoint,
-            size_mb,
-        )
+        logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
         fc = self.config.frontend_conf
@@ -124,19 +112,17 @@ class Transcriber:
             self.model, feats, feat_lens, self.options, self.tokenizer
         )
         stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=self.frame_ms)
-        batch = feats.size(0)
         results = []
-        for b in range(batch):
-            hyp = hyps_nbest[b][0] if hyps_nbest[b] else None
-            ids = list(hyp.token_ids) if hyp is not None else []
-            text, _words = self.tokenizer.decode(ids)
+        for nbest, stamp in zip(hyps_nbest, stamps):
+            hyp = nbest[0] if nbest else Hypothesis([], 0.0)  # no token fired
+            ids = list(hyp.token_ids)
             results.append(
                 {
-                    "text": text,
+                    "text": self.tokenizer.decode(ids)[0],
                     "tokens": self.tokenizer.ids_to_tokens(ids),
                     "token_ids": ids,
-                    "score": float(hyp.score) if hyp is not None else 0.0,
-                    "timestamp": _token_times(hyp, stamps[b], self.tokenizer) if hyp is not None else [],
+                    "score": float(hyp.score),
+                    "timestamp": _token_times(hyp, stamp, self.tokenizer),
                 }
             )
         return results
@@ -145,9 +131,7 @@ class Transcriber:
     def decode_waveforms(self, wavs: Sequence[torch.Tensor]) -> List[Dict[str, Any]]:
         """Decode mono float waveforms at the model's rate as one padded batch."""
         lengths = torch.tensor([w.numel() for w in wavs], dtype=torch.long)
-        padded = torch.zeros(len(wavs), int(lengths.max()))
-        for i, w in enumerate(wavs):
-            padded[i, : w.numel()] = w
+        padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True).float()
         feats, feat_lens = self.frontend(padded.to(self.device), lengths.to(self.device))
         return self.decode_features(feats, feat_lens)
 

@@ -53,15 +53,6 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
         pool.shutdown(wait=False)
 
 
-def looks_like_hub_id(model: str) -> bool:
-    """``owner/name`` with no path syntax (no leading ./ or /, no ~, exactly one slash)."""
-    return (
-        model.count("/") == 1
-        and not model.startswith((".", "/", "~"))
-        and all(part.strip() for part in model.split("/"))
-    )
-
-
 def resolve_model(model: str, revision: Optional[str] = None) -> str:
     """Return a local directory for ``model`` (a local dir or a hub id).
 
@@ -73,7 +64,8 @@ def resolve_model(model: str, revision: Optional[str] = None) -> str:
         return os.path.abspath(model)
     if os.path.exists(model):
         raise HubError(f"--model {model}: is a file, expected a model dir or a ModelScope model id")
-    if not looks_like_hub_id(model):
+    # a hub id is owner/name: exactly one slash, no path syntax (no leading ./ or /, no ~)
+    if model.count("/") != 1 or model.startswith((".", "/", "~")) or not all(p.strip() for p in model.split("/")):
         raise HubError(f"--model {model}: no such directory, and not a ModelScope id of the form owner/name")
 
     from modelscope import snapshot_download  # imported lazily: slow, and only the hub path needs it

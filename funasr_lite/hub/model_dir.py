@@ -81,12 +81,8 @@ def _require(root: str, name: str, what: str, missing: List[str]) -> str:
 
 
 def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
-    """Find the files of the model dir ``root`` and check that they exist.
-
-    Args:
-        root: the model dir.
-        checkpoint: a weights file name inside ``root`` (or a path) that replaces
-            the one the layout names, e.g. ``valid.acc.ave.pb`` after finetuning.
+    """Find the files of the model dir ``root`` and check that they exist. ``checkpoint``: a weights file
+    name inside ``root`` (or a path) that replaces the one the layout names, e.g. ``valid.acc.ave.pb``.
 
     Raises:
         ModelDirError: the dir does not exist, or required files are missing
@@ -102,43 +98,36 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
 
     if "am_model_name" in model_section:  # legacy 0.x
         mc = model_section.get("model_config") or {}
-        md = ModelDir(
-            root=root,
-            layout="0.x",
-            config=_require(root, mc.get("am_model_config", "config.yaml"), "model config", missing),
-            checkpoint=_require(
-                root, model_section["am_model_name"], "weights, configuration.json model.am_model_name", missing
-            )
-            if checkpoint is None
-            else "",
-            cmvn=_require(root, mc.get("mvn_file", "am.mvn"), "CMVN stats", missing),
-            tokens=_optional(root, "tokens.txt"),
-            seg_dict=_optional(root, "seg_dict"),
-            decoding_yaml=_optional(root, mc.get("asr_model_config", "decoding.yaml")),
-            finetune_yaml=_optional(root, "finetune.yaml"),
-            configuration=configuration,
-        )
+        layout = "0.x"
+        config = mc.get("am_model_config", "config.yaml")
+        weights = (model_section["am_model_name"], "weights, configuration.json model.am_model_name")
+        cmvn = mc.get("mvn_file", "am.mvn")
+        tokens, seg_dict = "tokens.txt", "seg_dict"
+        decoding = mc.get("asr_model_config", "decoding.yaml")
     else:  # 1.x
         metas = configuration.get("file_path_metas") or {}
         tok_conf = metas.get("tokenizer_conf") or {}
-        fe_conf = metas.get("frontend_conf") or {}
+        layout = "1.x"
+        config = metas.get("config", "config.yaml")
+        weights = (metas.get("init_param", "model.pt"), "weights")
+        cmvn = (metas.get("frontend_conf") or {}).get("cmvn_file", "am.mvn")
         tokens = tok_conf.get("token_list") or (
             "tokens.json" if os.path.isfile(os.path.join(root, "tokens.json")) else "tokens.txt"
         )
-        md = ModelDir(
-            root=root,
-            layout="1.x",
-            config=_require(root, metas.get("config", "config.yaml"), "model config", missing),
-            checkpoint=_require(root, metas.get("init_param", "model.pt"), "weights", missing)
-            if checkpoint is None
-            else "",
-            cmvn=_require(root, fe_conf.get("cmvn_file", "am.mvn"), "CMVN stats", missing),
-            tokens=_optional(root, tokens),
-            seg_dict=_optional(root, tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"),
-            decoding_yaml=_optional(root, "decoding.yaml"),
-            finetune_yaml=_optional(root, "finetune.yaml"),
-            configuration=configuration,
-        )
+        seg_dict = tok_conf.get("seg_dict_file") or tok_conf.get("seg_dict") or "seg_dict"
+        decoding = "decoding.yaml"
+    md = ModelDir(
+        root=root,
+        layout=layout,
+        config=_require(root, config, "model config", missing),
+        checkpoint=_require(root, *weights, missing) if checkpoint is None else "",
+        cmvn=_require(root, cmvn, "CMVN stats", missing),
+        tokens=_optional(root, tokens),
+        seg_dict=_optional(root, seg_dict),
+        decoding_yaml=_optional(root, decoding),
+        finetune_yaml=_optional(root, "finetune.yaml"),
+        configuration=configuration,
+    )
     if checkpoint is not None:
         path = checkpoint if os.path.isabs(checkpoint) or os.path.isfile(checkpoint) else os.path.join(root, checkpoint)
         if not os.path.isfile(path):
@@ -222,16 +211,9 @@ def load_weights_strict(
         def listing(keys: List[str]) -> str:
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {listing(unexpected)}")
-        if shape:
-            parts.append(
-                "shape mismatch: "
-                + listing([f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape])
-            )
+        sizes = [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]
+        problems = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", sizes))
+        parts = [f"{what}: {listing(keys)}" for what, keys in problems if keys]
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
     if assign:  # the tensors become the parameters: give them the model's dtypes
         state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}

@@ -12,6 +12,7 @@ Paraformer dir has:
 
 import copy
 import os
+from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -22,6 +23,7 @@ from funasr_lite.data.datadir import load_data_dir
 from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats, write_cmvn
 from funasr_lite.errors import DataDirError
 from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.models.registry import legacy_names
 from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>")
@@ -29,16 +31,6 @@ UNK = "<unk>"
 HUB_ID = "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
 
 # decoding.yaml keys FunASR 0.x requires (greedy decoding).
-# 1.x class name -> the short registry name a legacy 0.x config.yaml uses.
-LEGACY_NAMES = {
-    "model": {"Paraformer": "paraformer"},
-    "encoder": {"SANMEncoder": "sanm"},
-    "decoder": {"ParaformerSANMDecoder": "paraformer_decoder_sanm"},
-    "predictor": {"CifPredictorV2": "cif_predictor_v2"},
-    "frontend": {"WavFrontend": "wav_frontend"},
-    "specaug": {"SpecAugLFR": "specaug_lfr"},
-}
-
 DEFAULT_DECODING = {
     "beam_size": 1,
     "penalty": 0.0,
@@ -55,14 +47,8 @@ def token_list_from_texts(texts: Iterable[str], min_count: int = 1) -> List[str]
     Units are the space-separated tokens of Kaldi ``text`` values (one CJK
     character each in AISHELL-style transcripts); ties keep first-seen order.
     """
-    counts: Dict[str, int] = {}
-    for text in texts:
-        for unit in text.split():
-            counts[unit] = counts.get(unit, 0) + 1
-    units = sorted(
-        (u for u, c in counts.items() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK),
-        key=lambda u: -counts[u],
-    )
+    counts = Counter(unit for text in texts for unit in text.split())
+    units = [u for u, c in counts.most_common() if c >= min_count and u not in SPECIAL_TOKENS and u != UNK]
     return list(SPECIAL_TOKENS) + units + [UNK]
 
 
@@ -209,7 +195,9 @@ def write_model_dir(
             save_yaml(os.path.join(out_dir, "decoding.yaml"), decoding)
     else:
         atomic_write_text(os.path.join(out_dir, "tokens.txt"), "".join(f"{t}\n" for t in token_list))
-        legacy = {k: LEGACY_NAMES.get(k, {}).get(v, v) if isinstance(v, str) else v for k, v in config.items()}
+        # a 0.x config.yaml names each class by its 0.x name (Paraformer -> paraformer), from the model registry
+        short = {k: {new: old for old, new in legacy_names(k).items()} for k in config}
+        legacy = {k: short[k].get(v, v) if isinstance(v, str) else v for k, v in config.items()}
         legacy.pop("tokenizer", None)
         legacy.pop("tokenizer_conf", None)
         save_yaml(os.path.join(out_dir, "config.yaml"), {**legacy, "token_list": list(token_list)})

@@ -33,24 +33,6 @@ from torch import nn
 from funasr_lite.models.sanm import lengths_to_mask
 
 
-def cif_fires(alphas: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Where tokens fire.
-
-    Args:
-        alphas: (B, T) non-negative frame weights.
-    Returns:
-        prefix: (B, T) prefix sums S_t (float64 accumulation, alphas' dtype),
-        fire: (B, T) bool, True where ``floor(S)`` increases,
-        peaks: (B, T) FunASR's "cif_peak": ``S_t - floor(S_t)``, plus 1 on firing frames.
-    """
-    prefix = torch.cumsum(alphas, dim=1, dtype=torch.float64).to(alphas.dtype)
-    floor = torch.floor(prefix)
-    prev_floor = F.pad(floor[:, :-1], (1, 0))
-    fire = floor > prev_floor
-    peaks = prefix - floor + fire.to(alphas.dtype)
-    return prefix, fire, peaks
-
-
 def cif_integrate(hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Integrate-and-fire with threshold 1 (FunASR's ``cif_v1`` semantics, see module doc).
 
@@ -60,10 +42,13 @@ def cif_integrate(hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int) -
         num_tokens: N, number of token slots to return.
     Returns:
         embeds: (B, N, D) token embeddings; slot k is zero if fewer than k+1 tokens fired.
-        peaks: (B, T) as in :func:`cif_fires`.
+        peaks: (B, T) FunASR's "cif_peak": ``S_t - floor(S_t)``, plus 1 on firing frames.
     """
-    prefix, fire, peaks = cif_fires(alphas)
-    remainder = (prefix - torch.floor(prefix)) * fire.to(alphas.dtype)  # r_t on firing frames, else 0
+    prefix = torch.cumsum(alphas, dim=1, dtype=torch.float64).to(alphas.dtype)  # S_t
+    floor = torch.floor(prefix)
+    fire = floor > F.pad(floor[:, :-1], (1, 0))  # True where floor(S) increases
+    peaks = prefix - floor + fire.to(alphas.dtype)
+    remainder = (prefix - floor) * fire.to(alphas.dtype)  # r_t on firing frames, else 0
     fire_long = fire.long()
     # token index a frame's weight belongs to = number of fires strictly before it
     seg = torch.cumsum(fire_long, dim=1) - fire_long  # (B, T)
@@ -116,26 +101,9 @@ class CifPredictorV2(nn.Module):
         self.r_order = r_order
         self.cif_conv1d = nn.Conv1d(idim, idim, l_order + r_order + 1)
         self.cif_output = nn.Linear(idim, 1)
-        self.threshold = threshold
         self.smooth_factor = smooth_factor
         self.noise_threshold = noise_threshold
         self.tail_threshold = tail_threshold
-
-    def compute_alphas(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Frame weights.
-
-        Args:
-            hidden: (B, T, D) encoder output.
-            lengths: (B,) valid frames.
-        Returns:
-            (B, T) alphas, zero on padded frames.
-        """
-        mask = lengths_to_mask(lengths, hidden.size(1)).to(hidden.dtype)
-        x = (hidden * mask[:, :, None]).transpose(1, 2)
-        x = torch.relu(self.cif_conv1d(F.pad(x, (self.l_order, self.r_order))))
-        alphas = torch.sigmoid(self.cif_output(x.transpose(1, 2))).squeeze(-1)
-        alphas = torch.relu(alphas * self.smooth_factor - self.noise_threshold)
-        return alphas * mask
 
     def forward(
         self,
@@ -155,22 +123,19 @@ class CifPredictorV2(nn.Module):
         without a tail ``token_num = sum(alphas)`` and N = max(round(token_num)).
         Callers use ``round(token_num)`` tokens per utterance.
 
-        Args:
-            hidden: (B, T, D) encoder output.
-            lengths: (B,) encoder lengths.
-            target_lengths: optional (B,) token counts of the targets.
-        Returns:
-            acoustic_embeds (B, N, D), token_num (B,) float, alphas (B, T'), peaks (B, T').
+        hidden (B, T, D) encoder output, lengths (B,), target_lengths (B,) or None
+        -> acoustic_embeds (B, N, D), token_num (B,) float, alphas (B, T'), peaks (B, T').
         """
         with torch.autocast(device_type=hidden.device.type, enabled=False):
-            mask = lengths_to_mask(lengths, hidden.size(1))
-            hidden = hidden.float() * mask[:, :, None].float()  # padded frames must not leak in
-            alphas = self.compute_alphas(hidden, lengths)
-            token_num = alphas.sum(-1)
+            mask = lengths_to_mask(lengths, hidden.size(1)).float()
+            hidden = hidden.float() * mask[:, :, None]  # padded frames must not leak in
+            x = torch.relu(self.cif_conv1d(F.pad(hidden.transpose(1, 2), (self.l_order, self.r_order))))
+            alphas = torch.sigmoid(self.cif_output(x.transpose(1, 2))).squeeze(-1)
+            alphas = torch.relu(alphas * self.smooth_factor - self.noise_threshold) * mask  # (B, T), 0 on padding
+            token_num = slots = alphas.sum(-1)
             if target_lengths is not None:
-                target = target_lengths.to(alphas.dtype)
-                alphas = alphas * (target / token_num)[:, None]
-                num_slots = int(target_lengths.max().item()) if target_lengths.numel() else 0
+                alphas = alphas * (target_lengths.to(alphas.dtype) / token_num)[:, None]
+                slots = target_lengths
             elif self.tail_threshold > 0.0:
                 b, t, d = hidden.shape
                 tail = F.one_hot(lengths.long(), t + 1).to(alphas.dtype) * self.tail_threshold
@@ -178,11 +143,10 @@ class CifPredictorV2(nn.Module):
                 hidden = torch.cat([hidden, hidden.new_zeros(b, 1, d)], dim=1)
                 # from the float64 prefix sum, so every counted token also fires
                 total = torch.cumsum(alphas, dim=1, dtype=torch.float64)[:, -1].to(alphas.dtype)
-                token_num = torch.floor(total)
-                num_slots = int(token_num.max().item()) if token_num.numel() else 0
+                token_num = slots = torch.floor(total)
             else:
-                num_slots = int(torch.round(token_num).max().item()) if token_num.numel() else 0
-            embeds, peaks = cif_integrate(hidden, alphas, max(num_slots, 0))
+                slots = torch.round(token_num)
+            embeds, peaks = cif_integrate(hidden, alphas, max(int(slots.max()) if slots.numel() else 0, 0))
         return embeds, token_num, alphas, peaks
 
 

@@ -50,7 +50,6 @@ class CTC(nn.Module):
             )
         self.dropout_rate = dropout_rate
         self.ctc_lo: Optional[nn.Linear] = nn.Linear(encoder_output_size, odim) if extra_linear else None
-        self.ctc_type = ctc_type
         self.reduce = reduce
         self.ignore_nan_grad = ignore_nan_grad
 
@@ -62,21 +61,9 @@ class CTC(nn.Module):
         """hs: (B, T, D) -> (B, T, V) log-probabilities."""
         return F.log_softmax(self.logits(hs), dim=2)
 
-    def argmax(self, hs: torch.Tensor) -> torch.Tensor:
-        """hs: (B, T, D) -> (B, T) best ids per frame."""
-        return self.logits(hs).argmax(dim=2)
-
     def forward(self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor) -> torch.Tensor:
-        """CTC loss.
-
-        Args:
-            hs: (B, T, D) encoder output.
-            hlens: (B,) encoder lengths.
-            ys: (B, L) target ids (padding ignored via ``ys_lens``).
-            ys_lens: (B,) target lengths.
-        Returns:
-            scalar loss (or (B,) losses with ``reduce=False``).
-        """
+        """CTC loss: hs (B, T, D) encoder output, hlens (B,), ys (B, L) target ids (padding ignored via
+        ``ys_lens``), ys_lens (B,) -> scalar loss (or (B,) losses with ``reduce=False``)."""
         if self.training and self.dropout_rate > 0:
             hs = F.dropout(hs, p=self.dropout_rate)
         log_probs = F.log_softmax(self.logits(hs).float(), dim=2).transpose(0, 1)  # (T, B, V)

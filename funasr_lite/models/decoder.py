@@ -10,10 +10,9 @@ strictly. ``embed`` is only used by the training-time glancing sampler.
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from funasr_lite.models.sanm import fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
+from funasr_lite.models.sanm import attention, fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
 
 
 class PositionwiseFeedForwardDecoderSANM(nn.Module):
@@ -48,39 +47,22 @@ class MultiHeadedAttentionSANMDecoder(nn.Module):
 class MultiHeadedAttentionCrossAtt(nn.Module):
     """Cross-attention from decoder positions to encoder frames (fused K/V projection)."""
 
-    def __init__(self, n_head: int, n_feat: int, dropout_rate: float, encoder_output_size: Optional[int] = None):
+    def __init__(self, n_head: int, n_feat: int, dropout_rate: float):
         super().__init__()
         if n_head < 1 or n_feat % n_head != 0:
             raise ValueError(f"n_feat={n_feat} must be a positive multiple of n_head={n_head}")
         self.d_k = n_feat // n_head
         self.h = n_head
         self.linear_q = nn.Linear(n_feat, n_feat)
-        self.linear_k_v = nn.Linear(encoder_output_size or n_feat, n_feat * 2)
+        self.linear_k_v = nn.Linear(n_feat, n_feat * 2)
         self.linear_out = nn.Linear(n_feat, n_feat)
         self.dropout = nn.Dropout(p=dropout_rate)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: (B, N, D) queries.
-            memory: (B, T, D_enc) encoder output.
-            memory_mask: (B, T) bool, True on valid frames.
-        Returns:
-            (B, N, D).
-        """
-        b, n, _ = x.shape
-        q = self.linear_q(x).reshape(b, n, self.h, self.d_k).transpose(1, 2)
+        """x: (B, N, D) queries, memory: (B, T, D) encoder output, memory_mask: (B, T) bool -> (B, N, D)."""
         k, v = self.linear_k_v(memory).split(self.h * self.d_k, dim=-1)
-        k = k.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
-        v = v.reshape(b, -1, self.h, self.d_k).transpose(1, 2)
-        att = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=memory_mask[:, None, None, :],
-            dropout_p=self.dropout.p if self.training else 0.0,
-        )
-        return self.linear_out(att.transpose(1, 2).reshape(b, n, self.h * self.d_k))
+        att = attention(self.linear_q(x), k, v, memory_mask, self.h, self.dropout.p if self.training else 0.0)
+        return self.linear_out(att)
 
 
 class DecoderLayerSANM(nn.Module):
@@ -168,7 +150,6 @@ class ParaformerSANMDecoder(nn.Module):
                 f"ParaformerSANMDecoder: need 0 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"
             )
         d = encoder_output_size
-        self.vocab_size = vocab_size
         self.embed = None if wo_input_layer else nn.Sequential(nn.Embedding(vocab_size, d))
         self.after_norm = layer_norm(d)
         self.output_layer = nn.Linear(d, vocab_size) if use_output_layer else None
@@ -200,12 +181,7 @@ class ParaformerSANMDecoder(nn.Module):
         self.decoders3 = nn.ModuleList([DecoderLayerSANM(d, None, None, ffn(), dropout_rate)])
 
     def forward(
-        self,
-        memory: torch.Tensor,
-        memory_lengths: torch.Tensor,
-        embeds: torch.Tensor,
-        embed_lengths: torch.Tensor,
-        return_hidden: bool = False,
+        self, memory: torch.Tensor, memory_lengths: torch.Tensor, embeds: torch.Tensor, embed_lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
@@ -213,20 +189,15 @@ class ParaformerSANMDecoder(nn.Module):
             memory_lengths: (B,) encoder lengths.
             embeds: (B, N, D) CIF acoustic embeddings (or sampler-mixed embeddings).
             embed_lengths: (B,) valid positions (tokens) per utterance.
-            return_hidden: return the normalised hidden states instead of logits.
         Returns:
-            (B, N, V) logits (or (B, N, D) hidden), and (B,) ``embed_lengths``.
+            (B, N, V) logits (or (B, N, D) hidden without an output layer), and (B,) ``embed_lengths``.
         """
         mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
         memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
         x = embeds
-        for layer in self.decoders:
-            x = layer(x, mask, memory, memory_mask)
-        for layer in self.decoders2 or ():
-            x = layer(x, mask, memory, memory_mask)
-        for layer in self.decoders3:
+        for layer in [*self.decoders, *(self.decoders2 or ()), *self.decoders3]:
             x = layer(x, mask, memory, memory_mask)
         hidden = self.after_norm(x)
-        if return_hidden or self.output_layer is None:
+        if self.output_layer is None:
             return hidden, embed_lengths
         return self.output_layer(hidden), embed_lengths

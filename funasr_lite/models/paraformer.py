@@ -42,20 +42,19 @@ if TYPE_CHECKING:
     from funasr_lite.config.schema import ModelConfig
 
 
-def _pick(slot: str, name: Optional[str]) -> type:
-    try:
-        return resolve(slot, name)
-    except ValueError as e:
-        raise ValueError(f"Paraformer: {e}") from None
-
-
-def _build(cls: type, conf: Optional[Dict[str, Any]], section: str, **fixed: Any) -> nn.Module:
-    """``cls(**fixed, **conf)``; an unknown or duplicated key raises ValueError naming ``section``."""
+def _build(slot: str, cls: Union[type, str, None], conf: Optional[Dict[str, Any]], **fixed: Any) -> nn.Module:
+    """``cls(**fixed, **conf)``, ``cls`` a class or the registered name of one in ``slot``; an unknown class,
+    or an unknown or duplicated key (naming ``<slot>_conf``), raises ValueError."""
+    if not isinstance(cls, type):
+        try:
+            cls = resolve(slot, cls)
+        except ValueError as e:
+            raise ValueError(f"Paraformer: {e}") from None
     conf = dict(conf or {})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted((set(conf) - accepted) | (set(conf) & set(fixed)))
     if unknown:
-        raise ValueError(f"{section}: unknown or reserved key(s) {unknown} for {cls.__name__}")
+        raise ValueError(f"{slot}_conf: unknown or reserved key(s) {unknown} for {cls.__name__}")
     return cls(**fixed, **conf)
 
 
@@ -65,12 +64,8 @@ def label_smoothing_loss(
     """FunASR's LabelSmoothingLoss: KL(q || softmax(logits)) summed over tokens.
 
     ``q`` puts ``1 - smoothing`` on the target and ``smoothing / (V - 1)`` on every other id.
-
-    Args:
-        logits: (B, N, V).
-        target: (B, N) ids, ``ignore_id`` on padding.
-    Returns:
-        scalar: sum over non-ignored positions / (their count if normalize_length else B).
+    logits (B, N, V), target (B, N) ids with ``ignore_id`` on padding -> scalar: the sum over
+    non-ignored positions / (their count if normalize_length else B).
     """
     batch, _, vocab = logits.shape
     logp = F.log_softmax(logits.reshape(-1, vocab).float(), dim=-1)
@@ -145,35 +140,26 @@ class Paraformer(nn.Module):
             if not 0 <= token < vocab_size:
                 raise ValueError(f"Paraformer: {name}={token} outside the vocabulary (size {vocab_size})")
 
-        self.specaug = _build(_pick("specaug", specaug), specaug_conf, "specaug_conf") if specaug else None
-        self.encoder = _build(_pick("encoder", encoder), encoder_conf, "encoder_conf", input_size=input_size)
+        self.specaug = _build("specaug", specaug, specaug_conf) if specaug else None
+        self.encoder = _build("encoder", encoder, encoder_conf, input_size=input_size)
         enc_size = self.encoder.output_size()
-        self.decoder = _build(
-            _pick("decoder", decoder),
-            decoder_conf,
-            "decoder_conf",
-            vocab_size=vocab_size,
-            encoder_output_size=enc_size,
-        )
+        self.decoder = _build("decoder", decoder, decoder_conf, vocab_size=vocab_size, encoder_output_size=enc_size)
         if self.decoder.output_layer is None:
             raise ValueError("Paraformer: the decoder needs use_output_layer=True")
         self.ctc = (
-            _build(CTC, ctc_conf, "ctc_conf", odim=vocab_size, encoder_output_size=enc_size) if ctc_weight > 0 else None
+            _build("ctc", CTC, ctc_conf, odim=vocab_size, encoder_output_size=enc_size) if ctc_weight > 0 else None
         )
         predictor_conf = dict(predictor_conf or {})
         if predictor_conf.get("idim", enc_size) != enc_size:
             raise ValueError(f"Paraformer: predictor idim {predictor_conf['idim']} != encoder output {enc_size}")
         predictor_conf.setdefault("idim", enc_size)
-        self.predictor = _build(_pick("predictor", predictor), predictor_conf, "predictor_conf")
+        self.predictor = _build("predictor", predictor, predictor_conf)
         if share_embedding:
             self.decoder.embed = None
         elif self.decoder.embed is None and sampling_ratio > 0:
             raise ValueError("Paraformer: sampling_ratio > 0 needs decoder embeddings (wo_input_layer=False)")
 
-        self.vocab_size = vocab_size
         self.ignore_id = ignore_id
-        self.blank_id = blank_id
-        self.sos = sos
         self.eos = eos
         self.ctc_weight = ctc_weight
         self.lsm_weight = lsm_weight
@@ -193,8 +179,6 @@ class Paraformer(nn.Module):
         from funasr_lite.config.schema import ModelConfig
 
         cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-        if int(vocab_size) < 1:
-            raise ValueError(f"Paraformer: vocabulary size must be >= 1, got {vocab_size}")
         blocks = {slot: getattr(cfg, slot) for slot in ("encoder", "decoder", "predictor", "specaug")}
         confs = {
             f"{slot}_conf": getattr(cfg, f"{slot}_conf").kwargs_for(
@@ -215,14 +199,8 @@ class Paraformer(nn.Module):
     # ------------------------------------------------------------------ inference pieces
 
     def encode(self, feats: torch.Tensor, feats_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """SpecAug (training only) + encoder.
-
-        Args:
-            feats: (B, T, input_size) LFR+CMVN features.
-            feats_lengths: (B,) frames.
-        Returns:
-            enc (B, T, D) zero on padded frames, enc_lens (B,).
-        """
+        """SpecAug (training only) + encoder: feats (B, T, input_size) LFR+CMVN features, feats_lengths (B,)
+        -> enc (B, T, D) zero on padded frames, enc_lens (B,)."""
         if self.specaug is not None and self.training:
             with torch.autocast(device_type=feats.device.type, enabled=False):
                 feats, feats_lengths = self.specaug(feats.float(), feats_lengths)
@@ -242,13 +220,8 @@ class Paraformer(nn.Module):
     def decode_logits(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, acoustic_embeds: torch.Tensor, token_lens: torch.Tensor
     ) -> torch.Tensor:
-        """Decoder log-probabilities.
-
-        Args:
-            enc: (B, T, D); enc_lens: (B,); acoustic_embeds: (B, N, D); token_lens: (B,) long.
-        Returns:
-            (B, N, V) log-softmax; rows at ``n >= token_lens[b]`` are meaningless.
-        """
+        """Decoder log-probabilities: enc (B, T, D), enc_lens (B,), acoustic_embeds (B, N, D), token_lens (B,) long
+        -> (B, N, V) log-softmax; rows at ``n >= token_lens[b]`` are meaningless."""
         logits, _ = self.decoder(enc, enc_lens, acoustic_embeds, token_lens)
         return F.log_softmax(logits, dim=-1)
 

@@ -29,14 +29,7 @@ def layer_norm(size: int) -> nn.LayerNorm:
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """Boolean validity mask.
-
-    Args:
-        lengths: (B,) int lengths.
-        max_len: T, the padded length.
-    Returns:
-        (B, T) bool, True on valid frames.
-    """
+    """lengths: (B,) ints, max_len: T, the padded length -> (B, T) bool, True on valid frames."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
@@ -46,14 +39,7 @@ def sinusoidal_position_encoding(
     """FunASR's SinusoidalPositionEncoder table (bit-exact).
 
     Positions are 1..length; timescale step ``ln(10000) / (depth/2 - 1)``; the
-    sin half and the cos half are concatenated (not interleaved).
-
-    Args:
-        length: number of frames T.
-        depth: feature width D (must be even).
-        dtype, device: of the result.
-    Returns:
-        (T, D) tensor.
+    sin half and the cos half are concatenated (not interleaved). Returns (length, depth).
     """
     if depth % 2 != 0 or depth < 4:
         raise ValueError(f"sinusoidal position encoding needs an even depth >= 4, got {depth}")
@@ -62,15 +48,6 @@ def sinusoidal_position_encoding(
     inv_timescales = torch.exp(torch.arange(depth // 2, device=device).to(dtype) * (-increment))
     scaled = positions[:, None] * inv_timescales[None, :]
     return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
-
-
-class SinusoidalPositionEncoder(nn.Module):
-    """Adds the sinusoidal position code to ``x`` (no parameters, no dropout)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D) -> (B, T, D)."""
-        pe = sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)
-        return x + pe[None]
 
 
 class PositionwiseFeedForward(nn.Module):
@@ -100,20 +77,27 @@ def fsmn_padding(kernel_size: int, sanm_shfit: int) -> Tuple[int, int]:
 def fsmn_memory(
     conv: nn.Conv1d, pad: Tuple[int, int], x: torch.Tensor, mask: torch.Tensor, dropout: nn.Module
 ) -> torch.Tensor:
-    """FSMN memory block shared by encoder and decoder: ``(conv(x) + x)`` on valid frames.
+    """FSMN memory block shared by encoder and decoder: ``dropout(conv(x) + x)`` on valid frames.
 
-    Args:
-        conv: depthwise Conv1d (D -> D, groups=D, no bias, padding 0).
-        pad: (left, right) zero padding.
-        x: (B, T, D) input.
-        mask: (B, T, 1) float, 1 on valid frames.
-        dropout: applied to ``conv(x) + x`` before re-masking.
-    Returns:
-        (B, T, D), zero on padded frames.
+    ``conv`` is depthwise (D -> D, groups=D, no bias, padding 0), ``pad`` its (left, right) zero padding;
+    x: (B, T, D), mask: (B, T, 1) float, 1 on valid frames -> (B, T, D), zero on padded frames.
     """
     x = x * mask
     y = conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
     return dropout(y + x) * mask
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, heads: int, dropout_p: float
+) -> torch.Tensor:
+    """Multi-head scaled dot-product attention, shared by encoder self-attention and decoder cross-attention.
+
+    q: (B, N, D), k, v: (B, T, D), key_mask: (B, T) bool, True on valid frames -> (B, N, D), heads concatenated.
+    """
+    b, n, d = q.shape
+    q, k, v = (z.reshape(b, z.size(1), heads, d // heads).transpose(1, 2) for z in (q, k, v))
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=dropout_p)
+    return att.transpose(1, 2).reshape(b, n, d)
 
 
 class MultiHeadedAttentionSANM(nn.Module):
@@ -149,25 +133,10 @@ class MultiHeadedAttentionSANM(nn.Module):
         self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: (B, T, in_feat).
-            mask: (B, T) bool, True on valid frames.
-        Returns:
-            (B, T, n_feat).
-        """
-        b, t, _ = x.shape
+        """x: (B, T, in_feat), mask: (B, T) bool, True on valid frames -> (B, T, n_feat)."""
         q, k, v = self.linear_q_k_v(x).split(self.h * self.d_k, dim=-1)
         memory = fsmn_memory(self.fsmn_block, self.fsmn_pad, v, mask[:, :, None].to(x.dtype), self.dropout)
-        q, k, v_h = (z.reshape(b, t, self.h, self.d_k).transpose(1, 2) for z in (q, k, v))
-        att = F.scaled_dot_product_attention(
-            q,
-            k,
-            v_h,
-            attn_mask=mask[:, None, None, :],
-            dropout_p=self.dropout.p if self.training else 0.0,
-        )
-        att = att.transpose(1, 2).reshape(b, t, self.h * self.d_k)
+        att = attention(q, k, v, mask, self.h, self.dropout.p if self.training else 0.0)
         return self.linear_out(att) + memory
 
 
@@ -199,21 +168,13 @@ class EncoderLayerSANM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, in_size), mask: (B, T) bool -> (B, T, size)."""
-        residual = x
-        if self.normalize_before:
+        pre = self.normalize_before
+        y = self.dropout(self.self_attn(self.norm1(x) if pre else x, mask))
+        x = x + y if self.in_size == self.size else y
+        if not pre:
             x = self.norm1(x)
-        x = self.dropout(self.self_attn(x, mask))
-        if self.in_size == self.size:
-            x = residual + x
-        if not self.normalize_before:
-            x = self.norm1(x)
-        residual = x
-        if self.normalize_before:
-            x = self.norm2(x)
-        x = residual + self.dropout(self.feed_forward(x))
-        if not self.normalize_before:
-            x = self.norm2(x)
-        return x
+        x = x + self.dropout(self.feed_forward(self.norm2(x) if pre else x))
+        return x if pre else self.norm2(x)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -267,7 +228,6 @@ class SANMEncoder(nn.Module):
         _require(output_size >= 1, f"SANMEncoder: output_size must be >= 1, got {output_size}")
         self._output_size = output_size
         self.normalize_before = normalize_before
-        self.embed = SinusoidalPositionEncoder()
 
         def block(in_size: int) -> EncoderLayerSANM:
             attn = MultiHeadedAttentionSANM(
@@ -286,18 +246,12 @@ class SANMEncoder(nn.Module):
         return self._output_size
 
     def forward(self, xs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """
-        Args:
-            xs: (B, T, input_size) features (LFR + CMVN).
-            lengths: (B,) valid frames per utterance.
-        Returns:
-            (B, T, output_size) encoder output, zero on padded frames, and (B,) lengths.
-        """
+        """xs: (B, T, input_size) LFR + CMVN features, lengths: (B,) valid frames
+        -> (B, T, output_size) encoder output, zero on padded frames, and the (B,) lengths."""
         mask = lengths_to_mask(lengths, xs.size(1))
-        x = self.embed(xs * math.sqrt(self._output_size))
-        for layer in self.encoders0:
-            x = layer(x, mask)
-        for layer in self.encoders:
+        x = xs * math.sqrt(self._output_size)
+        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)[None]
+        for layer in [*self.encoders0, *self.encoders]:
             x = layer(x, mask)
         if self.normalize_before:
             x = self.after_norm(x)

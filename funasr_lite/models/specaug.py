@@ -23,8 +23,10 @@ from torch import nn
 Range = Union[int, float, Sequence[Union[int, float]]]
 
 
-def _as_range(value: Range, name: str) -> Tuple:
-    """``w`` -> ``(0, w)``; validates a (low, high) pair with high > low."""
+def _as_range(value: Optional[Range], name: str) -> Optional[Tuple]:
+    """``w`` -> ``(0, w)``; validates a (low, high) pair with high > low; None stays None."""
+    if value is None:
+        return None
     pair = (0, value) if isinstance(value, (int, float)) else tuple(value)
     if len(pair) != 2 or not pair[1] > pair[0]:
         raise ValueError(f"SpecAugLFR: {name} must be (low, high) with high > low, got {value!r}")
@@ -34,17 +36,9 @@ def _as_range(value: Range, name: str) -> Tuple:
 def mask_along_axis(
     spec: torch.Tensor, width_range: Tuple[int, int], dim: int, num_mask: int, blocks: int = 1
 ) -> torch.Tensor:
-    """Zero ``num_mask`` random bands per utterance along ``dim``.
-
-    Args:
-        spec: (B, T, F).
-        width_range: widths drawn from ``[low, high)``.
-        dim: 1 (time) or 2 (frequency).
-        num_mask: masks per utterance.
-        blocks: the axis is ``blocks`` equal blocks; each band repeats in every block.
-    Returns:
-        (B, T, F) masked copy.
-    """
+    """Zero ``num_mask`` random bands per utterance along ``dim`` (1: time, 2: frequency) of spec (B, T, F);
+    widths are drawn from ``[low, high)``; with ``blocks`` > 1 the axis is that many equal blocks and each band
+    repeats in every block. Returns a masked (B, T, F) copy."""
     batch = spec.size(0)
     size = spec.size(dim)
     block = size // blocks
@@ -108,14 +102,8 @@ class SpecAugLFR(nn.Module):
         self.num_freq_mask = num_freq_mask
         self.blocks = lfr_rate + 1  # stacked base frames per LFR frame
         self.apply_time_mask = apply_time_mask
-        self.time_mask_width_range = (
-            _as_range(time_mask_width_range, "time_mask_width_range") if time_mask_width_range is not None else None
-        )
-        self.time_mask_width_ratio_range = (
-            _as_range(time_mask_width_ratio_range, "time_mask_width_ratio_range")
-            if time_mask_width_ratio_range is not None
-            else None
-        )
+        self.time_mask_width_range = _as_range(time_mask_width_range, "time_mask_width_range")
+        self.time_mask_width_ratio_range = _as_range(time_mask_width_ratio_range, "time_mask_width_ratio_range")
         self.num_time_mask = num_time_mask
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
