@@ -245,6 +245,11 @@ class CerReport:
     def wrong_sentences(self) -> int:
         return sum(1 for u in self.utts if u.wrong > 0)
 
+    @property
+    def cer(self) -> float:
+        """Corpus CER as a fraction: wrong / nwords (denominator 1 when there are no units)."""
+        return self.wrong / max(self.nwords, 1)
+
     def summary_line(self) -> str:
         """``%WER <err> [ <wrong> / <nwords>, <I> ins, <D> del, <S> sub ]`` (FunASR format)."""
         return (
