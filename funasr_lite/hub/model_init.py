@@ -17,13 +17,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from funasr_lite.config.schema import ModelConfig
 from funasr_lite.config.yaml_io import save_yaml
 from funasr_lite.data.audio import load_audio
 from funasr_lite.data.datadir import load_data_dir
 from funasr_lite.data.frontend import WavFrontend, compute_cmvn_stats, write_cmvn
 from funasr_lite.errors import DataDirError
-from funasr_lite.models.paraformer import Paraformer
-from funasr_lite.models.registry import legacy_names
+from funasr_lite.models.registry import build_model, legacy_names
 from funasr_lite.utils.fileio import atomic_torch_save, atomic_write_json, atomic_write_text
 
 SPECIAL_TOKENS = ("<blank>", "<s>", "</s>")
@@ -178,7 +178,7 @@ def write_model_dir(
             config[section].pop(key, None)
     if state_dict is None:
         torch.manual_seed(seed)
-        state_dict = Paraformer.from_config(config, vocab_size=len(token_list)).state_dict()
+        state_dict = build_model(ModelConfig.from_dict(config), vocab_size=len(token_list)).state_dict()
     os.makedirs(out_dir, exist_ok=True)
     weights = "model.pt" if layout == "1.x" else "model.pb"
     atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, os.path.join(out_dir, weights))
