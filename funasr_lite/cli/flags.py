@@ -12,13 +12,15 @@ A field declared with ``option(..., flag=True)`` is a command-line flag of the s
 import argparse
 import dataclasses
 import difflib
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
-from funasr_lite.config.fields import Section
+from funasr_lite.config.fields import MAX_INT, Section, Where, coerce, type_name
 from funasr_lite.config.merge import config_flag_paths, flag_fields, flags_layer
+from funasr_lite.config.schema import SECTIONS
 from funasr_lite.errors import ConfigError
 
-__all__ = ["RecipeParser", "add_option_flags", "split_args"]
+__all__ = ["RecipeParser", "add_option_flags", "option_flags", "split_args"]
 
 
 def _bool(text: str) -> bool:
@@ -29,10 +31,36 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a non-empty value, got {text!r}")
+    return text
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if abs(value) > MAX_INT:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (|n| <= {MAX_INT})")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _argparse_kwargs(tp: Any) -> Dict[str, Any]:
     """argparse ``type``/``nargs`` for a field annotation (a Section is YAML/JSON text)."""
     if isinstance(tp, type) and issubclass(tp, Section):
-        return {"type": str}
+        return {"type": _text}
     if get_origin(tp) is Union:
         args = [a for a in get_args(tp) if a is not type(None)]
         lists = [a for a in args if get_origin(a) in (list, tuple)]
@@ -43,7 +71,7 @@ def _argparse_kwargs(tp: Any) -> Dict[str, Any]:
         return {**_argparse_kwargs(get_args(tp)[0]), "nargs": "+"}
     if tp is bool:
         return {"type": _bool}
-    return {"type": tp if tp in (int, float) else str}
+    return {"type": {int: _int, float: _float}.get(tp, _text)}
 
 
 class RecipeParser(argparse.ArgumentParser):
@@ -62,6 +90,13 @@ class RecipeParser(argparse.ArgumentParser):
         super().error(message)
 
 
+def option_flags(runtime: Sequence[type]) -> Dict[str, Tuple[dataclasses.Field, Any]]:
+    """Flag name -> (field, type) of the flagged fields of the ``runtime`` dataclasses and of the config."""
+    seen = {name: (f, tp) for cls in runtime for name, f, tp in flag_fields(cls)}
+    seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
+    return seen
+
+
 def add_option_flags(
     parser: argparse.ArgumentParser, runtime: Sequence[type], defaults: Mapping[str, Any], exclude: Sequence[str] = ()
 ) -> None:
@@ -69,8 +104,7 @@ def add_option_flags(
 
     Every flag defaults to None ("not given"); the help shows the recipe default, else the field's own.
     ``defaults`` (the recipe script's editable defaults) must name known flags only."""
-    seen = {name: (f, tp) for cls in runtime for name, f, tp in flag_fields(cls)}  # name -> (field, type)
-    seen.update({name: (f, tp) for name, (_, f, tp) in config_flag_paths().items() if name not in seen})
+    seen = option_flags(runtime)
     unknown = [k for k in defaults if k not in seen or k in exclude]
     if unknown:
         raise ConfigError(
@@ -104,7 +138,14 @@ def split_args(
     "recipe defaults" and "command line" layers (None = not given)."""
     given = {k: v for k, v in vars(args).items() if v is not None}
     fields = [f for f in dataclasses.fields(runtime) if f.init]
-    kw = {f.name: given.get(f.name, defaults.get(f.name)) for f in fields if f.name in given or f.name in defaults}
+    hints = get_type_hints(runtime)
+    kw = {}
+    for f in fields:
+        if f.name in given or defaults.get(f.name) is not None:
+            value = given.get(f.name, defaults.get(f.name))
+            kw[f.name] = _checked(value, hints[f.name], _label(f.name, f.name in given))
+        elif f.name in defaults:
+            kw[f.name] = None
     kw.update(fixed or {})
     required = [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [f"--{name}" for name in required if kw.get(name) is None]
@@ -115,5 +156,47 @@ def split_args(
     for source, values in (("recipe defaults", defaults), ("command line", given)):
         conf = {k: v for k, v in values.items() if k in paths and v is not None}
         if conf:
-            layers.append((source, flags_layer(conf)))
+            labels = {paths[k][0]: _label(k, source == "command line") for k in conf}
+            layer = _flags_layer(conf, labels)
+            _preflight(layer, labels)
+            layers.append((source, layer))
     return runtime(**kw), layers
+
+
+def _label(name: str, from_command_line: bool) -> str:
+    """How an error names where a flag's value came from."""
+    return f"--{name}" if from_command_line else f"recipe default {name} (--{name})"
+
+
+def _checked(value: Any, tp: Any, label: str) -> Any:
+    """A run-time option's value checked against its field type (the same coercion as the config's); an
+    empty string is no value."""
+    try:
+        out = coerce(value, tp, ("",), Where(label))
+    except ConfigError:
+        raise ConfigError(f"{label}: expected {type_name(tp)}, got {value!r}") from None
+    for v in out if isinstance(out, list) else [out]:
+        if isinstance(v, str) and not v.strip():
+            raise ConfigError(f"{label}: expected a non-empty value, got {value!r}")
+    return tuple(out) if get_origin(tp) is tuple or tuple in map(get_origin, get_args(tp)) else out
+
+
+def _flags_layer(conf: Mapping[str, Any], labels: Mapping[str, str]) -> Dict[str, Any]:
+    """flags_layer(), its errors naming the flag (the label) instead of the bare flag name."""
+    try:
+        return flags_layer(conf)
+    except ConfigError as e:
+        msg = str(e)
+        for name in conf:
+            if msg.startswith(f"--{name}:") and labels[config_flag_paths()[name][0]] != f"--{name}":
+                msg = labels[config_flag_paths()[name][0]] + msg[len(name) + 2 :]
+        raise ConfigError(msg) from None
+
+
+def _preflight(layer: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+    """Check the config flags' values before any file is read: each section they set is built alone (type and
+    range checks; the other keys at their defaults), so an error names the flag."""
+    where = Where("command line", provenance=dict(labels))
+    for key, value in layer.items():
+        if key in SECTIONS:
+            SECTIONS[key].from_dict(value, where)

@@ -66,9 +66,7 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, pr
     """``infer.py``: decode a data dir; exit 0 all decoded, 2 some failed, 1 could not run."""
     from funasr_lite.decode.options import InferOptions
 
-    args = _parser(
-        "Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults, prog, exclude=TRAIN_ONLY
-    ).parse_args(argv)
+    args = infer_parser(defaults, prog).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
@@ -86,23 +84,7 @@ def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None,
     from funasr_lite.train.faults import TrainingInterrupted
     from funasr_lite.train.finetune import FinetuneOptions, finetune
 
-    parser = _parser(
-        "Finetune a Paraformer model dir on train/ and dev/ data.",
-        [FinetuneOptions],
-        defaults,
-        prog,
-        exclude=DECODE_ONLY,
-    )
-    parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
-    parser.add_argument(
-        "--override",
-        dest="overrides",
-        action="append",
-        default=None,
-        metavar="++SECTION.KEY=VALUE",
-        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0",
-    )
-    args = parser.parse_args(argv)
+    args = finetune_parser(defaults, prog).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
@@ -125,12 +107,7 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
     """``infer_after_finetune.py``: decode with a finetuned checkpoint into output_dir/decode_results."""
     from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 
-    args = _parser(
-        "Decode a data dir with a checkpoint of a finetune output dir.",
-        [AfterFinetuneOptions, InferOptions],
-        defaults,
-        exclude=TRAIN_ONLY + ("model", "checkpoint"),
-    ).parse_args(argv)
+    args = after_finetune_parser(defaults).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
@@ -142,6 +119,47 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
         return _summary(run_after_finetune(opts, after, layers=layers))
 
     return _guarded(args.debug, job)
+
+
+def infer_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``infer.py`` (its flags: InferOptions and the decoding config flags)."""
+    from funasr_lite.decode.options import InferOptions
+
+    return _parser(
+        "Decode a Kaldi data dir with a Paraformer model.", [InferOptions], defaults, prog, exclude=TRAIN_ONLY
+    )
+
+
+def finetune_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``finetune.py`` (FinetuneOptions and the training config flags)."""
+    from funasr_lite.train.finetune import FinetuneOptions
+
+    parser = _parser(
+        "Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults, prog, DECODE_ONLY
+    )
+    parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
+    parser.add_argument(
+        "--override",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="++SECTION.KEY=VALUE",
+        help="config override, repeatable, e.g. --override ++train_conf.grad_clip=1.0",
+    )
+    return parser
+
+
+def after_finetune_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``infer_after_finetune.py`` (AfterFinetuneOptions, InferOptions but model/checkpoint)."""
+    from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
+
+    return _parser(
+        "Decode a data dir with a checkpoint of a finetune output dir.",
+        [AfterFinetuneOptions, InferOptions],
+        defaults,
+        prog,
+        exclude=TRAIN_ONLY + ("model", "checkpoint"),
+    )
 
 
 def _without_debug(args: argparse.Namespace, *also: str) -> argparse.Namespace:

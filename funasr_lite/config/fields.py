@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import difflib
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -73,13 +74,18 @@ def unknown_key(path: KeyPath, candidates: Sequence[str], where: Where, what: st
     return ConfigError(msg)
 
 
-def _type_name(tp) -> str:
+# The largest integer any int field or flag accepts (a C int: thread counts, seeds, sizes all fit in it).
+MAX_INT = 2**31 - 1
+
+
+def type_name(tp) -> str:
+    """How an error message names the type ``tp`` ("an integer", "a number or null", ...)."""
     if tp is Any:
         return "any value"
     if get_origin(tp) is Union:
-        return " or ".join(_type_name(a) for a in get_args(tp))
+        return " or ".join(type_name(a) for a in get_args(tp))
     if get_origin(tp) in (list, tuple):
-        return f"a list of {_type_name(get_args(tp)[0]) if get_args(tp) else 'values'}"
+        return f"a list of {type_name(get_args(tp)[0]) if get_args(tp) else 'values'}"
     if get_origin(tp) is dict:
         return "a mapping"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(
@@ -88,8 +94,9 @@ def _type_name(tp) -> str:
 
 
 def coerce(value, tp, path: KeyPath, where: Where):
-    """Check ``value`` against the annotation ``tp``; ints widen to floats, '1e-4' strings parse as floats."""
-    bad = ConfigError(f"{where(path)}: {'.'.join(map(str, path))}: expected {_type_name(tp)}, got {value!r}")
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, '1e-4' strings parse as floats.
+    Every number must be finite (no NaN/inf) and every integer within +-MAX_INT."""
+    bad = ConfigError(f"{where(path)}: {'.'.join(map(str, path))}: expected {type_name(tp)}, got {value!r}")
     origin = get_origin(tp)
     if tp is Any:
         return copy.deepcopy(value)
@@ -112,15 +119,20 @@ def coerce(value, tp, path: KeyPath, where: Where):
     if (tp is type(None) and value is None) or (tp in (bool, str) and isinstance(value, tp)):
         return value
     if tp is int and not isinstance(value, bool):
-        if isinstance(value, int):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise ConfigError(f"{where(path)}: {'.'.join(map(str, path))}={value}: out of range (|n| <= {MAX_INT})")
+            return value
     elif tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)
-        except ValueError:
-            pass
+            number = float(value)
+        except (ValueError, OverflowError):
+            raise bad from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where(path)}: {'.'.join(map(str, path))}={value!r}: must be a finite number")
+        return number
     raise bad
 
 
@@ -181,6 +193,22 @@ class Section:
 
     def validate(self) -> None:
         """Range checks; subclasses raise ``self._fail(key, problem)``."""
+
+    def _range(self, keys: Sequence[str], lo=None, hi=None, lo_open=False, hi_open=False, also=()) -> None:
+        """Raise ``_fail`` for the first of ``keys`` outside ``lo..hi`` (open ends as given); None and the
+        values in ``also`` (e.g. -1 = off) pass."""
+        for k in keys:
+            v = getattr(self, k)
+            if v is None or isinstance(v, bool) or v in also:
+                continue
+            if (lo is not None and (v <= lo if lo_open else v < lo)) or (
+                hi is not None and (v >= hi if hi_open else v > hi)
+            ):
+                if hi is None:
+                    want = f"must be {'>' if lo_open else '>='} {lo}"
+                else:
+                    want = f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+                raise self._fail(k, want + (f" (or {' or '.join(map(str, also))})" if also else ""))
 
     def _fail(self, key: str, problem: str) -> ConfigError:
         where = (self._where or Where("<dict>"))((self.SECTION, key))

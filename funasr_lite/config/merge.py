@@ -234,6 +234,24 @@ def parse_overrides(items: Sequence[str], source: str = "command line") -> YamlD
 
 
 # ----------------------------------------------------------------------------------- model dir layers
+def _model_config(path: str) -> YamlDict:
+    """A model dir's config.yaml: it must name the model's classes (the other layers only tune them)."""
+    d = load_yaml(path)
+    example = "model: Paraformer, encoder: SANMEncoder, decoder: ParaformerSANMDecoder, ... and their *_conf sections"
+    if not d:
+        raise ConfigError(
+            f"{path}: the config is empty; a model dir's config.yaml names the model's classes and their "
+            f"settings ({example}): copy the config.yaml of the model the weights came from"
+        )
+    missing = [k for k in ModelConfig._REQUIRED if normalize_legacy(d).get(k) is None]
+    if missing:
+        raise ConfigError(
+            f"{path}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a model dir's config.yaml names the model's classes: {example})"
+        )
+    return d
+
+
 def model_dir_layers(md, purpose: str = "infer") -> List[Tuple[str, Mapping]]:
     """Layers 1-3 for a :class:`~funasr_lite.hub.model_dir.ModelDir`: built-in defaults, config.yaml, the files
     the dir has (configuration.json ``file_path_metas``, else am.mvn / tokens / seg_dict, as FunASR injects
@@ -241,7 +259,10 @@ def model_dir_layers(md, purpose: str = "infer") -> List[Tuple[str, Mapping]]:
     recipe defaults and command-line layers, then merge_layers()."""
     if purpose not in ("infer", "finetune"):
         raise ValueError(f"purpose must be 'infer' or 'finetune', got {purpose!r}")
-    layers: List[Tuple[str, Mapping]] = [("built-in defaults", builtin_defaults()), (md.config, load_yaml(md.config))]
+    layers: List[Tuple[str, Mapping]] = [
+        ("built-in defaults", builtin_defaults()),
+        (md.config, _model_config(md.config)),
+    ]
     metas = md.configuration.get("file_path_metas")
     if isinstance(metas, Mapping):
         layers.append((os.path.join(md.root, "configuration.json"), file_path_metas_layer(md.root, metas)[0]))

@@ -215,6 +215,11 @@ class ModelConfig:
                 f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
                 f"encoder_conf.output_size={cfg.encoder_conf.output_size}"
             )
+        if cfg.decoding.lm_weight != 0:
+            raise ConfigError(
+                f"{where(('decoding', 'lm_weight'))}: lm_weight={cfg.decoding.lm_weight:g}, but funasr-lite has no "
+                "language model to fuse; set lm_weight to 0 (or remove it)"
+            )
         if cfg.decoding.ctc_weight > 0 and cfg.model_conf.ctc_weight <= 0:
             raise ConfigError(
                 f"{where(('decoding', 'ctc_weight'))}: decoding ctc_weight={cfg.decoding.ctc_weight} "
@@ -232,6 +237,19 @@ class ModelConfig:
         _check_class("specaug", self.specaug, where, training=True)
         if self.optim_conf.lr is None:
             raise ConfigError(f"{where(('optim',))}: optim_conf.lr is not set")
+        sa = self.specaug_conf
+        if (
+            self.specaug is not None
+            and sa.apply_time_mask
+            and (sa.time_mask_width_range is None) == (sa.time_mask_width_ratio_range is None)
+        ):
+            raise ConfigError(
+                f"{where(('specaug_conf',))}: specaug {self.specaug} masks time (apply_time_mask) but specaug_conf "
+                "gives no time_mask_width_range / time_mask_width_ratio_range (exactly one is needed, there is no "
+                "default); set --specaug_conf, e.g. paraformer-large's '{apply_time_warp: false, "
+                "freq_mask_width_range: [0, 30], lfr_rate: 6, num_freq_mask: 1, time_mask_width_range: [0, 12], "
+                "num_time_mask: 1}', or --specaug none"
+            )
 
     def encoder_input_size(self) -> int:
         """Feature dim entering the encoder: frontend n_mels * lfr_m (560 for paraformer-large)."""

@@ -9,6 +9,7 @@ keys FunASR's configs carry that funasr-lite does not use (``KNOWN_UNUSED``, kep
 
 import functools
 import inspect
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
@@ -17,6 +18,10 @@ import yaml
 
 from funasr_lite.config.fields import Section, option
 from funasr_lite.config.yaml_io import plain
+
+# Window types torchaudio's Kaldi fbank accepts (here, torch-free, so a config is checked without torch).
+WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
+DROPOUT = dict(lo=0.0, hi=1.0, hi_open=True)  # a dropout rate: [0, 1)
 
 _TF2TORCH = ("tf2torch_tensor_name_prefix_torch", "tf2torch_tensor_name_prefix_tf")
 _LORA = ("lora_list", "lora_rank", "lora_alpha", "lora_dropout")
@@ -47,11 +52,17 @@ class FrontendConf(Section):
         return float(self.frame_shift * self.lfr_n)
 
     def validate(self):
-        for k in ("fs", "n_mels", "frame_length", "frame_shift", "lfr_m", "lfr_n"):
-            if getattr(self, k) <= 0:
-                raise self._fail(k, "must be > 0")
-        if self.dither < 0:
-            raise self._fail("dither", "must be >= 0")
+        if self.window not in WINDOW_TYPES:
+            raise self._fail("window", f"unknown window type; use one of {', '.join(WINDOW_TYPES)}")
+        self._range(["fs"], 1000, 192000)  # Hz
+        self._range(["frame_length"], 1, 200)  # ms (Kaldi/FunASR: 25)
+        self._range(["frame_shift"], 1, self.frame_length)  # ms, at most the window (FunASR: 10)
+        fft_bins = 2 ** max(0, math.ceil(math.log2(max(1, self.fs * self.frame_length // 1000)))) // 2
+        self._range(["n_mels"], 1, fft_bins)  # each mel bin needs an FFT bin of the padded window
+        self._range(["lfr_m"], 1, 32)
+        self._range(["lfr_n"], 1, self.lfr_m)  # a hop over more frames than are stacked drops audio
+        self._range(["filter_length_min", "filter_length_max"], 0, also=(-1,))
+        self._range(["dither"], 0.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,12 @@ class EncoderConf(Section):
         for k in ("output_size", "attention_heads", "linear_units", "num_blocks", "kernel_size"):
             if getattr(self, k) <= 0:
                 raise self._fail(k, "must be > 0")
+        self._range(["dropout_rate", "positional_dropout_rate", "attention_dropout_rate"], **DROPOUT)
+        self._range(["positionwise_conv_kernel_size"], 1)
+        self._range(["sanm_shfit"], 0, self.kernel_size - 1)
+        self._range(["padding_idx"], -1)
+        if any(not 1 <= i <= self.num_blocks for i in self.interctc_layer_idx):
+            raise self._fail("interctc_layer_idx", f"every block index must be in 1..num_blocks={self.num_blocks}")
         if self.output_size % self.attention_heads:
             raise self._fail("output_size", f"must be divisible by attention_heads={self.attention_heads}")
 
@@ -116,6 +133,9 @@ class DecoderConf(Section):
         for k in ("attention_heads", "linear_units", "num_blocks", "kernel_size"):
             if getattr(self, k) <= 0:
                 raise self._fail(k, "must be > 0")
+        self._range(["dropout_rate", "positional_dropout_rate", "self_attention_dropout_rate"], **DROPOUT)
+        self._range(["src_attention_dropout_rate"], **DROPOUT)
+        self._range(["sanm_shfit"], 0, self.kernel_size - 1)
         if not 0 <= self.att_layer_num <= self.num_blocks:
             raise self._fail("att_layer_num", f"must be in 0..num_blocks={self.num_blocks}")
 
@@ -142,6 +162,10 @@ class PredictorConf(Section):
                 raise self._fail(k, "must be >= 0")
         if self.threshold <= 0:
             raise self._fail("threshold", "must be > 0")
+        self._range(["dropout"], **DROPOUT)
+        self._range(["smooth_factor"], 0.0, lo_open=True)
+        self._range(["noise_threshold"], 0.0, self.threshold)
+        self._range(["tail_threshold"], 0.0, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -154,6 +178,9 @@ class CTCConf(Section):
     reduce: bool = option(True, "sum the loss over the batch")
     ignore_nan_grad: bool = option(True, "FunASR flag (kept for compatibility)")
     extra_linear: bool = option(True, "have the ctc_lo projection layer")
+
+    def validate(self):
+        self._range(["dropout_rate"], **DROPOUT)
 
 
 @dataclass(frozen=True)
@@ -172,6 +199,21 @@ class SpecAugConf(Section):
     time_mask_width_range: Union[int, List[int], None] = option(None, "mask width range, frames")
     time_mask_width_ratio_range: Union[float, List[float], None] = option(None, "... or as a ratio of the length")
     num_time_mask: int = option(2, "time masks per utterance")
+
+    def validate(self):
+        self._range(["time_warp_window", "num_freq_mask", "lfr_rate", "num_time_mask"], 0)
+        for k, hi in (("freq_mask_width_range", None), ("time_mask_width_range", None)):
+            self._width_range(k, hi)
+        self._width_range("time_mask_width_ratio_range", 1.0)
+
+    def _width_range(self, key: str, hi) -> None:
+        v = getattr(self, key)
+        pair = [0, v] if isinstance(v, (int, float)) else v
+        if pair is None:
+            return
+        if len(pair) != 2 or not 0 <= pair[0] <= pair[1] or (hi is not None and pair[1] > hi):
+            top = f"<= {hi}" if hi is not None else ""
+            raise self._fail(key, f"must be a width >= 0 or a range [low, high] with 0 <= low <= high {top}".strip())
 
 
 @dataclass(frozen=True)
@@ -207,6 +249,8 @@ class ModelConf(Section):
                 raise self._fail(k, "must be in [0, 1]")
         if self.predictor_bias not in (0, 1):
             raise self._fail("predictor_bias", "must be 0 or 1")
+        self._range(["predictor_weight"], 0.0)
+        self._range(["blank_id", "sos", "eos"], 0)
 
 
 @dataclass(frozen=True)
@@ -278,6 +322,12 @@ class OptimConf(_ClassArgsSection):
     dampening: Optional[float] = option(None, "sgd dampening")
     nesterov: Optional[bool] = option(None, "sgd Nesterov momentum")
 
+    def validate(self):
+        self._range(["lr"], 0.0, lo_open=True)
+        self._range(["eps", "weight_decay", "momentum", "dampening"], 0.0)
+        if self.betas is not None and (len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas)):
+            raise self._fail("betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]")
+
 
 @dataclass(frozen=True)
 class SchedulerConf(_ClassArgsSection):
@@ -288,3 +338,6 @@ class SchedulerConf(_ClassArgsSection):
     warmup_steps: Union[int, float, None] = option(
         None, "warmuplr: steps to reach the peak lr (WarmupLR default 25000)"
     )
+
+    def validate(self):
+        self._range(["warmup_steps"], 0, lo_open=True)

@@ -33,12 +33,10 @@ import torch
 import torch.nn as nn
 import torchaudio.compliance.kaldi as kaldi
 
+from funasr_lite.config.sections import WINDOW_TYPES  # torch-free: the config checks it at load
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.fileio import atomic_write_text
 from funasr_lite.utils.textio import read_utf8
-
-# Window types that torchaudio's Kaldi fbank accepts.
-WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
 
 # Smallest variance used when turning statistics into a standard deviation (a constant
 # feature dimension would otherwise give an infinite Rescale).

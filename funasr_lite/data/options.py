@@ -117,6 +117,7 @@ class DatasetConf(Section):
         for k in ("buffer_size", "sort_size"):
             if getattr(self, k) < 1:
                 raise self._fail(k, "must be >= 1")
+        self._range(["speech_length_min", "speech_length_max", "token_length_min", "token_length_max"], 0, also=(-1,))
         if self.max_speech_ms < self.min_speech_ms:
             raise self._fail(
                 "speech_length_max",

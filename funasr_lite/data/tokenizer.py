@@ -49,7 +49,12 @@ _IGNORED_SUBSTRINGS = (" ", "</s>", "<s>", "<unk>", "<OOV>")
 _BLANK = " "  # the word separator element used during post-processing
 
 
-def load_token_list(path: str) -> List[str]:
+# The special tokens a Paraformer token list holds (FunASR: <blank> id 0, <s> 1, </s> 2, <unk> last);
+# :class:`Tokenizer` needs all four.
+SPECIAL_SYMBOLS = ("<blank>", "<s>", "</s>", "<unk>")
+
+
+def load_token_list(path: str, required: Sequence[str] = SPECIAL_SYMBOLS) -> List[str]:
     """Load a token list: ``tokens.json`` (a JSON list of strings) or ``tokens.txt``.
 
     ``tokens.txt`` holds one token per line (trailing whitespace stripped, as
@@ -58,7 +63,8 @@ def load_token_list(path: str) -> List[str]:
 
     Raises:
         ModelDirError: unreadable file, bad JSON, a non-string or empty token,
-            a duplicated token, or an empty list. The message names the file.
+            a duplicated token, an empty list, or one of the ``required`` special
+            tokens missing. The message names the file.
     """
     path = os.fspath(path)
     text = read_utf8(path, "token list", ModelDirError)
@@ -92,6 +98,13 @@ def load_token_list(path: str) -> List[str]:
         if t in seen:
             raise ModelDirError(f"{path}: token {t!r} is duplicated (ids {seen[t]} and {i})")
         seen[t] = i
+    missing = [t for t in required if t not in seen]
+    if missing:
+        raise ModelDirError(
+            f"{path}: the token list has no {', '.join(missing)} ({len(tokens)} tokens, first: {tokens[:3]}); "
+            f"the model needs {' '.join(required)} (FunASR: <blank> is id 0, <s> 1, </s> 2, <unk> last): "
+            "use the tokens file the model was trained with"
+        )
     return tokens
 
 
@@ -269,12 +282,13 @@ class Tokenizer:
                 raise ValueError(f"token {t!r} is duplicated in token_list (ids {self.token2id[t]} and {i})")
             self.token2id[t] = i
 
-        for name, symbol in (("unk", unk), ("blank", blank), ("sos", sos), ("eos", eos)):
-            if symbol not in self.token2id:
-                raise ValueError(
-                    f"{name} symbol {symbol!r} is not in the token list "
-                    f"({len(self.token_list)} tokens, first: {self.token_list[:3]})"
-                )
+        symbols = (("unk", unk), ("blank", blank), ("sos", sos), ("eos", eos))
+        missing = [f"{name} symbol {symbol!r}" for name, symbol in symbols if symbol not in self.token2id]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the token list "
+                f"({len(self.token_list)} tokens, first: {self.token_list[:3]})"
+            )
         self.unk_id: int = self.token2id[unk]  # id that unknown pieces map to
         self.blank_id: int = self.token2id[blank]  # CTC blank, dropped when decoding
         self.sos_id: int = self.token2id[sos]  # start of sentence, dropped when decoding

@@ -68,6 +68,8 @@ class TrainConf(Section):
         for k in ("max_epoch", "accum_grad", "log_interval", "max_nan_steps"):
             if getattr(self, k) < 1:
                 raise self._fail(k, "must be >= 1")
+        self._range(["seed"], 0)
+        self._range(["grad_clip_type"], 0.0, lo_open=True)
         if any(n < 1 for n in self.nbest_list()):
             raise self._fail("keep_nbest_models", "every n must be >= 1")
         if self.use_fp16 and self.use_bf16:

@@ -303,7 +303,7 @@ def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
     dec_path = _write(
         tmp_path,
         "decoding.yaml",
-        "beam_size: 2\npenalty: 0.5\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n",
+        "beam_size: 2\npenalty: 0.5\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.0\n",
     )
     layers = [
         ("built-in defaults", C.builtin_defaults()),
@@ -316,7 +316,7 @@ def test_precedence_defaults_config_decoding_recipe_cli(tmp_path):
     cfg = S.ModelConfig.from_dict(merged)
     assert cfg.decoding.beam_size == 4  # command line beats everything
     assert cfg.decoding.batch_size == 8  # recipe default beats decoding.yaml / built-in
-    assert cfg.decoding.penalty == 0.5 and cfg.decoding.lm_weight == 0.15  # decoding.yaml beats built-in
+    assert cfg.decoding.penalty == 0.5 and cfg.decoding.minlenratio == 0.0  # decoding.yaml beats built-in
     assert cfg.decoding.nbest == 1  # built-in default survives
     assert cfg.train_conf.max_epoch == 150  # config.yaml beats built-in 40
     assert merged.provenance["decoding.beam_size"] == "command line"
@@ -762,7 +762,7 @@ def test_model_dir_layers(tmp_path):
     (root / "config.yaml").write_text(PARAFORMER_0X, encoding="utf-8")
     (root / "am.mvn").write_text("x")
     (root / "decoding.yaml").write_text(
-        "beam_size: 1\npenalty: 0.0\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.15\n",
+        "beam_size: 1\npenalty: 0.3\nmaxlenratio: 0.0\nminlenratio: 0.0\nctc_weight: 0.0\nlm_weight: 0.0\n",
         encoding="utf-8",
     )
     (root / "finetune.yaml").write_text("max_epoch: 9\n", encoding="utf-8")
@@ -773,7 +773,7 @@ def test_model_dir_layers(tmp_path):
     assert cfg.encoder == "SANMEncoder" and cfg.tokenizer_conf.token_list[3] == "你"
     assert cfg.frontend_conf.cmvn_file == str(root / "am.mvn")  # the dir's file wins, as in FunASR
     decoding = cfg.decoding
-    assert decoding.beam_size == 4 and decoding.lm_weight == 0.15 and decoding.nbest == 1
+    assert decoding.beam_size == 4 and decoding.penalty == 0.3 and decoding.nbest == 1
     with pytest.raises(ConfigError, match="decoding overrides: unknown key 'decoding.beam'"):
         C.merge_layers(C.model_dir_layers(md, "infer") + [("decoding overrides", C.decoding_layer({"beam": 4}))])
     layers = C.model_dir_layers(md, "finetune")
