@@ -215,10 +215,11 @@ class ModelConfig:
                 f"{where(('predictor_conf', 'idim'))}: predictor_conf.idim={p.idim} must equal "
                 f"encoder_conf.output_size={cfg.encoder_conf.output_size}"
             )
-        if cfg.decoding.lm_weight != 0:
+        if cfg.decoding.uses_lm:  # FunASR fuses an LM only when lm_file is given; lm_weight alone is ignored
             raise ConfigError(
-                f"{where(('decoding', 'lm_weight'))}: lm_weight={cfg.decoding.lm_weight:g}, but funasr-lite has no "
-                "language model to fuse; set lm_weight to 0 (or remove it)"
+                f"{where(('decoding', 'lm_file'))}: lm_file={cfg.decoding.extra['lm_file']!r} with lm_weight="
+                f"{cfg.decoding.lm_weight:g}, but funasr-lite has no language-model fusion; remove lm_file "
+                "(decoding then ignores lm_weight, as FunASR does without an LM) or set lm_weight to 0"
             )
         if cfg.decoding.ctc_weight > 0 and cfg.model_conf.ctc_weight <= 0:
             raise ConfigError(

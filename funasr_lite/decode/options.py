@@ -41,7 +41,11 @@ class DecodingOptions(Section):
     )
     penalty: float = option(0.0, "score added per token in beam search (FunASR's LengthBonus)")
     nbest: int = option(1, "hypotheses kept per utterance (the first is the result)")
-    lm_weight: float = option(0.0, "language-model weight; must be 0 to decode (no LM fusion)")
+    lm_weight: float = option(
+        0.0,
+        "language-model weight; used only with an lm_file, which funasr-lite refuses "
+        "(no LM fusion), so without one it is ignored, as in FunASR",
+    )
     maxlenratio: float = option(0.0, "ESPnet length bound; Paraformer's length comes from CIF (accepted, unused)")
     minlenratio: float = option(0.0, "ESPnet length bound (accepted, unused)")
     batch_size: int = option(32, "max utterances per batch (length-sorted; results do not depend on it)", flag=True)
@@ -62,12 +66,17 @@ class DecodingOptions(Section):
         if self.batch_seconds is not None and self.batch_seconds < 0:
             raise self._fail("batch_seconds", "must be >= 0 (0: no limit)")
 
+    @property
+    def uses_lm(self) -> bool:
+        """True when FunASR would fuse a language model: ``lm_weight > 1e-5`` and an ``lm_file`` is given."""
+        return float(self.lm_weight) > CTC_WEIGHT_EPS and bool(self.extra.get("lm_file"))
+
     def check_supported(self) -> None:
-        """Raise ValueError for settings funasr-lite cannot decode with (an LM weight)."""
-        if float(self.lm_weight) != 0.0:
+        """Raise ValueError for settings funasr-lite cannot decode with (an LM to fuse)."""
+        if self.uses_lm:
             raise ValueError(
-                f"lm_weight={self.lm_weight!r} but language-model fusion is not supported by "
-                "funasr-lite; set lm_weight to 0"
+                f"lm_file={self.extra['lm_file']!r} with lm_weight={self.lm_weight!r}: language-model fusion is not "
+                "supported by funasr-lite; remove lm_file or set lm_weight to 0"
             )
 
     @property

@@ -144,18 +144,23 @@ def test_config_yaml_without_the_model_class_is_named(tmp_path):
         C.model_dir_layers(md)
 
 
-def test_lm_weight_in_decoding_yaml_names_the_line_and_the_fix(tmp_path):
+def test_lm_file_in_decoding_yaml_names_the_line_and_the_fix(tmp_path):
+    """FunASR fuses an LM only with lm_file: lm_weight alone (real 0.x decoding.yaml files have 0.15) is ignored."""
     md = _model_dir(tmp_path)
     dec = os.path.join(md.root, "decoding.yaml")
     with open(dec, "w", encoding="utf-8") as f:
         f.write("beam_size: 1\nctc_weight: 0.0\nlm_weight: 0.15\n")
     md = detect_model_dir(md.root)
+    decoding = S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(md, "infer"))).decoding
+    assert decoding.lm_weight == 0.15 and not decoding.uses_lm and not decoding.uses_beam
+    with open(dec, "w", encoding="utf-8") as f:
+        f.write("beam_size: 1\nctc_weight: 0.0\nlm_weight: 0.15\nlm_file: lm/lm.pb\n")
     with pytest.raises(ConfigError) as err:
         S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(md, "infer")))
-    assert str(err.value).startswith(f"{dec}:3: lm_weight=0.15"), err.value
-    assert "set lm_weight to 0" in str(err.value)
+    assert str(err.value).startswith(f"{dec}:4: lm_file='lm/lm.pb' with lm_weight=0.15"), err.value
+    assert "remove lm_file" in str(err.value)
     with open(dec, "w", encoding="utf-8") as f:
-        f.write("beam_size: 1\nlm_weight: 0\n")
+        f.write("beam_size: 1\nlm_weight: 0\nlm_file: lm/lm.pb\n")  # an LM at weight 0 is not fused
     assert S.ModelConfig.from_dict(C.merge_layers(C.model_dir_layers(md, "infer"))).decoding.lm_weight == 0
 
 

@@ -99,10 +99,11 @@ def _funasr_beam(am, ctc, beam, ctc_weight, penalty, full_vocab=False):
 # options
 # ---------------------------------------------------------------------------
 def test_options_validation():
+    SearchOptions(lm_weight=0.15).check_supported()  # no lm_file: FunASR ignores lm_weight, and so do we
     with pytest.raises(ValueError, match="language-model fusion is not supported"):
-        SearchOptions(lm_weight=0.15).check_supported()
+        SearchOptions(lm_weight=0.15, extra={"lm_file": "lm.pb"}).check_supported()
     with pytest.raises(ValueError, match="language-model fusion is not supported"):
-        decode_batch(torch.zeros(1, 2, 6), torch.tensor([2]), SearchOptions(lm_weight=0.15))
+        decode_batch(torch.zeros(1, 2, 6), torch.tensor([2]), SearchOptions(lm_weight=0.15, extra={"lm_file": "x"}))
     with pytest.raises(ValueError, match="beam_size"):
         SearchOptions(beam_size=0)
     with pytest.raises(ValueError, match="ctc_weight"):
