@@ -56,6 +56,7 @@ from funasr_lite.train.outputs import RunOutputs
 from funasr_lite.train.rundir import check_resume_config
 from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, DevResult, evaluate, scalar, warn_if_dev_suspicious
+from funasr_lite.train.validation import nonfinite_utterances as culprits
 from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = ["Trainer", "TrainResult"]
@@ -165,7 +166,7 @@ class Trainer:
         self._resume_partial: Dict[str, float] = {}
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._stop = StopSignal()
-        self._nonfinite_run = 0
+        self._nonfinite_run, self._dev_reported = 0, set()  # the dev utterances reported as failed
         self.outputs = RunOutputs(
             output_dir,
             best_model_criterion,
@@ -441,7 +442,7 @@ class Trainer:
                 accum += 1
                 if bad:
                     tot.skipped += 1
-                    self._nonfinite(epoch, done, "loss")
+                    self._nonfinite(epoch, done, "loss", culprits(self.model, batch, self._forward))
                 else:
                     self._nonfinite_run = 0
                     lv, av = float(loss.detach()), scalar(stats.get("acc"))
@@ -473,15 +474,16 @@ class Trainer:
             f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
         )
 
-    def _nonfinite(self, epoch: int, batch_no: int, what: str) -> None:
+    def _nonfinite(self, epoch: int, batch_no: int, what: str, keys: Sequence[str] = ()) -> None:
         self._nonfinite_run += 1
         logger.warning(
-            "epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)",
+            "epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)%s",
             epoch,
             batch_no,
             what,
             self._nonfinite_run,
             self.conf.max_nan_steps,
+            f"; caused by utterance(s) {', '.join(keys)}" if keys else "",
         )
         if self._nonfinite_run >= self.conf.max_nan_steps:
             raise TrainingDiverged(
@@ -537,6 +539,5 @@ class Trainer:
     def _validate(self, epoch: int) -> DevResult:
         if self.dev_loader is None:
             return DevResult()
-        return evaluate(
-            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast, epoch
-        )
+        args = (self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast)
+        return evaluate(*args, epoch, self._dev_reported)
