@@ -82,6 +82,25 @@ class FinetuneOptions:
         for name in ("model", "data_path"):
             if not getattr(self, name):
                 raise ConfigError(f"--{name} is required (no recipe default)")
+        name = self.final_checkpoint
+        if (
+            not isinstance(name, str)
+            or name != os.path.basename(name)
+            or "\\" in name
+            or name.startswith(".")
+            or not name.endswith((".pb", ".pt", ".pth"))
+            or name in ("model.pt", ckpt.RESUME_NAME)
+        ):
+            raise ConfigError(
+                f"--final_checkpoint {name!r}: not a checkpoint of the output dir; use a plain file name, one of "
+                "valid.acc.ave.pb, valid.acc.best.pb, valid.cer.ave.pb, valid.cer.best.pb, "
+                "valid.acc.ave_<n>best.pb (n of keep_nbest_models), valid.cer.ave_<n>best.pb or <N>epoch.pb"
+            )
+        ratio = self.max_bad_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise ConfigError(f"--max_bad_ratio {ratio!r}: must be a number from 0 to 1 (a fraction of utterances)")
+        if self.amp not in (None, "none", "bf16", "fp16"):
+            raise ConfigError(f"--amp {self.amp!r}: use none, bf16 or fp16")
 
 
 def finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> Dict[str, Any]:

@@ -105,3 +105,39 @@ def test_resume_with_changed_lr_or_scheduler_is_refused_and_max_epoch_may_grow(f
     assert conf["train_conf"]["max_epoch"] == 2 and conf["optim_conf"]["lr"] == 2e-3
     state = torch.load(out / "checkpoint.pb", weights_only=True)
     assert state["config"]["train_conf.max_epoch"] == 2 and state["config"]["optim_conf.lr"] == 2e-3
+
+
+# ------------------------------------------------------------------------------------------ the options
+@pytest.mark.parametrize(
+    "kw, why",
+    [
+        (dict(final_checkpoint="../../data/train/text"), "--final_checkpoint .*valid.acc.ave.pb, valid.acc.best.pb"),
+        (dict(final_checkpoint="/etc/passwd.pb"), "--final_checkpoint.*plain file name"),
+        (dict(final_checkpoint="sub/1epoch.pb"), "--final_checkpoint"),
+        (dict(final_checkpoint=".."), "--final_checkpoint"),
+        (dict(final_checkpoint="text"), "--final_checkpoint"),
+        (dict(final_checkpoint="checkpoint.pb"), "--final_checkpoint"),  # the resume state, not weights
+        (dict(final_checkpoint="model.pt"), "--final_checkpoint"),
+        (dict(max_bad_ratio=float("nan")), "--max_bad_ratio nan: must be a number from 0 to 1"),
+        (dict(max_bad_ratio=-0.5), "--max_bad_ratio"),
+        (dict(max_bad_ratio=2), "--max_bad_ratio"),
+        (dict(max_bad_ratio=float("inf")), "--max_bad_ratio"),
+        (dict(amp="fp8"), "--amp 'fp8': use none, bf16 or fp16"),
+    ],
+)
+def test_finetune_options_refuse_bad_values_before_anything_runs(kw, why):
+    from funasr_lite.train.finetune import FinetuneOptions
+
+    with pytest.raises(ConfigError, match=why):
+        FinetuneOptions(model="m", data_path="d", **kw)
+
+
+def test_finetune_options_accept_every_checkpoint_name_and_devices_are_checked():
+    from funasr_lite.train.distributed import resolve_device
+    from funasr_lite.train.finetune import FinetuneOptions
+
+    for name in ("valid.acc.ave.pb", "valid.cer.best.pb", "valid.acc.ave_5best.pb", "3epoch.pb", "mine.pth"):
+        assert FinetuneOptions(model="m", data_path="d", final_checkpoint=name).final_checkpoint == name
+    for device in ("meta", "tpu", "cuda:x", "cpu,cuda"):
+        with pytest.raises(ConfigError, match=f"device: '{device}'"):
+            resolve_device(device)
