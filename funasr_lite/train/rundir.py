@@ -45,12 +45,14 @@ def locked_output_dir(out: str, dist: DistInfo, what: str = "finetune") -> Itera
     """Hold ``out`` for the ``with`` block (rank 0 locks; every rank raises DirLockedError if that failed)."""
     created = not os.path.exists(out)
     with contextlib.ExitStack() as stack:
-        error: Optional[DirLockedError] = None
+        error: Optional[Exception] = None
         if dist.is_main:
             try:
                 stack.enter_context(dir_lock(out, what))
             except DirLockedError as e:
                 error = e
+            except OSError as e:  # a file in the way, no permission, read-only file system
+                error = ConfigError(f"--output_dir {out}: cannot create or lock it: {e.strerror or e}")
         if all_reduce_sum([error is not None], dist)[0] > 0:
             raise error or DirLockedError(f"{out}: rank 0 could not lock the output dir; see its log")
         try:

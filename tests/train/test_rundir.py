@@ -32,6 +32,12 @@ def test_locked_output_dir_refuses_a_second_holder_and_removes_a_dir_it_created_
         with locked_output_dir(out, DistInfo()):
             raise RuntimeError("failed")
     assert os.path.isdir(out)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for where in (afile, afile / "sub"):
+        with pytest.raises(ConfigError, match=f"--output_dir {where}: cannot create or lock it"):
+            with locked_output_dir(str(where), DistInfo()):
+                pass
 
 
 def test_finetune_refuses_a_locked_output_dir_and_writes_nothing(ft_setup, tmp_path):  # noqa: F811
