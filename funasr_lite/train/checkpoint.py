@@ -441,7 +441,7 @@ def save_resume_state(output_dir: str, state: Dict[str, Any]) -> None:
     ``scaler`` (or None), ``rng`` (:func:`capture_rng_state`), ``epoch`` (epochs completed),
     ``batches_done`` (batches of epoch ``epoch + 1`` already trained, for a Ctrl-C mid-epoch),
     ``step`` (optimizer updates), ``records`` (list of :meth:`EpochRecord.to_dict`), ``wall_time``,
-    ``partial`` (running sums of the interrupted epoch), ``world_size``, ``config_digest``.
+    ``partial`` (running sums of the interrupted epoch), ``world_size``, ``config`` (the merged config, flat).
     """
     state = dict(state, format=RESUME_FORMAT)
     state["model"] = _state_dict_cpu(state["model"])

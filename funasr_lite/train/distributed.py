@@ -68,6 +68,8 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
         dev = torch.device(name)
     except RuntimeError as e:
         raise ConfigError(f"device: {device!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: {device!r} cannot train here (use auto, cpu, cuda or cuda:N)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")

@@ -5,7 +5,10 @@ The recipe script ``finetune.py`` is a thin CLI over :func:`finetune`
 
 Single process: ``python finetune.py ...``; several: ``torchrun --nproc_per_node N finetune.py ...``
 (same flags). Re-running the same command after Ctrl-C or kill -9 resumes from
-``output_dir/checkpoint.pb`` and ends with the same outputs; it never starts over silently.
+``output_dir/checkpoint.pb`` and ends with the same outputs; it never starts over silently. A resume that
+changes settings the restored state would override (lr, scheduler, model, data) is refused, naming the keys
+(:mod:`funasr_lite.train.rundir`). One run per output dir: a second one is refused while the first holds it,
+and nothing is written there before the config, the data and the resume state are checked.
 
 ``output_dir`` ends as a complete FunASR 1.x model dir: the merged ``config.yaml``, ``tokens.json``,
 ``am.mvn``, ``seg_dict`` and ``decoding.yaml`` (when the init model has them), ``configuration.json``
@@ -13,7 +16,6 @@ and ``model.pt`` (= the chosen checkpoint, ``valid.acc.ave.pb`` by default), plu
 described in :mod:`funasr_lite.train.checkpoint`, ``training_curves.png`` and ``tensorboard/``.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +23,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-import yaml
 
 from funasr_lite.config.fields import option
 from funasr_lite.config.merge import merge_layers, model_dir_layers
@@ -38,7 +39,9 @@ from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model
 from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
+from funasr_lite.train.faults import run_on_rank0
 from funasr_lite.train.options import TrainConf
+from funasr_lite.train.rundir import locked_output_dir, training_config
 from funasr_lite.train.scheduler import build_optimizer, build_scheduler
 from funasr_lite.train.trainer import Trainer
 from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
@@ -79,6 +82,25 @@ class FinetuneOptions:
         for name in ("model", "data_path"):
             if not getattr(self, name):
                 raise ConfigError(f"--{name} is required (no recipe default)")
+        name = self.final_checkpoint
+        if (
+            not isinstance(name, str)
+            or name != os.path.basename(name)
+            or "\\" in name
+            or name.startswith(".")
+            or not name.endswith((".pb", ".pt", ".pth"))
+            or name in ("model.pt", ckpt.RESUME_NAME)
+        ):
+            raise ConfigError(
+                f"--final_checkpoint {name!r}: not a checkpoint of the output dir; use a plain file name, one of "
+                "valid.acc.ave.pb, valid.acc.best.pb, valid.cer.ave.pb, valid.cer.best.pb, "
+                "valid.acc.ave_<n>best.pb (n of keep_nbest_models), valid.cer.ave_<n>best.pb or <N>epoch.pb"
+            )
+        ratio = self.max_bad_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise ConfigError(f"--max_bad_ratio {ratio!r}: must be a number from 0 to 1 (a fraction of utterances)")
+        if self.amp not in (None, "none", "bf16", "fp16"):
+            raise ConfigError(f"--amp {self.amp!r}: use none, bf16 or fp16")
 
 
 def finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> Dict[str, Any]:
@@ -111,16 +133,41 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
         raise ConfigError(
             f"--output_dir {out} is the init model dir; choose another dir (the init model is never modified)"
         )
-    # 2. the config: built-in defaults < config.yaml < finetune.yaml < recipe defaults < flags
+    # 2. one run per output dir (rank 0 holds the lock to the end); nothing is written there until the
+    # config, data and resume state are checked (steps 3-9)
+    with locked_output_dir(out, dist):
+        trainer, resumed = _prepare(opts, layers, dist, md, out)
+        # 10. the epoch loop, then the n-best averages
+        result = trainer.fit()
+        # 11. model.pt = the chosen checkpoint; configuration.json points FunASR at it
+        final = None
+        if dist.is_main:
+            final = select_checkpoint(out, _existing_choice(out, opts.final_checkpoint, result.records))
+        barrier(dist)
+    last = result.records[-1] if result.records else None
+    return {
+        "output_dir": out,
+        "resumed": resumed,
+        "epochs": len(result.records),
+        "step": result.step,
+        "best_epochs": result.best_epochs,
+        "averaged": sorted(result.averaged),
+        "final_checkpoint": final,
+        "last_dev_cer": last.dev_cer if last else None,
+        "last_dev_acc": last.dev_acc if last else None,
+        "records": [r.to_dict() for r in result.records],
+    }
+
+
+def _prepare(
+    opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], dist: DistInfo, md: ModelDir, out: str
+) -> Tuple[Trainer, bool]:
+    """Steps 3-9: everything that can refuse the job, then (rank 0) the model files; returns the trainer."""
+    # 3. the config: built-in defaults < config.yaml < finetune.yaml < recipe defaults < flags
     cfg = merge_finetune_config(md, layers)
-    # 3. print and save the merged config; copy the model files the dir needs (rank 0)
     if dist.is_main:
-        os.makedirs(out, exist_ok=True)
         logger.info("merged config (value  # where it was set):\n%s", cfg.describe())
-    barrier(dist)
     token_list = _token_list(md, cfg)
-    if dist.is_main:
-        write_model_files(md, cfg, token_list, out)
     # 4. tokenizer, the same one inference uses
     seg_dict = load_seg_dict(md.seg_dict) if md.seg_dict else None
     tokenizer = Tokenizer(token_list, seg_dict)
@@ -137,7 +184,8 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
     # 7. optimizer and lr schedule
     optimizer = build_optimizer(cfg.optim, model.parameters(), cfg.optim_conf.kwargs())
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.scheduler_conf.kwargs() if cfg.scheduler else {})
-    # 8. the trainer; resume from output_dir/checkpoint.pb when it exists (logged either way)
+    # 8. the trainer; resume from output_dir/checkpoint.pb when it exists (logged either way), refused when the
+    # config changed in a way the restored state would not follow
     trainer = Trainer(
         model,
         optimizer,
@@ -152,29 +200,14 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
         decode_fn=greedy_decoder(tokenizer),
         tokenizer=tokenizer,
         progress_bar=opts.progress_bar,
-        config_digest=_digest(cfg),
+        config=training_config(cfg),
     )
     resumed = trainer.resume()
-    # 9. the epoch loop, then the n-best averages
-    result = trainer.fit()
-    # 10. model.pt = the chosen checkpoint; configuration.json points FunASR at it
-    final = None
-    if dist.is_main:
-        final = select_checkpoint(out, _existing_choice(out, opts.final_checkpoint, result.records))
-    barrier(dist)
-    last = result.records[-1] if result.records else None
-    return {
-        "output_dir": out,
-        "resumed": resumed,
-        "epochs": len(result.records),
-        "step": result.step,
-        "best_epochs": result.best_epochs,
-        "averaged": sorted(result.averaged),
-        "final_checkpoint": final,
-        "last_dev_cer": last.dev_cer if last else None,
-        "last_dev_acc": last.dev_acc if last else None,
-        "records": [r.to_dict() for r in result.records],
-    }
+    # 9. save the merged config (what really trains) and copy the model files the dir needs (rank 0)
+    run_on_rank0(
+        dist, "writing the model files", lambda: write_model_files(md, cfg, token_list, out), out, trainer._last_good()
+    )
+    return trainer, resumed
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -201,14 +234,6 @@ def trainer_conf(cfg: ModelConfig, opts: FinetuneOptions) -> TrainConf:
     if opts.amp is None:
         return cfg.train_conf
     return replace(cfg.train_conf, use_bf16=opts.amp == "bf16", use_fp16=opts.amp == "fp16")
-
-
-def _digest(cfg: ModelConfig) -> str:
-    """Hash of the merged config, except max_epoch (raising it to train longer is a normal resume)."""
-    conf = cfg.to_dict()
-    conf.get("train_conf", {}).pop("max_epoch", None)
-    text = yaml.safe_dump(conf, allow_unicode=True, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _token_list(md: ModelDir, cfg: ModelConfig) -> List[str]:

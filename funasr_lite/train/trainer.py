@@ -53,8 +53,10 @@ from funasr_lite.train.faults import (
 )
 from funasr_lite.train.options import TrainConf
 from funasr_lite.train.outputs import RunOutputs
+from funasr_lite.train.rundir import check_resume_config
 from funasr_lite.train.stats import EpochTotals, LogWindow
 from funasr_lite.train.validation import DecodeFn, DevResult, evaluate, scalar, warn_if_dev_suspicious
+from funasr_lite.train.validation import nonfinite_utterances as culprits
 from funasr_lite.utils.seeding import epoch_seed
 
 __all__ = ["Trainer", "TrainResult"]
@@ -99,8 +101,8 @@ class Trainer:
         progress_bar: show a tqdm bar (rank 0).
         tensorboard: write TensorBoard scalars under ``output_dir/tensorboard``.
         plot: write ``output_dir/training_curves.png`` after every epoch.
-        config_digest: a digest of the merged config, saved in ``checkpoint.pb``; a resume with another
-            one logs a warning.
+        config: the merged config (:func:`~funasr_lite.train.rundir.training_config`), saved in ``checkpoint.pb``;
+            a resume that changes more than its run-time keys is refused (ConfigError).
 
     Raises:
         ConfigError: an unknown/empty ``best_model_criterion``.
@@ -124,7 +126,7 @@ class Trainer:
         progress_bar: bool = True,
         tensorboard: bool = True,
         plot: bool = True,
-        config_digest: str = "",
+        config: Optional[Dict[str, Any]] = None,
     ) -> None:
         bad = [m for m in best_model_criterion if m not in ckpt.CRITERIA]
         if bad:
@@ -139,7 +141,7 @@ class Trainer:
         self.output_dir, self.frame_seconds = output_dir, frame_seconds
         self.decode_fn, self.tokenizer = decode_fn, tokenizer
         self.progress_bar = progress_bar
-        self.config_digest = config_digest
+        self.config = config
         self.device = dist.device
         amp = "bf16" if conf.use_bf16 else "fp16" if conf.use_fp16 else "none"
         if amp != "none" and self.device.type != "cuda":
@@ -164,7 +166,7 @@ class Trainer:
         self._resume_partial: Dict[str, float] = {}
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._stop = StopSignal()
-        self._nonfinite_run = 0
+        self._nonfinite_run, self._dev_reported = 0, set()  # the dev utterances reported as failed
         self.outputs = RunOutputs(
             output_dir,
             best_model_criterion,
@@ -188,6 +190,8 @@ class Trainer:
             if self.dist.is_main:
                 logger.info("no %s in %s: training starts from the init model", ckpt.RESUME_NAME, self.output_dir)
             return False
+        if self.config is not None:  # a refused change leaves this run untouched
+            check_resume_config(state.get("config"), self.config, path)
         try:
             self.model.load_state_dict(state["model"], strict=True)
             self.optimizer.load_state_dict(state["optimizer"])
@@ -227,10 +231,6 @@ class Trainer:
                 self.step,
                 self.optimizer.param_groups[0]["lr"],
             )
-            if state.get("config_digest") and self.config_digest and state["config_digest"] != self.config_digest:
-                logger.warning(
-                    "the merged config differs from the one %s was trained with; continuing with the new config", path
-                )
             if self.epoch_done >= self.conf.max_epoch:
                 logger.info(
                     "all %d epochs are done; only the best/averaged checkpoints are (re)written", self.conf.max_epoch
@@ -254,7 +254,7 @@ class Trainer:
             "records": [r.to_dict() for r in self.records],
             "wall_time": self.wall_time,
             "world_size": self.dist.world_size,
-            "config_digest": self.config_digest,
+            "config": self.config,
         }
 
     # ------------------------------------------------------------------ rank-0 writes
@@ -442,7 +442,7 @@ class Trainer:
                 accum += 1
                 if bad:
                     tot.skipped += 1
-                    self._nonfinite(epoch, done, "loss")
+                    self._nonfinite(epoch, done, "loss", culprits(self.model, batch, self._forward))
                 else:
                     self._nonfinite_run = 0
                     lv, av = float(loss.detach()), scalar(stats.get("acc"))
@@ -474,15 +474,16 @@ class Trainer:
             f"{os.path.join(self.output_dir, ckpt.RESUME_NAME)}. Re-run the same command to resume"
         )
 
-    def _nonfinite(self, epoch: int, batch_no: int, what: str) -> None:
+    def _nonfinite(self, epoch: int, batch_no: int, what: str, keys: Sequence[str] = ()) -> None:
         self._nonfinite_run += 1
         logger.warning(
-            "epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)",
+            "epoch %d batch %d: non-finite %s, step skipped (%d in a row, limit %d)%s",
             epoch,
             batch_no,
             what,
             self._nonfinite_run,
             self.conf.max_nan_steps,
+            f"; caused by utterance(s) {', '.join(keys)}" if keys else "",
         )
         if self._nonfinite_run >= self.conf.max_nan_steps:
             raise TrainingDiverged(
@@ -538,6 +539,5 @@ class Trainer:
     def _validate(self, epoch: int) -> DevResult:
         if self.dev_loader is None:
             return DevResult()
-        return evaluate(
-            self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast, epoch
-        )
+        args = (self.model, self.dev_loader, self._forward, self.dist, self.decode_fn, self.tokenizer, self._autocast)
+        return evaluate(*args, epoch, self._dev_reported)

@@ -297,6 +297,23 @@ def test_ctrl_c_then_random_kills_then_rerun_completes_identically(setup, tmp_pa
     assert_same_as_reference(out, ref)
 
 
+# ------------------------------------------------------------------------------ two runs, one dir
+def test_a_second_run_into_a_busy_output_dir_is_refused_and_the_first_finishes_unharmed(setup, tmp_path):
+    model, data, ref, _ = setup
+    out, logs = str(tmp_path / "out"), str(tmp_path / "logs")
+    first = Job(model, data, out, logs, hook="getitem:5", pause=30.0)  # paused in epoch 1, holding the dir
+    assert first.hooked(), first.log[-3000:]
+    before = sorted(os.listdir(out))
+    second = Job(model, data, out, logs, "--lr", "0.001")
+    assert second.wait() == 1, second.log[-3000:]
+    assert first.proc.poll() is None, "the first run ended before the second was refused: test inconclusive"
+    errors = [line for line in second.log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{out} is in use by pid {first.proc.pid}" in errors[0], second.log[-3000:]
+    assert "Traceback" not in second.log and sorted(os.listdir(out)) == before  # it wrote nothing
+    assert first.wait() == 0, first.log[-3000:]
+    assert_same_as_reference(out, ref)
+
+
 # ----------------------------------------------------------------------------------- disk full
 @pytest.fixture
 def small_disk(tmp_path):
@@ -398,7 +415,7 @@ def test_bad_training_data_stops_before_the_first_epoch_above_max_bad_ratio(setu
     report = job.log[job.log.index(errors[0]) :]
     for key, why in (("gone", "not found"), ("silent_text", "empty"), ("short", "too_short")):
         assert any(line.strip().startswith(f"{key}:") and why in line for line in report.splitlines()), (key, report)
-    assert not checkpoint_files(out) and "epoch 1" not in job.log
+    assert not os.path.exists(out) and "epoch 1" not in job.log  # a start that cannot run leaves no half model dir
 
 
 def test_bad_training_data_is_skipped_below_max_bad_ratio(setup, bad_data, tmp_path):
