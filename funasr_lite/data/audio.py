@@ -41,12 +41,16 @@ Bounded cost (where we differ from FunASR on purpose):
 Every problem raises :class:`~funasr_lite.errors.AudioError` naming the file.
 """
 
+import contextlib
 import functools
 import math
 import os
 import re
+import sys
+import tempfile
+import threading
 from fractions import Fraction
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -87,6 +91,45 @@ _DATA_CHUNK_RE = re.compile(r"^\s*data\s*:\s*(\d+)\s*\(should be\s*(\d+)\)", re.
 _NOT_AUDIO = ("format not recognised", "possibly a pipe", "unknown format", "file contains data in an unknown format")
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
+
+# What libsndfile's MP3 decoder (libmpg123) prints to fd 2 while it probes data that is not MP3.
+_MPG123_NOISE = re.compile(
+    rb"^(\[src/libmpg123/|Note: (Illegal Audio-MPEG-Header|Trying to resync|Hit end of \(available\) data|Skipped \d+ bytes))"
+)
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_native_decoders() -> Iterator[None]:
+    """Keep libmpg123's parse messages off stderr (they name no file and follow an AudioError anyway).
+
+    libsndfile gives no way to silence it, so file descriptor 2 is pointed at a temporary file
+    while soundfile works, then restored; whatever else was written there meanwhile (another
+    thread's log line) is copied to stderr afterwards, so only libmpg123's lines are dropped.
+    A lock serialises this between threads.  If fd 2 cannot be duplicated, nothing is filtered.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                keep = [line for line in tmp.read().splitlines(True) if not _MPG123_NOISE.match(line)]
+                if keep:
+                    os.write(2, b"".join(keep))
 
 
 @functools.lru_cache(maxsize=16)
@@ -214,7 +257,7 @@ def _read_file(path: str, max_seconds: Optional[float] = None) -> Tuple[torch.Te
     blocks: List[torch.Tensor] = []
     n = 0
     try:
-        with sf.SoundFile(path) as snd:
+        with _quiet_native_decoders(), sf.SoundFile(path) as snd:
             _check_truncated_wav(path, snd)
             sr = int(snd.samplerate)
             _check_rate(path, sr)
@@ -355,7 +398,7 @@ def audio_duration(path: str, limit_seconds: Optional[float] = None) -> float:
     path = os.fspath(path)
     _check_path(path)
     try:
-        with sf.SoundFile(path) as snd:
+        with _quiet_native_decoders(), sf.SoundFile(path) as snd:
             sr = int(snd.samplerate)
             _check_rate(path, sr)
             if 0 <= snd.frames < _UNKNOWN_FRAMES:
