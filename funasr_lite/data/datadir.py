@@ -1,10 +1,20 @@
-"""Read and validate Kaldi data dirs (``wav.scp`` and ``text``).
+r"""Read and validate Kaldi data dirs (``wav.scp`` and ``text``).
 
 File format (both files): one ``key value`` entry per line. The line is split
 at the first run of spaces/tabs; the value is the rest of the line, so audio
 paths may contain spaces. Files are UTF-8; a BOM at the start of the file,
-CRLF line endings, blank lines, leading indentation and trailing whitespace
+CRLF line endings, blank lines, leading indentation and trailing spaces/tabs
 are accepted silently.
+
+Lines end at ``\n`` only (as in Kaldi and ``wc -l``); one ``\r`` before it is
+dropped.  Any other line break left in a line (``\r``, ``\v``, ``\f``,
+``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029: Python's ``str.splitlines`` would
+split there) is an error for that line, naming the character, since the line
+may hold several entries.  A key must also be free of control characters
+and non-ASCII spaces (Unicode Cc, Zs, Zl, Zp); such a key is kept with those characters escaped
+(``\u2028``), so that it is reported as a failed utterance and written back
+safely.  A file with ``\r`` but no ``\n`` at all (old Mac line endings) is one
+whole-file error.  Only regular files are read (a FIFO would block forever).
 
 Validation follows Kaldi's ``utils/validate_data_dir.sh`` in spirit and
 collects *every* problem, each naming ``file:line``:
@@ -29,13 +39,15 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from funasr_lite.errors import DataDirError
 
-__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir"]
+__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir", "special_file_kind"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -43,7 +55,9 @@ WARNING = "warning"
 _BOM = b"\xef\xbb\xbf"
 _SPLIT = re.compile(r"[ \t]+")
 _SPLIT_BYTES = re.compile(rb"[ \t]+")
-_TRAILING_WS = " \t\r\v\f"
+# characters at which str.splitlines() breaks a line, other than "\n"
+_LINE_BREAKS = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAK_RE = re.compile(f"[{re.escape(_LINE_BREAKS)}]")
 # ark:foo.ark, scp:foo.scp, ark,s,cs:-, ark,t:... (Kaldi rspecifiers)
 _RSPECIFIER = re.compile(r"^(ark|scp)(,[A-Za-z]+)*:")
 # foo.ark:1234 or foo.ark:1234[0:100] (byte offset, optional range)
@@ -120,6 +134,72 @@ class DataDir:
         return [p for p in self.errors if p.key is None or p.key not in self.wavs]
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "named pipe (FIFO)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+# names of the control characters unicodedata.name() does not know
+_CONTROL_NAMES = {
+    "\x00": "NULL",
+    "\r": "CARRIAGE RETURN",
+    "\v": "LINE TABULATION",
+    "\f": "FORM FEED",
+    "\x1b": "ESCAPE",
+    "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR",
+    "\x1e": "RECORD SEPARATOR",
+    "\x1f": "UNIT SEPARATOR",
+    "\x7f": "DELETE",
+    "\x85": "NEXT LINE",
+}
+
+# Unicode categories refused in keys: control characters, line/paragraph separators, spaces
+_BAD_KEY_CATEGORIES = ("Cc", "Zl", "Zp", "Zs")
+
+
+def special_file_kind(path: str) -> Optional[str]:
+    """What ``path`` is when it exists but is neither a regular file nor a directory
+    (e.g. ``"named pipe (FIFO)"``), else None.  Opening a FIFO blocks until a writer comes."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+
+
+def char_name(c: str) -> str:
+    """``U+2028 LINE SEPARATOR`` for one character."""
+    return f"U+{ord(c):04X} {unicodedata.name(c, _CONTROL_NAMES.get(c, 'control character'))}"
+
+
+def _bad_key_char(key: str) -> Optional[str]:
+    """The first character of ``key`` that cannot be in a key (see the module doc), or None."""
+    return next((c for c in key if unicodedata.category(c) in _BAD_KEY_CATEGORIES), None)
+
+
+def _escape_key(key: str) -> str:
+    """``key`` with each refused character written as ``\\uXXXX`` (safe to write back as one line)."""
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _BAD_KEY_CATEGORIES else c for c in key)
+
+
+def _line_problem(text: str, key: str, bad: Optional[str]) -> Optional[str]:
+    """Why a decoded line cannot be an entry (a stray line break, a refused key character), or None."""
+    brk = _LINE_BREAK_RE.search(text)
+    if brk is not None:
+        return (
+            f"line contains {char_name(brk.group())} at column {brk.start() + 1}, a line break other than "
+            "'\\n', so it may hold several entries; Kaldi files end lines with '\\n' (LF) only"
+        )
+    if bad is not None:
+        return f"key contains {char_name(bad)}; keys must be printable, without spaces (written here as {key})"
+    return None
+
+
 def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Optional[Problem]]":
     """Decode one line as UTF-8, or return a problem naming the first bad byte."""
     try:
@@ -127,7 +207,7 @@ def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Op
     except UnicodeDecodeError as e:
         head = _SPLIT_BYTES.split(raw.lstrip(b" \t"), maxsplit=1)[0]
         try:
-            key = head.decode("utf-8") or None
+            key = _escape_key(head.decode("utf-8")) or None
         except UnicodeDecodeError:
             key = None
         msg = (
@@ -175,6 +255,9 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     if what not in ("wav.scp", "text"):
         raise ValueError(f"what must be 'wav.scp' or 'text', got {what!r}")
     path = os.fspath(path)
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise DataDirError(f"{path}: is a {kind}, not a regular file; expected a {what} file")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -192,12 +275,18 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
         nul_line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise DataDirError(f"{path}:{nul_line}: contains NUL bytes; this is not a UTF-8 {what} text file (binary?)")
     data = data.removeprefix(_BOM)
+    if b"\n" not in data and b"\r" in data.rstrip(b"\r"):
+        raise DataDirError(
+            f"{path}: lines end with CR (\\r) only, no LF (\\n) (old Mac line endings); Kaldi files "
+            "end lines with '\\n': convert it, e.g. with tr '\\r' '\\n'"
+        )
 
     table = ScpTable(path)
     decoded_any = False
     undecodable = 0
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip(b" \t\r\v\f"):
+        raw = raw.removesuffix(b"\r")
+        if not raw.strip(b" \t"):
             continue
         text, problem = _decode_line(raw, path, lineno)
         if problem is not None:
@@ -208,16 +297,23 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
             continue
         decoded_any = True
         assert text is not None
-        line = text.lstrip(" \t").rstrip(_TRAILING_WS)
+        line = text.strip(" \t")
         parts = _SPLIT.split(line, maxsplit=1)
         key = parts[0]
         value = parts[1] if len(parts) > 1 else ""
+        bad = _bad_key_char(key)
+        if bad is not None:
+            key = _escape_key(key)
         if key in table.lines:
             table.problems.append(
                 Problem(path, lineno, f"duplicate key {key!r} (first seen at line {table.lines[key]})", ERROR, key)
             )
             continue
         table.lines[key] = lineno
+        why_not = _line_problem(text, key, bad)
+        if why_not is not None:
+            table.problems.append(Problem(path, lineno, why_not, ERROR, key))
+            continue
         if not value and not allow_empty_value:
             table.problems.append(Problem(path, lineno, f"key {key!r} has no value (expected 'key value')", ERROR, key))
             continue
@@ -279,7 +375,7 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
         raise DataDirError(f"{path}: data dir does not exist")
     if not os.path.isdir(path):
         raise DataDirError(f"{path}: is not a directory (expected a data dir holding wav.scp)")
-    if not os.path.isfile(os.path.join(path, "wav.scp")):
+    if not os.path.exists(os.path.join(path, "wav.scp")):
         raise DataDirError(f"{path}: data dir has no wav.scp")
     if os.path.exists(os.path.join(path, "segments")):
         raise DataDirError(

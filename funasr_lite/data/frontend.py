@@ -34,7 +34,7 @@ import torch.nn as nn
 import torchaudio.compliance.kaldi as kaldi
 
 from funasr_lite.config.sections import WINDOW_TYPES  # torch-free: the config checks it at load
-from funasr_lite.errors import ModelDirError
+from funasr_lite.errors import AudioError, ModelDirError
 from funasr_lite.utils.fileio import atomic_write_text
 from funasr_lite.utils.textio import read_utf8
 
@@ -301,6 +301,9 @@ class WavFrontend(nn.Module):
             feats (B, T, n_mels*lfr_m) float32, zero past each length, and
             feat_lengths (B,) int64.  Each utterance's features do not depend on the
             batch it is in or on the padding.
+
+        Raises:
+            AudioError: an utterance's fbank features are not finite (they never reach the model).
         """
         if wavs.ndim != 2:
             raise ValueError(f"wavs must be (B, S), got shape {tuple(wavs.shape)}")
@@ -312,6 +315,12 @@ class WavFrontend(nn.Module):
                 raise ValueError(f"length {n} of utterance {b} is outside 1..{wavs.shape[1]}")
         wavs = wavs.to(torch.float32)
         mats = [self._fbank(wavs[b, :n]) for b, n in enumerate(lens)]
+        bad = [b for b, m in enumerate(mats) if not bool(torch.isfinite(m).all())]
+        if bad:  # never hand NaN/Inf to the model; the caller can retry the others one by one
+            which = "" if len(mats) == 1 else f"utterance(s) {bad} of the batch: "
+            raise AudioError(
+                f"{which}non-finite (NaN/Inf) fbank features; the samples are NaN/Inf or far outside [-1, 1]"
+            )
         frame_lens = torch.tensor([m.shape[0] for m in mats], dtype=torch.long, device=wavs.device)
         if int(frame_lens.min()) < 1:
             raise ValueError("an utterance produced no fbank frames")

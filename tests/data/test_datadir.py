@@ -404,3 +404,143 @@ def test_tool_help_has_usage():
     r = run_tool("--help")  # the Usage block lives in funasr_lite.cli.data_tools; the tool is a shim
     assert r.returncode == 0
     assert "Usage:" in r.stdout and "python tools/validate_data_dir.py" in r.stdout
+
+
+# ---------------------------------------------------------------- line terminators and key characters
+# every character str.splitlines() breaks at, except "\n", and a few other controls/spaces refused in keys
+LINE_BREAKS = {
+    "\r": "U+000D CARRIAGE RETURN",
+    "\v": "U+000B LINE TABULATION",
+    "\f": "U+000C FORM FEED",
+    "\x1c": "U+001C FILE SEPARATOR",
+    "\x1d": "U+001D GROUP SEPARATOR",
+    "\x1e": "U+001E RECORD SEPARATOR",
+    "\x85": "U+0085 NEXT LINE",
+    "\u2028": "U+2028 LINE SEPARATOR",
+    "\u2029": "U+2029 PARAGRAPH SEPARATOR",
+}
+KEY_ONLY = {
+    "\x1b": "U+001B ESCAPE",
+    "\x7f": "U+007F DELETE",
+    "\x01": "U+0001 control character",
+    "\u3000": "U+3000 IDEOGRAPHIC SPACE",
+    "\u00a0": "U+00A0 NO-BREAK SPACE",
+}
+
+
+def _independent_keys(data: bytes) -> List[str]:
+    """Keys as Kaldi (and ``wc -l``) see them: lines split at b"\\n", first field up to a space or tab."""
+    keys = []
+    for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n"):
+        first = raw.removesuffix(b"\r").replace(b"\t", b" ").strip(b" ").split(b" ", 1)[0]
+        if first:
+            keys.append(first.decode("utf-8"))
+    return keys
+
+
+def _assert_every_key_accounted(table, data: bytes) -> None:
+    """Each line's key is in the table (escaped if it holds a refused character), safe to write back."""
+    keys = list(table.lines)  # first occurrence of each key; later ones are duplicate-key problems
+    assert len(keys) == len(set(_independent_keys(data)))
+    for key in keys:
+        assert len(f"{key} reason\n".splitlines()) == 1, repr(key)
+
+
+@pytest.mark.parametrize("what", ["wav.scp", "text"])
+@pytest.mark.parametrize("char,name", list(LINE_BREAKS.items()), ids=[n.split()[0] for n in LINE_BREAKS.values()])
+@pytest.mark.parametrize("where", ["key", "value", "end"])
+def test_stray_line_breaks_are_per_line_errors_naming_the_character(tmp_path, what, char, name, where):
+    bad = {"key": f"k{char}x a.wav", "value": f"k a{char}k2 b.wav", "end": f"k a.wav{char}"}[where]
+    data = f"first one.wav\n{bad}\nlast two.wav\n".encode("utf-8")
+    path = tmp_path / what
+    path.write_bytes(data)
+    table = read_scp(str(path), what=what)
+    if where == "end" and char == "\r":  # a CRLF line ending
+        assert table.problems == [] and list(table.entries) == ["first", "k", "last"]
+        return
+    assert [str(p) for p in table.problems] == [
+        f"{path}:2: error: line contains {name} at column {bad.index(char) + 1}, a line break other than '\\n', "
+        "so it may hold several entries; Kaldi files end lines with '\\n' (LF) only"
+    ]
+    assert list(table.entries) == ["first", "last"]
+    _assert_every_key_accounted(table, data)
+
+
+@pytest.mark.parametrize("char,name", list(KEY_ONLY.items()), ids=[n.split()[0] for n in KEY_ONLY.values()])
+def test_control_and_space_characters_in_keys_are_refused_and_escaped(tmp_path, char, name):
+    data = f"ok a.wav\nk{char}y b.wav\n".encode("utf-8")
+    (tmp_path / "wav.scp").write_bytes(data)
+    table = read_scp(str(tmp_path / "wav.scp"))
+    escaped = f"k\\u{ord(char):04x}y"
+    assert [(p.line, p.key) for p in table.problems] == [(2, escaped)]
+    assert f"key contains {name}" in table.problems[0].message
+    _assert_every_key_accounted(table, data)
+
+
+def test_values_may_hold_other_controls_and_keys_format_characters(tmp_path):
+    data = "k\u00ady a\x1bb.wav\nk2 \u3000c.wav\n".encode("utf-8")  # soft hyphen in a key; ESC, U+3000 in paths
+    (tmp_path / "wav.scp").write_bytes(data)
+    table = read_scp(str(tmp_path / "wav.scp"))
+    assert table.problems == [] and table.entries == {"k\u00ady": "a\x1bb.wav", "k2": "\u3000c.wav"}
+
+
+def test_crlf_is_accepted_but_only_one_cr(tmp_path):
+    (tmp_path / "a").write_bytes(b"k1 a.wav\r\nk2 b.wav\r\n")
+    assert read_scp(str(tmp_path / "a")).entries == {"k1": "a.wav", "k2": "b.wav"}
+    (tmp_path / "b").write_bytes(b"k1 a.wav\r\r\nk2 b.wav\r\n")
+    table = read_scp(str(tmp_path / "b"))
+    assert table.entries == {"k2": "b.wav"} and [(p.line, p.key) for p in table.problems] == [(1, "k1")]
+
+
+@pytest.mark.parametrize(
+    "content", [b"k1 a.wav\rk2 b.wav\rk3 c.wav", b"k1 a.wav\rk2 b.wav\r", b"\xef\xbb\xbfk1 a\r\rk2 b"]
+)
+def test_cr_only_file_is_one_clear_error(tmp_path, content):
+    (tmp_path / "wav.scp").write_bytes(content)
+    with pytest.raises(DataDirError, match=r"wav.scp: lines end with CR \(\\r\) only, no LF"):
+        read_scp(str(tmp_path / "wav.scp"))
+    (tmp_path / "one").write_bytes(b"k1 a.wav\r")  # a single CRLF-style line without its LF is fine
+    assert read_scp(str(tmp_path / "one")).entries == {"k1": "a.wav"}
+
+
+def test_cr_only_data_dir_fails_as_a_whole(tmp_path, wavs):
+    d = make_dir(tmp_path, [], raw_wav="\r".join(f"{k} {v}" for k, v in wavs.items()).encode())
+    with pytest.raises(DataDirError, match="wav.scp: lines end with CR"):
+        load_data_dir(str(d))
+
+
+@pytest.mark.parametrize("name", ["wav.scp", "text"])
+def test_fifo_is_refused_without_opening(tmp_path, wavs, name):
+    d = make_dir(tmp_path, [f"{k} {v}" for k, v in wavs.items()])
+    if name == "wav.scp":
+        (d / "wav.scp").unlink()
+    os.mkfifo(d / name)
+    with pytest.raises(DataDirError, match=f"{name}: is a named pipe \\(FIFO\\), not a regular file"):
+        load_data_dir(str(d))
+
+
+_ANY_BREAK = st.sampled_from(sorted(LINE_BREAKS) + sorted(KEY_ONLY) + ["\r\n", "\t", " "])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(st.tuples(st.text(_KEY_CHARS, min_size=1, max_size=4), _ANY_BREAK), min_size=1, max_size=12),
+    last_nl=st.booleans(),
+)
+def test_every_entry_is_accounted_for_property(tmp_path, pieces, last_nl):
+    """Random words joined by random separators and line breaks: every b"\\n" line with a key is one
+    table key (maybe escaped, maybe failed), every table key is one line when written back."""
+    text = "".join(w + sep for w, sep in pieces)
+    text = text.replace("\r\n", "\n") + ("\n" if last_nl else "")
+    data = text.encode("utf-8")
+    path = tmp_path / "wav.scp"
+    path.write_bytes(data)
+    try:
+        table = read_scp(str(path))
+    except DataDirError as e:
+        assert b"\n" not in data and "lines end with CR" in str(e)
+        return
+    _assert_every_key_accounted(table, data)
+    problem_lines = {p.line for p in table.problems}
+    for key, line in table.lines.items():
+        assert (key in table.entries) != (line in problem_lines) or key in table.entries

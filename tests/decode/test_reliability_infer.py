@@ -281,6 +281,10 @@ MESSY_EXPECT = {
     "not_audio": "cannot read audio header",
     "directory": "not a file",
     "latin1_path": "invalid UTF-8",
+    "ok_16001hz": None,
+    "ok_streamed_flac": None,
+    "huge_float": "far outside [-1, 1]: peak 3.1e+38",
+    "random_bytes": "not a readable audio file (format not recognised)",
 }
 
 
@@ -324,7 +328,22 @@ def messy(tiny_dir, speech, tmp_path_factory):
         "pipe": f"touch {marker} |",
         "not_audio": os.path.join(wav, "notes.wav"),
         "directory": wav,
+        "ok_16001hz": _write(os.path.join(wav, "odd_rate.wav"), audio, sr=16001),
+        "ok_streamed_flac": os.path.join(wav, "streamed.flac"),
+        "huge_float": os.path.join(wav, "huge.wav"),
+        "random_bytes": os.path.join(wav, "random.wav"),
     }
+    huge = audio.copy()
+    huge[789] = 3.1e38
+    _write(paths["huge_float"], huge, subtype="FLOAT")
+    with open(paths["random_bytes"], "wb") as f:
+        f.write(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes())
+    streamed = bytearray(flac)  # STREAMINFO total samples = 0: "length unknown", as a streaming encoder writes
+    assert streamed[:4] == b"fLaC"
+    streamed[21] &= 0xF0
+    streamed[22:26] = b"\0\0\0\0"
+    with open(paths["ok_streamed_flac"], "wb") as f:
+        f.write(streamed)
     with open(paths["truncated_wav"], "wb") as f:
         f.write(data[: len(data) // 2])
     with open(paths["truncated_flac"], "wb") as f:
@@ -401,7 +420,8 @@ def test_messy_batch_decodes_the_rest_and_lists_each_failure(messy):
     assert all(text[k] for k in ("ok_flac", "ok_space_in_path", "ok_6ch", "ok_pcm24"))
     # the same audio gives the same text in every container/sample format that is lossless enough
     assert text["ok_space_in_path"] == text["ok_tab"] == text["ok_indented"]
-    assert "decoded 12/26 utterances (14 failed)" in run.stdout
+    assert "decoded 14/30 utterances (16 failed)" in run.stdout
+    assert "libmpg123" not in run.stderr  # native decoders print nothing
 
 
 def test_messy_batch_never_runs_pipes(messy):
@@ -468,11 +488,41 @@ def test_one_hour_file_is_refused_from_its_header_without_loading_it(tiny_dir, s
     assert run.maxrss_mb < messy["run"].maxrss_mb + 100, (run.maxrss_mb, messy["run"].maxrss_mb)
 
 
+@pytest.mark.parametrize(
+    "char,name", [("\u2028", "U+2028 LINE SEPARATOR"), ("\x85", "U+0085 NEXT LINE"), ("\r", "U+000D CARRIAGE RETURN")]
+)
+def test_line_breaks_in_wav_scp_are_per_line_failures_written_back_safely(tiny_dir, speech, tmp_path, char, name):
+    audio, _ = speech
+    ok = _write(str(tmp_path / "ok.wav"), audio)
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [f"ok {ok}", f"k{char}x {ok}", f"v {ok}{char}w {ok}", f"u\x0bkey {ok}"]
+    (data / "wav.scp").write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    run = run_recipe(INFER, infer_args(tiny_dir, str(data), str(tmp_path / "out")), str(tmp_path / "run"))
+    assert_no_traceback(run)
+    assert run.rc == 2, run.stderr[-3000:]
+    result = tmp_path / "out" / "1best_recog"
+    for out in ("text", "failed"):  # Python and wc -l see the same lines
+        raw = (result / out).read_bytes()
+        assert raw.count(b"\n") == len(raw.decode("utf-8").splitlines()), raw
+    text, failed = read_result(str(result / "text")), read_result(str(result / "failed"))
+    assert set(text) == {"ok"}
+    assert set(failed) == {f"k\\u{ord(char):04x}x", "v", "u\\u000bkey"}, failed
+    assert f"wav.scp:2: line contains {name}" in failed[f"k\\u{ord(char):04x}x"]
+    assert f"wav.scp:3: line contains {name}" in failed["v"]
+
+
 # ------------------------------------------------------------- 1-2. jobs that cannot run at all
 def _gbk_text(tmp: str, speech_entries: Dict[str, str]) -> str:
     d = _copy_data(tmp, speech_entries)
     with open(os.path.join(d, "text"), "wb") as f:
         f.write("".join(f"{k} 今天是二零二四年\n" for k in speech_entries).encode("gbk"))
+    return d
+
+
+def _fifo_text(tmp: str, speech_entries: Dict[str, str]) -> str:
+    d = _copy_data(tmp, speech_entries)
+    os.mkfifo(os.path.join(d, "text"))  # opening it would block until a writer comes
     return d
 
 
@@ -536,6 +586,12 @@ DATA_CASES: List[DataCase] = [
         ("wav.scp:1", "NUL bytes"),
     ),
     ("text_all_gbk", lambda t, m, e: (_gbk_text(t, e), os.path.join(t, "out"), []), ("text", "UTF-8")),
+    (
+        "cr_only_wav_scp",
+        lambda t, m, e: (_scp_dir(t, b"a x.wav\rb y.wav\rc z.wav\r"), os.path.join(t, "out"), []),
+        ("wav.scp", "lines end with CR", "no LF"),
+    ),
+    ("fifo_text", lambda t, m, e: (_fifo_text(t, e), os.path.join(t, "out"), []), ("text", "named pipe (FIFO)")),
     (
         "output_dir_under_a_file",
         lambda t, m, e: (_copy_data(t, e), os.path.join(_file_as(t, "f"), "sub"), []),
