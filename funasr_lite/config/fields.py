@@ -61,19 +61,6 @@ def suggest(key: str, candidates: Sequence[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def unknown_key(path: KeyPath, candidates: Sequence[str], where: Where, what: str = "") -> ConfigError:
-    """The error for an unknown key: where it is, the closest candidate, else the section(s) it belongs in."""
-    key, suggestion = path[-1], suggest(path[-1], candidates)
-    msg = f"{where(path)}: unknown key '{'.'.join(map(str, path))}'{what}" + suggestion
-    if not suggestion:  # a key of another section, e.g. top-level warmup_steps
-        from funasr_lite.config.schema import SECTIONS  # the schema is built on this module
-
-        homes = [s for s, c in SECTIONS.items() if key in c.known_keys() and s != path[0]]
-        if homes:
-            msg += f"; '{key}' belongs in {' or '.join(homes)}"
-    return ConfigError(msg)
-
-
 # The largest integer any int field or flag accepts (a C int: thread counts, seeds, sizes all fit in it).
 MAX_INT = 2**31 - 1
 

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, get_type
 
 import yaml
 
-from funasr_lite.config.fields import Where, unknown_key
+from funasr_lite.config.fields import Where
 from funasr_lite.config.schema import (
     SECTIONS,
     TOP_LEVEL_KEYS,
@@ -40,6 +40,7 @@ from funasr_lite.config.schema import (
     ModelConfig,
     is_null_name,
     normalize_legacy,
+    unknown_key,
     validate_layer,
 )
 from funasr_lite.config.yaml_io import KeyPath, YamlDict, load_yaml

@@ -11,9 +11,9 @@ import copy
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union, get_type_hints
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_type_hints
 
-from funasr_lite.config.fields import Section, Where, coerce, option, suggest, unknown_key
+from funasr_lite.config.fields import Section, Where, coerce, option, suggest
 from funasr_lite.config.sections import (
     FUNASR_CLASSES,
     FUNASR_NAMES,
@@ -29,7 +29,7 @@ from funasr_lite.config.sections import (
     SpecAugConf,
     TokenizerConf,
 )
-from funasr_lite.config.yaml_io import YamlDict, format_provenance, plain
+from funasr_lite.config.yaml_io import KeyPath, YamlDict, format_provenance, plain
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
@@ -295,6 +295,17 @@ TOP_LEVEL_KEYS: Tuple[str, ...] = tuple(
 SECTIONS: Dict[str, type] = {
     f.name: f.type for f in dataclasses.fields(ModelConfig) if isinstance(f.type, type) and issubclass(f.type, Section)
 }
+
+
+def unknown_key(path: KeyPath, candidates: Sequence[str], where: Where, what: str = "") -> ConfigError:
+    """The error for an unknown key: where it is, the closest candidate, else the section(s) it belongs in."""
+    key, suggestion = path[-1], suggest(path[-1], candidates)
+    msg = f"{where(path)}: unknown key '{'.'.join(map(str, path))}'{what}" + suggestion
+    if not suggestion:  # a key of another section, e.g. top-level warmup_steps
+        homes = [s for s, c in SECTIONS.items() if key in c.known_keys() and s != path[0]]
+        if homes:
+            msg += f"; '{key}' belongs in {' or '.join(homes)}"
+    return ConfigError(msg)
 
 
 def validate_layer(layer: Mapping, where: Where) -> None:
