@@ -81,13 +81,15 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, pr
 def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``finetune.py``: finetune a model dir; 0 done, 1 could not run, 130 interrupted (resumable)."""
     from funasr_lite.config.merge import parse_overrides
-    from funasr_lite.train.faults import TrainingInterrupted
-    from funasr_lite.train.finetune import FinetuneOptions, finetune
+    from funasr_lite.train.options import FinetuneOptions
 
     args = finetune_parser(defaults, prog).parse_args(argv)
     _setup_logging(args.debug)
 
     def job() -> int:
+        from funasr_lite.train.faults import TrainingInterrupted
+        from funasr_lite.train.finetune import finetune
+
         ns = _without_debug(args, "no_progress_bar", "overrides")
         opts, layers = split_args(ns, FinetuneOptions, defaults, fixed={"progress_bar": not args.no_progress_bar})
         if args.overrides:
@@ -132,7 +134,7 @@ def infer_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argpar
 
 def finetune_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of ``finetune.py`` (FinetuneOptions and the training config flags)."""
-    from funasr_lite.train.finetune import FinetuneOptions
+    from funasr_lite.train.options import FinetuneOptions
 
     parser = _parser(
         "Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults, prog, DECODE_ONLY

@@ -19,12 +19,11 @@ described in :mod:`funasr_lite.train.checkpoint`, ``training_curves.png`` and ``
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from funasr_lite.config.fields import option
 from funasr_lite.config.merge import merge_layers, model_dir_layers
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.config.yaml_io import save_yaml
@@ -40,7 +39,7 @@ from funasr_lite.models.registry import build_model
 from funasr_lite.train import checkpoint as ckpt
 from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed, setup_distributed
 from funasr_lite.train.faults import run_on_rank0
-from funasr_lite.train.options import TrainConf
+from funasr_lite.train.options import FinetuneOptions, TrainConf
 from funasr_lite.train.rundir import locked_output_dir, training_config
 from funasr_lite.train.scheduler import build_optimizer, build_scheduler
 from funasr_lite.train.trainer import Trainer
@@ -49,58 +48,6 @@ from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
 __all__ = ["FinetuneOptions", "finetune", "select_checkpoint", "merge_finetune_config"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    """The run-time options of :func:`finetune`; training hyper-parameters live in the merged config."""
-
-    model: str = option(help="init model: a ModelScope hub id or a local model dir (FunASR 1.x or 0.x)", flag=True)
-    data_path: str = option(
-        help="dir with train/ and dev/ (or validation/), each with wav.scp and text (large: data.list)", flag=True
-    )
-    output_dir: str = option("./checkpoint", "the finetuned model dir (created; never the init model dir)", flag=True)
-    device: str = option("auto", "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)", flag=True)
-    amp: Optional[str] = option(
-        None,
-        "mixed precision on GPU (default: train_conf.use_bf16/use_fp16)",
-        flag=True,
-        choices=("none", "bf16", "fp16"),
-    )
-    max_bad_ratio: float = option(
-        0.1,
-        "stop before training if more than this fraction of train utterances is unusable, else skip them",
-        flag=True,
-    )
-    final_checkpoint: str = option("valid.acc.ave.pb", "the checkpoint that becomes model.pt at the end", flag=True)
-    best_model_criterion: Tuple[str, ...] = option(
-        ("acc", "cer"), "dev metrics that rank checkpoints: acc (valid.acc.*), cer (valid.cer.*)"
-    )
-    progress_bar: bool = option(True, "tqdm progress bar on rank 0")
-
-    def __post_init__(self) -> None:
-        for name in ("model", "data_path"):
-            if not getattr(self, name):
-                raise ConfigError(f"--{name} is required (no recipe default)")
-        name = self.final_checkpoint
-        if (
-            not isinstance(name, str)
-            or name != os.path.basename(name)
-            or "\\" in name
-            or name.startswith(".")
-            or not name.endswith((".pb", ".pt", ".pth"))
-            or name in ("model.pt", ckpt.RESUME_NAME)
-        ):
-            raise ConfigError(
-                f"--final_checkpoint {name!r}: not a checkpoint of the output dir; use a plain file name, one of "
-                "valid.acc.ave.pb, valid.acc.best.pb, valid.cer.ave.pb, valid.cer.best.pb, "
-                "valid.acc.ave_<n>best.pb (n of keep_nbest_models), valid.cer.ave_<n>best.pb or <N>epoch.pb"
-            )
-        ratio = self.max_bad_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-            raise ConfigError(f"--max_bad_ratio {ratio!r}: must be a number from 0 to 1 (a fraction of utterances)")
-        if self.amp not in (None, "none", "bf16", "fp16"):
-            raise ConfigError(f"--amp {self.amp!r}: use none, bf16 or fp16")
 
 
 def finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> Dict[str, Any]:

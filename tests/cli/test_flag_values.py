@@ -27,7 +27,7 @@ DEMO = os.path.join(
 
 
 def _finetune_options():
-    from funasr_lite.train.finetune import FinetuneOptions
+    from funasr_lite.train.options import FinetuneOptions
 
     return FinetuneOptions
 

@@ -29,7 +29,8 @@ from funasr_lite.config.merge import flags_layer
 from funasr_lite.decode.cer import score_corpus
 from funasr_lite.decode.transcribe import load_model
 from funasr_lite.hub.model_init import data_dir_cmvn, token_list_from_texts, write_model_dir
-from funasr_lite.train.finetune import FinetuneOptions, finetune
+from funasr_lite.train.finetune import finetune
+from funasr_lite.train.options import FinetuneOptions
 
 pytestmark = pytest.mark.slow  # trains a tiny Paraformer for many steps
 

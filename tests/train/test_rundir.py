@@ -132,7 +132,7 @@ def test_resume_with_changed_lr_or_scheduler_is_refused_and_max_epoch_may_grow(f
     ],
 )
 def test_finetune_options_refuse_bad_values_before_anything_runs(kw, why):
-    from funasr_lite.train.finetune import FinetuneOptions
+    from funasr_lite.train.options import FinetuneOptions
 
     with pytest.raises(ConfigError, match=why):
         FinetuneOptions(model="m", data_path="d", **kw)
@@ -140,7 +140,7 @@ def test_finetune_options_refuse_bad_values_before_anything_runs(kw, why):
 
 def test_finetune_options_accept_every_checkpoint_name_and_devices_are_checked():
     from funasr_lite.train.distributed import resolve_device
-    from funasr_lite.train.finetune import FinetuneOptions
+    from funasr_lite.train.options import FinetuneOptions
 
     for name in ("valid.acc.ave.pb", "valid.cer.best.pb", "valid.acc.ave_5best.pb", "3epoch.pb", "mine.pth"):
         assert FinetuneOptions(model="m", data_path="d", final_checkpoint=name).final_checkpoint == name

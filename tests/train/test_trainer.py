@@ -417,7 +417,7 @@ def ft_setup(synth_data_dir, tmp_path_factory):
 def _ft_opts(model, data, out, device="auto", **kw):
     """(FinetuneOptions, config layers) for finetune(); ``kw`` are config flags."""
     from funasr_lite.config.merge import flags_layer
-    from funasr_lite.train.finetune import FinetuneOptions
+    from funasr_lite.train.options import FinetuneOptions
 
     flags = dict(FT_FLAGS, max_epoch=2)
     flags.update(kw)
@@ -480,7 +480,8 @@ def json_load(path):
 def test_finetune_config_precedence_and_errors(ft_setup, tmp_path):
     from funasr_lite.config.merge import flags_layer, parse_overrides
     from funasr_lite.hub.model_dir import detect_model_dir
-    from funasr_lite.train.finetune import FinetuneOptions, find_data_dirs, finetune, merge_finetune_config
+    from funasr_lite.train.finetune import find_data_dirs, finetune, merge_finetune_config
+    from funasr_lite.train.options import FinetuneOptions
 
     model, data = ft_setup
     init = tmp_path / "init"
