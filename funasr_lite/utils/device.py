@@ -37,7 +37,7 @@ def resolve_device(device: Optional[str] = None, local_rank: int = 0):
 
     if device is not None and not isinstance(device, str):
         raise ConfigError(f"--device {device!r}: not a device name; {_available()}")
-    name = (device or "auto").strip().lower()
+    name = (device or "").strip().lower() or "auto"
     if name == "auto":
         name = default_device()
     if name in ("gpu", "cuda"):
