@@ -15,12 +15,13 @@ Exit status of :func:`main`-style callers: 0 all decoded, 2 some utterances
 failed, 1 the job could not run (bad model dir, data dir or arguments).
 """
 
+import contextlib
 import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -36,7 +37,7 @@ from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
 from funasr_lite.utils.device import resolve_device
 from funasr_lite.utils.fileio import atomic_copy
-from funasr_lite.utils.lock import dir_lock
+from funasr_lite.utils.lock import LOCK_NAME, dir_lock
 
 logger = logging.getLogger(__name__)
 
@@ -126,23 +127,34 @@ def run_inference(
     Raises:
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
+    device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     with output_lock(opts.output_dir):
-        return _run_locked(opts, layers, asr)
+        return _run_locked(opts, layers, asr, device)
 
 
-def output_lock(output_dir: str):
-    """The job's lock on ``output_dir`` (created if missing); a dir that cannot be created is an OutputError."""
+@contextlib.contextmanager
+def output_lock(output_dir: str) -> Iterator[None]:
+    """Hold the job's lock on ``output_dir``; a dir this job created is removed again when the job fails and
+    left nothing in it but the lock file."""
+    created = not os.path.isdir(output_dir)
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as e:
         raise OutputError(f"output dir {output_dir} cannot be created: {e.strerror or e}") from e
-    return dir_lock(output_dir, "decoding job")
+    try:
+        with dir_lock(output_dir, "decoding job"):
+            yield
+    except BaseException:
+        if created and os.listdir(output_dir) == [LOCK_NAME]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(output_dir, LOCK_NAME))
+                os.rmdir(output_dir)
+        raise
 
 
 def _run_locked(
-    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber]
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
 ) -> InferResult:
-    device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     torch.set_num_threads(max(1, opts.ncpu))
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
@@ -326,6 +338,7 @@ def run_after_finetune(
     if not os.path.isdir(opts.model):
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
+    device = resolve_device(opts.device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
-        return _run_locked(opts, layers, None)
+        return _run_locked(opts, layers, None, device)

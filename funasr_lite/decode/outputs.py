@@ -55,6 +55,10 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def _size(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def check_writable(directory: str, need_bytes: int) -> None:
     """Pre-flight: ``directory`` can take a file of ``need_bytes`` (written, fsynced and removed again).
 
@@ -76,10 +80,10 @@ def check_writable(directory: str, need_bytes: int) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     except OSError as e:
-        free_mb = shutil.disk_usage(directory).free / 1e6 if os.path.isdir(directory) else 0.0
+        free = shutil.disk_usage(directory).free if os.path.isdir(directory) else 0
         raise OutputError(
-            f"output dir {directory} is not writable: {_why(e)}; the outputs need about {need_bytes / 1e6:.1f} MB, "
-            f"{free_mb:.1f} MB are free"
+            f"output dir {directory} is not writable: {_why(e)}; the outputs need about {_size(need_bytes)}, "
+            f"{_size(free)} are free"
         ) from e
 
 

@@ -52,7 +52,9 @@ def resolve_device(device: Optional[str] = None, local_rank: int = 0):
         )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device!r}: CUDA is not available on this machine; use --device cpu")
+            raise ConfigError(
+                f"--device {device!r}: CUDA is not available on this machine (available: auto, cpu); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {device!r}: there is no GPU {dev.index}; {_available()}")
     return dev

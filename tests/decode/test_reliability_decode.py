@@ -190,7 +190,7 @@ def test_infer_after_finetune_locks_decode_results(tiny, synth_data_dir, tmp_pat
 def test_a_full_disk_at_preflight_names_the_path(asr, synth_data_dir, tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(outputs_mod.shutil, "disk_usage", lambda p: usage._replace(free=1000))
-    with pytest.raises(OutputError, match=rf"{tmp_path} is not writable: .*disk is full.*MB are free"):
+    with pytest.raises(OutputError, match=rf"{tmp_path} is not writable: .*disk is full.*are free"):
         run_inference(_opts(asr.model_dir.root, synth_data_dir, tmp_path), asr=asr)
     assert not (tmp_path / "1best_recog").exists()
 
