@@ -140,7 +140,7 @@ def output_lock(output_dir: str) -> Iterator[None]:
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"output dir {output_dir} cannot be created: {e.strerror or e}") from e
+        raise OutputError(f"output dir {output_dir} is not writable: cannot create it: {e.strerror or e}") from e
     try:
         with dir_lock(output_dir, "decoding job"):
             yield
