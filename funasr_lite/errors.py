@@ -18,6 +18,11 @@ class AudioError(FunasrLiteError):
     """An audio file cannot be used: unreadable, empty, too short, NaN/Inf, ..."""
 
 
+class NonFiniteError(FunasrLiteError):
+    """Numbers that must be finite are NaN or Inf: a checkpoint's weights, or a model's output for an
+    utterance (the message says which)."""
+
+
 class ConfigError(FunasrLiteError, ValueError):
     """A YAML/JSON config or an option is invalid: unknown key, wrong type, bad value."""
 

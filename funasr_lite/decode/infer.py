@@ -15,25 +15,29 @@ Exit status of :func:`main`-style callers: 0 all decoded, 2 some utterances
 failed, 1 the job could not run (bad model dir, data dir or arguments).
 """
 
+import contextlib
 import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
 
 from funasr_lite.data.audio import audio_duration, load_audio
 from funasr_lite.data.datadir import DataDir, load_data_dir
-from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer
+from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
+from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.transcribe import Transcriber
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
-from funasr_lite.utils.fileio import atomic_copy, atomic_write_text
+from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.fileio import atomic_copy
+from funasr_lite.utils.lock import LOCK_NAME, dir_lock
 
 logger = logging.getLogger(__name__)
 
@@ -93,32 +97,22 @@ def _decode_batch(
     results: Dict[str, Dict],
     failed: Dict[str, str],
 ) -> None:
-    """Decode one batch; on a runtime error (e.g. out of memory) retry each utterance alone."""
+    """Decode one batch; on any error (out of memory, NaN/Inf model output, a bug) retry each utterance alone,
+    so one utterance fails alone and never the job."""
     try:
         for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
             results[key] = res
-    except (RuntimeError, FunasrLiteError) as e:
+    except Exception as e:
+        expected = isinstance(e, (RuntimeError, FunasrLiteError))
+        why = _one_line(e) if expected else f"{type(e).__name__}: {_one_line(e)}"
         if len(keys) == 1:
-            failed[keys[0]] = f"{_where(data, keys[0])}: {data.wavs[keys[0]]}: decoding failed: {_one_line(e)}"
+            if not expected:
+                logger.debug("unexpected error decoding %s", keys[0], exc_info=True)
+            failed[keys[0]] = f"{_where(data, keys[0])}: {data.wavs[keys[0]]}: decoding failed: {why}"
             return
-        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), _one_line(e)[:200])
+        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), why[:200])
         for key in keys:
             _decode_batch(asr, data, [key], wavs, results, failed)
-
-
-def _write_outputs(result_dir: str, results: Dict[str, Dict], failed: Dict[str, str]) -> None:
-    fields = {
-        "text": lambda r: r["text"],
-        "token": lambda r: " ".join(r["tokens"]),
-        "score": lambda r: f"{r['score']:.6f}",
-        "timestamp": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["timestamp"]) + "]",
-    }
-    for name, fmt in fields.items():
-        atomic_write_text(
-            os.path.join(result_dir, name),
-            "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in sorted(results)),
-        )
-    atomic_write_text(os.path.join(result_dir, "failed"), "".join(f"{k} {failed[k]}\n" for k in sorted(failed)))
 
 
 def run_inference(
@@ -128,10 +122,39 @@ def run_inference(
 
     ``layers`` are config layers above the model dir's config.yaml and decoding.yaml (the recipe defaults and
     flags, e.g. ``[("command line", {"decoding": {"beam_size": 5}})]``); ``asr`` is an already loaded model.
+    The job holds the lock of ``opts.output_dir`` (:func:`~funasr_lite.utils.lock.dir_lock`) throughout.
 
     Raises:
-        FunasrLiteError: the job cannot run at all (data dir, model dir, output dir).
+        FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
+    device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
+    with output_lock(opts.output_dir):
+        return _run_locked(opts, layers, asr, device)
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str) -> Iterator[None]:
+    """Hold the job's lock on ``output_dir``; a dir this job created is removed again when the job fails and
+    left nothing in it but the lock file."""
+    created = not os.path.isdir(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"output dir {output_dir} is not writable: cannot create it: {e.strerror or e}") from e
+    try:
+        with dir_lock(output_dir, "decoding job"):
+            yield
+    except BaseException:
+        if created and os.listdir(output_dir) == [LOCK_NAME]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(output_dir, LOCK_NAME))
+                os.rmdir(output_dir)
+        raise
+
+
+def _run_locked(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
+) -> InferResult:
     torch.set_num_threads(max(1, opts.ncpu))
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
@@ -145,18 +168,12 @@ def run_inference(
     for problem in data.errors:
         if not any(problem is p for probs in failing.values() for p in probs):
             logger.warning("%s", problem)
-    # 2. output dir must be writable before any work is done
-    result_dir = os.path.join(opts.output_dir, "1best_recog")
-    try:
-        os.makedirs(result_dir, exist_ok=True)
-        atomic_write_text(os.path.join(result_dir, ".write_test"), "")
-        os.unlink(os.path.join(result_dir, ".write_test"))
-    except OSError as e:
-        raise FunasrLiteError(f"output dir {opts.output_dir} is not writable: {e.strerror or e}") from e
+    # 2. the output dir must take the outputs (under 1 kB per utterance, twice: .part and final) before any work
+    check_writable(opts.output_dir, max(1 << 16, 2048 * len(data.wavs)))
     # 3. model
     if asr is None:
         asr = Transcriber(
-            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), opts.device, layers=layers
+            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
         )
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
@@ -174,41 +191,66 @@ def run_inference(
             )
             continue
         durations[key] = dur
-    # 5. decode, longest batches first, with a running RTF
+    # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
+    result_dir = os.path.join(opts.output_dir, "1best_recog")
+    writer = ResultWriter(result_dir)
+    try:
+        writer.add({}, failed)
+        results, audio_seconds, wall = _decode_all(asr, data, durations, failed, writer)
+        for key in failed:
+            logger.warning("failed: %s %s", key, failed[key])
+        # 6. outputs, and the CER against data_dir/text (wav.scp keys only), renamed into place together
+        files = {name: format_results(name, results) for name in FIELDS}
+        files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
+        result = InferResult(
+            num_utts=len(data.wavs),
+            failed=failed,
+            audio_seconds=audio_seconds,
+            wall_seconds=wall,
+            result_dir=result_dir,
+        )
+        if data.texts is not None:
+            refs = {k: v for k, v in data.texts.items() if k in data.wavs}
+            report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
+            files["text.cer"] = format_text_cer(report)
+            set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
+            files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
+            result.cer_summary = report.summary_line()
+        writer.finish(files)
+    except BaseException:
+        writer.abort()
+        raise
+    return result
+
+
+def _decode_all(
+    asr: Transcriber, data: DataDir, durations: Dict[str, float], failed: Dict[str, str], writer: ResultWriter
+) -> Tuple[Dict[str, Dict], float, float]:
+    """Decode the utterances of ``durations`` in batches; ``(results, audio seconds, wall seconds)``."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
     batches = _make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
         for keys in batches:
             wavs: Dict[str, torch.Tensor] = {}
+            batch_results: Dict[str, Dict] = {}
+            batch_failed: Dict[str, str] = {}
             for key in keys:
                 try:
                     wavs[key] = load_audio(data.wavs[key], asr.sample_rate)
                 except FunasrLiteError as e:
-                    failed[key] = f"{_where(data, key)}: {_one_line(e)}"
+                    batch_failed[key] = f"{_where(data, key)}: {_one_line(e)}"
             good = [k for k in keys if k in wavs]
             if good:
-                _decode_batch(asr, data, good, wavs, results, failed)
-                audio_seconds += sum(wavs[k].numel() for k in good if k in results) / asr.sample_rate
+                _decode_batch(asr, data, good, wavs, batch_results, batch_failed)
+                audio_seconds += sum(wavs[k].numel() for k in batch_results) / asr.sample_rate
+            writer.add(batch_results, batch_failed)
+            results.update(batch_results)
+            failed.update(batch_failed)
             bar.update(len(keys))
             elapsed = time.perf_counter() - start
             bar.set_postfix(rtf=f"{elapsed / audio_seconds:.4f}" if audio_seconds else "-")
-    wall = time.perf_counter() - start
-    for key in failed:
-        logger.warning("failed: %s %s", key, failed[key])
-    # 6. outputs, then CER against data_dir/text (restricted to wav.scp keys)
-    _write_outputs(result_dir, results, failed)
-    result = InferResult(
-        num_utts=len(data.wavs), failed=failed, audio_seconds=audio_seconds, wall_seconds=wall, result_dir=result_dir
-    )
-    if data.texts is not None:
-        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
-        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
-        write_text_cer(os.path.join(result_dir, "text.cer"), report)
-        set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
-        write_error_report(os.path.join(result_dir, f"errs-{set_name}-{asr.options.tag()}.txt"), report)
-        result.cer_summary = report.summary_line()
-    return result
+    return results, audio_seconds, time.perf_counter() - start
 
 
 def summary_lines(result: InferResult) -> List[str]:
@@ -293,8 +335,10 @@ def run_after_finetune(
 ) -> InferResult:
     """Decode with checkpoint ``after.decoding_model_name`` of the finetune dir ``opts.model`` into
     ``<finetune dir>/decode_results`` (``opts.output_dir`` and ``opts.checkpoint`` are replaced)."""
-    prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
-    return run_inference(
-        replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results")),
-        layers,
-    )
+    if not os.path.isdir(opts.model):
+        raise ModelDirError(f"finetune output dir {opts.model} does not exist")
+    opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
+    device = resolve_device(opts.device)
+    with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
+        prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
+        return _run_locked(opts, layers, None, device)

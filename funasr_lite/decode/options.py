@@ -8,15 +8,46 @@ below, the model dir's ``decoding.yaml``, the recipe script's defaults and the c
 it in code with ``dataclasses.replace(asr.options, beam_size=5)``.
 """
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Tuple
+from typing import Any, ClassVar, Optional, Tuple
 
 from funasr_lite.config.fields import Section, option
+from funasr_lite.errors import ConfigError
 
-__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS"]
+__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE"]
 
 # FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
 CTC_WEIGHT_EPS = 1e-5
+# beam_size is also bounded by the model's vocabulary (checked at load); beyond this a search runs for minutes
+# per utterance and gains nothing (FunASR's recipes use 1 to 20)
+MAX_BEAM_SIZE = 1000
+MAX_BATCH_SIZE = 100_000
+MAX_NCPU = 1024
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def plain_file_name(value: Any, flag: str) -> str:
+    """``value`` if it is a plain file name (no directory part, not ``.``/``..``), else a ConfigError naming
+    ``flag``: these options name a file inside a given dir, and must not reach outside it."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or value in (".", "..")
+        or "/" in value
+        or "\\" in value
+        or "\0" in value
+        or value != value.strip()
+    ):
+        raise ConfigError(f"{flag} {value!r}: must be a plain file name inside the dir (no path, no '..')")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,13 +89,23 @@ class DecodingOptions(Section):
     end_detect: bool = option(True, "FunASR's beam-search end detection; false runs all steps")
 
     def validate(self) -> None:
-        for k in ("beam_size", "nbest", "batch_size"):
-            if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
-                raise self._fail(k, "must be an integer >= 1")
+        for k, top in (("beam_size", MAX_BEAM_SIZE), ("nbest", MAX_BEAM_SIZE), ("batch_size", MAX_BATCH_SIZE)):
+            if not _is_int(getattr(self, k)) or not 1 <= getattr(self, k) <= top:
+                raise self._fail(k, f"must be an integer in [1, {top}]")
+        if self.nbest > self.beam_size:
+            raise self._fail("nbest", f"must be <= beam_size ({self.beam_size}): a beam keeps only that many")
+        for k in ("ctc_weight", "penalty", "lm_weight", "maxlenratio", "minlenratio"):
+            if not _is_number(getattr(self, k)):
+                raise self._fail(k, "must be a finite number")
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise self._fail("ctc_weight", "must be in [0, 1]")
-        if self.batch_seconds is not None and self.batch_seconds < 0:
-            raise self._fail("batch_seconds", "must be >= 0 (0: no limit)")
+        if self.batch_seconds is not None and (not _is_number(self.batch_seconds) or self.batch_seconds < 0):
+            raise self._fail("batch_seconds", "must be a finite number >= 0 (0 or null: no limit)")
+
+    def check_vocabulary(self, vocab_size: int) -> None:
+        """Raise ConfigError when ``beam_size`` exceeds the model's vocabulary (a wider beam finds nothing more)."""
+        if self.uses_beam and self.beam_size > vocab_size:
+            raise self._fail("beam_size", f"must be <= the model's vocabulary size ({vocab_size})")
 
     @property
     def uses_lm(self) -> bool:
@@ -112,6 +153,19 @@ class InferOptions:
         None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
     )
 
+    def __post_init__(self) -> None:
+        for k in ("model", "data_dir", "output_dir"):
+            if not isinstance(getattr(self, k), str) or not getattr(self, k).strip():
+                raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a non-empty path")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ConfigError(f"--device {self.device!r}: must be a device name (cpu, cuda, cuda:N)")
+        if not _is_int(self.ncpu) or not 1 <= self.ncpu <= MAX_NCPU:
+            raise ConfigError(f"--ncpu {self.ncpu!r}: must be an integer in [1, {MAX_NCPU}]")
+        if not _is_number(self.max_duration) or self.max_duration <= 0:
+            raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
+        if self.checkpoint is not None:
+            plain_file_name(self.checkpoint, "--checkpoint")
+
 
 @dataclass(frozen=True)
 class AfterFinetuneOptions:
@@ -125,3 +179,17 @@ class AfterFinetuneOptions:
     required_files: Tuple[str, ...] = option(
         ("am.mvn", "configuration.json"), "files copied from the init model when output_dir lacks them", flag=True
     )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.output_dir, str) or not self.output_dir.strip():
+            raise ConfigError(f"--output_dir {self.output_dir!r}: must be a non-empty path")
+        plain_file_name(self.decoding_model_name, "--decoding_model_name")
+        if self.modelscope_model_name is not None and not (
+            isinstance(self.modelscope_model_name, str) and self.modelscope_model_name.strip()
+        ):
+            raise ConfigError(f"--modelscope_model_name {self.modelscope_model_name!r}: must be a hub id or a dir")
+        files = (self.required_files,) if isinstance(self.required_files, str) else self.required_files
+        if not isinstance(files, (list, tuple)):
+            raise ConfigError(f"--required_files {self.required_files!r}: must be a list of file names")
+        # a frozen dataclass is hashed and compared by value: a list (from YAML or a recipe default) becomes a tuple
+        object.__setattr__(self, "required_files", tuple(plain_file_name(f, "--required_files") for f in files))

@@ -24,13 +24,13 @@ from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
-from funasr_lite.errors import CheckpointError
+from funasr_lite.errors import CheckpointError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.cif import cif_timestamps
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model, decode_entry
-from funasr_lite.utils.device import default_device
+from funasr_lite.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Transcriber:
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
         in config.yaml shape; ``decoding`` replaces the merged decoding options outright."""
         self.model_dir = model_dir
-        self.device = torch.device(device or default_device())
+        self.device = resolve_device(device)
         # 1. config.yaml < decoding.yaml < layers, strictly validated
         self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
         self.config.log_ignored_keys(logger)
@@ -92,6 +92,7 @@ class Transcriber:
         self.options = decoding or self.config.decoding
         self._search = decode_entry(self.config.model)
         self.options.check_supported()
+        self.options.check_vocabulary(self.tokenizer.vocab_size)
         if self.options.uses_ctc and self.model.ctc is None:
             raise CheckpointError(
                 f"ctc_weight={self.options.ctc_weight} needs a CTC head, but the model "
@@ -182,12 +183,16 @@ def search_features(
     """
     with torch.no_grad():
         enc, enc_lens = model.encode(feats, feat_lens)
-        embeds, token_num, alphas, _ = model.calc_predictor(enc, enc_lens)
+        require_finite(enc, enc_lens, "the encoder output")
+        embeds, token_num, alphas, _ = model.calc_predictor(enc, enc_lens)  # NonFiniteError on NaN alphas
         token_lens = token_num.round().long()
         if int(token_lens.max()) < 1:
             return [[] for _ in range(feats.size(0))], alphas, enc_lens, token_lens
         am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
+        require_finite(am_logp, token_lens, "the decoder output")
         ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
+        if ctc_logp is not None:
+            require_finite(ctc_logp, enc_lens, "the CTC output")
         hyps = decode_batch_nbest(
             am_logp,
             token_lens,
@@ -199,6 +204,17 @@ def search_features(
             eos_id=tokenizer.eos_id,
         )
     return hyps, alphas, enc_lens, token_lens
+
+
+def require_finite(x: torch.Tensor, lens: torch.Tensor, what: str) -> None:
+    """Raise :class:`NonFiniteError` when a (B, T, ...) batch holds NaN/Inf in the first ``lens[b]`` steps of a
+    row (padding is not looked at), naming ``what`` and the rows; the caller decodes the rows one by one."""
+    steps = torch.arange(x.size(1), device=x.device)[None, :] < lens.to(x.device)[:, None]
+    bad = (~torch.isfinite(x)).flatten(2).any(-1) & steps
+    if bool(bad.any()):
+        rows = torch.nonzero(bad.any(-1)).flatten().tolist()
+        where = f" (batch rows {rows})" if x.size(0) > 1 else ""
+        raise NonFiniteError(f"{what} is NaN/Inf{where}: the model's weights or the features are not finite")
 
 
 def _token_times(hyp, stamps: List[Tuple[int, int]], tokenizer: Tokenizer) -> List[List[int]]:

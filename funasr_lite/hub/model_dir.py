@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from funasr_lite.errors import CheckpointError, ModelDirError
+from funasr_lite.errors import CheckpointError, ModelDirError, NonFiniteError
 from funasr_lite.utils.textio import read_utf8
 
 logger = logging.getLogger(__name__)
@@ -190,8 +190,35 @@ def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
+    check_finite(obj, path)
     logger.info("loaded weights %s (%.1f MB, %d tensors)", path, size / 1e6, len(obj))
     return obj
+
+
+class NonFiniteWeightsError(CheckpointError, NonFiniteError):
+    """A checkpoint holds NaN or Inf weights."""
+
+
+def check_finite(state: Dict[str, torch.Tensor], path: str) -> None:
+    """Refuse a state_dict whose floating-point tensors hold NaN or Inf (a diverged or corrupt training run):
+    such weights decode to NaN, and finetuning from them cannot recover.
+
+    Raises:
+        NonFiniteWeightsError: naming the file, the first bad tensor and how many tensors are bad.
+    """
+    bad = []
+    for name, t in state.items():
+        if t.is_floating_point() or t.is_complex():
+            n = int(t.numel() - torch.isfinite(t).sum())
+            if n:
+                bad.append((name, n, t.numel()))
+    if bad:
+        name, n, numel = bad[0]
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise NonFiniteWeightsError(
+            f"{path}: tensor {name} holds {n} NaN/Inf values of {numel}{more}: the weights are not finite "
+            "(a diverged training run or a corrupt file); use another checkpoint"
+        )
 
 
 def load_weights_strict(

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from funasr_lite.errors import NonFiniteError
 from funasr_lite.models.sanm import lengths_to_mask
 
 
@@ -146,6 +147,12 @@ class CifPredictorV2(nn.Module):
                 token_num = slots = torch.floor(total)
             else:
                 slots = torch.round(token_num)
+            if target_lengths is None and not bool(torch.isfinite(slots).all()):
+                rows = torch.nonzero(~torch.isfinite(slots)).flatten().tolist()
+                where = f" (batch rows {rows})" if slots.numel() > 1 else ""
+                raise NonFiniteError(
+                    f"the CIF weights (alphas) are NaN/Inf{where}: the predictor's input or weights are not finite"
+                )
             embeds, peaks = cif_integrate(hidden, alphas, max(int(slots.max()) if slots.numel() else 0, 0))
         return embeds, token_num, alphas, peaks
 

@@ -15,7 +15,7 @@ from typing import List, Sequence
 import torch
 
 from funasr_lite.errors import ConfigError
-from funasr_lite.utils.device import default_device
+from funasr_lite.utils.device import resolve_device as check_device
 
 __all__ = ["DistInfo", "resolve_device", "setup_distributed", "cleanup_distributed", "all_reduce_sum", "barrier"]
 
@@ -59,23 +59,7 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     Raises:
         ConfigError: unknown device string, or CUDA asked for but not available.
     """
-    name = (device or "auto").lower()
-    if name == "auto":
-        name = default_device()
-    if name in ("gpu", "cuda"):
-        name = f"cuda:{local_rank}"
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"device: {device!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from e
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {device!r} cannot train here (use auto, cpu, cuda or cuda:N)")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) visible")
-    return dev
+    return check_device(device, local_rank)
 
 
 def setup_distributed(device: str = "auto") -> DistInfo:
