@@ -67,12 +67,6 @@ CONF_BAD = {  # --*_conf values: bad YAML, not a mapping, an unknown key, a bad 
     "specaug_conf": ["{num_freq_mask: ", "7", "{num_freq_masks: 2}", "{num_freq_mask: -1}", "{lfr_rate: .inf}"],
 }
 # range checks of the run-time options owned by decode/options.py and train/finetune.py (the other changes)
-OTHERS = {
-    "infer.py": {"ncpu", "max_duration", "checkpoint", "device"},
-    "infer_after_finetune.py": {"ncpu", "max_duration", "device", "decoding_model_name", "required_files"},
-    "finetune.py": set(),
-}
-XFAIL_REASON = "range check added by the decode/train change"
 
 
 def _defaults(script: str) -> Dict[str, Any]:
@@ -122,11 +116,7 @@ def _cases():
                 continue
             field, tp = flags[name]
             for case, text in bad_values(name, tp, field.metadata.get("choices")):
-                marks = []
-                generic = ("empty", "blank", "text", "fraction", "nan", "inf", "-inf", "overflow", "huge")
-                if name in OTHERS[script] and case not in generic:  # the generic checks are this change's
-                    marks = [pytest.mark.xfail(strict=False, reason=XFAIL_REASON)]
-                yield pytest.param(script, name, text, id=f"{script}--{name}-{case}", marks=marks)
+                yield pytest.param(script, name, text, id=f"{script}--{name}-{case}")
 
 
 def _run(monkeypatch, capsys, script: str, argv: List[str]) -> Tuple[int, str, str]:
