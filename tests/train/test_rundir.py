@@ -145,5 +145,5 @@ def test_finetune_options_accept_every_checkpoint_name_and_devices_are_checked()
     for name in ("valid.acc.ave.pb", "valid.cer.best.pb", "valid.acc.ave_5best.pb", "3epoch.pb", "mine.pth"):
         assert FinetuneOptions(model="m", data_path="d", final_checkpoint=name).final_checkpoint == name
     for device in ("meta", "tpu", "cuda:x", "cpu,cuda"):
-        with pytest.raises(ConfigError, match=f"device: '{device}'"):
+        with pytest.raises(ConfigError, match=f"--device '{device}'"):
             resolve_device(device)
