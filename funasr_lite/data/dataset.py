@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from funasr_lite.config.sections import FrontendConf
 from funasr_lite.data.batching import BucketBatchSampler, Item, collate
 from funasr_lite.data.filters import Utterance, scan_training_data
 from funasr_lite.data.frontend import WavFrontend
@@ -50,7 +51,7 @@ class UtteranceDataset(Dataset):
 def build_dataloader(
     data: str,
     tokenizer: Any,
-    frontend_conf: Mapping[str, Any],
+    frontend_conf: FrontendConf,
     conf: DatasetConf,
     *,
     train: bool,
@@ -66,8 +67,8 @@ def build_dataloader(
         data: small: a data dir (``wav.scp`` + ``text``); large: a ``data.list`` file or
             the dir holding it (made by ``tools/make_shards.py``).
         tokenizer: has ``encode(text) -> List[int]`` (and ``token_list`` for ``<unk>``).
-        frontend_conf: ``WavFrontend`` kwargs (FunASR's ``frontend_conf``, CMVN included); the
-            LFR frame duration (``frame_shift x lfr_n``) and sample rate (``fs``) come from it.
+        frontend_conf: the ``frontend_conf`` section (CMVN file included); the features, the LFR frame
+            duration (:attr:`FrontendConf.frame_ms`) and the sample rate (``fs``) come from it.
         conf: filters and batching (``dataset_conf``).
         train: shuffle (if ``conf.shuffle``) and dither; when False, fixed order, dither 0
             and, with several ranks, no padding (ranks may get one batch less).
@@ -83,10 +84,9 @@ def build_dataloader(
         ConfigError: ``max_bad_ratio`` is not in [0, 1].
         DataDirError: unreadable data, or too many bad utterances (``max_bad_ratio``).
     """
-    frame_ms = float(frontend_conf.get("frame_shift", 10)) * float(frontend_conf.get("lfr_n", 6))
-    sr = int(frontend_conf.get("fs", 16000))
+    frame_ms, sr = frontend_conf.frame_ms, frontend_conf.fs
     conf = replace(conf, shuffle=conf.shuffle and train)
-    fe_conf = frontend_conf if train else {**frontend_conf, "dither": 0.0}  # no dither outside training
+    fe_conf = frontend_conf.kwargs() if train else {**frontend_conf.kwargs(), "dither": 0.0}  # dither: training only
     collate_fn = functools.partial(collate, frontend=WavFrontend(**fe_conf).train(train))
     gen = torch.Generator().manual_seed(_loader_seed(seed, epoch, rank))  # worker seeds -> dither
     common: Dict[str, Any] = dict(collate_fn=collate_fn, num_workers=conf.num_workers, generator=gen)

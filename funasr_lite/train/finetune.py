@@ -120,10 +120,9 @@ def _prepare(
     tokenizer = Tokenizer(token_list, seg_dict)
     # 5. data: pre-flight scan (bad utterances reported, skipped or fatal), then the loaders
     train_dir, dev_dir = find_data_dirs(opts.data_path)
-    frontend_conf = cfg.frontend_conf.kwargs()
     run = dict(seed=cfg.train_conf.seed, max_bad_ratio=opts.max_bad_ratio, rank=dist.rank, world_size=dist.world_size)
-    train_loader = build_dataloader(train_dir, tokenizer, frontend_conf, cfg.dataset_conf, train=True, **run)
-    dev_loader = build_dataloader(dev_dir, tokenizer, frontend_conf, cfg.dataset_conf, train=False, **run)
+    train_loader = build_dataloader(train_dir, tokenizer, cfg.frontend_conf, cfg.dataset_conf, train=True, **run)
+    dev_loader = build_dataloader(dev_dir, tokenizer, cfg.frontend_conf, cfg.dataset_conf, train=False, **run)
     # 6. the model, from the init weights (checkpoint.pb, if any, replaces them in step 8)
     model = build_model(cfg, vocab_size=tokenizer.vocab_size)
     load_weights_strict(model, load_state_dict(md.checkpoint), md.checkpoint)

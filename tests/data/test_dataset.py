@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from funasr_lite.config.sections import FrontendConf
 from funasr_lite.data.batching import BucketBatchSampler, collate
 from funasr_lite.data.dataset import build_dataloader, set_epoch
 from funasr_lite.data.filters import scan_training_data
@@ -24,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SR = 16000
 LETTERS = list("abcdefghij")
 TOKENS = ["<blank>", "<s>", "</s>"] + LETTERS + ["<unk>"]
-FRONTEND = {"dither": 0.0}  # default WavFrontend: 80 mels, lfr 7/6 -> 560 dims, no CMVN
+FRONTEND = FrontendConf(dither=0.0, lfr_m=7, lfr_n=6)  # 80 mels, lfr 7/6 -> 560 dims, no CMVN
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ def test_small_loader_batches(good_dir, tok):
     o = opts(batch_bins=60)
     loader = build_dataloader(d, tok, FRONTEND, o, train=True, seed=SEED)
     assert loader.scan_report.kept == 20
-    fe = WavFrontend(**FRONTEND)
+    fe = WavFrontend(**FRONTEND.kwargs())
     keys = []
     for batch in loader:
         b = len(batch["keys"])
@@ -283,7 +284,7 @@ def test_small_loader_dither_and_workers(good_dir, tok):
     """Features come out of 2 worker processes; train dither is seeded by seed + epoch."""
     d, _ = good_dir
     o = opts(batch_bins=60, num_workers=2)
-    conf = {"dither": 1.0}
+    conf = FrontendConf(dither=1.0, lfr_m=7, lfr_n=6)
     a = build_dataloader(d, tok, conf, o, train=True, seed=SEED)
     b = build_dataloader(d, tok, conf, o, train=True, seed=SEED)
     ba, bb = next(iter(a)), next(iter(b))
