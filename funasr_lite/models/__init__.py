@@ -1,2 +1,3 @@
-"""Models: the network blocks (SANM encoder, CIF predictor, SANM decoder, CTC, SpecAugLFR) and the models
-built from them (Paraformer). Parameter names are FunASR's, so FunASR checkpoints load strictly."""
+"""Models: the network blocks (SANM encoder, CIF predictor, SANM decoder, CTC, SpecAugLFR), the models built
+from them (Paraformer), and the registry that maps FunASR class names (1.x and 0.x) to them. Parameter names
+are FunASR's, so FunASR checkpoints load strictly."""
