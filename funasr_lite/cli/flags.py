@@ -114,18 +114,23 @@ def add_option_flags(
     for name, (f, tp) in seen.items():
         if name in exclude:
             continue
-        if name in defaults:
+        if defaults.get(name) is not None:
             shown = f"recipe default: {defaults[name]}"
+        elif name in config_flag_paths():  # not set by the recipe: the model dir's config decides
+            own = f", else {f.default}" if f.default is not dataclasses.MISSING and f.default is not None else ""
+            shown = f"default: the model dir's config{own}"
+        elif f.default is None:  # the help says what "not given" means
+            shown = ""
         elif f.default is not dataclasses.MISSING:
             shown = f"default: {f.default}"
         else:
-            shown = "from the config" if f.default_factory is not dataclasses.MISSING else "required"
+            shown = "required"
         parser.add_argument(
             f"--{name}",
             default=None,
             choices=f.metadata.get("choices"),
             **_argparse_kwargs(tp),
-            help=f"{f.metadata.get('help', '')} ({shown})",
+            help=f"{f.metadata.get('help', '')}" + (f" ({shown})" if shown else ""),
         )
 
 
