@@ -205,3 +205,14 @@ def test_make_shards_data_path_next_step_finetunes(tmp_path, capsys):
     status, _, err = _main(capsys, *argv, "--max_epoch", "1", "--device", "cpu")
     assert status == 0, err
     assert (tmp_path / "exp" / "model.pt").is_file()
+
+
+def test_bench_common_says_it_is_a_helper_module():
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(tool, "bench_common.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: bench_common.py")
+    assert "A helper module, not a command" in proc.stdout and "tools/bench_infer.py" in proc.stdout
+    proc = subprocess.run([sys.executable, os.path.join(tool, "bench_common.py")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "use python tools/bench_infer.py or python tools/bench_train.py" in proc.stdout
