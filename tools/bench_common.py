@@ -4,7 +4,8 @@ random (but non-degenerate) weights, a synthesized data dir, and measurement hel
 Nothing here imports torch or funasr_lite at module level, so a benchmark child
 process can import this module before it starts its import+load clock.
 
-Used by ``tools/bench_infer.py``; see its Usage block.
+A helper module, not a command: ``tools/bench_infer.py`` (decoding, against FunASR's AutoModel) and
+``tools/bench_train.py`` (the training step, against FunASR's) import it; run those (each has a real ``--help``).
 """
 
 import hashlib
@@ -247,3 +248,20 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python tools/bench_common.py [--help]``: say what this module is and where the benchmarks are."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="bench_common.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.parse_args(argv)
+    parser.print_help()
+    print("\nnothing to run here: use python tools/bench_infer.py or python tools/bench_train.py")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,6 +5,7 @@ torch is imported only inside the commands that need it (not by ``validate-data-
 
 import logging
 import os
+import shlex
 import sys
 from typing import List, Optional
 
@@ -58,25 +59,43 @@ def validate_data_dir_main(argv: Optional[List[str]] = None, prog: Optional[str]
 
 
 def make_shards_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
-    """Split a big Kaldi data dir into shards for ``--dataset_type large`` training.
+    """Split big Kaldi data dirs into shards for ``--dataset_type large`` training.
 
     Usage:
-        funasr-lite make-shards data/train data/train_shards --utts_per_shard 1000
-        funasr-lite make-shards data/train data/train_shards --utts_per_shard 1000 --overwrite
-        funasr-lite make-shards data/train data/train_shards --reuse   # rebuild only if data/train changed
-        python tools/make_shards.py data/train data/train_shards     # the same, from a source checkout
-        # then train with: --dataset_type large, and data/train_shards/data.list as the train data
+        funasr-lite make-shards --data_path data data_large --utts_per_shard 1000
+        # ^ shards data/train and data/dev (or data/validation) into data_large/train/ and data_large/dev/,
+        # then prints the finetune command to run next, e.g. (in the recipe folder):
+        python finetune.py --data_path data_large --dataset_type large
+        # one data dir at a time:
+        funasr-lite make-shards data/train data_large/train --utts_per_shard 1000
+        funasr-lite make-shards data/train data_large/train --overwrite
+        funasr-lite make-shards data/train data_large/train --reuse   # rebuild only if data/train changed
+        python tools/make_shards.py --data_path data data_large       # the same, from a source checkout
 
-    It writes ``OUT_DIR/split/00001/{wav.scp,text,utt2dur}`` ... (keys matched
-    between wav.scp and text, audio paths absolute, durations in ms from the audio
-    headers), ``OUT_DIR/data.list`` with one ``<wav.scp> <text>`` pair per line,
-    ``OUT_DIR/bad_utts.txt`` (utterances left out and why) and ``OUT_DIR/shards.json``.
+    ``--dataset_type large`` reads ``<data_path>/train/data.list`` and ``<data_path>/dev/data.list``
+    (or ``validation/``), each written by this command. For each data dir it writes
+    ``OUT_DIR/split/00001/{wav.scp,text,utt2dur}`` ... (keys matched between wav.scp and text, audio
+    paths absolute, durations in ms from the audio headers), ``OUT_DIR/data.list`` with one
+    ``<wav.scp> <text>`` pair per line, ``OUT_DIR/bad_utts.txt`` (utterances left out and why) and
+    ``OUT_DIR/shards.json``.
 
-    Exit status: 0 on success, 2 if the data dir cannot be sharded (message says why).
+    Exit status: 0 on success, 2 if a data dir cannot be sharded (message says why).
     """
     parser = tool_parser(make_shards_main, prog)
-    parser.add_argument("data_dir", help="directory holding wav.scp and text")
-    parser.add_argument("out_dir", help="where split/, data.list and shards.json are written")
+    parser.add_argument(
+        "data_dir", help="directory holding wav.scp and text (with --data_path: holding train/ and dev/)"
+    )
+    parser.add_argument(
+        "out_dir",
+        help="where split/, data.list and shards.json are written (with --data_path: train/ and dev/ of them, "
+        "and out_dir is the finetune --data_path)",
+    )
+    parser.add_argument(
+        "--data_path",
+        action="store_true",
+        help="data_dir is a finetune --data_path: shard its train/ and dev/ (or validation/) into "
+        "out_dir/train/ and out_dir/dev/, the layout --dataset_type large reads",
+    )
     parser.add_argument("--utts_per_shard", type=int, default=1000, help="utterances per shard")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace shards already in out_dir")
@@ -92,18 +111,52 @@ def make_shards_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from funasr_lite.data.shards import ensure_shards, make_shards
 
-    try:
+    def shard(data_dir: str, out_dir: str) -> None:
         if args.reuse:
-            print(f"shards: {ensure_shards(args.data_dir, args.out_dir, args.utts_per_shard)}")
+            print(f"shards: {ensure_shards(data_dir, out_dir, args.utts_per_shard)}")
+            return
+        summary = make_shards(data_dir, out_dir, args.utts_per_shard, overwrite=args.overwrite)
+        print(f"wrote {summary.num_shards} shard(s), {summary.written} utterance(s): {summary.data_list}")
+        if summary.report.dropped:
+            print(f"left out {summary.report.dropped} utterance(s), see {os.path.join(out_dir, 'bad_utts.txt')}")
+
+    try:
+        if not args.data_path:
+            shard(args.data_dir, args.out_dir)
             return 0
-        summary = make_shards(args.data_dir, args.out_dir, args.utts_per_shard, overwrite=args.overwrite)
+        splits = data_path_splits(args.data_dir)
+        for name in splits:
+            shard(os.path.join(args.data_dir, name), os.path.join(args.out_dir, name))
     except (DataDirError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {summary.num_shards} shard(s), {summary.written} utterance(s): {summary.data_list}")
-    if summary.report.dropped:
-        print(f"left out {summary.report.dropped} utterance(s), see {os.path.join(args.out_dir, 'bad_utts.txt')}")
+    out = shlex.quote(os.path.abspath(args.out_dir))
+    print(f"next, in the recipe folder: python finetune.py --data_path {out} --dataset_type large")
+    print(f"or: funasr-lite finetune --model MODEL --data_path {out} --dataset_type large --output_dir OUTPUT_DIR")
     return 0
+
+
+def data_path_splits(data_path: str) -> List[str]:
+    """``["train", "dev"]`` (or ``"validation"``): the data dirs under a finetune ``--data_path``, as finetuning
+    finds them.
+
+    Raises:
+        DataDirError: naming what is missing and what the dir holds.
+    """
+    if not os.path.isdir(data_path):
+        raise DataDirError(f"--data_path {data_path} is not a directory")
+    devs = [d for d in ("dev", "validation") if os.path.isdir(os.path.join(data_path, d))]
+    missing = [
+        n
+        for n, ok in (("train/", os.path.isdir(os.path.join(data_path, "train"))), ("dev/ (or validation/)", devs))
+        if not ok
+    ]
+    if missing:
+        raise DataDirError(
+            f"--data_path {data_path}: missing {' and '.join(missing)}; it holds: "
+            f"{', '.join(sorted(os.listdir(data_path))) or 'nothing'}"
+        )
+    return ["train", devs[0]]
 
 
 def compute_cmvn_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:

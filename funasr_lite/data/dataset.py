@@ -65,7 +65,7 @@ def build_dataloader(
 
     Args:
         data: small: a data dir (``wav.scp`` + ``text``); large: a ``data.list`` file or
-            the dir holding it (made by ``tools/make_shards.py``).
+            the dir holding it (made by ``funasr-lite make-shards``; see ``make-shards --data_path``).
         tokenizer: has ``encode(text) -> List[int]`` (and ``token_list`` for ``<unk>``).
         frontend_conf: the ``frontend_conf`` section (CMVN file included); the features, the LFR frame
             duration (:attr:`FrontendConf.frame_ms`) and the sample rate (``fs``) come from it.

@@ -171,8 +171,9 @@ def read_data_list(data: str) -> List[Tuple[str, str]]:
     path = os.path.join(data, "data.list") if os.path.isdir(data) else data
     if not os.path.isfile(path):
         raise DataDirError(
-            f"{path}: no data.list; for dataset_type 'large' make one with "
-            f"'python tools/make_shards.py DATA_DIR OUT_DIR'"
+            f"{path}: no data.list; dataset_type 'large' reads <data_path>/train/data.list and "
+            f"<data_path>/dev/data.list: make them with 'funasr-lite make-shards --data_path DATA OUT' "
+            f"(DATA holding train/ and dev/ data dirs) and pass --data_path OUT"
         )
     base = os.path.dirname(os.path.abspath(path))
     pairs = []

@@ -31,7 +31,7 @@ from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
-from funasr_lite.decode.transcribe import Transcriber
+from funasr_lite.decode.transcribe import Transcriber, decode_retrying
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
@@ -87,32 +87,6 @@ def _one_line(text: str) -> str:
 def _where(data: DataDir, key: str) -> str:
     """``<data_dir>/wav.scp:<line>`` of an utterance, for messages."""
     return f"{os.path.join(data.path, 'wav.scp')}:{data.wav_lines.get(key, '?')}"
-
-
-def _decode_batch(
-    asr: Transcriber,
-    data: DataDir,
-    keys: List[str],
-    wavs: Dict[str, torch.Tensor],
-    results: Dict[str, Dict],
-    failed: Dict[str, str],
-) -> None:
-    """Decode one batch; on any error (out of memory, NaN/Inf model output, a bug) retry each utterance alone,
-    so one utterance fails alone and never the job."""
-    try:
-        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
-            results[key] = res
-    except Exception as e:
-        expected = isinstance(e, (RuntimeError, FunasrLiteError))
-        why = _one_line(e) if expected else f"{type(e).__name__}: {_one_line(e)}"
-        if len(keys) == 1:
-            if not expected:
-                logger.debug("unexpected error decoding %s", keys[0], exc_info=True)
-            failed[keys[0]] = f"{_where(data, keys[0])}: {data.wavs[keys[0]]}: decoding failed: {why}"
-            return
-        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), why[:200])
-        for key in keys:
-            _decode_batch(asr, data, [key], wavs, results, failed)
 
 
 def run_inference(
@@ -242,7 +216,9 @@ def _decode_all(
                     batch_failed[key] = f"{_where(data, key)}: {_one_line(e)}"
             good = [k for k in keys if k in wavs]
             if good:
-                _decode_batch(asr, data, good, wavs, batch_results, batch_failed)
+                decode_retrying(
+                    asr, good, wavs, batch_results, batch_failed, lambda k: f"{_where(data, k)}: {data.wavs[k]}"
+                )
                 audio_seconds += sum(wavs[k].numel() for k in batch_results) / asr.sample_rate
             writer.add(batch_results, batch_failed)
             results.update(batch_results)

@@ -12,7 +12,7 @@ frames everywhere; see tests/test_infer.py).
 
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
-from funasr_lite.errors import CheckpointError, NonFiniteError
+from funasr_lite.errors import CheckpointError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.cif import cif_timestamps
@@ -35,6 +35,8 @@ from funasr_lite.utils.device import resolve_device
 logger = logging.getLogger(__name__)
 
 AudioInput = Union[str, np.ndarray, torch.Tensor]
+
+ON_ERROR = ("raise", "report")
 
 
 class Transcriber:
@@ -137,7 +139,11 @@ class Transcriber:
         return self.decode_features(feats, feat_lens)
 
     def transcribe(
-        self, inputs: Sequence[AudioInput], batch_size: Optional[int] = None, sample_rate: Optional[int] = None
+        self,
+        inputs: Sequence[AudioInput],
+        batch_size: Optional[int] = None,
+        sample_rate: Optional[int] = None,
+        on_error: str = "raise",
     ) -> List[Dict[str, Any]]:
         """Transcribe files or arrays; one result dict per input, in input order.
 
@@ -145,27 +151,84 @@ class Transcriber:
             inputs: audio file paths, or 1-D (S,) / 2-D (C, S) arrays or tensors.
             batch_size: utterances per batch (batches are length-sorted); default ``options.batch_size``.
             sample_rate: the rate of array inputs (default: the model's rate).
+            on_error: what a bad input does (a missing, unreadable or too short file, a decode that fails):
+                ``"raise"`` (the default, as whisper's and FunASR AutoModel's APIs do): the first error is raised
+                and nothing is returned; ``"report"``: every result gets an ``error`` field, ``None`` when the
+                item decoded, else the reason (naming the file or ``input <i>``) with ``text`` ``""``, empty
+                ``tokens``/``token_ids``/``timestamp`` and ``score`` ``None``; the other items are decoded
+                (a batch that fails is retried item by item, as the data dir job does).
+
+        Raises:
+            FunasrLiteError (e.g. :class:`~funasr_lite.errors.AudioError`): a bad input, with ``on_error="raise"``.
+            ValueError: ``on_error`` is not one of ``"raise"``, ``"report"``.
         """
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, got {on_error!r}")
         if isinstance(inputs, (str, np.ndarray, torch.Tensor)):
             inputs = [inputs]
-        wavs, keys = [], []
+        wavs: Dict[int, torch.Tensor] = {}
+        keys, names, failed = [], [], {}
         for i, item in enumerate(inputs):
-            if isinstance(item, str):
-                wavs.append(load_audio(item, self.sample_rate))
-                keys.append(os.path.splitext(os.path.basename(item))[0])
+            is_path = isinstance(item, str)
+            keys.append(os.path.splitext(os.path.basename(item))[0] if is_path else f"input{i}")
+            names.append(item if is_path else f"input {i}")
+            try:
+                if is_path:
+                    wavs[i] = load_audio(item, self.sample_rate)
+                else:
+                    wavs[i] = load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=names[i])
+            except FunasrLiteError as e:
+                if on_error == "raise":
+                    raise
+                failed[i] = " ".join(str(e).split())
+        batch_size = max(1, batch_size or self.options.batch_size)
+        order = sorted(wavs, key=lambda i: -wavs[i].numel())
+        decoded: Dict[int, Dict[str, Any]] = {}
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            if on_error == "raise":
+                decoded.update(zip(idx, self.decode_waveforms([wavs[i] for i in idx])))
             else:
-                wavs.append(
-                    load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=f"input {i}")
-                )
-                keys.append(f"input{i}")
-        batch_size = batch_size or self.options.batch_size
-        order = sorted(range(len(wavs)), key=lambda i: -wavs[i].numel())
-        results: List[Optional[Dict[str, Any]]] = [None] * len(wavs)
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start : start + max(1, batch_size)]
-            for i, res in zip(idx, self.decode_waveforms([wavs[i] for i in idx])):
-                results[i] = {"key": keys[i], **res}
-        return results  # type: ignore[return-value]
+                decode_retrying(self, idx, wavs, decoded, failed, lambda i: names[i])
+        if on_error == "raise":
+            return [{"key": keys[i], **decoded[i]} for i in range(len(keys))]
+        return [
+            {"key": keys[i], **decoded[i], "error": None}
+            if i in decoded
+            else {"key": keys[i], **_EMPTY_RESULT, "error": failed[i]}
+            for i in range(len(keys))
+        ]
+
+
+_EMPTY_RESULT: Dict[str, Any] = {"text": "", "tokens": [], "token_ids": [], "score": None, "timestamp": []}
+
+
+def decode_retrying(
+    asr: Transcriber,
+    keys: Sequence[Hashable],
+    wavs: Mapping[Hashable, torch.Tensor],
+    results: Dict[Any, Dict[str, Any]],
+    failed: Dict[Any, str],
+    describe: Callable[[Any], str],
+) -> None:
+    """Decode ``keys`` as one batch into ``results``; on any error (out of memory, NaN/Inf model output, a bug)
+    retry each item alone, so that one item fails alone: ``failed[key]`` becomes
+    ``"<describe(key)>: decoding failed: <reason>"``. Used by :meth:`Transcriber.transcribe` and the data dir job."""
+    try:
+        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
+            results[key] = res
+    except Exception as e:
+        expected = isinstance(e, (RuntimeError, FunasrLiteError))
+        why = " ".join(str(e).split())
+        why = why if expected else f"{type(e).__name__}: {why}"
+        if len(keys) == 1:
+            if not expected:
+                logger.debug("unexpected error decoding %s", keys[0], exc_info=True)
+            failed[keys[0]] = f"{describe(keys[0])}: decoding failed: {why}"
+            return
+        logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), why[:200])
+        for key in keys:
+            decode_retrying(asr, [key], wavs, results, failed, describe)
 
 
 def search_features(

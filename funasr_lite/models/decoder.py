@@ -15,6 +15,16 @@ from torch import nn
 from funasr_lite.models.sanm import attention, fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
 
 
+def _embedding(num: int, dim: int) -> nn.Embedding:
+    """``nn.Embedding(num, dim)``, N(0, 1) initialised as nn.Embedding does (same RNG draws), except on the meta
+    device (inference builds there and loads the checkpoint's tensors): ``normal_`` on meta runs a torch._refs
+    decomposition that imports torch._dynamo, 1.5-4 s of a model load."""
+    emb = nn.Embedding(num, dim, _weight=torch.empty(num, dim))
+    if emb.weight.device.type != "meta":
+        nn.init.normal_(emb.weight)
+    return emb
+
+
 class PositionwiseFeedForwardDecoderSANM(nn.Module):
     """Linear(idim, hidden) -> ReLU -> dropout -> LayerNorm(hidden) -> Linear(hidden, idim, no bias)."""
 
@@ -150,7 +160,7 @@ class ParaformerSANMDecoder(nn.Module):
                 f"ParaformerSANMDecoder: need 0 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"
             )
         d = encoder_output_size
-        self.embed = None if wo_input_layer else nn.Sequential(nn.Embedding(vocab_size, d))
+        self.embed = None if wo_input_layer else nn.Sequential(_embedding(vocab_size, d))
         self.after_norm = layer_norm(d)
         self.output_layer = nn.Linear(d, vocab_size) if use_output_layer else None
         if sanm_shfit is None:

@@ -149,3 +149,70 @@ def test_make_shards_reuse(tmp_path, capsys):
     assert status == 0 and (out / "data.list").read_text().count("\n") == 1  # other shard size: rebuilt
     status, _, err = _main(capsys, "make-shards", str(data), str(out), "--reuse", "--overwrite")
     assert status == 2 and "not allowed with" in err
+
+
+def _data_path(root, splits=("train", "dev")):
+    """A finetune --data_path: one tiny data dir per split, 1 s of noise per utterance, text in the demo's vocab."""
+    rng = np.random.default_rng(0)
+    for split in splits:
+        d = root / split
+        (d / "wav").mkdir(parents=True)
+        scp, text = [], []
+        for i in range(3):
+            path = d / "wav" / f"{split}{i}.wav"
+            sf.write(str(path), (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+            scp.append(f"{split}{i} {path}\n")
+            text.append(f"{split}{i} 一 二 三\n")
+        (d / "wav.scp").write_text("".join(scp), encoding="utf-8")
+        (d / "text").write_text("".join(text), encoding="utf-8")
+    return root
+
+
+def test_make_shards_data_path_writes_the_large_layout(tmp_path, capsys):
+    from funasr_lite.data.shards import read_data_list
+    from funasr_lite.train.finetune import find_data_dirs
+
+    data = _data_path(tmp_path / "data", splits=("train", "validation"))
+    out = tmp_path / "data_large"
+    status, stdout, err = _main(capsys, "make-shards", "--data_path", str(data), str(out), "--utts_per_shard", "2")
+    assert status == 0, err
+    assert f"2 shard(s), 3 utterance(s): {out / 'train' / 'data.list'}" in stdout
+    assert f"2 shard(s), 3 utterance(s): {out / 'validation' / 'data.list'}" in stdout
+    assert f"python finetune.py --data_path {out} --dataset_type large\n" in stdout
+    # what finetuning finds under --data_path, and reads in large mode
+    train, dev = find_data_dirs(str(out))
+    assert len(read_data_list(train)) == 2 and len(read_data_list(dev)) == 2
+    status, stdout, _ = _main(capsys, "make-shards", "--data_path", str(data), str(out), "--reuse")
+    assert status == 0 and stdout.startswith(f"shards: {out / 'train' / 'data.list'}\n")
+    status, _, err = _main(capsys, "make-shards", "--data_path", str(data / "train"), str(tmp_path / "x"))
+    assert status == 2 and "missing train/ and dev/ (or validation/)" in err
+
+
+@pytest.mark.slow
+def test_make_shards_data_path_next_step_finetunes(tmp_path, capsys):
+    """The printed funasr-lite command, with a model and an output dir filled in, finetunes on the shards."""
+    demo = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "egs_modelscope/asr/paraformer/speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo/model",
+    )
+    data, out = _data_path(tmp_path / "data"), tmp_path / "data_large"
+    status, stdout, _ = _main(capsys, "make-shards", "--data_path", str(data), str(out))
+    assert status == 0
+    command = next(line for line in stdout.splitlines() if line.startswith("or: funasr-lite finetune"))
+    argv = command.split()[2:]
+    argv[argv.index("MODEL")] = demo
+    argv[argv.index("OUTPUT_DIR")] = str(tmp_path / "exp")
+    status, _, err = _main(capsys, *argv, "--max_epoch", "1", "--device", "cpu")
+    assert status == 0, err
+    assert (tmp_path / "exp" / "model.pt").is_file()
+
+
+def test_bench_common_says_it_is_a_helper_module():
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(tool, "bench_common.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: bench_common.py")
+    assert "A helper module, not a command" in proc.stdout and "tools/bench_infer.py" in proc.stdout
+    proc = subprocess.run([sys.executable, os.path.join(tool, "bench_common.py")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "use python tools/bench_infer.py or python tools/bench_train.py" in proc.stdout
