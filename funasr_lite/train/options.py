@@ -107,6 +107,7 @@ class FinetuneOptions:
         ("acc", "cer"), "dev metrics that rank checkpoints: acc (valid.acc.*), cer (valid.cer.*)"
     )
     progress_bar: bool = option(True, "tqdm progress bar on rank 0")
+    verbose: bool = option(False, "log the whole merged config with the source of each value (else only the changes)")
 
     def __post_init__(self) -> None:
         from funasr_lite.train.checkpoint import RESUME_NAME  # torch: only when a run is configured, not for --help
