@@ -62,3 +62,36 @@ def test_prepare_finetuned_dir_accepts_model_pt_and_names_the_chosen_checkpoint(
 def test_keep_nbest_models_help_names_both_metrics():
     helptext = " ".join(finetune_parser({}).format_help().split())
     assert "valid.acc.ave_{n}best.pb and valid.cer.ave_{n}best.pb" in helptext
+
+
+def test_finetune_start_that_fails_prints_a_short_summary_and_writes_nothing(tmp_path, capsys, caplog):
+    from funasr_lite.cli.recipes import finetune_cli
+
+    out = tmp_path / "ft"
+    argv = ["--model", DEMO_MODEL, "--data_path", str(tmp_path / "nodata"), "--output_dir", str(out), "--lr", "0.001"]
+    with caplog.at_level(logging.INFO, logger="funasr_lite"):
+        assert finetune_cli({}, argv) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    assert not out.exists()  # no train.log, no config.provenance.txt before the checks pass
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("config:")]
+    assert len(summary) == 1 and "lr: 0.001  # command line" in summary[0]
+    assert len(summary[0].splitlines()) < 10 and "merged config (value" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="funasr_lite"):
+        assert finetune_cli({}, argv + ["--verbose"]) == 1
+    assert "merged config (value  # where it was set)" in caplog.text and "encoder_conf:" in caplog.text
+
+
+def test_next_command_decodes_model_pt_of_the_output_dir(tmp_path):
+    from funasr_lite.cli.recipes import next_command
+
+    data = tmp_path / "my data"
+    (data / "dev").mkdir(parents=True)
+    script_dir = os.path.join(RECIPES, FOLDERS[1])
+    cmd = next_command("/x/ft", str(data), script_dir)
+    assert cmd == (
+        f"python {os.path.join(script_dir, 'infer_after_finetune.py')} --output_dir /x/ft --data_dir '{data / 'dev'}'"
+    )
+    (data / "test").mkdir()
+    assert next_command("/x/ft", str(data), str(tmp_path)).startswith("python infer_after_finetune.py ")
+    assert next_command("/x/ft", str(data), str(tmp_path)).endswith(f"'{data / 'test'}'")
