@@ -9,6 +9,8 @@ printed as one ``error:`` line (exit 1); ``--debug`` shows the traceback instead
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -90,8 +92,9 @@ def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None,
         from funasr_lite.train.faults import TrainingInterrupted
         from funasr_lite.train.finetune import finetune
 
-        ns = _without_debug(args, "no_progress_bar", "overrides")
-        opts, layers = split_args(ns, FinetuneOptions, defaults, fixed={"progress_bar": not args.no_progress_bar})
+        ns = _without_debug(args, "no_progress_bar", "overrides", "verbose")
+        fixed = {"progress_bar": not args.no_progress_bar, "verbose": args.verbose}
+        opts, layers = split_args(ns, FinetuneOptions, defaults, fixed=fixed)
         if args.overrides:
             layers.append(("command line overrides", parse_overrides(args.overrides)))
         try:
@@ -100,6 +103,7 @@ def finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None,
             print(f"interrupted: {e}", file=sys.stderr)
             return 130
         print(f"finetuned model dir: {summary['output_dir']} (model.pt = {summary['final_checkpoint']})")
+        print(f"next, decode with model.pt:\n  {next_command(summary['output_dir'], opts.data_path)}")
         return 0
 
     return _guarded(args.debug, job)
@@ -123,6 +127,23 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
     return _guarded(args.debug, job)
 
 
+def next_command(output_dir: str, data_path: str, script_dir: Optional[str] = None) -> str:
+    """The infer_after_finetune.py command that decodes ``output_dir``'s model.pt (the test set of ``data_path``
+    when it has one, else its dev set)."""
+    script_dir = script_dir if script_dir is not None else os.path.dirname(os.path.abspath(sys.argv[0]))
+    script = os.path.join(script_dir, "infer_after_finetune.py")
+    data = next(
+        (
+            os.path.join(data_path, d)
+            for d in ("test", "dev", "validation")
+            if os.path.isdir(os.path.join(data_path, d))
+        ),
+        os.path.join(data_path, "test"),
+    )
+    script = script if os.path.isfile(script) else "infer_after_finetune.py"
+    return f"python {shlex.quote(script)} --output_dir {shlex.quote(output_dir)} --data_dir {shlex.quote(data)}"
+
+
 def infer_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of ``infer.py`` (its flags: InferOptions and the decoding config flags)."""
     from funasr_lite.decode.options import InferOptions
@@ -140,6 +161,12 @@ def finetune_parser(defaults: Dict[str, Any], prog: Optional[str] = None) -> arg
         "Finetune a Paraformer model dir on train/ and dev/ data.", [FinetuneOptions], defaults, prog, DECODE_ONLY
     )
     parser.add_argument("--no_progress_bar", action="store_true", help="no tqdm bar")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the whole merged config with the source of each value (always saved as "
+        "output_dir/config.provenance.txt; by default only the keys changed from the model's config are printed)",
+    )
     parser.add_argument(
         "--override",
         dest="overrides",

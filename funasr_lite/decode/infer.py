@@ -17,6 +17,7 @@ failed, 1 the job could not run (bad model dir, data dir or arguments).
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -302,8 +303,22 @@ def prepare_finetuned_dir(
                 raise ModelDirError(f"{name} is missing from {output_dir} and from the init model {source}")
             else:
                 logger.info("%s is in neither %s nor the init model; not needed to decode", name, output_dir)
-    logger.info("decoding with %s (sha256 %s)", ckpt, file_sha256(ckpt))
+    logger.info(
+        "decoding with %s%s (sha256 %s)", ckpt, _chosen_note(output_dir, decoding_model_name), file_sha256(ckpt)
+    )
     return ckpt
+
+
+def _chosen_note(output_dir: str, name: str) -> str:
+    """`` = valid.acc.ave.pb, the checkpoint finetune chose`` for model.pt when configuration.json records it."""
+    if name != "model.pt":
+        return ""
+    try:
+        with open(os.path.join(output_dir, "configuration.json"), encoding="utf-8") as f:
+            chosen = (json.load(f).get("funasr_lite") or {}).get("model.pt")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f" (= {chosen}, the checkpoint finetune chose)" if isinstance(chosen, str) else ""
 
 
 def run_after_finetune(

@@ -172,7 +172,12 @@ class AfterFinetuneOptions:
     """Which checkpoint of a finetune output dir to decode with, and where missing files come from."""
 
     output_dir: str = option(help="the finetune output dir; results go to its decode_results/", flag=True)
-    decoding_model_name: str = option("valid.acc.ave.pb", "a checkpoint file inside output_dir", flag=True)
+    decoding_model_name: str = option(
+        "model.pt",
+        "a checkpoint file inside output_dir; model.pt (default) is the checkpoint finetune chose "
+        "(--final_checkpoint, recorded in configuration.json), the weights infer.py --model output_dir decodes",
+        flag=True,
+    )
     modelscope_model_name: Optional[str] = option(
         None, "the init model (hub id or dir) that files missing from output_dir are copied from", flag=True
     )

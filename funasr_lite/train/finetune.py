@@ -13,7 +13,9 @@ and nothing is written there before the config, the data and the resume state ar
 ``output_dir`` ends as a complete FunASR 1.x model dir: the merged ``config.yaml``, ``tokens.json``,
 ``am.mvn``, ``seg_dict`` and ``decoding.yaml`` (when the init model has them), ``configuration.json``
 and ``model.pt`` (= the chosen checkpoint, ``valid.acc.ave.pb`` by default), plus the checkpoints
-described in :mod:`funasr_lite.train.checkpoint`, ``training_curves.png`` and ``tensorboard/``.
+described in :mod:`funasr_lite.train.checkpoint`, ``training_curves.png``, ``tensorboard/``, ``train.log`` (the log,
+appended across resumes) and ``config.provenance.txt`` (the merged config with the source of each value), see
+:mod:`funasr_lite.train.runlog`.
 """
 
 import json
@@ -41,6 +43,7 @@ from funasr_lite.train.distributed import DistInfo, barrier, cleanup_distributed
 from funasr_lite.train.faults import run_on_rank0
 from funasr_lite.train.options import FinetuneOptions, TrainConf
 from funasr_lite.train.rundir import locked_output_dir, training_config
+from funasr_lite.train.runlog import RunLog, config_summary, write_provenance
 from funasr_lite.train.scheduler import build_optimizer, build_scheduler
 from funasr_lite.train.trainer import Trainer
 from funasr_lite.utils.fileio import atomic_copy, atomic_write_json
@@ -82,8 +85,9 @@ def _finetune(opts: FinetuneOptions, layers: Sequence[Tuple[str, Mapping[str, An
         )
     # 2. one run per output dir (rank 0 holds the lock to the end); nothing is written there until the
     # config, data and resume state are checked (steps 3-9)
-    with locked_output_dir(out, dist):
+    with locked_output_dir(out, dist), RunLog(out, dist.is_main) as run_log:
         trainer, resumed = _prepare(opts, layers, dist, md, out)
+        run_log.open()  # train.log: the lines so far, then every later one (rank 0)
         # 10. the epoch loop, then the n-best averages
         result = trainer.fit()
         # 11. model.pt = the chosen checkpoint; configuration.json points FunASR at it
@@ -112,8 +116,10 @@ def _prepare(
     """Steps 3-9: everything that can refuse the job, then (rank 0) the model files; returns the trainer."""
     # 3. the config: built-in defaults < config.yaml < finetune.yaml < recipe defaults < flags
     cfg = merge_finetune_config(md, layers)
-    if dist.is_main:
-        logger.info("merged config (value  # where it was set):\n%s", cfg.describe())
+    if dist.is_main:  # the changes from the init model's config; all of it in config.provenance.txt (step 9)
+        logger.info("%s", config_summary(cfg, md.root, md.finetune_yaml))
+        if opts.verbose:
+            logger.info("merged config (value  # where it was set):\n%s", cfg.describe())
     token_list = _token_list(md, cfg)
     # 4. tokenizer, the same one inference uses
     seg_dict = load_seg_dict(md.seg_dict) if md.seg_dict else None
@@ -149,9 +155,14 @@ def _prepare(
         config=training_config(cfg),
     )
     resumed = trainer.resume()
-    # 9. save the merged config (what really trains) and copy the model files the dir needs (rank 0)
+    # 9. save the merged config (what really trains; with the source of each value in config.provenance.txt)
+    # and copy the model files the dir needs (rank 0)
     run_on_rank0(
-        dist, "writing the model files", lambda: write_model_files(md, cfg, token_list, out), out, trainer._last_good()
+        dist,
+        "writing the model files",
+        lambda: (write_model_files(md, cfg, token_list, out), write_provenance(cfg, out)),
+        out,
+        trainer._last_good(),
     )
     return trainer, resumed
 

@@ -51,7 +51,10 @@ class TrainConf(Section):
     grad_clip: float = option(5.0, "gradient-norm clip threshold (<= 0: off)")
     grad_clip_type: float = option(2.0, "p of the clipped norm")
     keep_nbest_models: Union[int, List[int]] = option(
-        factory=lambda: [10], help="n of valid.acc.ave_{n}best.pb", flag=True
+        factory=lambda: [10],
+        help="n of the averages valid.acc.ave_{n}best.pb and valid.cer.ave_{n}best.pb (one per ranking metric); "
+        "the largest n is also how many epoch checkpoints each metric keeps",
+        flag=True,
     )
     log_interval: int = option(50, "log every N steps")
     use_fp16: bool = option(False, "AMP with float16 (GPU only)")
@@ -104,6 +107,7 @@ class FinetuneOptions:
         ("acc", "cer"), "dev metrics that rank checkpoints: acc (valid.acc.*), cer (valid.cer.*)"
     )
     progress_bar: bool = option(True, "tqdm progress bar on rank 0")
+    verbose: bool = option(False, "log the whole merged config with the source of each value (else only the changes)")
 
     def __post_init__(self) -> None:
         from funasr_lite.train.checkpoint import RESUME_NAME  # torch: only when a run is configured, not for --help

@@ -1,6 +1,8 @@
 """What a training run derives from its epoch checkpoints and reports, on rank 0: pruning, the
 ``valid.<m>.best.pb`` links, ``training_curves.png``, the ``valid.<m>.ave_{n}best.pb`` averages at the end,
-and the progress log lines and TensorBoard scalars (``output_dir/tensorboard``).
+and the progress bar, log lines and TensorBoard scalars (``output_dir/tensorboard``): ``update/*`` every update,
+``train/*`` every ``log_interval`` updates and at the end of each epoch, ``epoch/*`` and ``dev/*`` per epoch, all
+at the global step.
 
 File formats and the ranking of epochs are in :mod:`funasr_lite.train.checkpoint`. The training loop
 (:mod:`funasr_lite.train.trainer`) writes the epoch checkpoints, decides when, and handles failed writes.
@@ -46,6 +48,7 @@ class RunOutputs:
         self.output_dir, self.criteria, self.keep_nbest = output_dir, list(criteria), list(keep_nbest)
         self.is_main, self.tensorboard, self.plot = is_main, tensorboard, plot
         self._writer: Any = None
+        self._update_sums = (None, 0.0, 0.0)  # (window, loss_sum, batches) at the last log_update
 
     # ------------------------------------------------------------------ files (call on rank 0)
     def sync(self, records: Sequence[ckpt.EpochRecord]) -> None:
@@ -90,6 +93,33 @@ class RunOutputs:
     def scalar(self, tag: str, value: Optional[float], step: int) -> None:
         if self._writer is not None and value is not None and math.isfinite(value):
             self._writer.add_scalar(tag, value, step)
+
+    def progress_bar(self, epoch: int, total: Optional[int], initial: int, enabled: bool) -> Any:
+        """The tqdm bar of an epoch's batches (rank 0, when ``enabled``; a no-op bar otherwise)."""
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            dynamic_ncols=True,
+            disable=not (enabled and self.is_main),
+            leave=False,
+        )
+
+    def log_update(self, step: int, window: LogWindow, lr: float) -> None:
+        """The per-update scalars ``update/loss`` (mean of the update's micro-batches with a finite loss) and
+        ``update/lr`` (the lr it used), at the global step: curves even when log_interval exceeds an epoch."""
+        if self._writer is None:
+            return
+        last, loss_sum, batches = self._update_sums
+        if last is not window:  # a new log window: it started from zero
+            loss_sum, batches = 0.0, 0.0
+        if window.batches > batches:
+            self.scalar("update/loss", (window.loss_sum - loss_sum) / (window.batches - batches), step)
+        self.scalar("update/lr", lr, step)
+        self._update_sums = (window, window.loss_sum, window.batches)
 
     def log_epoch(self, record: ckpt.EpochRecord, max_epoch: int) -> None:
         """The end-of-epoch line and the ``epoch/*``, ``dev/*`` scalars (at the global step)."""

@@ -19,6 +19,7 @@ CURVES_NAME = "training_curves.png"
 def plot_training_curves(output_dir: str, records: Sequence[EpochRecord]) -> Optional[str]:
     """Write ``training_curves.png`` of ``records`` into ``output_dir``; returns its path, None without records."""
     from matplotlib.figure import Figure  # no pyplot: never touches the global backend or a display
+    from matplotlib.ticker import MaxNLocator
 
     records = sorted(records, key=lambda r: r.epoch)
     if not records:
@@ -41,6 +42,7 @@ def plot_training_curves(output_dir: str, records: Sequence[EpochRecord]) -> Opt
                 drawn = True
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(True, alpha=0.3)
         if drawn and len(curves) > 1:
             ax.legend()

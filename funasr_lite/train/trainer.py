@@ -365,7 +365,6 @@ class Trainer:
     def _train_epoch(
         self, epoch: int, skip: int, partial: Dict[str, float], rng: Optional[Dict[str, Any]]
     ) -> EpochTotals:
-        from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         module = self.ddp if self.ddp is not None else self.model
@@ -382,15 +381,7 @@ class Trainer:
             total: Optional[int] = len(self.train_loader)
         except TypeError:
             total = None
-        bar = tqdm(
-            total=total,
-            initial=skip,
-            desc=f"epoch {epoch}",
-            unit="batch",
-            dynamic_ncols=True,
-            disable=not (self.progress_bar and self.dist.is_main),
-            leave=False,
-        )
+        bar = self.outputs.progress_bar(epoch, total, skip, self.progress_bar)
         self.optimizer.zero_grad(set_to_none=True)
         accum = synced = 0
         done = skip
@@ -451,6 +442,7 @@ class Trainer:
                     window.add(lv, av, audio)
                 if accum == self.conf.accum_grad:
                     if self._update(synced == 0, tot):
+                        self.outputs.log_update(self.step, window, tot.lr)
                         bar.set_postfix(loss=f"{window.loss_sum / max(window.batches, 1):.3f}", lr=f"{tot.lr:.2e}")
                         if self.step % self.conf.log_interval == 0:
                             self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
@@ -459,6 +451,8 @@ class Trainer:
                 now = time.perf_counter()
                 tot.time += now - t_last
                 t_last = now
+        if window.batches:  # a line per epoch at least, also when log_interval exceeds its updates
+            self.outputs.log_step(epoch, self.conf.max_epoch, done, total, self.step, window, tot.lr)
         tot.all_reduce(self.dist)
         return tot
 

@@ -155,7 +155,7 @@ def test_every_flag_of_every_script_is_covered():
     for script, (_, build, runtime, _, _) in SCRIPTS.items():
         flags = option_flags(runtime())
         dests = {a.dest for a in build(_defaults(script))._actions if a.option_strings}
-        assert dests - set(flags) - {"help", "debug", "no_progress_bar", "overrides"} == set(), script
+        assert dests - set(flags) - {"help", "debug", "no_progress_bar", "verbose", "overrides"} == set(), script
         assert isinstance(build(_defaults(script)), argparse.ArgumentParser)
 
 

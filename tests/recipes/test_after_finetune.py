@@ -60,6 +60,8 @@ def test_decodes_into_decode_results_with_sha256(tmp_path):
         "cpu",
         "--modelscope_model_name",
         os.path.join(DEMO, "model"),
+        "--decoding_model_name",  # the default is model.pt (test_default_decodes_model_pt)
+        "valid.acc.ave_10best.pb",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = out / "decode_results" / "1best_recog"

@@ -125,7 +125,7 @@ def make_trainer(out, max_epoch=2, dist=None, train=None, accum_grad=1, decode=T
         max_epoch=max_epoch,
         accum_grad=accum_grad,
         grad_clip=5.0,
-        log_interval=2,
+        log_interval=opts.pop("log_interval", 2),
         seed=0,
         keep_nbest_models=opts.pop("keep_nbest_models", [1, 2]),
         max_nan_steps=opts.pop("max_nan_steps", 10),
@@ -144,7 +144,7 @@ def make_trainer(out, max_epoch=2, dist=None, train=None, accum_grad=1, decode=T
         frame_seconds=0.06,
         decode_fn=toy_decode if decode else None,
         tokenizer=ToyTokenizer() if decode else None,
-        progress_bar=False,
+        progress_bar=opts.pop("progress_bar", False),
         tensorboard=True,
         plot=True,
         **opts,
@@ -268,6 +268,63 @@ def test_outputs_layout_and_sidecars(tmp_path):
     assert res.step == 24 and sorted(res.best_epochs) == ["acc", "cer"]
     # the model learned something: the toy task is easy
     assert res.records[-1].dev_acc > 0.5 and res.records[-1].dev_cer < 60
+
+
+def test_progress_lines_per_epoch_and_per_update_scalars(tmp_path, caplog, monkeypatch):
+    """log_interval above the updates of an epoch (8 here): still a progress line per epoch, with or without the
+    bar, and TensorBoard gets update/loss and update/lr at every global step; the plot has integer epoch ticks."""
+    from matplotlib.figure import Figure
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    figs = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), save(self, *a, **k))[1])
+    caplog.set_level(logging.INFO, logger="funasr_lite")
+    for bar in (False, True):
+        caplog.clear()
+        out = tmp_path / f"bar{bar}"
+        t = make_trainer(out, max_epoch=3, log_interval=100, progress_bar=bar)
+        t.resume()
+        t.fit()
+        lines = [r.getMessage() for r in caplog.records if " batch " in r.getMessage()]
+        assert [ln.split(":")[0] for ln in lines] == [f"epoch {e}/3 batch 8/8 update {8 * e}" for e in (1, 2, 3)]
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("update/loss")] == list(range(1, 25))
+    assert [e.step for e in acc.Scalars("update/lr")] == list(range(1, 25))
+    assert [e.step for e in acc.Scalars("train/loss")] == [8, 16, 24]
+    ticks = [x for ax in figs[-1].axes for x in ax.get_xticks() if 1 <= x <= 3]
+    assert ticks and all(float(x).is_integer() for x in ticks)
+
+
+def test_per_update_loss_is_the_mean_of_its_micro_batches(tmp_path):
+    from funasr_lite.train.outputs import RunOutputs
+    from funasr_lite.train.stats import LogWindow
+
+    outputs = RunOutputs(str(tmp_path), ["acc"], [1], is_main=True, tensorboard=True, plot=False)
+    seen = []
+    outputs.open(0)
+    outputs.scalar = lambda tag, v, step: seen.append((tag, v, step))
+    w = LogWindow()
+    w.add(1.0, None, 1.0)
+    w.add(3.0, None, 1.0)
+    outputs.log_update(1, w, 0.1)
+    w.add(5.0, None, 1.0)
+    outputs.log_update(2, w, 0.2)
+    w2 = LogWindow()  # a new log window starts from zero
+    w2.add(7.0, None, 1.0)
+    outputs.log_update(3, w2, 0.3)
+    outputs.close()
+    assert [s for s in seen if s[0] == "update/loss"] == [
+        ("update/loss", 2.0, 1),
+        ("update/loss", 5.0, 2),
+        ("update/loss", 7.0, 3),
+    ]
+    assert [s for s in seen if s[0] == "update/lr"] == [
+        ("update/lr", 0.1, 1),
+        ("update/lr", 0.2, 2),
+        ("update/lr", 0.3, 3),
+    ]
 
 
 def test_resume_after_epoch_is_exact(tmp_path):
@@ -425,12 +482,16 @@ def _ft_opts(model, data, out, device="auto", **kw):
     return opts, [("command line", flags_layer(flags))]
 
 
-def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
+def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path, caplog):
     from funasr_lite.decode.transcribe import load_model
     from funasr_lite.train.finetune import finetune, select_checkpoint
 
     model, data = ft_setup
     out = tmp_path / "out"
+    caplog.set_level(logging.INFO, logger="funasr_lite")
+    with pytest.raises(Exception, match="missing train/"):  # a failed start: no train.log, no dir
+        finetune(*_ft_opts(model, str(tmp_path), out))
+    assert not out.exists()
     res = finetune(*_ft_opts(model, data, out))
     assert res["epochs"] == 2 and not res["resumed"] and res["step"] > 0
     files = set(os.listdir(out))
@@ -448,8 +509,16 @@ def test_finetune_output_is_a_model_dir_funasr_loads(ft_setup, tmp_path):
         "2epoch.yaml",
         "training_curves.png",
         "tensorboard",
+        "train.log",
+        "config.provenance.txt",
     ):
         assert name in files, name
+    # the console gets the changed keys only; the whole config (with sources) is saved, and the log is a file
+    assert "merged config (value" not in caplog.text and "optim: adam  # command line" in caplog.text
+    assert "lr: 0.002  # command line" in open(out / "config.provenance.txt").read()
+    train_log = open(out / "train.log", encoding="utf-8").read()
+    assert "with these changes" in train_log and "epoch 2/2 done" in train_log and "model.pt = " in train_log
+    assert train_log.count("epoch 1/2 batch") >= 1  # a progress line per epoch even when log_interval > updates
     conf = yaml.safe_load(open(out / "config.yaml"))
     assert conf["optim"] == "adam" and conf["optim_conf"]["lr"] == 2e-3  # the merged config is what was saved
     assert conf["scheduler_conf"]["warmup_steps"] == 10 and conf["train_conf"]["max_epoch"] == 2

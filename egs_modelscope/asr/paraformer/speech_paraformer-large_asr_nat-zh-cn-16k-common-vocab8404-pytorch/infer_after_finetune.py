@@ -6,6 +6,8 @@ Usage:
     python infer_after_finetune.py --output_dir ./checkpoint --data_dir ./data/test \
         --decoding_model_name valid.cer.best.pb --device cpu
 
+By default it decodes output_dir/model.pt, the checkpoint finetune.py chose (--final_checkpoint,
+recorded in configuration.json): the same weights as infer.py --model output_dir.
 Results go to output_dir/decode_results/1best_recog/ (text, token, score, timestamp,
 failed, text.cer). The path and sha256 of the checkpoint used are logged.
 Exit status: 0 all decoded, 2 some utterances failed, 1 the job could not run.
@@ -19,7 +21,7 @@ from funasr_lite.cli.recipes import infer_after_finetune_cli
 DEFAULTS = dict(
     output_dir="./checkpoint",  # the finetune output dir
     data_dir="./data/test",
-    decoding_model_name="valid.acc.ave_10best.pb",  # a checkpoint file inside output_dir
+    decoding_model_name="model.pt",  # a checkpoint file inside output_dir; model.pt = the one finetune chose
     modelscope_model_name="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
     required_files=["am.mvn", "decoding.yaml", "configuration.json"],  # copied from the init model when missing
     batch_size=32,

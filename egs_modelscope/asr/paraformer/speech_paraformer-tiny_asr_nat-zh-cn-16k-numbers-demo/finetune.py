@@ -35,6 +35,7 @@ DEFAULTS = dict(
     specaug="none",
     seed=0,
     num_workers=1,
+    final_checkpoint="valid.cer.ave_5best.pb",  # model.pt: chosen on dev CER (what infer_after_finetune.py decodes)
 )
 
 if __name__ == "__main__":

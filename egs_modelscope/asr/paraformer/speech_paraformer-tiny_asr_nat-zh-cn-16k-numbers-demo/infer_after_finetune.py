@@ -6,7 +6,9 @@ Usage:
     python infer_after_finetune.py --decoding_model_name valid.cer.best.pb --data_dir data/dev
 
 Same flags as ../speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch/infer_after_finetune.py;
-only the defaults differ. Results go to exp/finetune/decode_results/1best_recog/.
+only the defaults differ. By default it decodes output_dir/model.pt, the checkpoint finetune.py chose (--final_checkpoint,
+recorded in configuration.json): the same weights as infer.py --model output_dir.
+Results go to exp/finetune/decode_results/1best_recog/.
 """
 
 import os
@@ -20,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULTS = dict(
     output_dir=os.path.join(HERE, "exp", "finetune"),
     data_dir=os.path.join(HERE, "data", "test"),
-    decoding_model_name="valid.cer.ave_5best.pb",
+    decoding_model_name="model.pt",  # the checkpoint finetune chose (as infer.py --model exp/finetune)
     modelscope_model_name=os.path.join(HERE, "exp", "init_model"),
     required_files=["am.mvn", "configuration.json"],
     batch_size=32,
