@@ -48,3 +48,17 @@ def test_run_sh_passes_its_from_scratch_flags():
     call = text[text.index('python "$here/finetune.py"') :].split("\nfi", 1)[0]
     for flag in ('--model "$work/exp/init_model"', "--lr 0.002", "{warmup_steps: 300}", "--keep_nbest_models 1 5"):
         assert flag in call, flag
+
+
+def test_mix_with_init_interpolates_float_tensors(tmp_path):
+    import torch
+
+    main = runpy.run_path(os.path.join(DEMO, "mix_with_init.py"))["main"]
+    torch.save({"w": torch.zeros(3), "n": torch.tensor(1)}, tmp_path / "init.pt")
+    torch.save({"w": torch.ones(3), "n": torch.tensor(7)}, tmp_path / "tuned.pb")
+    args = ["--init", str(tmp_path / "init.pt"), "--finetuned", str(tmp_path / "tuned.pb"), "--weight", "0.25"]
+    assert main(args) == 0
+    mixed = torch.load(tmp_path / "mix0.25.pb", weights_only=True)
+    assert torch.allclose(mixed["w"], torch.full((3,), 0.25)) and int(mixed["n"]) == 7
+    torch.save({"other": torch.ones(3)}, tmp_path / "bad.pb")
+    assert main(["--init", str(tmp_path / "init.pt"), "--finetuned", str(tmp_path / "bad.pb")]) == 1
