@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Decode the bundled test set with a checkpoint of exp/finetune (after finetune.py).
+"""Decode with a checkpoint of exp/finetune (after finetune.py on model/).
 
 Usage:
-    python infer_after_finetune.py
-    python infer_after_finetune.py --decoding_model_name valid.cer.best.pb --data_dir data/dev
+    python infer_after_finetune.py                        # exp/mydata/test, your held-out split
+    python infer_after_finetune.py --data_dir data/test   # the bundled test set: did it stay as good?
+    python infer_after_finetune.py --decoding_model_name valid.cer.best.pb
 
 Same flags as ../speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch/infer_after_finetune.py;
 only the defaults differ. By default it decodes output_dir/model.pt, the checkpoint finetune.py chose (--final_checkpoint,
@@ -21,9 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Editable defaults; every key is also a command-line flag of the same name.
 DEFAULTS = dict(
     output_dir=os.path.join(HERE, "exp", "finetune"),
-    data_dir=os.path.join(HERE, "data", "test"),
+    data_dir=os.path.join(HERE, "exp", "mydata", "test"),
     decoding_model_name="model.pt",  # the checkpoint finetune chose (as infer.py --model exp/finetune)
-    modelscope_model_name=os.path.join(HERE, "exp", "init_model"),
+    modelscope_model_name=os.path.join(HERE, "model"),  # the init model: missing files come from it
     required_files=["am.mvn", "configuration.json"],
     batch_size=32,
     batch_seconds=300.0,

@@ -56,8 +56,12 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "stage 2: train into $work/exp/finetune"
+  # from-scratch hyper-parameters, all explicit: finetune.py's own defaults are for finetuning model/
   python "$here/finetune.py" --model "$work/exp/init_model" --data_path "$work/data" \
-    --output_dir "$work/exp/finetune" --max_epoch "$max_epoch" --seed "$seed" --no_progress_bar
+    --output_dir "$work/exp/finetune" --max_epoch "$max_epoch" --seed "$seed" --no_progress_bar \
+    --optim adam --lr 0.002 --scheduler warmuplr --scheduler_conf '{warmup_steps: 300}' \
+    --batch_bins 1500 --accum_grad 1 --specaug none --keep_nbest_models 1 5 --dataset_type small \
+    --num_workers 1 --final_checkpoint valid.acc.ave.pb
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
