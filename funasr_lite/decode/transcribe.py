@@ -34,7 +34,7 @@ from funasr_lite.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
-AudioInput = Union[str, np.ndarray, torch.Tensor]
+AudioInput = Union[str, "os.PathLike[str]", np.ndarray, torch.Tensor]
 
 
 class Transcriber:
@@ -146,17 +146,22 @@ class Transcriber:
             batch_size: utterances per batch (batches are length-sorted); default ``options.batch_size``.
             sample_rate: the rate of array inputs (default: the model's rate).
         """
-        if isinstance(inputs, (str, np.ndarray, torch.Tensor)):
+        if isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
             inputs = [inputs]
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        # None (not 0, not any falsy value) means "the model's rate"; a bad rate is an AudioError
+        array_rate = self.sample_rate if sample_rate is None else sample_rate
         wavs, keys = [], []
         for i, item in enumerate(inputs):
-            if isinstance(item, str):
+            if isinstance(item, (str, os.PathLike)):
+                item = os.fspath(item)
                 wavs.append(load_audio(item, self.sample_rate))
                 keys.append(os.path.splitext(os.path.basename(item))[0])
             else:
-                wavs.append(
-                    load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=f"input {i}")
-                )
+                wavs.append(load_audio_array(item, array_rate, self.sample_rate, name=f"input {i}"))
                 keys.append(f"input{i}")
         batch_size = batch_size or self.options.batch_size
         order = sorted(range(len(wavs)), key=lambda i: -wavs[i].numel())

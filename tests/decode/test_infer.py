@@ -107,6 +107,28 @@ def test_batched_equals_one_by_one(funasr_dir, synth_data_dir):
         assert b["score"] == pytest.approx(s["score"], abs=1e-4)
 
 
+def test_transcribe_takes_path_objects_and_refuses_bad_rates_and_batch_sizes(funasr_dir, synth_data_dir):
+    """pathlib.Path is a path (not "expected an array"); sample_rate=0/NaN is an AudioError, not
+    silently the model's rate or a bare ValueError; batch_size must be a positive integer."""
+    import pathlib
+
+    import numpy as np
+
+    from funasr_lite.errors import AudioError
+
+    asr = load_model(funasr_dir)
+    wav = list(_wavs(synth_data_dir).values())[0]
+    assert asr.transcribe([pathlib.Path(wav)])[0]["token_ids"] == asr.transcribe([wav])[0]["token_ids"]
+    assert asr.transcribe(pathlib.Path(wav))[0]["key"] == os.path.splitext(os.path.basename(wav))[0]
+    arr = np.zeros(16000, np.float32)
+    for bad in (0, -16000, float("nan"), float("inf"), "16000", 16000.5):
+        with pytest.raises(AudioError, match="sample rate"):
+            asr.transcribe([arr], sample_rate=bad)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            asr.transcribe([wav], batch_size=bad)
+
+
 def test_result_fields_and_timestamps(funasr_dir, synth_data_dir):
     res = load_model(funasr_dir).transcribe(list(_wavs(synth_data_dir).values())[:1])[0]
     assert len(res["tokens"]) == len(res["token_ids"]) == len(res["timestamp"])
