@@ -149,3 +149,26 @@ def test_make_shards_reuse(tmp_path, capsys):
     assert status == 0 and (out / "data.list").read_text().count("\n") == 1  # other shard size: rebuilt
     status, _, err = _main(capsys, "make-shards", str(data), str(out), "--reuse", "--overwrite")
     assert status == 2 and "not allowed with" in err
+
+
+def test_an_output_path_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    """compute-cer REF HYP REF (or compute-cmvn DATA DATA/wav.scp) used to replace the input with the output."""
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.write_text("a 我 们\n", encoding="utf-8")
+    hyp.write_text("a 我\n", encoding="utf-8")
+    os.symlink(str(ref), str(tmp_path / "ref_link"))
+    for out, extra in (
+        (ref, []),
+        (tmp_path / "ref_link", []),
+        (hyp, []),
+        (tmp_path / "o.cer", ["--error-report", str(ref)]),
+    ):
+        status, _, err = _main(capsys, "compute-cer", str(ref), str(hyp), str(out), *extra)
+        assert status == 1 and err.count("error:") == 1 and "is the same file as the input" in err, err
+    assert ref.read_text(encoding="utf-8") == "a 我 们\n" and hyp.read_text(encoding="utf-8") == "a 我\n"
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(str(data / "x.wav"), np.zeros(1600, dtype=np.float32), 16000)
+    (data / "wav.scp").write_text(f"x {data / 'x.wav'}\n", encoding="utf-8")
+    status, _, err = _main(capsys, "compute-cmvn", str(data), str(data / "wav.scp"))
+    assert status == 1 and "is the input" in err and (data / "wav.scp").read_text().startswith("x ")
