@@ -5,6 +5,7 @@ fsyncs it, then renames it over the target (``os.replace`` is atomic on POSIX).
 """
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -26,6 +27,8 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
     On an exception the temporary file is removed and ``path`` is untouched.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # else the rename fails naming the temporary file, not the path asked for
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:

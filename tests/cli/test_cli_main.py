@@ -172,3 +172,11 @@ def test_an_output_path_that_is_an_input_is_refused_and_the_input_kept(tmp_path,
     (data / "wav.scp").write_text(f"x {data / 'x.wav'}\n", encoding="utf-8")
     status, _, err = _main(capsys, "compute-cmvn", str(data), str(data / "wav.scp"))
     assert status == 1 and "is the input" in err and (data / "wav.scp").read_text().startswith("x ")
+
+
+def test_an_output_path_that_is_a_directory_is_named_not_a_temporary_file(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    ref.write_text("a 我\n", encoding="utf-8")
+    status, _, err = _main(capsys, "compute-cer", str(ref), str(ref), str(tmp_path))
+    assert status == 1 and err == f"error: cannot write {tmp_path}: is a directory, expected a file path\n", err
+    assert [p.name for p in tmp_path.iterdir()] == ["ref"]  # no temporary file left behind
