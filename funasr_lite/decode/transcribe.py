@@ -61,9 +61,7 @@ class Transcriber:
         # 2. tokenizer: tokens file, else config.yaml's token_list
         token_list = load_token_list(model_dir.tokens) if model_dir.tokens else self.config.tokenizer_conf.token_list
         if not token_list or isinstance(token_list, str):
-            raise CheckpointError(
-                f"{model_dir.root}: no tokens.json/tokens.txt and no token_list in {model_dir.config}"
-            )
+            raise CheckpointError(model_dir.no_tokens_message())
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
         # 3. weights: safe load, vocabulary check, strict load

@@ -225,3 +225,17 @@ def test_data_dir_job_writes_every_key(funasr_dir, synth_data_dir, tmp_path):
     assert "broken(nwords=3,cor=0,ins=0,del=3,sub=0)" in cer
     assert result.cer_summary.startswith("%WER")
     assert (rec / "errs-data-greedy.txt").exists()
+
+
+def test_missing_token_list_names_the_file_configuration_json_asks_for(funasr_dir, tmp_path):
+    """configuration.json names tokens.json; a tokens.txt beside it is not used, and the error said
+    'no tokens.json/tokens.txt' although tokens.txt was right there."""
+    d = str(tmp_path / "m")
+    shutil.copytree(funasr_dir, d)
+    with open(os.path.join(d, "tokens.json"), encoding="utf-8") as f:
+        tokens = json.load(f)
+    with open(os.path.join(d, "tokens.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    os.remove(os.path.join(d, "tokens.json"))
+    with pytest.raises(CheckpointError, match=rf"^{d}/tokens\.json: token list not found \(and no token_list in "):
+        load_model(d)
