@@ -58,8 +58,8 @@ class ModelDir:
 
     def no_tokens_message(self) -> str:
         """Why there is no token list, naming the file that was looked for (not a generic pair of names)."""
-        where = os.path.join(self.root, self.tokens_name) if self.tokens_name else f"{self.root}/tokens.json"
-        return f"{where}: token list not found (and no token_list in {self.config})"
+        name = self.tokens_name or "tokens.json"
+        return f"{self.root}: no {name} (the token list this model dir names) and no token_list in {self.config}"
 
 
 def _read_json(path: str) -> Dict:
