@@ -200,7 +200,13 @@ def compute_cmvn_main(argv: Optional[List[str]] = None, prog: Optional[str] = No
     args = p.parse_args(argv)
     from funasr_lite.data.frontend import write_cmvn
     from funasr_lite.hub.model_init import data_dir_cmvn
+    from funasr_lite.utils.fileio import output_clobbers_input
 
+    kaldi_files = [os.path.join(args.data_dir, n) for n in ("wav.scp", "text", "data.list", "segments")]
+    clobbered = output_clobbers_input(args.out, kaldi_files)
+    if clobbered is not None:
+        print(f"compute_cmvn: error: out {args.out}: is the input {clobbered}; choose another path", file=sys.stderr)
+        return 1
     conf = {k: getattr(args, k) for k in ("fs", "window", "n_mels", "frame_length", "frame_shift", "lfr_m", "lfr_n")}
     try:
         mean, std, frames, utts = data_dir_cmvn(args.data_dir, conf, stats_on=args.stats_on, max_utts=args.max_utts)

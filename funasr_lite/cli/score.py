@@ -8,6 +8,7 @@ from funasr_lite.cli.formatting import tool_parser
 from funasr_lite.data.datadir import read_scp
 from funasr_lite.decode.cer import score_corpus, write_error_report, write_text_cer
 from funasr_lite.errors import DataDirError
+from funasr_lite.utils.fileio import output_clobbers_input, same_file
 
 
 def read_transcripts(path: str, what: str) -> Dict[str, str]:
@@ -58,6 +59,17 @@ def compute_cer_main(argv: Optional[List[str]] = None, prog: Optional[str] = Non
     except DataDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    outputs = [("out", args.out), ("--error-report", args.error_report)]
+    for label, path in outputs:
+        clobbered = output_clobbers_input(path, [args.ref, args.hyp]) if path else None
+        if clobbered is None and label == "--error-report" and path and same_file(path, args.out):
+            clobbered = args.out
+        if clobbered is not None:
+            print(
+                f"error: {label} {path}: is the same file as the input {clobbered}; choose another path",
+                file=sys.stderr,
+            )
+            return 1
     report = score_corpus(refs, hyps)
     try:
         for path in filter(None, (args.out, args.error_report)):

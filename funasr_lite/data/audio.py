@@ -374,7 +374,12 @@ def load_audio_array(data: ArrayLike, sample_rate: int, target_sr: int = 16000, 
         arr = data.detach().cpu()
     else:
         raise AudioError(f"{name}: expected a numpy array or torch tensor, got {type(data).__name__}")
-    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate:
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+        or not math.isfinite(sample_rate)
+        or int(sample_rate) != sample_rate
+    ):
         raise AudioError(f"{name}: invalid sample rate {sample_rate!r}")
     _check_rate(name, int(sample_rate))
     if arr.ndim not in (1, 2):

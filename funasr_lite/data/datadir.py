@@ -206,10 +206,9 @@ def _decode_line(raw: bytes, path: str, lineno: int) -> "tuple[Optional[str], Op
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as e:
         head = _SPLIT_BYTES.split(raw.lstrip(b" \t"), maxsplit=1)[0]
-        try:
-            key = _escape_key(head.decode("utf-8")) or None
-        except UnicodeDecodeError:
-            key = None
+        # a key with bad bytes is still a key of the file: written with \xNN escapes so
+        # that it is listed (e.g. in 1best_recog/failed) instead of vanishing
+        key = _escape_key(head.decode("utf-8", "backslashreplace")) or None
         msg = (
             f"invalid UTF-8 byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line; "
             "the file must be UTF-8 (convert it, e.g. with iconv -f GBK -t UTF-8)"
@@ -406,7 +405,8 @@ def load_data_dir(path: str, *, mode: str = "infer", check_audio: bool = True, s
     text_file = os.path.join(path, "text")
     texts: Optional[Dict[str, str]] = None
     text_lines: Dict[str, int] = {}
-    if not os.path.exists(text_file):
+    # lexists: a dangling 'text' symlink is a broken reference file, not an absent one
+    if not os.path.lexists(text_file):
         if train:
             raise DataDirError(f"{path}: data dir has no 'text' file (needed for training)")
     else:

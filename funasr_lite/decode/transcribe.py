@@ -34,7 +34,7 @@ from funasr_lite.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
 
-AudioInput = Union[str, np.ndarray, torch.Tensor]
+AudioInput = Union[str, "os.PathLike[str]", np.ndarray, torch.Tensor]
 
 ON_ERROR = ("raise", "report")
 
@@ -63,9 +63,7 @@ class Transcriber:
         # 2. tokenizer: tokens file, else config.yaml's token_list
         token_list = load_token_list(model_dir.tokens) if model_dir.tokens else self.config.tokenizer_conf.token_list
         if not token_list or isinstance(token_list, str):
-            raise CheckpointError(
-                f"{model_dir.root}: no tokens.json/tokens.txt and no token_list in {model_dir.config}"
-            )
+            raise CheckpointError(model_dir.no_tokens_message())
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
         # 3. weights: safe load, vocabulary check, strict load
@@ -164,19 +162,26 @@ class Transcriber:
         """
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, got {on_error!r}")
-        if isinstance(inputs, (str, np.ndarray, torch.Tensor)):
+        if isinstance(inputs, (str, os.PathLike, np.ndarray, torch.Tensor)):
             inputs = [inputs]
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        # None (not 0, not any falsy value) means "the model's rate"; a bad rate is an AudioError
+        array_rate = self.sample_rate if sample_rate is None else sample_rate
         wavs: Dict[int, torch.Tensor] = {}
         keys, names, failed = [], [], {}
         for i, item in enumerate(inputs):
-            is_path = isinstance(item, str)
+            is_path = isinstance(item, (str, os.PathLike))
+            item = os.fspath(item) if is_path else item
             keys.append(os.path.splitext(os.path.basename(item))[0] if is_path else f"input{i}")
             names.append(item if is_path else f"input {i}")
             try:
                 if is_path:
                     wavs[i] = load_audio(item, self.sample_rate)
                 else:
-                    wavs[i] = load_audio_array(item, sample_rate or self.sample_rate, self.sample_rate, name=names[i])
+                    wavs[i] = load_audio_array(item, array_rate, self.sample_rate, name=names[i])
             except FunasrLiteError as e:
                 if on_error == "raise":
                     raise

@@ -54,6 +54,13 @@ class ModelDir:
     finetune_yaml: Optional[str] = None
     # parsed configuration.json ({} when absent)
     configuration: Dict = field(default_factory=dict)
+    # the token list file name the layout looks for (e.g. configuration.json's tokenizer_conf.token_list)
+    tokens_name: str = ""
+
+    def no_tokens_message(self) -> str:
+        """Why there is no token list, naming the file that was looked for (not a generic pair of names)."""
+        name = self.tokens_name or "tokens.json"
+        return f"{self.root}: no {name} (the token list this model dir names) and no token_list in {self.config}"
 
 
 def _read_json(path: str) -> Dict:
@@ -128,6 +135,7 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
         decoding_yaml=_optional(root, decoding),
         finetune_yaml=_optional(root, "finetune.yaml"),
         configuration=configuration,
+        tokens_name=tokens if isinstance(tokens, str) else "",
     )
     if checkpoint is not None:
         path = checkpoint if os.path.isabs(checkpoint) or os.path.isfile(checkpoint) else os.path.join(root, checkpoint)

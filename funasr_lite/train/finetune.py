@@ -201,7 +201,7 @@ def _token_list(md: ModelDir, cfg: ModelConfig) -> List[str]:
         return list(listed)
     if isinstance(listed, str) and os.path.isfile(listed):
         return load_token_list(listed)
-    raise ConfigError(f"{md.root}: no tokens.json/tokens.txt and no token_list in {md.config}")
+    raise ConfigError(md.no_tokens_message())
 
 
 def find_data_dirs(data_path: str):

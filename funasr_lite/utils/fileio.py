@@ -5,12 +5,13 @@ fsyncs it, then renames it over the target (``os.replace`` is atomic on POSIX).
 """
 
 import contextlib
+import errno
 import io
 import json
 import os
 import shutil
 import tempfile
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator, Optional
 
 
 def _umask() -> int:
@@ -26,6 +27,8 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
     On an exception the temporary file is removed and ``path`` is untouched.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # else the rename fails naming the temporary file, not the path asked for
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
@@ -67,3 +70,20 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     torch.save(obj, buf)
     with atomic_open(path, "wb") as f:
         f.write(buf.getbuffer())
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name the same existing file (through symlinks, ``..`` or hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def output_clobbers_input(out: str, inputs: Iterable[Optional[str]]) -> Optional[str]:
+    """The first of ``inputs`` that writing ``out`` would overwrite, else None.
+
+    A tool's output path given as one of its own inputs (``compute-cer REF HYP REF``) would
+    otherwise atomically replace that input with the output: the input is lost.
+    """
+    return next((inp for inp in inputs if inp and same_file(out, inp)), None)

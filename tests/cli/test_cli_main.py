@@ -216,3 +216,34 @@ def test_bench_common_says_it_is_a_helper_module():
     assert "A helper module, not a command" in proc.stdout and "tools/bench_infer.py" in proc.stdout
     proc = subprocess.run([sys.executable, os.path.join(tool, "bench_common.py")], capture_output=True, text=True)
     assert proc.returncode == 2 and "use python tools/bench_infer.py or python tools/bench_train.py" in proc.stdout
+
+
+def test_an_output_path_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    """compute-cer REF HYP REF (or compute-cmvn DATA DATA/wav.scp) used to replace the input with the output."""
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.write_text("a 我 们\n", encoding="utf-8")
+    hyp.write_text("a 我\n", encoding="utf-8")
+    os.symlink(str(ref), str(tmp_path / "ref_link"))
+    for out, extra in (
+        (ref, []),
+        (tmp_path / "ref_link", []),
+        (hyp, []),
+        (tmp_path / "o.cer", ["--error-report", str(ref)]),
+    ):
+        status, _, err = _main(capsys, "compute-cer", str(ref), str(hyp), str(out), *extra)
+        assert status == 1 and err.count("error:") == 1 and "is the same file as the input" in err, err
+    assert ref.read_text(encoding="utf-8") == "a 我 们\n" and hyp.read_text(encoding="utf-8") == "a 我\n"
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(str(data / "x.wav"), np.zeros(1600, dtype=np.float32), 16000)
+    (data / "wav.scp").write_text(f"x {data / 'x.wav'}\n", encoding="utf-8")
+    status, _, err = _main(capsys, "compute-cmvn", str(data), str(data / "wav.scp"))
+    assert status == 1 and "is the input" in err and (data / "wav.scp").read_text().startswith("x ")
+
+
+def test_an_output_path_that_is_a_directory_is_named_not_a_temporary_file(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    ref.write_text("a 我\n", encoding="utf-8")
+    status, _, err = _main(capsys, "compute-cer", str(ref), str(ref), str(tmp_path))
+    assert status == 1 and err == f"error: cannot write {tmp_path}: is a directory, expected a file path\n", err
+    assert [p.name for p in tmp_path.iterdir()] == ["ref"]  # no temporary file left behind

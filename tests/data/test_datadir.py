@@ -156,9 +156,19 @@ def test_non_utf8_key_in_wav_scp(tmp_path, wavs):
     raw = f"utt1 {wavs['utt1']}\n".encode() + b"\xff\xfeutt2 /x.wav\n"
     d = make_dir(tmp_path, [], raw_wav=raw)
     dd = load_data_dir(str(d))
-    assert [(p.line, p.key) for p in dd.errors] == [(2, None)]
-    assert dd.file_errors() == dd.errors
-    assert list(dd.wavs) == ["utt1"]
+    # the undecodable key is still a key of wav.scp (escaped), so it is a failed utterance
+    # naming wav.scp:2, not a line that silently vanishes from the job
+    assert [(p.line, p.key) for p in dd.errors] == [(2, "\\xff\\xfeutt2")]
+    assert dd.file_errors() == []
+    assert list(dd.wavs) == ["utt1", "\\xff\\xfeutt2"]
+    assert list(dd.failed_keys()) == ["\\xff\\xfeutt2"]
+
+
+def test_dangling_text_symlink_is_an_error_not_an_absent_text(tmp_path, wavs):
+    d = make_dir(tmp_path, [f"{k} {v}" for k, v in wavs.items()])
+    os.symlink(str(tmp_path / "nowhere"), str(d / "text"))
+    with pytest.raises(DataDirError, match=r"/text: no such file"):
+        load_data_dir(str(d))
 
 
 def test_whole_file_not_utf8(tmp_path):

@@ -107,6 +107,28 @@ def test_batched_equals_one_by_one(funasr_dir, synth_data_dir):
         assert b["score"] == pytest.approx(s["score"], abs=1e-4)
 
 
+def test_transcribe_takes_path_objects_and_refuses_bad_rates_and_batch_sizes(funasr_dir, synth_data_dir):
+    """pathlib.Path is a path (not "expected an array"); sample_rate=0/NaN is an AudioError, not
+    silently the model's rate or a bare ValueError; batch_size must be a positive integer."""
+    import pathlib
+
+    import numpy as np
+
+    from funasr_lite.errors import AudioError
+
+    asr = load_model(funasr_dir)
+    wav = list(_wavs(synth_data_dir).values())[0]
+    assert asr.transcribe([pathlib.Path(wav)])[0]["token_ids"] == asr.transcribe([wav])[0]["token_ids"]
+    assert asr.transcribe(pathlib.Path(wav))[0]["key"] == os.path.splitext(os.path.basename(wav))[0]
+    arr = np.zeros(16000, np.float32)
+    for bad in (0, -16000, float("nan"), float("inf"), "16000", 16000.5):
+        with pytest.raises(AudioError, match="sample rate"):
+            asr.transcribe([arr], sample_rate=bad)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            asr.transcribe([wav], batch_size=bad)
+
+
 def test_result_fields_and_timestamps(funasr_dir, synth_data_dir):
     res = load_model(funasr_dir).transcribe(list(_wavs(synth_data_dir).values())[:1])[0]
     assert len(res["tokens"]) == len(res["token_ids"]) == len(res["timestamp"])
@@ -203,3 +225,19 @@ def test_data_dir_job_writes_every_key(funasr_dir, synth_data_dir, tmp_path):
     assert "broken(nwords=3,cor=0,ins=0,del=3,sub=0)" in cer
     assert result.cer_summary.startswith("%WER")
     assert (rec / "errs-data-greedy.txt").exists()
+
+
+def test_missing_token_list_names_the_file_configuration_json_asks_for(funasr_dir, tmp_path):
+    """configuration.json names tokens.json; a tokens.txt beside it is not used, and the error said
+    'no tokens.json/tokens.txt' although tokens.txt was right there."""
+    d = str(tmp_path / "m")
+    shutil.copytree(funasr_dir, d)
+    with open(os.path.join(d, "tokens.json"), encoding="utf-8") as f:
+        tokens = json.load(f)
+    with open(os.path.join(d, "tokens.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    os.remove(os.path.join(d, "tokens.json"))
+    with pytest.raises(
+        CheckpointError, match=rf"^{d}: no tokens\.json \(the token list this model dir names\) and no token_list in "
+    ):
+        load_model(d)

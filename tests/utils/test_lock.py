@@ -1,5 +1,7 @@
 """funasr_lite.utils.lock: a second writer is refused; a killed holder's lock does not block."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,3 +34,23 @@ def test_second_writer_is_refused_and_a_killed_holder_does_not_block(tmp_path):
     with dir_lock(str(tmp_path)):
         pass
     assert time.time() - start < 1.0
+
+
+FORK_HOLD = (
+    "from funasr_lite.utils.lock import dir_lock\nimport os, sys, time\nwith dir_lock(sys.argv[1]):\n"
+    "    child = os.fork()\n    if child == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+    "    print(child, flush=True)\n    time.sleep(60)\n"
+)
+
+
+def test_a_forked_child_outliving_a_killed_holder_does_not_block(tmp_path):
+    """Like a DataLoader worker orphaned by kill -9 of the finetune: the resume must not be refused."""
+    holder = subprocess.Popen([sys.executable, "-c", FORK_HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    holder.kill()
+    holder.wait()
+    try:
+        with dir_lock(str(tmp_path)):  # the orphaned child still has the descriptor, but not the lock
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
