@@ -57,8 +57,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from funasr_lite.data.datadir import special_file_kind
 from funasr_lite.errors import AudioError
+from funasr_lite.utils.textio import special_file_kind
 
 # The shortest usable input: one 25 ms analysis frame at the target rate.
 MIN_FRAME_MS = 25.0

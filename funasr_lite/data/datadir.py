@@ -39,15 +39,15 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from funasr_lite.errors import DataDirError
+from funasr_lite.utils.textio import read_bytes
 
-__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir", "special_file_kind"]
+__all__ = ["Problem", "ScpTable", "DataDir", "read_scp", "resolve_audio_path", "load_data_dir"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -134,13 +134,6 @@ class DataDir:
         return [p for p in self.errors if p.key is None or p.key not in self.wavs]
 
 
-_FILE_KINDS = (
-    (stat.S_ISFIFO, "named pipe (FIFO)"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISSOCK, "socket"),
-)
-
 # names of the control characters unicodedata.name() does not know
 _CONTROL_NAMES = {
     "\x00": "NULL",
@@ -158,18 +151,6 @@ _CONTROL_NAMES = {
 
 # Unicode categories refused in keys: control characters, line/paragraph separators, spaces
 _BAD_KEY_CATEGORIES = ("Cc", "Zl", "Zp", "Zs")
-
-
-def special_file_kind(path: str) -> Optional[str]:
-    """What ``path`` is when it exists but is neither a regular file nor a directory
-    (e.g. ``"named pipe (FIFO)"``), else None.  Opening a FIFO blocks until a writer comes."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    return next((name for test, name in _FILE_KINDS if test(mode)), "special file")
 
 
 def char_name(c: str) -> str:
@@ -254,18 +235,7 @@ def read_scp(path: str, *, what: str = "wav.scp", allow_empty_value: bool = Fals
     if what not in ("wav.scp", "text"):
         raise ValueError(f"what must be 'wav.scp' or 'text', got {what!r}")
     path = os.fspath(path)
-    kind = special_file_kind(path)
-    if kind is not None:
-        raise DataDirError(f"{path}: is a {kind}, not a regular file; expected a {what} file")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise DataDirError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataDirError(f"{path}: is a directory, expected a {what} file") from None
-    except OSError as e:
-        raise DataDirError(f"{path}: cannot read: {e.strerror or e}") from None
+    data = read_bytes(path, what, DataDirError)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataDirError(
             f"{path}: looks like UTF-16; the file must be UTF-8 (convert it, e.g. with iconv -f UTF-16 -t UTF-8)"

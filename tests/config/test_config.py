@@ -285,7 +285,7 @@ def test_load_yaml_rejects_non_mapping_duplicates_bad_utf8_and_missing(tmp_path)
     bad.write_bytes(b"model: Paraformer\nname: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"latin1\.yaml:2: invalid UTF-8"):
         Y.load_yaml(str(bad))
-    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: no such file: the config file was not found"):
         Y.load_yaml(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="invalid YAML"):  # safe_load semantics: no python tags
         Y.load_yaml(_write(tmp_path, "tag.yaml", "x: !!python/object/apply:os.system ['true']\n"))

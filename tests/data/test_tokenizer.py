@@ -122,7 +122,7 @@ def test_load_token_list_errors_name_the_file(tmp_path, name, content, match):
 
 
 def test_load_token_list_missing_file(tmp_path):
-    with pytest.raises(ModelDirError, match="token list file not found"):
+    with pytest.raises(ModelDirError, match="no such file: the token list file was not found"):
         load_token_list(str(tmp_path / "nope.json"))
 
 
