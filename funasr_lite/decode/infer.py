@@ -32,7 +32,7 @@ from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
-from funasr_lite.decode.transcribe import Transcriber, decode_retrying
+from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
@@ -63,22 +63,6 @@ class InferResult:
     @property
     def rtf(self) -> float:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
-
-
-def _make_batches(durations: Dict[str, float], batch_size: int, batch_seconds: Optional[float]) -> List[List[str]]:
-    """Longest-first batches bounded by utterance count and total seconds."""
-    batches: List[List[str]] = []
-    current: List[str] = []
-    total = 0.0
-    for key in sorted(durations, key=lambda k: (-durations[k], k)):
-        if current and (len(current) >= batch_size or (batch_seconds and total + durations[key] > batch_seconds)):
-            batches.append(current)
-            current, total = [], 0.0
-        current.append(key)
-        total += durations[key]
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _one_line(text: str) -> str:
@@ -204,7 +188,7 @@ def _decode_all(
     """Decode the utterances of ``durations`` in batches; ``(results, audio seconds, wall seconds)``."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    batches = _make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
+    batches = make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
         for keys in batches:
             wavs: Dict[str, torch.Tensor] = {}

@@ -147,7 +147,8 @@ class Transcriber:
 
         Args:
             inputs: audio file paths, or 1-D (S,) / 2-D (C, S) arrays or tensors.
-            batch_size: utterances per batch (batches are length-sorted); default ``options.batch_size``.
+            batch_size: utterances per batch (batches are length-sorted, and hold at most
+                ``options.batch_seconds`` of audio); default ``options.batch_size``.
             sample_rate: the rate of array inputs (default: the model's rate).
             on_error: what a bad input does (a missing, unreadable or too short file, a decode that fails):
                 ``"raise"`` (the default, as whisper's and FunASR AutoModel's APIs do): the first error is raised
@@ -186,11 +187,9 @@ class Transcriber:
                 if on_error == "raise":
                     raise
                 failed[i] = " ".join(str(e).split())
-        batch_size = max(1, batch_size or self.options.batch_size)
-        order = sorted(wavs, key=lambda i: -wavs[i].numel())
+        seconds = {i: wav.numel() / self.sample_rate for i, wav in wavs.items()}
         decoded: Dict[int, Dict[str, Any]] = {}
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in make_batches(seconds, batch_size or self.options.batch_size, self.options.batch_seconds):
             if on_error == "raise":
                 decoded.update(zip(idx, self.decode_waveforms([wavs[i] for i in idx])))
             else:
@@ -203,6 +202,23 @@ class Transcriber:
             else {"key": keys[i], **_EMPTY_RESULT, "error": failed[i]}
             for i in range(len(keys))
         ]
+
+
+def make_batches(durations: Mapping[Hashable, float], batch_size: int, batch_seconds: Optional[float]) -> List[list]:
+    """Longest-first batches of the keys of ``durations`` (seconds), bounded by ``batch_size`` items and
+    ``batch_seconds`` of audio (0 or None: no bound); ties are ordered by key."""
+    batches: List[list] = []
+    current: list = []
+    total = 0.0
+    for key in sorted(durations, key=lambda k: (-durations[k], k)):
+        if current and (len(current) >= batch_size or (batch_seconds and total + durations[key] > batch_seconds)):
+            batches.append(current)
+            current, total = [], 0.0
+        current.append(key)
+        total += durations[key]
+    if current:
+        batches.append(current)
+    return batches
 
 
 _EMPTY_RESULT: Dict[str, Any] = {"text": "", "tokens": [], "token_ids": [], "score": None, "timestamp": []}
