@@ -1,9 +1,8 @@
 """Voice activity detection: FunASR's FSMN-VAD (``fsmn-vad``), exact to FunASR 1.4.16.
 
-    >>> from funasr_lite.vad import load_vad
-    >>> vad = load_vad("fsmn-vad", device="cpu")          # or a local model dir
-    >>> vad.segments(wav)                                  # wav: (S,) float32 at vad.sample_rate
-    [[200, 4240], [5760, 8590], ...]                       # [start_ms, end_ms]
+    from funasr_lite.vad import load_vad
+    vad = load_vad("fsmn-vad", device="cpu")      # or a local model dir; **overrides: model_conf keys
+    segments = vad.segments(wav)                  # wav: (S,) float32 at vad.sample_rate -> [[start_ms, end_ms], ...]
 
 Modules: ``config`` (the strict config.yaml schema), ``frontend`` (streamed fbank + LFR + CMVN),
 ``detector`` (the segment state machine), ``model`` (:class:`VadModel`, :func:`load_vad`). The encoder is

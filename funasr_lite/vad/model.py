@@ -3,10 +3,10 @@ FunASR 1.4.16's ``AutoModel(model=dir).generate(input=wav)[0]["value"]`` returns
 
 A waveform is processed as FunASR does it, in 60 s chunks: features, encoder memory and detector state carry
 from chunk to chunk, so memory follows the chunk, not the file. Before each chunk FunASR applies a dynamic
-end-silence schedule (on unless ``max_end_silence_time`` is given): while no segment has been returned since
-the current speech began, each chunk that starts inside speech adds 60 s to a counter, and the counter picks
-the silence that ends a segment (2000 ms at 0 s, 200 ms at 60 s, 100 ms above); the speech/noise threshold
-becomes 0.5. A chunk that returns a segment resets the counter.
+end-silence schedule (on unless ``max_end_silence_time`` is given): from the first chunk that starts inside
+speech until a chunk returns a segment, every chunk adds 60 s to a counter, and the counter picks the silence
+that ends a segment (:data:`SILENCE_SCHEDULE` less ``speech_to_sil_time_thres``: 1850 ms at 0 s, 50 ms at
+60 s, 0 ms above); the speech/noise threshold becomes 0.5. A chunk that returns a segment resets the counter.
 
 Model dirs (FunASR 1.x layout, as ModelScope ships ``iic/speech_fsmn_vad_zh-cn-16k-common-pytorch``):
 ``config.yaml model.pt am.mvn`` or the files ``configuration.json``'s ``file_path_metas`` names. FunASR 1.4.16
