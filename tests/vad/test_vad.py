@@ -192,6 +192,13 @@ def test_file_path_metas_dir_matches_funasr(vad_dir, vad_audio, tmp_path):
     assert load_vad(str(d)).segments(wav) == ref.generate(input=wav)[0]["value"]
 
 
+def test_asr_loader_points_to_load_vad(vad_dir):
+    import funasr_lite
+
+    with pytest.raises(ConfigError, match="voice activity detector.*funasr_lite.vad.load_vad"):
+        funasr_lite.load_model(vad_dir, device="cpu")
+
+
 def test_legacy_dir_is_refused_clearly(tmp_path):
     (tmp_path / "vad.yaml").write_text("model: e2evad\n")
     (tmp_path / "vad.pb").write_bytes(b"")
