@@ -60,9 +60,8 @@ class VadModel(nn.Module):
         super().__init__()
         self.config = config  # the validated config.yaml (with overrides)
         self.dynamic_silence = dynamic_silence  # FunASR's per-chunk end-silence schedule
+        self.cmvn = cmvn  # (2, n_mels*lfr_m) AddShift/Rescale or None; features are made on the CPU
         self.encoder = FSMNEncoder(**config.encoder_conf.kwargs())
-        self.frontend = VadFrontend(config.frontend_conf, cmvn)
-        self.detector = SegmentDetector(config.model_conf)
 
     @property
     def sample_rate(self) -> int:
@@ -85,12 +84,12 @@ class VadModel(nn.Module):
             return probs[:, ids[0]].tolist()
         return [sum(row) for row in probs[:, ids].tolist()]
 
-    def _schedule(self, accumulated_ms: float) -> None:
+    def _schedule(self, detector: SegmentDetector, accumulated_ms: float) -> None:
         s2s = self.config.model_conf.speech_to_sil_time_thres
         for limit_ms, silence_ms in SILENCE_SCHEDULE:
             if accumulated_ms <= limit_ms:
-                self.detector.end_silence_ms = max(silence_ms - s2s, 0)
-                self.detector.speech_noise_thres = SCHEDULE_SPEECH_NOISE_THRES
+                detector.end_silence_ms = max(silence_ms - s2s, 0)
+                detector.speech_noise_thres = SCHEDULE_SPEECH_NOISE_THRES
                 return
 
     @torch.inference_mode()
@@ -123,23 +122,23 @@ class VadModel(nn.Module):
         device = next(self.encoder.parameters()).device
         stride = int(CHUNK_MS * self.sample_rate / 1000)
         chunks = wav.numel() // stride + 1
-        self.frontend.reset()
-        self.detector.reset()
+        frontend = VadFrontend(self.config.frontend_conf, self.cmvn)
+        detector = SegmentDetector(self.config.model_conf)
         state = self.encoder.initial_state(device=device)
         accumulated_ms, in_speech, out = 0, False, []
         for i in range(chunks):
             final = i == chunks - 1
             if self.dynamic_silence:
-                if self.detector.in_speech or in_speech:
+                if detector.in_speech or in_speech:
                     accumulated_ms += CHUNK_MS
                     in_speech = True
-                self._schedule(accumulated_ms)
-            ready = self.frontend.accept(wav[i * stride : (i + 1) * stride], final)
+                self._schedule(detector, accumulated_ms)
+            ready = frontend.accept(wav[i * stride : (i + 1) * stride], final)
             if ready is None:
                 continue
             feats, span = ready
             probs, state = self.encoder(feats.to(device), state)
-            found = self.detector.detect(
+            found = detector.detect(
                 self._silence_probs(probs[0].float().cpu()), self._decibels(span, feats.shape[1]), final
             )
             if found:

@@ -130,15 +130,17 @@ def test_silence_and_noise_only_match_funasr(vad, funasr_segments):
 
 def test_memory_follows_the_chunk(vad, vad_audio, monkeypatch):
     """No call builds features or runs the encoder on more than one 60 s chunk (plus LFR context)."""
-    rows = []
-    accept = vad.frontend.accept
+    from funasr_lite.vad.frontend import VadFrontend
 
-    def spy(chunk, final):
-        out = accept(chunk, final)
+    rows = []
+    accept = VadFrontend.accept
+
+    def spy(self, chunk, final):
+        out = accept(self, chunk, final)
         rows.append(0 if out is None else out[0].shape[1])
         return out
 
-    monkeypatch.setattr(vad.frontend, "accept", spy)
+    monkeypatch.setattr(VadFrontend, "accept", spy)
     vad.segments(vad_audio["long"])
     assert len(rows) == 2 and max(rows) <= 6000 + 2 and sum(rows) == vad_audio["long"].numel() // 160 - 1
 
