@@ -244,6 +244,11 @@ def _model_config(path: str) -> YamlDict:
             f"{path}: the config is empty; a model dir's config.yaml names the model's classes and their "
             f"settings ({example}): copy the config.yaml of the model the weights came from"
         )
+    if d.get("model") == "FsmnVADStreaming":
+        raise ConfigError(
+            f"{path}: model FsmnVADStreaming is a voice activity detector, not a speech recognizer: load it with "
+            "funasr_lite.vad.load_vad"
+        )
     missing = [k for k in ModelConfig._REQUIRED if normalize_legacy(d).get(k) is None]
     if missing:
         raise ConfigError(
