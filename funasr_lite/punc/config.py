@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from funasr_lite.config.fields import Section, Where, coerce, option
 from funasr_lite.config.schema import SECTIONS, TOP_LEVEL_UNUSED, unknown_key
-from funasr_lite.config.sections import DROPOUT, EncoderConf, TokenizerConf
+from funasr_lite.config.sections import DROPOUT, FUNASR_CLASSES, EncoderConf, TokenizerConf
 from funasr_lite.config.yaml_io import YamlDict, load_yaml
 from funasr_lite.errors import ConfigError
 
@@ -102,8 +102,10 @@ def _check_keys(d: Mapping, where: Where) -> None:
                 allowed = EncoderConf.known_keys() + ["input_size"]
             elif k in _SECTIONS:
                 allowed = _SECTIONS[k].known_keys()
-            elif SECTIONS[k].CLASS_KEY:
-                allowed = SECTIONS[k].known_keys(d.get(SECTIONS[k].CLASS_KEY))
+            elif SECTIONS[k].CLASS_KEY:  # optim_conf / scheduler_conf: the arguments of the class named
+                kind = SECTIONS[k].CLASS_KEY
+                name = d.get(kind)
+                allowed = SECTIONS[k].known_keys(name if name in FUNASR_CLASSES[kind] else None)
             else:
                 allowed = SECTIONS[k].known_keys()
             for sk in v:

@@ -1,14 +1,14 @@
 """Fixtures of the punctuation tests: tiny model dirs (tiny_punc.VARIANTS) and FunASR's AutoModel on them."""
 
 import pytest
-from tiny_punc import VARIANTS, build_punc_dir
+from tiny_punc import VARIANTS, build_variant
 
 
 @pytest.fixture(scope="session")
 def punc_dirs(tmp_path_factory):
     """name -> a tiny punctuation model dir, one per VARIANTS entry."""
     root = tmp_path_factory.mktemp("punc")
-    return {name: build_punc_dir(str(root / name), **kw) for name, kw in VARIANTS.items()}
+    return {name: build_variant(str(root / name), name) for name in VARIANTS}
 
 
 @pytest.fixture(scope="session")
