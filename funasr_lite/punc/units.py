@@ -60,7 +60,6 @@ class JiebaSplitter:
             raise ImportError(
                 f"this punctuation model cuts words with jieba ({user_dict}); install it: pip install jieba"
             ) from e
-        jieba.setLogLevel(60)  # jieba logs its dictionary loading at INFO/DEBUG
         self._jieba = jieba.Tokenizer()
         self._jieba.load_userdict(user_dict)
 
