@@ -11,6 +11,7 @@ built on the meta device, so the 272727 x 256 embedding is never randomly initia
 """
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -91,8 +92,6 @@ class PuncModel:
     def _jieba_splitter(self) -> Optional[JiebaSplitter]:
         path = self.model_dir.jieba_usr_dict
         if path is None and self.config.jieba_usr_dict:
-            import os
-
             named = self.config.jieba_usr_dict
             in_dir = os.path.join(self.model_dir.root, named)
             path = in_dir if os.path.isfile(in_dir) else named
@@ -160,8 +159,6 @@ def load_punc(model: str, device: Optional[str] = None) -> PuncModel:
 
     Raises:
         ModelDirError / ConfigError / CheckpointError / HubError: naming the file and the problem."""
-    import os
-
     if not os.path.isdir(model) and model in HUB_ALIASES:
         model = HUB_ALIASES[model]
     return PuncModel(detect_punc_dir(resolve_model(model)), device=device)

@@ -68,7 +68,6 @@ class PuncConfig:
     tokenizer_conf: TokenizerConf = field(default_factory=TokenizerConf)  # CharTokenizer kwargs
     encoder_input_size: Optional[int] = None  # encoder_conf.input_size when given (must equal embed_unit)
     split_size: int = 20  # words per inference window (FunASR's inference kwarg, read from config too)
-    source: str = "<dict>"  # the file this came from, for later messages
 
     @property
     def jieba_usr_dict(self) -> Optional[str]:
@@ -147,7 +146,7 @@ def punc_config_from_dict(d: Mapping, source: str = "<dict>") -> PuncConfig:
     split_size = coerce(d.get("split_size", 20), int, ("split_size",), where)
     if split_size < 2:
         raise ConfigError(f"{where(('split_size',))}: split_size={split_size}: must be >= 2 (FunASR asserts it)")
-    cfg = PuncConfig(split_size=split_size, encoder_input_size=input_size, source=where(), **sections)
+    cfg = PuncConfig(split_size=split_size, encoder_input_size=input_size, **sections)
     _check_consistent(cfg, where)
     return cfg
 

@@ -103,3 +103,9 @@ def test_checkpoint_mismatch(model_dir):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="missing keys: embed.weight"):
         load_punc(str(model_dir), device="cpu")
+
+
+def test_config_named_jieba_dict_missing(model_dir):
+    _edit_config(model_dir, lambda c: c.update(jieba_usr_dict="words.dict"))
+    with pytest.raises(ModelDirError, match=r"config.yaml: jieba_usr_dict words.dict: no such file"):
+        load_punc(str(model_dir), device="cpu")
