@@ -13,7 +13,7 @@ built on the meta device, so the 272727 x 256 embedding is never randomly initia
 import logging
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -25,7 +25,7 @@ from funasr_lite.models.ct_transformer import CTTransformer
 from funasr_lite.punc.config import FULL_WIDTH_MARKS, PuncConfig, load_punc_config
 from funasr_lite.punc.model_dir import PuncModelDir, detect_punc_dir
 from funasr_lite.punc.units import JiebaSplitter, UnitVocab, split_units
-from funasr_lite.punc.window import punctuate_windows
+from funasr_lite.punc.window import window_steps
 from funasr_lite.utils.device import resolve_device
 
 __all__ = ["PuncResult", "PuncModel", "load_punc", "HUB_ALIASES"]
@@ -133,25 +133,70 @@ class PuncModel:
         logits, _ = self.model(x, torch.tensor([len(ids)], device=self.device))
         return logits[0].topk(1, dim=-1).indices[:, 0].tolist()
 
+    @torch.inference_mode()
+    def _classify_batch(self, windows: List[List[int]]) -> List[List[int]]:
+        """Several windows in one padded forward pass (the encoder is padding-invariant)."""
+        lengths = [len(w) for w in windows]
+        x = torch.zeros(len(windows), max(lengths), dtype=torch.long)
+        for row, w in enumerate(windows):
+            x[row, : len(w)] = torch.tensor(w, dtype=torch.long)
+        logits, _ = self.model(x.to(self.device), torch.tensor(lengths, device=self.device))
+        best = logits.topk(1, dim=-1).indices[..., 0].tolist()
+        return [row[:n] for row, n in zip(best, lengths)]
+
+    def _steps(self, text: str):
+        """(units, window generator) of a non-blank text."""
+        if not isinstance(text, str):
+            raise TypeError(f"punctuate takes a str, got {type(text).__name__}")
+        units = self._jieba(text) if self._jieba else split_units(text)
+        steps = window_steps(
+            units, self.vocab.encode(units), self._punc_list, self.config.model_conf.sentence_end_id, self.split_size
+        )
+        return units, steps
+
+    def _result(self, units: List[str], text: str, classes: List[int]) -> PuncResult:
+        if self._jieba:
+            units, classes = JiebaSplitter.expand(units, classes)
+        return PuncResult(text, classes, list(units))
+
     def punctuate(self, text: str) -> PuncResult:
         """Punctuate ``text`` (taken literally: not a file name or URL). Empty or all-whitespace text gives
         an empty result, as in FunASR."""
-        if not isinstance(text, str):
-            raise TypeError(f"punctuate takes a str, got {type(text).__name__}")
-        if not text.strip():
+        if isinstance(text, str) and not text.strip():
             return PuncResult("", [], [])
-        units = self._jieba(text) if self._jieba else split_units(text)
-        out, classes = punctuate_windows(
-            units,
-            self.vocab.encode(units),
-            self._classify,
-            self._punc_list,
-            self.config.model_conf.sentence_end_id,
-            self.split_size,
-        )
-        if self._jieba:
-            units, classes = JiebaSplitter.expand(units, classes)
-        return PuncResult(out, classes, list(units))
+        units, steps = self._steps(text)
+        window = next(steps)
+        while True:
+            try:
+                window = steps.send(self._classify(window))
+            except StopIteration as done:
+                return self._result(units, *done.value)
+
+    def punctuate_batch(self, texts: Sequence[str], batch_size: int = 16) -> List[PuncResult]:
+        """:meth:`punctuate` of each text; the current windows of up to ``batch_size`` texts are classified
+        in one padded forward pass. Equal to :meth:`punctuate` except where two classes' logits tie within
+        float rounding (the padded batch rounds differently)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        results: List[Optional[PuncResult]] = [None] * len(texts)
+        active = []  # [index, units, steps, the window it waits on]
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and not text.strip():
+                results[i] = PuncResult("", [], [])
+                continue
+            units, steps = self._steps(text)
+            active.append([i, units, steps, next(steps)])
+        while active:
+            group, rest = active[:batch_size], active[batch_size:]
+            running = []
+            for item, classes in zip(group, self._classify_batch([item[3] for item in group])):
+                try:
+                    item[3] = item[2].send(classes)
+                    running.append(item)
+                except StopIteration as done:
+                    results[item[0]] = self._result(item[1], *done.value)
+            active = running + rest
+        return results
 
 
 def load_punc(model: str, device: Optional[str] = None) -> PuncModel:

@@ -17,11 +17,11 @@ then becomes ``sentence_end_id`` (also when the text already ended in ``。？.?
 This is pure Python over a ``classify`` callable, so the rules are testable without a model.
 """
 
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, Generator, List, Sequence, Tuple
 
 from funasr_lite.punc.units import is_one_byte
 
-__all__ = ["punctuate_windows", "split_windows", "LONG_SENTENCE"]
+__all__ = ["punctuate_windows", "window_steps", "split_windows", "LONG_SENTENCE"]
 
 # A carried-over text longer than this many units is cut at its last comma (FunASR's cache_pop_trigger_limit).
 LONG_SENTENCE = 200
@@ -70,16 +70,12 @@ def _close(text: str) -> Tuple[str, bool]:
     return text, False
 
 
-def punctuate_windows(
-    units: Sequence[str],
-    ids: Sequence[int],
-    classify: Callable[[List[int]], List[int]],
-    punc_list: Sequence[str],
-    sentence_end_id: int,
-    split_size: int,
-) -> Tuple[str, List[int]]:
-    """Punctuate ``units`` (non-empty, with their embedding ``ids``); ``classify`` maps a window's ids to one
-    class per id. Returns (text, classes), one class per unit, as FunASR's ``text`` and ``punc_array``."""
+def window_steps(
+    units: Sequence[str], ids: Sequence[int], punc_list: Sequence[str], sentence_end_id: int, split_size: int
+) -> Generator[List[int], List[int], Tuple[str, List[int]]]:
+    """The window loop as a generator: yields each window's ids, is sent back one class per id, and returns
+    (text, classes), one class per unit, as FunASR's ``text`` and ``punc_array``. ``units`` must be non-empty
+    and have one id each. :func:`punctuate_windows` drives one; several can be driven in lockstep."""
     if not units or len(units) != len(ids):
         raise ValueError(f"need as many ids as units, at least one ({len(units)} units, {len(ids)} ids)")
     windows = split_windows(len(units), split_size)
@@ -90,7 +86,7 @@ def punctuate_windows(
     for k, (start, end) in enumerate(windows):
         w_units = cache_units + list(units[start:end])
         w_ids = cache_ids + list(ids[start:end])
-        classes = list(classify(w_ids))
+        classes = list((yield w_ids))
         if len(classes) != len(w_ids):
             raise ValueError(f"classify returned {len(classes)} classes for {len(w_ids)} ids")
         is_last = k == len(windows) - 1
@@ -115,3 +111,22 @@ def punctuate_windows(
                 classes[-1] = sentence_end_id
         all_classes += classes
     return text, all_classes
+
+
+def punctuate_windows(
+    units: Sequence[str],
+    ids: Sequence[int],
+    classify: Callable[[List[int]], List[int]],
+    punc_list: Sequence[str],
+    sentence_end_id: int,
+    split_size: int,
+) -> Tuple[str, List[int]]:
+    """Punctuate ``units`` (non-empty, with their embedding ``ids``); ``classify`` maps a window's ids to one
+    class per id. Returns (text, classes) as :func:`window_steps` does."""
+    steps = window_steps(units, ids, punc_list, sentence_end_id, split_size)
+    window = next(steps)
+    while True:
+        try:
+            window = steps.send(classify(window))
+        except StopIteration as done:
+            return done.value

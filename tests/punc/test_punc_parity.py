@@ -101,3 +101,10 @@ def test_words_and_punc_list(punc_dirs):
     assert jieba.punctuate("我们今天 hello 下午").words == ["我", "们", "今", "天", "hello", "下", "午"]
     with pytest.raises(TypeError):
         punc.punctuate(["今天"])
+
+
+@pytest.mark.parametrize("variant", ["char", "jieba"])
+def test_punctuate_batch_equals_punctuate(variant, punc_dirs):
+    punc = load_punc(punc_dirs[variant], device="cpu")
+    texts = list(TEXTS.values()) + ["", "  "]
+    assert punc.punctuate_batch(texts, batch_size=4) == [punc.punctuate(t) for t in texts]
