@@ -21,6 +21,8 @@ setup(
     ],
     extras_require={
         # funasr is a test oracle only: never imported by the library itself.
-        "test": ["pytest", "hypothesis", "ruff", "funasr==1.4.16"],
+        "test": ["pytest", "hypothesis", "ruff", "funasr==1.4.16", "jieba"],
+        # the word-level cn-en punctuation model (a dir with a jieba_usr_dict) cuts words with jieba
+        "punc": ["jieba"],
     },
 )
