@@ -74,3 +74,36 @@ def build_tiny_model_dir(
         state_dict=spread_weights(state_dict, seed),
         layout=layout,
     )
+
+
+# A tiny BiCifParaformer: TINY_CONFIG with the ModelScope BiCif model's predictor (CifPredictorV3 with a
+# BLSTM timestamp head that reads the encoder output, 3 sub-frames per frame).
+BICIF_CONFIG: Dict = copy.deepcopy(TINY_CONFIG)
+BICIF_CONFIG["model"] = "BiCifParaformer"
+BICIF_CONFIG["predictor"] = "CifPredictorV3"
+BICIF_CONFIG["predictor_conf"].update(
+    smooth_factor2=0.25, noise_threshold2=0.01, upsample_times=3, use_cif1_cnn=False, upsample_type="cnn_blstm"
+)
+
+
+def funasr_state_dict(model_class, config: Dict, seed: int = 0, **extra) -> Dict[str, torch.Tensor]:
+    """Random weights from one of funasr's model classes built from ``config`` (the oracle's parameter names)."""
+    torch.manual_seed(seed)
+    model = model_class(
+        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
+        ctc_conf=config["ctc_conf"],
+        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
+        vocab_size=len(tiny_token_list()),
+        **config["model_conf"],
+        **extra,
+    )
+    return model.state_dict()
+
+
+def spread_timestamp_head(state: Dict[str, torch.Tensor], scale: float = 3.0, seed: int = 5) -> Dict[str, torch.Tensor]:
+    """Large random weights for CifPredictorV3's timestamp output layer, so its weights are spiky: tokens of
+    varied length, some longer than FunASR's 240 ms cap (the silence-cut path)."""
+    state = dict(state)
+    w = state["predictor.cif_output2.weight"]
+    state["predictor.cif_output2.weight"] = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed)) * scale
+    return state

@@ -33,7 +33,7 @@ from funasr_lite.config.yaml_io import KeyPath, YamlDict, format_provenance, pla
 from funasr_lite.data.options import DatasetConf
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.errors import ConfigError
-from funasr_lite.models.registry import OPTIONAL_SLOTS, REGISTRY, legacy_names
+from funasr_lite.models.registry import OPTIONAL_SLOTS, REGISTRY, legacy_names, required_predictor
 from funasr_lite.models.registry import supported as registry_supported
 from funasr_lite.train.options import TrainConf
 
@@ -176,7 +176,7 @@ class ModelConfig:
     def from_dict(cls, d: Mapping, source: str = "<dict>") -> "ModelConfig":
         """Validate a config.yaml dict (1.x or 0.x) or a MergedConfig strictly and build the typed config.
 
-        Unsupported classes (SeacoParaformer, BiCifParaformer, UniASR, ...) and unknown keys are
+        Unsupported classes (SeacoParaformer, UniASR, ...) and unknown keys are
         ConfigErrors naming the source; so are missing required keys and inconsistent sizes."""
         if not isinstance(d, Mapping):
             raise ConfigError(f"{source}: a config must be a mapping, got {type(d).__name__}")
@@ -204,6 +204,9 @@ class ModelConfig:
             _given=frozenset(kw),
             **kw,
         )
+        need = required_predictor(cfg.model)
+        if need and cfg.predictor != need:
+            raise ConfigError(f"{where(('predictor',))}: model {cfg.model} needs predictor {need}, got {cfg.predictor}")
         p = cfg.predictor_conf
         for k in ("idim", "l_order", "r_order"):
             if getattr(p, k) is None:

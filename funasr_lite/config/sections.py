@@ -142,7 +142,7 @@ class DecoderConf(Section):
 
 @dataclass(frozen=True)
 class PredictorConf(Section):
-    """``predictor_conf`` of CifPredictorV2; idim, l_order and r_order have no default and are required."""
+    """``predictor_conf`` of CifPredictorV2 / CifPredictorV3; idim, l_order and r_order have no default and are required."""
 
     SECTION: ClassVar[str] = "predictor_conf"
     KNOWN_UNUSED: ClassVar[Tuple[str, ...]] = _TF2TORCH
@@ -155,8 +155,14 @@ class PredictorConf(Section):
     noise_threshold: float = option(0.0, "weights below this are zeroed")
     tail_threshold: float = option(0.0, "weight added at the end to fire a last token (0.45 in paraformer-large)")
     tail_mask: bool = option(True, "mask the tail weight by the padding mask")
+    smooth_factor2: float = option(1.0, "CifPredictorV3: scale of the timestamp head's weights")
+    noise_threshold2: float = option(0.0, "CifPredictorV3: subtracted from the timestamp head's weights")
+    upsample_times: int = option(5, "CifPredictorV3: timestamp sub-frames per encoder frame (3 in the hub models)")
+    upsample_type: str = option("cnn", "CifPredictorV3: timestamp head, cnn or cnn_blstm (FunASR's cnn_attn: no)")
+    use_cif1_cnn: bool = option(True, "CifPredictorV3: the head reads the CIF conv output (else the encoder's)")
 
     def validate(self):
+        self._range(["upsample_times"], 1)
         for k in ("idim", "l_order", "r_order"):
             if getattr(self, k) is not None and getattr(self, k) < 0:
                 raise self._fail(k, "must be >= 0")

@@ -36,7 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from funasr_lite.errors import ModelDirError
 from funasr_lite.utils.textio import read_utf8
 
-__all__ = ["load_token_list", "load_seg_dict", "postprocess_tokens", "Tokenizer"]
+__all__ = ["load_token_list", "load_seg_dict", "postprocess_tokens", "postprocess_tokens_timed", "Tokenizer"]
 
 # A word (or segment) whose first character matches this goes through seg_dict
 # character by character; FunASR uses the same class (note: CJK only up to U+9FA5).
@@ -164,9 +164,11 @@ def _is_ascii_letter(s: str) -> bool:
     return len(s) == 1 and s.isascii() and s.isalpha()
 
 
-def _merge_abbreviations(elems: List[str]) -> List[str]:
-    """Merge runs ``x, " ", y[, " ", z ...]`` of single ASCII letters into one upper-case word."""
-    out: List[str] = []
+def _merge_abbreviations(elems: List[str]) -> List[Tuple[str, int, int]]:
+    """Merge runs ``x, " ", y[, " ", z ...]`` of single ASCII letters into one upper-case word.
+
+    Returns ``(element, first, last)``: each output element with the span of input positions it came from."""
+    out: List[Tuple[str, int, int]] = []
     i = 0
     n = len(elems)
     while i < n:
@@ -175,12 +177,67 @@ def _merge_abbreviations(elems: List[str]) -> List[str]:
             while end + 2 < n and elems[end + 1] == _BLANK and _is_ascii_letter(elems[end + 2]):
                 end += 2
             if end > i:
-                out.append("".join(elems[i : end + 1 : 2]).upper())
+                out.append(("".join(elems[i : end + 1 : 2]).upper(), i, end))
                 i = end + 1
                 continue
-        out.append(elems[i])
+        out.append((elems[i], i, i))
         i += 1
     return out
+
+
+def _elements(toks: List[str], stamps: Optional[Sequence[Sequence[float]]]) -> Tuple[List[str], List[List[float]]]:
+    """The words and separators of :func:`postprocess_tokens`, and with ``stamps`` (one per token) the times
+    FunASR gives them: a CJK-like token or a completed English word gets one ``[start, end]`` (a word from
+    its first piece's start to its last piece's end), punctuation none; when every token is CJK-like the
+    stamps are kept as given."""
+    elems: List[str] = []
+    times: List[List[float]] = []
+    pending = ""  # text of @@ pieces waiting for the rest of their word
+
+    def stamp(i: int) -> List[float]:
+        return list(stamps[i]) if stamps is not None and i < len(stamps) else [-1, -1]
+
+    if _all_cjk_like(toks):
+        elems = [t.replace(" ", "") for t in toks]
+        times = [list(x) for x in stamps] if stamps is not None else []
+        return elems, times
+    start: Optional[float] = None  # start of the word being read (None: at a word boundary)
+    begin, end = -1.0, -1.0  # the stamp of the item being read (FunASR's begin/end)
+    if _all_alpha(toks):
+        for i, t in enumerate(toks):
+            if start is None:
+                start = stamp(i)[0]
+            if "@@" in t:
+                pending += t.replace("@@", "")
+            else:
+                elems += [pending + t, _BLANK]
+                times.append([start, stamp(i)[1]])
+                pending, start = "", None
+        return elems, times
+    after_word = False  # the last element is the space after an English word (or replaced it)
+    at_boundary = True  # FunASR's ts_flag: the next token's own stamp starts the next item
+    for i, t in enumerate(toks):
+        if at_boundary:
+            begin, end = stamp(i)
+        if _all_cjk_like(t):
+            if after_word:
+                elems.pop()
+            elems.append(t)
+            times.append([begin, end])
+            after_word, at_boundary = False, True
+        elif "@@" in t:
+            pending += t.replace("@@", "")
+            end = stamp(i)[1]
+            after_word, at_boundary = False, False
+        elif _all_alpha(t):
+            elems += [pending + t, _BLANK]
+            end = stamp(i)[1]
+            times.append([begin, end])
+            pending = ""
+            after_word, at_boundary = True, True
+        else:
+            elems.append(t)
+    return elems, times
 
 
 def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
@@ -207,38 +264,43 @@ def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
         (each CJK char, each English word, each other token).
     """
     toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens]
-    toks = [t for t in toks if t not in _DROPPED_TOKENS]
-    elems: List[str] = []
-    pending = ""  # text of @@ pieces waiting for the rest of their word
-    if _all_cjk_like(toks):
-        elems = [t.replace(" ", "") for t in toks]
-    elif _all_alpha(toks):
-        for t in toks:
-            if "@@" in t:
-                pending += t.replace("@@", "")
-            else:
-                elems += [pending + t, _BLANK]
-                pending = ""
-    else:
-        after_word = False  # the last element is the space after an English word (or replaced it)
-        for t in toks:
-            if _all_cjk_like(t):
-                if after_word:
-                    elems.pop()
-                elems.append(t)
-                after_word = False
-            elif "@@" in t:
-                pending += t.replace("@@", "")
-                after_word = False
-            elif _all_alpha(t):
-                elems += [pending + t, _BLANK]
-                pending = ""
-                after_word = True
-            else:
-                elems.append(t)
-    elems = _merge_abbreviations(elems)
-    words = [e for e in elems if e != _BLANK]
-    return "".join(elems).strip(), words
+    elems, _ = _elements([t for t in toks if t not in _DROPPED_TOKENS], None)
+    merged = [e for e, _, _ in _merge_abbreviations(elems)]
+    words = [e for e in merged if e != _BLANK]
+    return "".join(merged).strip(), words
+
+
+def postprocess_tokens_timed(
+    tokens: Sequence[str], stamps: Sequence[Sequence[float]]
+) -> Tuple[str, List[str], List[List[float]]]:
+    """FunASR's ``sentence_postprocess`` with timestamps (BiCif/SeACo results): the words of
+    :func:`postprocess_tokens` joined with single spaces, and a ``[start, end]`` per word.
+
+    ``stamps`` has one entry per token of ``tokens`` (specials included). FunASR's index quirks are kept:
+    dropped specials (``<unk>``) keep their stamps when every token is CJK-like (later words then get the
+    stamps of earlier tokens), punctuation in mixed text uses up a stamp without getting one, an
+    abbreviation spans the stamps of its letters, and words past the last stamp get none (so the
+    stamp list may be shorter than the word list).
+
+    Returns:
+        ``(sentence, words, word_stamps)``.
+    """
+    toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens]
+    elems, times = _elements([t for t in toks if t not in _DROPPED_TOKENS], stamps)
+    position = []  # per element: how many non-separator elements come before it (FunASR's ts_nums)
+    count = 0
+    for e in elems:
+        position.append(count)
+        count += e != _BLANK
+    words: List[str] = []
+    word_times: List[List[float]] = []
+    for word, first, last in _merge_abbreviations(elems):
+        if word == _BLANK:
+            continue
+        words.append(word)
+        if position[last] < len(times):
+            word_times.append([times[position[first]][0], times[position[last]][1]])
+    return " ".join(words).strip(), words, word_times
 
 
 class Tokenizer:

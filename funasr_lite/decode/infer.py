@@ -1,11 +1,11 @@
-"""Decode a Kaldi data dir with a Paraformer model dir: the job behind the recipes' infer.py.
+"""Decode a Kaldi data dir with a Paraformer-family model dir: the job behind the recipes' infer.py.
 
 Outputs, under ``output_dir/1best_recog/`` (one ``key value`` line each, sorted by key,
 each file replaced atomically; the output dir itself is never deleted):
 
 * ``text``: the post-processed sentence; ``token``: space-separated tokens;
   ``score``: the hypothesis score (sum of max log-probs for greedy decoding);
-  ``timestamp``: CIF token times ``[[start_ms,end_ms],...]``;
+  ``timestamp``: CIF token times ``[[start_ms,end_ms],...]`` (BiCifParaformer: word times);
 * ``failed``: ``key reason`` for each utterance that could not be decoded;
 * with ``data_dir/text``: ``text.cer`` (FunASR's format; failed utterances count
   as deletions) and ``errs-<data set>-<decoding>.txt``, an aligned REF/HYP report.

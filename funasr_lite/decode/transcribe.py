@@ -109,24 +109,7 @@ class Transcriber:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        hyps_nbest, alphas, enc_lens, token_lens = self._search(
-            self.model, feats, feat_lens, self.options, self.tokenizer
-        )
-        stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=self.frame_ms)
-        results = []
-        for nbest, stamp in zip(hyps_nbest, stamps):
-            hyp = nbest[0] if nbest else Hypothesis([], 0.0)  # no token fired
-            ids = list(hyp.token_ids)
-            results.append(
-                {
-                    "text": self.tokenizer.decode(ids)[0],
-                    "tokens": self.tokenizer.ids_to_tokens(ids),
-                    "token_ids": ids,
-                    "score": float(hyp.score),
-                    "timestamp": _token_times(hyp, stamp, self.tokenizer),
-                }
-            )
-        return results
+        return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms)
 
     @torch.inference_mode()
     def decode_waveforms(self, wavs: Sequence[torch.Tensor]) -> List[Dict[str, Any]]:
@@ -252,6 +235,36 @@ def decode_retrying(
             decode_retrying(asr, [key], wavs, results, failed, describe)
 
 
+def search_paraformer(
+    model: Paraformer,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    options: DecodingOptions,
+    tokenizer: Tokenizer,
+    frame_ms: float = 60.0,
+) -> List[Dict[str, Any]]:
+    """Paraformer's decode entry: :func:`search_features`, then per utterance the best hypothesis as a result
+    dict (text, tokens, token_ids, score, timestamp: CIF token times from :func:`cif_timestamps`).
+
+    feats (B, T, D), feat_lens (B,); ``frame_ms`` is the duration of one encoder frame."""
+    hyps_nbest, alphas, enc_lens, token_lens = search_features(model, feats, feat_lens, options, tokenizer)
+    stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=frame_ms)
+    results = []
+    for nbest, stamp in zip(hyps_nbest, stamps):
+        hyp = nbest[0] if nbest else Hypothesis([], 0.0)  # no token fired
+        ids = list(hyp.token_ids)
+        results.append(
+            {
+                "text": tokenizer.decode(ids)[0],
+                "tokens": tokenizer.ids_to_tokens(ids),
+                "token_ids": ids,
+                "score": float(hyp.score),
+                "timestamp": _token_times(hyp, stamp, tokenizer),
+            }
+        )
+    return results
+
+
 def search_features(
     model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
 ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -265,13 +278,22 @@ def search_features(
         (n-best hypotheses per utterance (empty list when no token fired), alphas (B, T+1),
         encoder lengths (B,), token counts (B,)).
     """
+    hyps, alphas, _, enc_lens, token_lens = search_encoded(model, feats, feat_lens, options, tokenizer)
+    return hyps, alphas, enc_lens, token_lens
+
+
+def search_encoded(
+    model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
+) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`search_features` that also returns the encoder output: (hypotheses, alphas, enc (B, T, D),
+    encoder lengths, token counts), for models whose decode entry needs more than the hypotheses."""
     with torch.no_grad():
         enc, enc_lens = model.encode(feats, feat_lens)
         require_finite(enc, enc_lens, "the encoder output")
         embeds, token_num, alphas, _ = model.calc_predictor(enc, enc_lens)  # NonFiniteError on NaN alphas
         token_lens = token_num.round().long()
         if int(token_lens.max()) < 1:
-            return [[] for _ in range(feats.size(0))], alphas, enc_lens, token_lens
+            return [[] for _ in range(feats.size(0))], alphas, enc, enc_lens, token_lens
         am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
         require_finite(am_logp, token_lens, "the decoder output")
         ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
@@ -287,7 +309,7 @@ def search_features(
             sos_id=tokenizer.sos_id,
             eos_id=tokenizer.eos_id,
         )
-    return hyps, alphas, enc_lens, token_lens
+    return hyps, alphas, enc, enc_lens, token_lens
 
 
 def require_finite(x: torch.Tensor, lens: torch.Tensor, what: str) -> None:

@@ -106,6 +106,12 @@ class CifPredictorV2(nn.Module):
         self.noise_threshold = noise_threshold
         self.tail_threshold = tail_threshold
 
+    def integrate(
+        self, hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This predictor's integrate-and-fire (:func:`cif_integrate`); same arguments and results."""
+        return cif_integrate(hidden, alphas, num_tokens)
+
     def forward(
         self,
         hidden: torch.Tensor,
@@ -153,7 +159,7 @@ class CifPredictorV2(nn.Module):
                 raise NonFiniteError(
                     f"the CIF weights (alphas) are NaN/Inf{where}: the predictor's input or weights are not finite"
                 )
-            embeds, peaks = cif_integrate(hidden, alphas, max(int(slots.max()) if slots.numel() else 0, 0))
+            embeds, peaks = self.integrate(hidden, alphas, max(int(slots.max()) if slots.numel() else 0, 0))
         return embeds, token_num, alphas, peaks
 
 

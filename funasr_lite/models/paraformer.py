@@ -265,6 +265,13 @@ class Paraformer(nn.Module):
         mixed = embeds.masked_fill(~keep, 0) + ys_embed.masked_fill(keep, 0)
         return mixed * tgt_mask, logits * tgt_mask
 
+    def _auxiliary_loss(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor, ys_lens: torch.Tensor
+    ) -> Tuple[Optional[torch.Tensor], Dict[str, Any]]:
+        """A subclass's extra loss term, added last to the loss, and its stats: enc (B, T, D), enc_lens (B,),
+        ys_lens (B,) target lengths (with the eos of ``predictor_bias``) -> (scalar or None, stats)."""
+        return None, {}
+
     def forward(
         self, feats: torch.Tensor, feats_lengths: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, Dict[str, Any]]:
@@ -305,6 +312,10 @@ class Paraformer(nn.Module):
             loss = loss_att + loss_pre * self.predictor_weight
         else:
             loss = self.ctc_weight * loss_ctc + (1 - self.ctc_weight) * loss_att + loss_pre * self.predictor_weight
+        extra, extra_stats = self._auxiliary_loss(enc, enc_lens, ys_lens)
+        if extra is not None:
+            loss = loss + extra
+            stats.update(extra_stats)
         batch = feats.size(0)
         stats.update(
             loss=loss.detach(),

@@ -20,6 +20,7 @@ __all__ = [
     "resolve",
     "build_model",
     "decode_entry",
+    "required_predictor",
 ]
 
 
@@ -33,6 +34,7 @@ class Registration:
     target: str = ""  # "module:attr" of funasr-lite's implementation ("" for a name-only entry)
     decode: str = ""  # models: "module:attr" of the function that searches a feature batch
     trainable: bool = True  # False: accepted when decoding, refused for training
+    predictor: str = ""  # models: the predictor class the model needs ("" for any registered one)
 
 
 REGISTRY: Tuple[Registration, ...] = (
@@ -41,7 +43,15 @@ REGISTRY: Tuple[Registration, ...] = (
         "Paraformer",
         ("paraformer",),
         "funasr_lite.models.paraformer:Paraformer",
-        decode="funasr_lite.decode.transcribe:search_features",
+        decode="funasr_lite.decode.transcribe:search_paraformer",
+    ),
+    Registration(
+        "model",
+        "BiCifParaformer",
+        ("bicif_paraformer",),
+        "funasr_lite.models.bicif:BiCifParaformer",
+        decode="funasr_lite.decode.bicif:search_bicif",
+        predictor="CifPredictorV3",
     ),
     Registration("encoder", "SANMEncoder", ("sanm",), "funasr_lite.models.sanm:SANMEncoder"),
     Registration(
@@ -51,6 +61,7 @@ REGISTRY: Tuple[Registration, ...] = (
         "funasr_lite.models.decoder:ParaformerSANMDecoder",
     ),
     Registration("predictor", "CifPredictorV2", ("cif_predictor_v2",), "funasr_lite.models.cif:CifPredictorV2"),
+    Registration("predictor", "CifPredictorV3", ("cif_predictor_v3",), "funasr_lite.models.bicif:CifPredictorV3"),
     Registration("frontend", "WavFrontend", ("wav_frontend",), "funasr_lite.data.frontend:WavFrontend"),
     Registration("specaug", "SpecAugLFR", ("specaug_lfr",), "funasr_lite.models.specaug:SpecAugLFR"),
     Registration("specaug", "SpecAug", ("specaug",), trainable=False),
@@ -93,6 +104,11 @@ def resolve(slot: str, name: Optional[str]) -> type:
 def decode_entry(model_name: str) -> Callable:
     """The function that searches a feature batch for model class ``model_name``."""
     return _load(_find("model", model_name).decode)
+
+
+def required_predictor(model_name: str) -> str:
+    """The predictor class model class ``model_name`` needs ("" for any)."""
+    return next((r.predictor for r in REGISTRY if r.slot == "model" and r.name == model_name), "")
 
 
 def build_model(cfg, vocab_size: int):

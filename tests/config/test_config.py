@@ -452,8 +452,6 @@ def test_optimizer_arguments_are_checked_against_the_named_optimizer():
     "slot,name",
     [
         ("model", "SeacoParaformer"),
-        ("model", "BiCifParaformer"),
-        ("model", "bicif_paraformer"),
         ("model", "UniASR"),
         ("model", "uniasr"),
         ("model", "ContextualParaformer"),
@@ -461,7 +459,7 @@ def test_optimizer_arguments_are_checked_against_the_named_optimizer():
         ("encoder", "ConformerEncoder"),
         ("encoder", "sanm_chunk_opt"),
         ("decoder", "ParaformerDecoderSAN"),
-        ("predictor", "CifPredictorV3"),
+        ("predictor", "CifPredictor"),
         ("frontend", "WavFrontendOnline"),
         ("normalize", "global_mvn"),
     ],
@@ -512,8 +510,8 @@ def test_legacy_0x_config_is_normalised(tmp_path):
 
 
 def test_legacy_error_names_the_0x_spelling():
-    with pytest.raises(ConfigError, match=r"model class 'BiCifParaformer' \(bicif_paraformer in FunASR 0.x\)"):
-        S.ModelConfig.from_dict(_config_1x(model="bicif_paraformer"))
+    with pytest.raises(ConfigError, match=r"model class 'UniASR' \(uniasr in FunASR 0.x\)"):
+        S.ModelConfig.from_dict(_config_1x(model="uniasr"))
 
 
 # ------------------------------------------------------------------------------------- round trips
@@ -600,8 +598,8 @@ def test_file_path_metas_layer(tmp_path):
 def _funasr_classes():
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import WavFrontend
+    from funasr.models.bicif_paraformer.cif_predictor import CifPredictorV3  # CifPredictorV2's kwargs and more
     from funasr.models.ctc.ctc import CTC
-    from funasr.models.paraformer.cif_predictor import CifPredictorV2
     from funasr.models.paraformer.decoder import ParaformerSANMDecoder
     from funasr.models.paraformer.model import Paraformer
     from funasr.models.sanm.encoder import SANMEncoder
@@ -612,7 +610,7 @@ def _funasr_classes():
         SEC.FrontendConf: (WavFrontend, ()),
         SEC.EncoderConf: (SANMEncoder, ("input_size",)),
         SEC.DecoderConf: (ParaformerSANMDecoder, ("vocab_size", "encoder_output_size")),
-        SEC.PredictorConf: (CifPredictorV2, ()),
+        SEC.PredictorConf: (CifPredictorV3, ()),
         SEC.CTCConf: (CTC, ("odim", "encoder_output_size")),
         SEC.SpecAugConf: (SpecAugLFR, ()),
         SEC.TokenizerConf: (CharTokenizer, ()),

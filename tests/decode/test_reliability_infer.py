@@ -718,8 +718,8 @@ MODEL_CASES: List[ModelCase] = [
     ),
     (
         "unsupported_model_class",
-        lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "model: Paraformer", "model: BiCifParaformer")),
-        ("config.yaml:1", "BiCifParaformer", "not supported"),
+        lambda t, m, d: _model_copy(t, m, _replace_in("config.yaml", "model: Paraformer", "model: UniASR")),
+        ("config.yaml:1", "UniASR", "not supported"),
     ),
     (
         "unknown_config_key",

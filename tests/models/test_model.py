@@ -391,8 +391,8 @@ def test_from_config_and_bad_configs():
         Paraformer.from_config({**config, "model_conf": {"ctc_wieght": 0.1}}, vocab_size=V)
     with pytest.raises(ValueError, match="vocab"):
         Paraformer.from_config(config, vocab_size=0)
-    with pytest.raises(ValueError, match="BiCifParaformer"):
-        Paraformer.from_config({**config, "model": "BiCifParaformer"}, vocab_size=V)
+    with pytest.raises(ValueError, match="UniASR"):
+        Paraformer.from_config({**config, "model": "UniASR"}, vocab_size=V)
     with pytest.raises(ValueError, match="concat_after.*not supported"):  # FunASR options we lack are refused
         Paraformer.from_config(
             {**config, "encoder_conf": {**CONFIG["encoder_conf"], "concat_after": True}}, vocab_size=V
