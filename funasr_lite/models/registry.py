@@ -31,7 +31,10 @@ class Registration:
     name: str  # FunASR 1.x class name
     legacy: Tuple[str, ...] = ()  # FunASR 0.x names of the same class
     target: str = ""  # "module:attr" of funasr-lite's implementation ("" for a name-only entry)
-    decode: str = ""  # models: "module:attr" of the function that searches a feature batch
+    # models: "module:attr" of the function that searches a feature batch, ``(model, feats, feat_lens, options,
+    # tokenizer)``; a model with hotwords takes ``hotwords=None`` too: token ids per hotword, without the "no bias"
+    # entry (the model appends it), so Transcriber passes --hotword to it and refuses it for the others
+    decode: str = ""
     trainable: bool = True  # False: accepted when decoding, refused for training
 
 
