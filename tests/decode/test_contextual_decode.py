@@ -100,3 +100,31 @@ def test_hotwords_need_a_hotword_model(synth_data_dir, tmp_path):
         asr.transcribe([wav], hotword="电话")
     with pytest.raises(ConfigError, match="takes no hotwords"):
         asr.decode_features(torch.zeros(1, 20, 560), torch.tensor([20]), hotwords=[[5]])
+
+
+def test_legacy_0x_layout_and_names_decode_identically(contextual_dir, synth_data_dir, tmp_path):
+    import yaml
+
+    from funasr_lite.hub.model_init import write_model_dir
+    from tiny_model import CHARS, cmvn_from_data_dir, tiny_contextual_config, tiny_token_list
+
+    config = tiny_contextual_config()
+    state = torch.load(os.path.join(contextual_dir, "model.pt"), weights_only=True)
+    mean, std = cmvn_from_data_dir(synth_data_dir, config)
+    legacy = write_model_dir(
+        str(tmp_path / "legacy"),
+        config,
+        tiny_token_list(),
+        cmvn_mean=mean,
+        cmvn_std=std,
+        state_dict=state,
+        seg_dict={c: [c] for c in CHARS},
+        layout="0.x",
+    )
+    with open(os.path.join(legacy, "config.yaml"), encoding="utf-8") as f:
+        written = yaml.safe_load(f)
+    assert (written["model"], written["decoder"]) == ("contextual_paraformer", "contextual_paraformer_decoder")
+    wavs = list(_wavs(synth_data_dir).values())
+    a = load_model(contextual_dir).transcribe(wavs, hotword="电话 号码")
+    b = load_model(legacy).transcribe(wavs, hotword="电话 号码")
+    assert [r["token_ids"] for r in a] == [r["token_ids"] for r in b]
