@@ -29,7 +29,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from funasr_lite.data.tokenizer import Tokenizer
 from funasr_lite.errors import ConfigError, DataDirError
@@ -61,13 +61,15 @@ class Hotwords:
         return [list(h) for h in self.ids]
 
 
-def read_hotword_value(value: str) -> Tuple[List[str], str]:
+def read_hotword_value(value: Union[str, "os.PathLike[str]"]) -> Tuple[List[str], str]:
     """The hotword strings of a ``--hotword`` value and a description of where they came from.
 
     Raises:
         ConfigError: a URL; a ``.txt`` file that is missing, unreadable, not UTF-8 or holds control
             characters (naming the file and line).
     """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if not isinstance(value, str):
         raise ConfigError(f"hotword must be a string (hotwords or a .txt file), got {type(value).__name__}")
     if value.startswith("http") and not (value.endswith(".txt") and os.path.exists(value)):

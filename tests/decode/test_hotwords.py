@@ -24,6 +24,7 @@ def test_string_and_file_forms(tmp_path):
     assert hw.words == ("电话", "号码", "下午") and hw.id_lists() == [[3, 4], [5, 6], [7, 8]]
     path = tmp_path / "hw.txt"
     path.write_text("电话\n\n  号码 下午  \nHELLO\n", encoding="utf-8")
+    assert parse_hotword(path, tok) == parse_hotword(str(path), tok)  # a Path names the file too
     hw = parse_hotword(str(path), tok)
     # one hotword per line; a line of several words is one hotword of all their tokens; words lower-cased
     assert hw.words == ("电话", "号码 下午", "HELLO") and hw.id_lists() == [[3, 4], [5, 6, 7, 8], [13]]
