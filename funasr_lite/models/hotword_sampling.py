@@ -13,7 +13,8 @@ Per utterance of ``L`` target tokens (FunASR's defaults: ``hotword_min_length=2`
 
 The random draws are Python's ``random`` module calls in FunASR's order, so one seed gives the spans
 FunASR's code gives. The batch's hotwords are the spans' token ids, in utterance order, followed by the
-"no bias" entry ``[1]``, padded with 0 (FunASR's collator).
+"no bias" entry ``[1]``, padded with 0 (FunASR's collator). For SeACo, :func:`seaco_labels` gives the
+hotword-decoder targets of the same spans.
 """
 
 import random
@@ -21,7 +22,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["HOTWORD_MIN_LENGTH", "HOTWORD_MAX_LENGTH", "hotword_spans", "collate_hotwords", "sample_hotwords"]
+__all__ = [
+    "HOTWORD_MIN_LENGTH",
+    "HOTWORD_MAX_LENGTH",
+    "hotword_spans",
+    "collate_hotwords",
+    "seaco_labels",
+    "sample_hotwords",
+]
 
 HOTWORD_MIN_LENGTH = 2  # FunASR's hotword_min_length (tokens)
 HOTWORD_MAX_LENGTH = 8  # FunASR's hotword_max_length (tokens)
@@ -59,6 +67,19 @@ def collate_hotwords(
     rows.append(torch.tensor([NO_BIAS_ID]))
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.int32)
     return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0), lengths
+
+
+def seaco_labels(
+    text: torch.Tensor, text_lengths: torch.Tensor, spans: Sequence[Sequence[Tuple[int, int]]], seaco_id: int
+) -> torch.Tensor:
+    """FunASR's ``seaco_label_pad``: (B, L) long, ``seaco_id`` on every target position, the target token inside
+    a hotword span, -1 on padding. text (B, L) ids; text_lengths (B,)."""
+    labels = torch.full(text.shape, -1, dtype=torch.long)
+    for b, (n, utt) in enumerate(zip(text_lengths.tolist(), spans)):
+        labels[b, : int(n)] = seaco_id
+        for s, e in utt:
+            labels[b, s : e + 1] = text[b, s : e + 1].long().cpu()
+    return labels
 
 
 def sample_hotwords(

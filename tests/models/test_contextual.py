@@ -16,6 +16,7 @@ from funasr_lite.models.hotword_sampling import (
     collate_hotwords,
     hotword_spans,
     sample_hotwords,
+    seaco_labels,
 )
 
 CONTEXTUAL = dict(CONFIG, decoder="ContextualParaformerDecoder", inner_dim=D)
@@ -141,18 +142,24 @@ def test_collate_matches_funasr_collator():
     spans = [[(0, 3)], [(2, 4), (6, 7)], [], [(0, 2)]]
     collator = object.__new__(AudioDatasetHotword)
     collator.int_pad_value, collator.float_pad_value = -1, 0.0
+    seaco_id = 0  # Contextual: no SeACo labels
     samples = [
         {
             "text": text[b, : int(n)],
             "text_lengths": torch.tensor([int(n)], dtype=torch.int32),
             "hotword_indx": [v for s in spans[b] for v in s] or [-1],
-            "seaco_id": 0,
+            "seaco_id": seaco_id,
         }
         for b, n in enumerate(text_lengths.tolist())
     ]
     ref = collator.collator(samples)
     pad, lengths = collate_hotwords(text, spans)
     assert torch.equal(pad, ref["hotword_pad"]) and torch.equal(lengths, ref["hotword_lengths"])
+    seaco_id = 49  # a SeACo dataset sets one: the collator adds the hotword-decoder labels
+    for sample in samples:
+        sample["seaco_id"] = seaco_id
+    ref = collator.collator(samples)
+    assert torch.equal(seaco_labels(text, text_lengths, spans, seaco_id), ref["seaco_label_pad"])
 
 
 def test_hotword_spans_follow_funasr_bounds():
