@@ -92,8 +92,15 @@ def test_hotword_file_and_data_job(contextual_dir, synth_data_dir, tmp_path):
     assert got[keys[2]] == asr.transcribe([wavs[keys[2]]], hotword="电话 号码")[0]["text"]
 
 
-def test_hotwords_need_a_hotword_model(synth_data_dir, tmp_path):
-    asr = load_model(build_tiny_model_dir(str(tmp_path / "plain"), synth_data_dir), device="cpu")
+def test_hotwords_need_a_hotword_model(synth_data_dir, tmp_path, capsys):
+    from funasr_lite.cli.recipes import infer_cli
+
+    plain = build_tiny_model_dir(str(tmp_path / "plain"), synth_data_dir)
+    argv = ["--model", plain, "--data_dir", synth_data_dir, "--output_dir", str(tmp_path / "out"), "--device", "cpu"]
+    assert infer_cli({}, argv + ["--hotword", "电话"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --hotword: the model") and "takes no hotwords" in err
+    asr = load_model(plain, device="cpu")
     assert not asr.supports_hotwords
     wav = next(iter(_wavs(synth_data_dir).values()))
     with pytest.raises(ConfigError, match="takes no hotwords"):
