@@ -107,3 +107,39 @@ def spread_timestamp_head(state: Dict[str, torch.Tensor], scale: float = 3.0, se
     w = state["predictor.cif_output2.weight"]
     state["predictor.cif_output2.weight"] = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed)) * scale
     return state
+
+
+def tiny_contextual_config() -> Dict:
+    """TINY_CONFIG as a ContextualParaformer (hotword width = model width)."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config.update(model="ContextualParaformer", decoder="ContextualParaformerDecoder")
+    config["model_conf"]["inner_dim"] = D
+    return config
+
+
+def build_tiny_contextual_dir(out_dir: str, data_dir: str, seed: int = 0) -> str:
+    """A tiny ContextualParaformer dir with weights from funasr's own class and a char seg_dict. The predictor and
+    output layer are spread, and the hotword attention's share of ``bias_output`` and the hotword embeddings
+    are scaled up, so that hotwords change some outputs."""
+    from funasr.models.contextual_paraformer.model import ContextualParaformer
+
+    config = tiny_contextual_config()
+    tokens = tiny_token_list()
+    torch.manual_seed(seed)
+    model = ContextualParaformer(
+        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "ctc_conf")},
+        predictor_conf=config["predictor_conf"],
+        input_size=560,
+        vocab_size=len(tokens),
+        **config["model_conf"],
+    )
+    state = spread_weights(model.state_dict(), seed)
+    g = torch.Generator().manual_seed(seed + 5)
+    w = state["decoder.bias_output.weight"]
+    state["decoder.bias_output.weight"] = torch.cat([w[:, :D], torch.randn(D, D, 1, generator=g)], dim=1)
+    state["bias_embed.weight"] = torch.randn(state["bias_embed.weight"].shape, generator=g) * 3
+    mean, std = cmvn_from_data_dir(data_dir, config)
+    os.makedirs(out_dir, exist_ok=True)
+    return write_model_dir(
+        out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state, seg_dict={c: [c] for c in CHARS}
+    )

@@ -219,7 +219,7 @@ class Section:
     def kwargs_for(self, target: Callable, exclude: Sequence[str] = ()) -> Dict[str, Any]:
         """Kwargs for ``target`` (a class or function): the fields it accepts.  A field it does not accept
         is dropped when it holds FunASR's default, and is a ConfigError ("not supported") otherwise."""
-        params = inspect.signature(target).parameters
+        params = _parameters(target)
         var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         defaults, out = self.defaults(), {}
         for k in self.field_names():
@@ -231,3 +231,18 @@ class Section:
             elif v != defaults[k]:
                 raise self._fail(k, f"not supported by funasr-lite's {getattr(target, '__name__', target)}")
         return out
+
+
+def _parameters(target: Callable) -> Mapping[str, inspect.Parameter]:
+    """``target``'s parameters; for a class whose ``__init__`` only passes ``*args, **kwargs`` on (a subclass
+    that adds checks), those of the first ``__init__`` up its MRO that names its parameters."""
+    if isinstance(target, type):
+        for klass in target.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = inspect.signature(init).parameters
+            passing = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            if any(p.kind not in passing for name, p in params.items() if name != "self"):
+                return params
+    return inspect.signature(target).parameters

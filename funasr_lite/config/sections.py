@@ -248,6 +248,14 @@ class ModelConf(Section):
     sampling_ratio: float = option(0.2, "glancing sampler ratio (paraformer-large: 0.75)")
     share_embedding: bool = option(False, "tie decoder embedding and output layer")
     use_1st_decoder_loss: bool = option(False, "add the first-pass decoder loss")
+    # ContextualParaformer's keys (refused for Paraformer unless they hold these defaults)
+    inner_dim: int = option(256, "hotword embedding / bias-encoder width (= encoder output size)")
+    bias_encoder_type: str = option("lstm", "hotword encoder: lstm (FunASR's 'mean' cannot decode)")
+    use_decoder_embedding: bool = option(False, "embed hotwords with the decoder's embedding, not bias_embed")
+    bias_encoder_dropout_rate: float = option(0.0, "dropout of the one-layer hotword LSTM (no effect)")
+    crit_attn_weight: float = option(0.0, "hotword attention loss weight (unused by FunASR 1.4.16: no effect)")
+    crit_attn_smooth: float = option(0.0, "its smoothing (unused by FunASR 1.4.16: no effect)")
+    target_buffer_length: int = option(-1, "hotword buffer of FunASR's unused streaming path (no effect)")
 
     def validate(self):
         for k in ("ctc_weight", "lsm_weight", "sampling_ratio"):

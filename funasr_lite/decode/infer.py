@@ -7,6 +7,9 @@ each file replaced atomically; the output dir itself is never deleted):
   ``score``: the hypothesis score (sum of max log-probs for greedy decoding);
   ``timestamp``: CIF token times ``[[start_ms,end_ms],...]`` (BiCifParaformer: word times);
 * ``failed``: ``key reason`` for each utterance that could not be decoded;
+* hotwords (models with hotword support): ``opts.hotword`` biases every utterance; ``data_dir/hotword``
+  (``key word word ...``) adds an utterance's own; utterances with different hotword lists are decoded in
+  separate batches;
 * with ``data_dir/text``: ``text.cer`` (FunASR's format; failed utterances count
   as deletions) and ``errs-<data set>-<decoding>.txt``, an aligned REF/HYP report.
 
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from funasr_lite.data.audio import audio_duration, load_audio
 from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
+from funasr_lite.decode.hotwords import load_utterance_hotwords, tokenize_hotwords
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
@@ -155,7 +159,8 @@ def _run_locked(
     writer = ResultWriter(result_dir)
     try:
         writer.add({}, failed)
-        results, audio_seconds, wall = _decode_all(asr, data, durations, failed, writer)
+        groups = _hotword_groups(asr, opts, data, durations)
+        results, audio_seconds, wall = _decode_all(asr, data, durations, failed, writer, groups)
         for key in failed:
             logger.warning("failed: %s %s", key, failed[key])
         # 6. outputs, and the CER against data_dir/text (wav.scp keys only), renamed into place together
@@ -182,15 +187,54 @@ def _run_locked(
     return result
 
 
+HotwordIds = Optional[Tuple[Tuple[int, ...], ...]]
+
+
+def _hotword_groups(
+    asr: Transcriber, opts: InferOptions, data: DataDir, durations: Mapping[str, float]
+) -> Dict[HotwordIds, List[str]]:
+    """The keys of ``durations`` grouped by their hotword token ids (None: no hotwords): ``opts.hotword`` for
+    every key, plus the key's own words from ``data_dir/hotword``."""
+    common = asr.parse_hotword(opts.hotword)
+    own = load_utterance_hotwords(data.path, list(data.wavs))
+    if own is not None and not asr.supports_hotwords:
+        if opts.hotword is None:
+            logger.warning("%s/hotword is ignored: the model (%s) takes no hotwords", data.path, asr.config.model)
+        own = None
+    groups: Dict[HotwordIds, List[str]] = {}
+    for key in durations:
+        ids = list(common.ids) if common is not None else None
+        words = (own or {}).get(key)
+        if words:
+            extra = tokenize_hotwords(words, asr.tokenizer, f"{os.path.join(data.path, 'hotword')} ({key})")
+            ids = (ids or []) + [h for h in extra.ids if h not in (ids or [])]
+        groups.setdefault(tuple(ids) if ids is not None else None, []).append(key)
+    if len(groups) > 1:
+        logger.info("%d different hotword lists: decoded in separate batches", len(groups))
+    return groups
+
+
 def _decode_all(
-    asr: Transcriber, data: DataDir, durations: Dict[str, float], failed: Dict[str, str], writer: ResultWriter
+    asr: Transcriber,
+    data: DataDir,
+    durations: Dict[str, float],
+    failed: Dict[str, str],
+    writer: ResultWriter,
+    groups: Optional[Mapping[HotwordIds, Sequence[str]]] = None,
 ) -> Tuple[Dict[str, Dict], float, float]:
-    """Decode the utterances of ``durations`` in batches; ``(results, audio seconds, wall seconds)``."""
+    """Decode the utterances of ``durations`` in batches, each hotword group (``groups``: hotword ids -> keys;
+    None: one group without hotwords) apart; ``(results, audio seconds, wall seconds)``."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    batches = make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
+    if groups is None:
+        groups = {None: list(durations)}
+    batches = [
+        (hotwords, keys)
+        for hotwords, members in groups.items()
+        for keys in make_batches({k: durations[k] for k in members}, asr.options.batch_size, asr.options.batch_seconds)
+    ]
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
-        for keys in batches:
+        for hotwords, keys in batches:
             wavs: Dict[str, torch.Tensor] = {}
             batch_results: Dict[str, Dict] = {}
             batch_failed: Dict[str, str] = {}
@@ -202,7 +246,13 @@ def _decode_all(
             good = [k for k in keys if k in wavs]
             if good:
                 decode_retrying(
-                    asr, good, wavs, batch_results, batch_failed, lambda k: f"{_where(data, k)}: {data.wavs[k]}"
+                    asr,
+                    good,
+                    wavs,
+                    batch_results,
+                    batch_failed,
+                    lambda k: f"{_where(data, k)}: {data.wavs[k]}",
+                    [list(h) for h in hotwords] if hotwords is not None else None,
                 )
                 audio_seconds += sum(wavs[k].numel() for k in batch_results) / asr.sample_rate
             writer.add(batch_results, batch_failed)

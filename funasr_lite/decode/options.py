@@ -152,6 +152,12 @@ class InferOptions:
     checkpoint: Optional[str] = option(
         None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
     )
+    hotword: Optional[str] = option(
+        None,
+        "hotwords for every utterance: words separated by spaces, or a .txt file with one hotword per line "
+        "(hotword models only: ContextualParaformer, SeacoParaformer); data_dir/hotword adds per-utterance ones",
+        flag=True,
+    )
 
     def __post_init__(self) -> None:
         for k in ("model", "data_dir", "output_dir"):
@@ -165,6 +171,8 @@ class InferOptions:
             raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
         if self.checkpoint is not None:
             plain_file_name(self.checkpoint, "--checkpoint")
+        if self.hotword is not None and not isinstance(self.hotword, str):
+            raise ConfigError(f"--hotword {self.hotword!r}: must be hotwords separated by spaces or a .txt file")
 
 
 @dataclass(frozen=True)

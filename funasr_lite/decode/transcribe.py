@@ -10,6 +10,7 @@ decoding each utterance alone (our encoder, predictor and decoder mask padded
 frames everywhere; see tests/test_infer.py).
 """
 
+import inspect
 import logging
 import os
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -22,9 +23,10 @@ from funasr_lite.config.schema import ModelConfig
 from funasr_lite.data.audio import load_audio, load_audio_array
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
+from funasr_lite.decode.hotwords import Hotwords, parse_hotword
 from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
-from funasr_lite.errors import CheckpointError, FunasrLiteError, NonFiniteError
+from funasr_lite.errors import CheckpointError, ConfigError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
 from funasr_lite.models.cif import cif_timestamps
@@ -91,6 +93,8 @@ class Transcriber:
         # class's search (registered with it)
         self.options = decoding or self.config.decoding
         self._search = decode_entry(self.config.model)
+        # a model takes hotwords when its decode entry does (a ``hotwords`` parameter)
+        self.supports_hotwords = "hotwords" in inspect.signature(self._search).parameters
         self.options.check_supported()
         self.options.check_vocabulary(self.tokenizer.vocab_size)
         if self.options.uses_ctc and self.model.ctc is None:
@@ -99,25 +103,55 @@ class Transcriber:
                 f"{model_dir.root} has none (its model_conf.ctc_weight is 0); use --ctc_weight 0"
             )
 
+    def parse_hotword(self, hotword: Optional[str]) -> Optional[Hotwords]:
+        """``--hotword`` value (hotwords separated by spaces, or a ``.txt`` file, one per line) -> the model's
+        token ids per hotword (:mod:`funasr_lite.decode.hotwords`); unknown hotwords are dropped with a warning.
+
+        Raises:
+            ConfigError: the model takes no hotwords, or the value is a URL or a bad / missing file.
+        """
+        if hotword is None:
+            return None
+        self._require_hotword_support()
+        return parse_hotword(hotword, self.tokenizer)
+
+    def _require_hotword_support(self) -> None:
+        if not self.supports_hotwords:
+            raise ConfigError(
+                f"--hotword: the model {self.model_dir.root} ({self.config.model}) takes no hotwords; "
+                "hotwords need a ContextualParaformer or SeacoParaformer model"
+            )
+
     @torch.inference_mode()
-    def decode_features(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> List[Dict[str, Any]]:
+    def decode_features(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor, hotwords: Optional[Sequence[Sequence[int]]] = None
+    ) -> List[Dict[str, Any]]:
         """Decode a padded batch of features.
 
         Args:
             feats: (B, T, D) LFR+CMVN features; feat_lens: (B,).
+            hotwords: token ids per hotword (e.g. ``parse_hotword(...).id_lists()``) biasing every utterance of
+                the batch; None: no hotwords. ConfigError for a model without hotword support.
         Returns:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms)
+        extra: Dict[str, Any] = {}
+        if hotwords is not None:
+            self._require_hotword_support()
+            extra["hotwords"] = [list(map(int, h)) for h in hotwords]
+        return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms, **extra)
 
     @torch.inference_mode()
-    def decode_waveforms(self, wavs: Sequence[torch.Tensor]) -> List[Dict[str, Any]]:
-        """Decode mono float waveforms at the model's rate as one padded batch."""
+    def decode_waveforms(
+        self, wavs: Sequence[torch.Tensor], hotwords: Optional[Sequence[Sequence[int]]] = None
+    ) -> List[Dict[str, Any]]:
+        """Decode mono float waveforms at the model's rate as one padded batch (``hotwords``: as
+        :meth:`decode_features`)."""
         lengths = torch.tensor([w.numel() for w in wavs], dtype=torch.long)
         padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True).float()
         feats, feat_lens = self.frontend(padded.to(self.device), lengths.to(self.device))
-        return self.decode_features(feats, feat_lens)
+        return self.decode_features(feats, feat_lens, hotwords)
 
     def transcribe(
         self,
@@ -125,6 +159,7 @@ class Transcriber:
         batch_size: Optional[int] = None,
         sample_rate: Optional[int] = None,
         on_error: str = "raise",
+        hotword: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """Transcribe files or arrays; one result dict per input, in input order.
 
@@ -139,10 +174,13 @@ class Transcriber:
                 item decoded, else the reason (naming the file or ``input <i>``) with ``text`` ``""``, empty
                 ``tokens``/``token_ids``/``timestamp`` and ``score`` ``None``; the other items are decoded
                 (a batch that fails is retried item by item, as the data dir job does).
+            hotword: hotwords for every input, as FunASR's ``hotword``: words separated by spaces, or the path of
+                a ``.txt`` file with one hotword per line (models with hotword support only).
 
         Raises:
             FunasrLiteError (e.g. :class:`~funasr_lite.errors.AudioError`): a bad input, with ``on_error="raise"``.
             ValueError: ``on_error`` is not one of ``"raise"``, ``"report"``.
+            ConfigError: ``hotword`` for a model without hotword support, or a bad hotword file.
         """
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, got {on_error!r}")
@@ -154,6 +192,8 @@ class Transcriber:
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         # None (not 0, not any falsy value) means "the model's rate"; a bad rate is an AudioError
         array_rate = self.sample_rate if sample_rate is None else sample_rate
+        parsed = self.parse_hotword(hotword)
+        hotwords = parsed.id_lists() if parsed is not None else None
         wavs: Dict[int, torch.Tensor] = {}
         keys, names, failed = [], [], {}
         for i, item in enumerate(inputs):
@@ -174,9 +214,9 @@ class Transcriber:
         decoded: Dict[int, Dict[str, Any]] = {}
         for idx in make_batches(seconds, batch_size or self.options.batch_size, self.options.batch_seconds):
             if on_error == "raise":
-                decoded.update(zip(idx, self.decode_waveforms([wavs[i] for i in idx])))
+                decoded.update(zip(idx, self.decode_waveforms([wavs[i] for i in idx], hotwords)))
             else:
-                decode_retrying(self, idx, wavs, decoded, failed, lambda i: names[i])
+                decode_retrying(self, idx, wavs, decoded, failed, lambda i: names[i], hotwords)
         if on_error == "raise":
             return [{"key": keys[i], **decoded[i]} for i in range(len(keys))]
         return [
@@ -214,12 +254,14 @@ def decode_retrying(
     results: Dict[Any, Dict[str, Any]],
     failed: Dict[Any, str],
     describe: Callable[[Any], str],
+    hotwords: Optional[Sequence[Sequence[int]]] = None,
 ) -> None:
     """Decode ``keys`` as one batch into ``results``; on any error (out of memory, NaN/Inf model output, a bug)
     retry each item alone, so that one item fails alone: ``failed[key]`` becomes
-    ``"<describe(key)>: decoding failed: <reason>"``. Used by :meth:`Transcriber.transcribe` and the data dir job."""
+    ``"<describe(key)>: decoding failed: <reason>"``. ``hotwords`` bias every item (see
+    :meth:`Transcriber.decode_features`). Used by :meth:`Transcriber.transcribe` and the data dir job."""
     try:
-        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys])):
+        for key, res in zip(keys, asr.decode_waveforms([wavs[k] for k in keys], hotwords)):
             results[key] = res
     except Exception as e:
         expected = isinstance(e, (RuntimeError, FunasrLiteError))
@@ -232,7 +274,7 @@ def decode_retrying(
             return
         logger.warning("batch of %d failed (%s); decoding its utterances one by one", len(keys), why[:200])
         for key in keys:
-            decode_retrying(asr, [key], wavs, results, failed, describe)
+            decode_retrying(asr, [key], wavs, results, failed, describe, hotwords)
 
 
 def search_paraformer(
@@ -242,12 +284,17 @@ def search_paraformer(
     options: DecodingOptions,
     tokenizer: Tokenizer,
     frame_ms: float = 60.0,
+    *,
+    decode_logits: Optional[Callable[..., torch.Tensor]] = None,
 ) -> List[Dict[str, Any]]:
     """Paraformer's decode entry: :func:`search_features`, then per utterance the best hypothesis as a result
     dict (text, tokens, token_ids, score, timestamp: CIF token times from :func:`cif_timestamps`).
 
-    feats (B, T, D), feat_lens (B,); ``frame_ms`` is the duration of one encoder frame."""
-    hyps_nbest, alphas, enc_lens, token_lens = search_features(model, feats, feat_lens, options, tokenizer)
+    feats (B, T, D), feat_lens (B,); ``frame_ms`` is the duration of one encoder frame; ``decode_logits``: as
+    :func:`search_features`."""
+    hyps_nbest, alphas, enc_lens, token_lens = search_features(
+        model, feats, feat_lens, options, tokenizer, decode_logits=decode_logits
+    )
     stamps = cif_timestamps(alphas, enc_lens, token_lens, frame_ms=frame_ms)
     results = []
     for nbest, stamp in zip(hyps_nbest, stamps):
@@ -266,7 +313,13 @@ def search_paraformer(
 
 
 def search_features(
-    model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
+    model: Paraformer,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    options: DecodingOptions,
+    tokenizer: Tokenizer,
+    *,
+    decode_logits: Optional[Callable[..., torch.Tensor]] = None,
 ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor]:
     """Encoder, CIF, decoder and search over a padded feature batch (no gradients are kept).
 
@@ -274,16 +327,26 @@ def search_features(
         model: a Paraformer in eval mode; feats: (B, T, D); feat_lens: (B,).
         options: greedy/beam options (CTC scores are added when ``options.uses_ctc``).
         tokenizer: gives the blank/sos/eos ids stripped from the hypotheses.
+        decode_logits: the decoder call ``(enc, enc_lens, embeds, token_lens) -> (B, N, V) log-probs``; default
+            ``model.decode_logits`` (a hotword model's entry passes one with its hotword context).
     Returns:
         (n-best hypotheses per utterance (empty list when no token fired), alphas (B, T+1),
         encoder lengths (B,), token counts (B,)).
     """
-    hyps, alphas, _, enc_lens, token_lens = search_encoded(model, feats, feat_lens, options, tokenizer)
+    hyps, alphas, _, enc_lens, token_lens = search_encoded(
+        model, feats, feat_lens, options, tokenizer, decode_logits=decode_logits
+    )
     return hyps, alphas, enc_lens, token_lens
 
 
 def search_encoded(
-    model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
+    model: Paraformer,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    options: DecodingOptions,
+    tokenizer: Tokenizer,
+    *,
+    decode_logits: Optional[Callable[..., torch.Tensor]] = None,
 ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`search_features` that also returns the encoder output: (hypotheses, alphas, enc (B, T, D),
     encoder lengths, token counts), for models whose decode entry needs more than the hypotheses."""
@@ -294,7 +357,7 @@ def search_encoded(
         token_lens = token_num.round().long()
         if int(token_lens.max()) < 1:
             return [[] for _ in range(feats.size(0))], alphas, enc, enc_lens, token_lens
-        am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
+        am_logp = (decode_logits or model.decode_logits)(enc, enc_lens, embeds, token_lens).float()
         require_finite(am_logp, token_lens, "the decoder output")
         ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
         if ctc_logp is not None:

@@ -92,6 +92,11 @@ class Paraformer(nn.Module):
     ``ctc`` (a class name) is ignored as FunASR ignores it.
     """
 
+    takes_context = False  # True for models whose decoder takes a hotword context (ContextualParaformer)
+    # FunASR's ContextualParaformer sampler counts padded target positions (as id 0) as targets: in a padded
+    # batch, shorter utterances get glance draws at padded positions (which are then masked out)
+    sampler_counts_padding = False
+
     def __init__(
         self,
         specaug: Optional[str] = None,
@@ -146,6 +151,8 @@ class Paraformer(nn.Module):
         self.decoder = _build("decoder", decoder, decoder_conf, vocab_size=vocab_size, encoder_output_size=enc_size)
         if self.decoder.output_layer is None:
             raise ValueError("Paraformer: the decoder needs use_output_layer=True")
+        if getattr(self.decoder, "takes_context", False) != self.takes_context:
+            raise ValueError(f"{type(self).__name__}: decoder {type(self.decoder).__name__} does not fit this model")
         self.ctc = (
             _build("ctc", CTC, ctc_conf, odim=vocab_size, encoder_output_size=enc_size) if ctc_weight > 0 else None
         )
@@ -160,6 +167,7 @@ class Paraformer(nn.Module):
             raise ValueError("Paraformer: sampling_ratio > 0 needs decoder embeddings (wo_input_layer=False)")
 
         self.ignore_id = ignore_id
+        self.sos = sos
         self.eos = eos
         self.ctc_weight = ctc_weight
         self.lsm_weight = lsm_weight
@@ -241,8 +249,28 @@ class Paraformer(nn.Module):
         width = int(lengths.max()) if lengths.numel() else 0
         return ys[:, :width], lengths
 
+    def run_decoder(
+        self,
+        enc: torch.Tensor,
+        enc_lens: torch.Tensor,
+        embeds: torch.Tensor,
+        lens: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The decoder call of the training loss: (B, N, V) logits and ``lens``. ``context`` is for subclasses
+        whose decoder takes one (a hotword context); Paraformer's must be None."""
+        if context is not None:
+            raise ValueError(f"{type(self).__name__} takes no hotword context")
+        return self.decoder(enc, enc_lens, embeds, lens)
+
     def _sampler(
-        self, enc: torch.Tensor, enc_lens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor, embeds: torch.Tensor
+        self,
+        enc: torch.Tensor,
+        enc_lens: torch.Tensor,
+        ys: torch.Tensor,
+        ys_lens: torch.Tensor,
+        embeds: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Glancing sampler; returns (mixed embeddings (B,N,D), first-pass logits (B,N,V)), both masked."""
         tgt_mask = lengths_to_mask(ys_lens, ys.size(1))[:, :, None]
@@ -252,10 +280,13 @@ class Paraformer(nn.Module):
         else:
             ys_embed = self.decoder.embed(ys_masked)
         with torch.no_grad():
-            logits, _ = self.decoder(enc, enc_lens, embeds, ys_lens)
-            nonpad = ys != self.ignore_id
+            logits, _ = self.run_decoder(enc, enc_lens, embeds, ys_lens, context)
+            if self.sampler_counts_padding:  # padded positions (as id 0) count as targets
+                nonpad, ys_seen = torch.ones_like(ys, dtype=torch.bool), ys_masked
+            else:
+                nonpad, ys_seen = ys != self.ignore_id, ys
             seq_lens = nonpad.sum(1)
-            same = ((logits.argmax(-1) == ys) & nonpad).sum(1)
+            same = ((logits.argmax(-1) == ys_seen) & nonpad).sum(1)
             keep = torch.ones_like(nonpad)
             for i in range(ys.size(0)):
                 n_glance = int(((seq_lens[i] - same[i]).float() * self.sampling_ratio).long())
@@ -285,6 +316,17 @@ class Paraformer(nn.Module):
             ``acc`` (float), ``batch_size`` and ``weight`` (FunASR's reporting weight:
             number of target tokens incl. eos when length-normalised, else the batch size).
         """
+        return self._loss(feats, feats_lengths, text, text_lengths)
+
+    def _loss(
+        self,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """:meth:`forward`'s loss; ``context`` (B, K, D) goes to every decoder call (see :meth:`run_decoder`)."""
         enc, enc_lens = self.encode(feats, feats_lengths)
         stats: Dict[str, Any] = {}
         loss_ctc = None
@@ -296,8 +338,8 @@ class Paraformer(nn.Module):
         embeds, pre_token_num, _, _ = self.predictor(enc, enc_lens, target_lengths=ys_lens)
         first_logits = None
         if self.sampling_ratio > 0.0:
-            embeds, first_logits = self._sampler(enc, enc_lens, ys, ys_lens, embeds)
-        logits, _ = self.decoder(enc, enc_lens, embeds, ys_lens)
+            embeds, first_logits = self._sampler(enc, enc_lens, ys, ys_lens, embeds, context)
+        logits, _ = self.run_decoder(enc, enc_lens, embeds, ys_lens, context)
         if first_logits is None:
             first_logits = logits
 

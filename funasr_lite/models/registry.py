@@ -32,7 +32,10 @@ class Registration:
     name: str  # FunASR 1.x class name
     legacy: Tuple[str, ...] = ()  # FunASR 0.x names of the same class
     target: str = ""  # "module:attr" of funasr-lite's implementation ("" for a name-only entry)
-    decode: str = ""  # models: "module:attr" of the function that searches a feature batch
+    # models: "module:attr" of the function that searches a feature batch, ``(model, feats, feat_lens, options,
+    # tokenizer)``; a model with hotwords takes ``hotwords=None`` too: token ids per hotword, without the "no bias"
+    # entry (the model appends it), so Transcriber passes --hotword to it and refuses it for the others
+    decode: str = ""
     trainable: bool = True  # False: accepted when decoding, refused for training
     predictor: str = ""  # models: the predictor class the model needs ("" for any registered one)
 
@@ -53,12 +56,25 @@ REGISTRY: Tuple[Registration, ...] = (
         decode="funasr_lite.decode.bicif:search_bicif",
         predictor="CifPredictorV3",
     ),
+    Registration(
+        "model",
+        "ContextualParaformer",
+        ("contextual_paraformer",),
+        "funasr_lite.models.contextual:ContextualParaformer",
+        decode="funasr_lite.decode.contextual:search_contextual",
+    ),
     Registration("encoder", "SANMEncoder", ("sanm",), "funasr_lite.models.sanm:SANMEncoder"),
     Registration(
         "decoder",
         "ParaformerSANMDecoder",
         ("paraformer_decoder_sanm",),
         "funasr_lite.models.decoder:ParaformerSANMDecoder",
+    ),
+    Registration(
+        "decoder",
+        "ContextualParaformerDecoder",
+        ("contextual_paraformer_decoder",),
+        "funasr_lite.models.contextual:ContextualParaformerDecoder",
     ),
     Registration("predictor", "CifPredictorV2", ("cif_predictor_v2",), "funasr_lite.models.cif:CifPredictorV2"),
     Registration("predictor", "CifPredictorV3", ("cif_predictor_v3",), "funasr_lite.models.bicif:CifPredictorV3"),

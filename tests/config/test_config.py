@@ -1,5 +1,6 @@
 """Tests for funasr_lite.config.merge: strict YAML/JSON loading, layered merge, typed sections, FunASR parity."""
 
+import ast
 import dataclasses
 import inspect
 import json
@@ -454,7 +455,7 @@ def test_optimizer_arguments_are_checked_against_the_named_optimizer():
         ("model", "SeacoParaformer"),
         ("model", "UniASR"),
         ("model", "uniasr"),
-        ("model", "ContextualParaformer"),
+        ("model", "NeatContextualParaformer"),
         ("model", "SenseVoiceSmall"),
         ("encoder", "ConformerEncoder"),
         ("encoder", "sanm_chunk_opt"),
@@ -595,6 +596,20 @@ def test_file_path_metas_layer(tmp_path):
 
 
 # ------------------------------------------------------------------------------ FunASR as the oracle
+def _contextual_kwargs():
+    """The model_conf keys (and defaults) FunASR's ContextualParaformer reads on top of Paraformer's."""
+    from funasr.models.contextual_paraformer.model import ContextualParaformer
+
+    source = inspect.getsource(ContextualParaformer.__init__)
+    return {k: ast.literal_eval(v) for k, v in re.findall(r'kwargs\.get\("([a-z_]+)", ([^)]+)\)', source)}
+
+
+def test_contextual_model_conf_defaults_match_funasr():
+    pytest.importorskip("funasr")
+    defaults = SEC.ModelConf.defaults()
+    assert {k: defaults[k] for k in _contextual_kwargs()} == _contextual_kwargs()
+
+
 def _funasr_classes():
     pytest.importorskip("funasr")
     from funasr.frontends.wav_frontend import WavFrontend
@@ -648,6 +663,8 @@ def test_sections_match_funasr_constructors():
         }
         fields = section.field_names()
         extra_ok = {"seg_dict_file", "token_list", "unk_symbol"} if section is SEC.TokenizerConf else set()
+        if section is SEC.ModelConf:
+            extra_ok = set(_contextual_kwargs())
         assert set(fields) - set(params) <= extra_ok, (section.__name__, set(fields) - set(params))
         assert set(params) - set(passed_separately) <= set(section.known_keys()), section.__name__
         for name, value in section.defaults().items():

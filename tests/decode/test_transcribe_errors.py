@@ -58,10 +58,10 @@ def test_report_retries_a_failed_batch_item_by_item(asr, wavs, monkeypatch):
     real = asr.decode_waveforms
     poison = 1.5 * 16000  # the second file's length
 
-    def flaky(batch):
+    def flaky(batch, hotwords=None):
         if any(w.numel() == poison for w in batch):
             raise NonFiniteError("the decoder output is NaN/Inf")
-        return real(batch)
+        return real(batch, hotwords)
 
     monkeypatch.setattr(asr, "decode_waveforms", flaky)
     out = asr.transcribe(wavs, batch_size=3, on_error="report")
