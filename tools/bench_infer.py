@@ -2,6 +2,9 @@
 """Benchmark funasr-lite against FunASR's AutoModel on a paraformer-large-shaped model.
 
 Usage:
+    # SeACo (paraformer-zh) / Contextual Paraformer-large shapes with 50 hotwords, the same hotword file both sides
+    python tools/bench_infer.py --model_kind seaco --num_hotwords 50
+    python tools/bench_infer.py --model_kind contextual --num_hotwords 50
     # defaults: 60 utterances of 2-6 s, 2 threads, CPU, cache in /tmp/funasr_lite_bench
     python tools/bench_infer.py
     python tools/bench_infer.py --num_utts 60 --threads 2 --batch_size 16 \\
@@ -19,11 +22,20 @@ What it does:
    kernel 11), CIF predictor, SANM decoder 16 blocks, 8404 tokens, ~220 M
    parameters, random weights made non-degenerate (CIF fires about every third
    frame, the output layer is scaled so the argmax varies), dither 0;
+   With ``--model_kind seaco`` or ``contextual`` the model dir is built from FunASR's own
+   ``SeacoParaformer`` / ``ContextualParaformer`` class at the sizes of
+   speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch /
+   speech_paraformer-large-contextual_asr_nat-zh-cn-16k-common-vocab8404 (hotword paths
+   scaled so that hotwords change outputs), with a character ``seg_dict``, and both sides
+   decode with the same ``--num_hotwords`` hotwords (a .txt file, one per line:
+   ``--hotword FILE`` for funasr-lite, ``generate(..., hotword=FILE)`` for FunASR);
 2. runs funasr-lite's data-dir job (``funasr_lite.decode.infer.run_inference``, batches of
    ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (batch size 1:
    AutoModel forces it on CPU) each in its own fresh Python process with
    ``torch.set_num_threads(--threads)``, so import+load time and peak RSS
-   (``ru_maxrss`` of that process) are measured separately;
+   (``ru_maxrss`` of that process) are measured separately; both children run with
+   ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (FunASR's BiLSTM heads
+   are many times slower with OpenMP's default spin-waiting on a busy machine);
 3. prints a table (import+load s, decode wall s, RTF, peak RSS MiB, ratio
    lite/funasr) and whether every text is identical, and writes it all as JSON.
 
@@ -101,6 +113,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         output_dir=out_dir,
         device=spec["device"],
         ncpu=spec["threads"],
+        hotword=spec.get("hotword"),
     )
     result = _profiled(spec, "lite", lambda: run_inference(opts, asr=asr))
     _sync(spec["device"])
@@ -145,7 +158,8 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     t1, c1 = time.perf_counter(), bc.cpu_seconds()
     rss_load = bc.peak_rss_mb()
     scp = os.path.join(spec["data_dir"], "wav.scp")
-    res = _profiled(spec, "funasr", lambda: model.generate(input=scp))
+    extra = {"hotword": spec["hotword"]} if spec.get("hotword") else {}
+    res = _profiled(spec, "funasr", lambda: model.generate(input=scp, **extra))
     _sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()
     return {
@@ -180,7 +194,7 @@ def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     busy0, own0 = bc.system_busy_seconds(), bc.children_cpu_seconds()
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT, env=child_env())
     wall = time.perf_counter() - start
     busy1, own1 = bc.system_busy_seconds(), bc.children_cpu_seconds()
     if proc.returncode != 0 or not os.path.exists(result_path):
@@ -193,6 +207,13 @@ def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     # CPU time other processes used while this child ran: > 0 means the timings are not clean
     result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
     return result
+
+
+def child_env() -> Dict[str, str]:
+    """The children's environment: ours, with OMP_WAIT_POLICY=PASSIVE unless it is set."""
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
 
 def child_main(name: str, spec_path: str, result_path: str) -> int:
@@ -258,6 +279,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument(
         "--funasr_batch_size", type=int, default=1, help="AutoModel's batch_size (it forces 1 on CPU anyway)"
     )
+    p.add_argument(
+        "--model_kind",
+        default="paraformer",
+        choices=["paraformer", *bc.HOTWORD_KINDS],
+        help="paraformer: Paraformer-large; seaco: SeacoParaformer (paraformer-zh); contextual: ContextualParaformer",
+    )
+    p.add_argument("--num_hotwords", type=int, default=50, help="hotwords given to both sides (seaco/contextual only)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
     p.add_argument("--work_dir", default="/tmp/funasr_lite_bench", help="cache for the model/data dirs, logs, outputs")
     p.add_argument("--json", default=None, help="result JSON (default WORK_DIR/bench_infer.json)")
@@ -285,9 +313,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args._child:
         return child_main(args._child, args._spec, args._result)
-    if min(args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat) < 1:
+    if min(args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat, args.num_hotwords) < 1:
         print(
-            "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size and --repeat must be >= 1",
+            "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size, --repeat and "
+            "--num_hotwords must be >= 1",
             file=sys.stderr,
         )
         return 1
@@ -303,9 +332,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"({min(durations.values()):.1f}-{max(durations.values()):.1f} s)",
             flush=True,
         )
-        model_dir, params = bc.build_model_dir(
-            os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
-        )
+        hotword_file = None
+        if args.model_kind == "paraformer":
+            model_dir, params = bc.build_model_dir(
+                os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
+            )
+        else:
+            model_dir, params = bc.build_hotword_model_dir(
+                os.path.join(work, f"model_{args.model_kind}_s{args.seed}"), data_dir, args.model_kind, seed=args.seed
+            )
+            hotword_file = os.path.join(work, f"hotwords_{args.num_hotwords}_s{args.seed}.txt")
+            with open(hotword_file, "w", encoding="utf-8") as f:
+                f.writelines(w + "\n" for w in bc.make_hotwords(args.num_hotwords, args.seed))
     except (OSError, RuntimeError) as e:
         print(f"bench_infer.py: error: cannot prepare the benchmark in {work}: {e}", file=sys.stderr)
         return 1
@@ -323,6 +361,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "funasr_batch_size": args.funasr_batch_size,
         "device": args.device,
         "profile": args.profile,
+        "hotword": hotword_file,
     }
     sides = ["lite"] + ([] if args.skip_funasr else ["funasr"])
     runs: Dict[str, list] = {name: [] for name in sides}
@@ -354,6 +393,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"\n{len(durations)} utterances, {audio_s:.1f} s audio, device {args.device}, {args.threads} threads, "
         f"funasr-lite batch_size {args.batch_size}, funasr batch_size "
         f"{1 if args.device == 'cpu' else args.funasr_batch_size}{' (cProfile on)' if args.profile else ''}"
+    )
+    print(
+        f"model: {args.model_kind}, {params / 1e6:.1f} M parameters"
+        + (f", {args.num_hotwords} hotwords ({hotword_file})" if hotword_file else "")
+        + f"; OMP_WAIT_POLICY={child_env()['OMP_WAIT_POLICY']} both sides; load average before: "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
     )
     print(report(results, audio_s))
     noisy = [n for n, r in results.items() if r["other_cpu_s"] is not None and r["other_cpu_s"] > 0.1 * r["process_s"]]
@@ -396,6 +441,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for k in ("load_s", "decode_s", "rtf", "peak_rss_mb")
         },
         "timings_clean": not noisy,
+        "load_average_at_end": os.getloadavg(),
+        "hotword_file": hotword_file,
         "texts_compare": cmp,
     }
     json_path = args.json or os.path.join(work, "bench_infer.json")
