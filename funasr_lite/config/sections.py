@@ -141,6 +141,25 @@ class DecoderConf(Section):
 
 
 @dataclass(frozen=True)
+class SeacoDecoderConf(DecoderConf):
+    """``seaco_decoder_conf`` (top level) of SeacoParaformer's hotword decoder, a ParaformerSANMDecoder.
+
+    FunASR builds ``att_layer_num`` (default 6) cross-attention blocks even when ``num_blocks`` is smaller
+    (the hub config says 4 and builds 6), so att_layer_num > num_blocks is allowed here."""
+
+    SECTION: ClassVar[str] = "seaco_decoder_conf"
+
+    def validate(self):
+        for k in ("attention_heads", "linear_units", "num_blocks", "kernel_size"):
+            if getattr(self, k) <= 0:
+                raise self._fail(k, "must be > 0")
+        self._range(["dropout_rate", "positional_dropout_rate", "self_attention_dropout_rate"], **DROPOUT)
+        self._range(["src_attention_dropout_rate"], **DROPOUT)
+        self._range(["sanm_shfit"], 0, self.kernel_size - 1)
+        self._range(["att_layer_num"], 0)
+
+
+@dataclass(frozen=True)
 class PredictorConf(Section):
     """``predictor_conf`` of CifPredictorV2 / CifPredictorV3; idim, l_order and r_order have no default and are required."""
 
@@ -248,6 +267,16 @@ class ModelConf(Section):
     sampling_ratio: float = option(0.2, "glancing sampler ratio (paraformer-large: 0.75)")
     share_embedding: bool = option(False, "tie decoder embedding and output layer")
     use_1st_decoder_loss: bool = option(False, "add the first-pass decoder loss")
+    # SeacoParaformer's model_conf keys (FunASR reads them from its **kwargs)
+    inner_dim: int = option(256, "SeacoParaformer: hotword vector width (= decoder width)")
+    bias_encoder_type: str = option("lstm", "SeacoParaformer: hotword encoder (lstm)")
+    bias_encoder_dropout_rate: float = option(0.0, "SeacoParaformer: dropout between the hotword LSTM layers")
+    bias_encoder_bid: bool = option(False, "SeacoParaformer: bidirectional hotword LSTM")
+    seaco_lsm_weight: float = option(0.0, "SeacoParaformer: label smoothing of the hotword loss")
+    seaco_length_normalized_loss: bool = option(True, "SeacoParaformer: divide the hotword loss by tokens")
+    train_decoder: bool = option(True, "SeacoParaformer: add seaco_weight x the decoder loss")
+    seaco_weight: float = option(0.01, "SeacoParaformer: weight of the decoder loss in training")
+    NO_BIAS: int = option(8377, "SeacoParaformer: the token id of 'no hotword here'")
 
     def validate(self):
         for k in ("ctc_weight", "lsm_weight", "sampling_ratio"):

@@ -10,6 +10,7 @@ decoding each utterance alone (our encoder, predictor and decoder mask padded
 frames everywhere; see tests/test_infer.py).
 """
 
+import inspect
 import logging
 import os
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -99,25 +100,44 @@ class Transcriber:
                 f"{model_dir.root} has none (its model_conf.ctc_weight is 0); use --ctc_weight 0"
             )
 
+    @property
+    def takes_hotwords(self) -> bool:
+        """Whether this model class biases decoding with hotwords (SeacoParaformer)."""
+        return "hotwords" in inspect.signature(self._search).parameters
+
     @torch.inference_mode()
-    def decode_features(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> List[Dict[str, Any]]:
+    def decode_features(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor, hotwords: Optional[List[List[int]]] = None
+    ) -> List[Dict[str, Any]]:
         """Decode a padded batch of features.
 
         Args:
             feats: (B, T, D) LFR+CMVN features; feat_lens: (B,).
+            hotwords: the hotwords' token ids (models that take hotwords only; see :attr:`takes_hotwords`);
+                None: no biasing.
         Returns:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
+        Raises:
+            ValueError: hotwords given to a model class that takes none.
         """
+        extra: Dict[str, Any] = {}
+        if hotwords is not None:
+            if not self.takes_hotwords:
+                raise ValueError(f"model class {self.config.model} takes no hotwords")
+            extra["hotwords"] = hotwords
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
-        return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms)
+        return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms, **extra)
 
     @torch.inference_mode()
-    def decode_waveforms(self, wavs: Sequence[torch.Tensor]) -> List[Dict[str, Any]]:
-        """Decode mono float waveforms at the model's rate as one padded batch."""
+    def decode_waveforms(
+        self, wavs: Sequence[torch.Tensor], hotwords: Optional[List[List[int]]] = None
+    ) -> List[Dict[str, Any]]:
+        """Decode mono float waveforms at the model's rate as one padded batch (``hotwords``: see
+        :meth:`decode_features`)."""
         lengths = torch.tensor([w.numel() for w in wavs], dtype=torch.long)
         padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True).float()
         feats, feat_lens = self.frontend(padded.to(self.device), lengths.to(self.device))
-        return self.decode_features(feats, feat_lens)
+        return self.decode_features(feats, feat_lens, hotwords=hotwords)
 
     def transcribe(
         self,
@@ -283,10 +303,16 @@ def search_features(
 
 
 def search_encoded(
-    model: Paraformer, feats: torch.Tensor, feat_lens: torch.Tensor, options: DecodingOptions, tokenizer: Tokenizer
+    model: Paraformer,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    options: DecodingOptions,
+    tokenizer: Tokenizer,
+    scores: Optional[Callable[..., torch.Tensor]] = None,
 ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`search_features` that also returns the encoder output: (hypotheses, alphas, enc (B, T, D),
-    encoder lengths, token counts), for models whose decode entry needs more than the hypotheses."""
+    encoder lengths, token counts), for models whose decode entry needs more than the hypotheses.
+    ``scores(enc, enc_lens, embeds, token_lens) -> (B, N, V)`` log-probs replaces ``model.decode_logits``."""
     with torch.no_grad():
         enc, enc_lens = model.encode(feats, feat_lens)
         require_finite(enc, enc_lens, "the encoder output")
@@ -294,7 +320,7 @@ def search_encoded(
         token_lens = token_num.round().long()
         if int(token_lens.max()) < 1:
             return [[] for _ in range(feats.size(0))], alphas, enc, enc_lens, token_lens
-        am_logp = model.decode_logits(enc, enc_lens, embeds, token_lens).float()
+        am_logp = (scores or model.decode_logits)(enc, enc_lens, embeds, token_lens).float()
         require_finite(am_logp, token_lens, "the decoder output")
         ctc_logp = model.ctc.log_softmax(enc).float() if options.uses_ctc else None
         if ctc_logp is not None:

@@ -53,6 +53,14 @@ REGISTRY: Tuple[Registration, ...] = (
         decode="funasr_lite.decode.bicif:search_bicif",
         predictor="CifPredictorV3",
     ),
+    Registration(
+        "model",
+        "SeacoParaformer",
+        (),
+        "funasr_lite.models.seaco:SeacoParaformer",
+        decode="funasr_lite.decode.bicif:search_seaco",
+        predictor="CifPredictorV3",
+    ),
     Registration("encoder", "SANMEncoder", ("sanm",), "funasr_lite.models.sanm:SANMEncoder"),
     Registration(
         "decoder",

@@ -69,6 +69,8 @@ def test_batched_equals_one_by_one_and_legacy_layout(bicif_dir, synth_data_dir, 
     with open(os.path.join(legacy, "config.yaml"), encoding="utf-8") as f:
         text = f.read()
     assert "model: bicif_paraformer" in text and "predictor: cif_predictor_v3" in text
+    with pytest.raises(ValueError, match="takes no hotwords"):
+        asr.decode_waveforms([torch.zeros(16000)], hotwords=[[3]])
     old = load_model(legacy, device="cpu")
     assert old.model_dir.layout == "0.x"
     assert [r["token_ids"] for r in old.transcribe(wavs)] == [r["token_ids"] for r in ours]
