@@ -248,7 +248,8 @@ class SeacoParaformer(BiCifParaformer):
         feats (B, T, input_size), feats_lengths (B,), text (B, L) ids, text_lengths (B,); ``hotword_spans``:
         per utterance ``()``, ``(s, e)`` or ``(s1, e1, s2, e2)``; default: sampled with
         :func:`sample_hotword_span` from Python's ``random``. Returns loss and stats (``loss``,
-        ``loss_seaco``, ``loss_att`` and ``acc`` with ``train_decoder``, ``batch_size``, ``weight``).
+        ``loss_seaco``, ``loss_att`` and ``acc`` with ``train_decoder`` (without it ``acc`` is 0: FunASR reports
+        none), ``batch_size``, ``weight``).
         """
         width = int(text_lengths.max()) if text_lengths.numel() else 0
         text = text[:, :width]

@@ -9,6 +9,7 @@ import os
 import random
 
 import pytest
+import torch
 
 from funasr_lite.data.audio import load_audio
 from funasr_lite.decode.transcribe import load_model
@@ -79,3 +80,6 @@ def test_hotwords_pass_through_the_python_api(seaco_dir, synth_data_dir):
     for one, res in zip(audio, batched):  # padding-invariant with hotwords too
         assert asr.decode_waveforms([one], hotwords=hot)[0]["token_ids"] == res["token_ids"]
     assert asr.decode_waveforms(audio, hotwords=None) == asr.decode_waveforms(audio)
+    # FunASR returns ([],) when no token fires and AutoModel drops the input; we keep an empty result
+    res = asr.decode_features(torch.zeros(2, 3, 560), torch.tensor([1, 3]), hotwords=hot)
+    assert len(res) == 2 and (res[0]["text"], res[0]["tokens"], res[0]["timestamp"]) == ("", [], [])

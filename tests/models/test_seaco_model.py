@@ -173,3 +173,32 @@ def test_sampled_hotword_spans_follow_funasrs_rules():
         if len(span) == 4:
             assert span[0] <= n // 3 and span[2] > span[1]
     assert kinds == {0, 2, 4}
+
+
+def test_asf_decoding_matches_funasr_and_the_filter_matters():
+    """Biased log-probs equal FunASR's _seaco_decode_with_ASF (batch 1, as FunASR filters on row 0), with
+    more hotwords than the filter keeps; the filter changes them."""
+    pytest.importorskip("funasr")
+    from funasr.models.seaco_paraformer.model import SeacoParaformer as FunasrSeaco
+
+    torch.manual_seed(1)
+    theirs = FunasrSeaco(**copy.deepcopy(CONFIG)).eval()
+    with torch.no_grad():
+        theirs.hotword_output_layer.bias[NO_BIAS] += 1.5  # "no bias" at some positions, a hotword at others
+    ours = SeacoParaformer(**copy.deepcopy(CONFIG)).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    gen = torch.Generator().manual_seed(5)
+    enc, embeds = torch.randn(1, T, D, generator=gen), torch.randn(1, 8, D, generator=gen)
+    enc_lens, token_lens = torch.tensor([T]), torch.tensor([8])
+    hot = [
+        torch.randint(3, V - 2, (int(n),), generator=gen).tolist() for n in torch.randint(1, 5, (60,), generator=gen)
+    ]
+    with torch.no_grad():
+        ref = theirs._seaco_decode_with_ASF(enc, enc_lens, embeds, token_lens, hw_list=hot + [[1]])
+        mine = ours.biased_log_probs(enc, enc_lens, embeds, token_lens, hot)
+        unfiltered = ours.biased_log_probs(enc, enc_lens, embeds, token_lens, hot, nfilter=0)
+        plain = ours.biased_log_probs(enc, enc_lens, embeds, token_lens, None)
+    assert (mine - ref).abs().max() < 1e-4
+    assert (mine - unfiltered).abs().max() > 1e-3 and (mine - plain).abs().max() > 1e-3
+    assert 0 < int((mine == plain).all(-1).sum()) < token_lens.item()  # "no bias" at some positions only
+    assert torch.equal(plain, torch.log_softmax(ours.decoder(enc, enc_lens, embeds, token_lens)[0], -1))
