@@ -143,3 +143,46 @@ def build_tiny_contextual_dir(out_dir: str, data_dir: str, seed: int = 0) -> str
     return write_model_dir(
         out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state, seg_dict={c: [c] for c in CHARS}
     )
+
+
+# A tiny SeacoParaformer: BICIF_CONFIG plus the hub config's SeACo keys (a hotword decoder whose
+# "num_blocks: 4" FunASR builds as 6 blocks); NO_BIAS is a real token of the tiny vocabulary.
+SEACO_NO_BIAS = len(tiny_token_list()) - 2
+SEACO_CONFIG: Dict = copy.deepcopy(BICIF_CONFIG)
+SEACO_CONFIG["model"] = "SeacoParaformer"
+SEACO_CONFIG["model_conf"].update(
+    inner_dim=D,
+    bias_encoder_type="lstm",
+    seaco_lsm_weight=0.1,
+    seaco_length_normalized_loss=True,
+    NO_BIAS=SEACO_NO_BIAS,
+)
+SEACO_CONFIG["seaco_decoder"] = "ParaformerSANMDecoder"
+SEACO_CONFIG["seaco_decoder_conf"] = dict(
+    attention_heads=4,
+    linear_units=128,
+    num_blocks=4,
+    kernel_size=11,
+    sanm_shfit=0,
+    use_output_layer=False,
+    wo_input_layer=True,
+)
+
+
+def spread_hotword_head(state: Dict[str, torch.Tensor], seed: int = 9) -> Dict[str, torch.Tensor]:
+    """Random hotword output weights and a NO_BIAS bias of +3, so that the hotword head says "no bias" at
+    most positions and changes some: hotwords then change some tokens, not all."""
+    state = dict(state)
+    w = state["hotword_output_layer.weight"]
+    state["hotword_output_layer.weight"] = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed)) * 0.5
+    bias = state["hotword_output_layer.bias"].clone()
+    bias[SEACO_NO_BIAS] += 3.0
+    state["hotword_output_layer.bias"] = bias
+    return state
+
+
+def write_char_seg_dict(model_dir: str) -> None:
+    """A seg_dict mapping each character of the vocabulary to itself: FunASR then splits hotwords into
+    characters (without one, each hotword is a single <unk>)."""
+    with open(os.path.join(model_dir, "seg_dict"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{c} {c}\n" for c in CHARS))

@@ -234,15 +234,21 @@ class Section:
 
 
 def _parameters(target: Callable) -> Mapping[str, inspect.Parameter]:
-    """``target``'s parameters; for a class whose ``__init__`` only passes ``*args, **kwargs`` on (a subclass
-    that adds checks), those of the first ``__init__`` up its MRO that names its parameters."""
-    if isinstance(target, type):
-        for klass in target.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            params = inspect.signature(init).parameters
-            passing = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-            if any(p.kind not in passing for name, p in params.items() if name != "self"):
-                return params
+    """``target``'s parameters. For a class whose ``__init__`` passes ``**kwargs`` on to its base (a subclass
+    adding arguments or checks), the named parameters of each ``__init__`` up the MRO, until one that takes no
+    ``**kwargs``: so a subclass accepts exactly what it and its bases name."""
+    if not isinstance(target, type):
+        return inspect.signature(target).parameters
+    passing = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    named: Dict[str, inspect.Parameter] = {}
+    for klass in target.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        for name, p in params.items():
+            if name != "self" and p.kind not in passing:
+                named.setdefault(name, p)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return named
     return inspect.signature(target).parameters

@@ -26,6 +26,7 @@ from funasr_lite.config.sections import (
     OptimConf,
     PredictorConf,
     SchedulerConf,
+    SeacoDecoderConf,
     SpecAugConf,
     TokenizerConf,
 )
@@ -142,6 +143,8 @@ class ModelConfig:
     encoder_conf: EncoderConf = field(default_factory=EncoderConf)  # SANMEncoder kwargs
     decoder: str = "ParaformerSANMDecoder"  # decoder class (0.x: paraformer_decoder_sanm)
     decoder_conf: DecoderConf = field(default_factory=DecoderConf)  # ParaformerSANMDecoder kwargs
+    seaco_decoder: Optional[str] = None  # SeacoParaformer's hotword decoder class (ParaformerSANMDecoder)
+    seaco_decoder_conf: SeacoDecoderConf = field(default_factory=SeacoDecoderConf)  # its kwargs
     predictor: str = "CifPredictorV2"  # predictor class (0.x: cif_predictor_v2)
     predictor_conf: PredictorConf = field(default_factory=PredictorConf)  # CifPredictorV2 kwargs
     frontend: str = "WavFrontend"  # frontend class (0.x: wav_frontend)
@@ -204,6 +207,13 @@ class ModelConfig:
             _given=frozenset(kw),
             **kw,
         )
+        if cfg.seaco_decoder not in (None, "ParaformerSANMDecoder"):
+            raise ConfigError(
+                f"{where(('seaco_decoder',))}: seaco_decoder class {cfg.seaco_decoder!r} is not supported by "
+                "funasr-lite (supported: 'ParaformerSANMDecoder')"
+            )
+        if cfg.model == "SeacoParaformer" and cfg.seaco_decoder is None:
+            raise ConfigError(f"{where()}: SeacoParaformer needs seaco_decoder: ParaformerSANMDecoder")
         need = required_predictor(cfg.model)
         if need and cfg.predictor != need:
             raise ConfigError(f"{where(('predictor',))}: model {cfg.model} needs predictor {need}, got {cfg.predictor}")

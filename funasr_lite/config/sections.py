@@ -141,6 +141,25 @@ class DecoderConf(Section):
 
 
 @dataclass(frozen=True)
+class SeacoDecoderConf(DecoderConf):
+    """``seaco_decoder_conf`` (top level) of SeacoParaformer's hotword decoder, a ParaformerSANMDecoder.
+
+    FunASR builds ``att_layer_num`` (default 6) cross-attention blocks even when ``num_blocks`` is smaller
+    (the hub config says 4 and builds 6), so att_layer_num > num_blocks is allowed here."""
+
+    SECTION: ClassVar[str] = "seaco_decoder_conf"
+
+    def validate(self):
+        for k in ("attention_heads", "linear_units", "num_blocks", "kernel_size"):
+            if getattr(self, k) <= 0:
+                raise self._fail(k, "must be > 0")
+        self._range(["dropout_rate", "positional_dropout_rate", "self_attention_dropout_rate"], **DROPOUT)
+        self._range(["src_attention_dropout_rate"], **DROPOUT)
+        self._range(["sanm_shfit"], 0, self.kernel_size - 1)
+        self._range(["att_layer_num"], 0)
+
+
+@dataclass(frozen=True)
 class PredictorConf(Section):
     """``predictor_conf`` of CifPredictorV2 / CifPredictorV3; idim, l_order and r_order have no default and are required."""
 
@@ -248,14 +267,23 @@ class ModelConf(Section):
     sampling_ratio: float = option(0.2, "glancing sampler ratio (paraformer-large: 0.75)")
     share_embedding: bool = option(False, "tie decoder embedding and output layer")
     use_1st_decoder_loss: bool = option(False, "add the first-pass decoder loss")
-    # ContextualParaformer's keys (refused for Paraformer unless they hold these defaults)
-    inner_dim: int = option(256, "hotword embedding / bias-encoder width (= encoder output size)")
+    # hotword models' keys (ContextualParaformer, SeacoParaformer; refused for Paraformer unless they hold
+    # these defaults)
+    inner_dim: int = option(256, "hotword embedding / bias-encoder width (Contextual: = encoder, SeACo: = decoder)")
     bias_encoder_type: str = option("lstm", "hotword encoder: lstm (FunASR's 'mean' cannot decode)")
+    bias_encoder_dropout_rate: float = option(0.0, "dropout of the hotword LSTM (between its layers)")
+    # ContextualParaformer only
     use_decoder_embedding: bool = option(False, "embed hotwords with the decoder's embedding, not bias_embed")
-    bias_encoder_dropout_rate: float = option(0.0, "dropout of the one-layer hotword LSTM (no effect)")
     crit_attn_weight: float = option(0.0, "hotword attention loss weight (unused by FunASR 1.4.16: no effect)")
     crit_attn_smooth: float = option(0.0, "its smoothing (unused by FunASR 1.4.16: no effect)")
     target_buffer_length: int = option(-1, "hotword buffer of FunASR's unused streaming path (no effect)")
+    # SeacoParaformer only (FunASR reads them from its **kwargs)
+    bias_encoder_bid: bool = option(False, "SeacoParaformer: bidirectional hotword LSTM")
+    seaco_lsm_weight: float = option(0.0, "SeacoParaformer: label smoothing of the hotword loss")
+    seaco_length_normalized_loss: bool = option(True, "SeacoParaformer: divide the hotword loss by tokens")
+    train_decoder: bool = option(True, "SeacoParaformer: add seaco_weight x the decoder loss")
+    seaco_weight: float = option(0.01, "SeacoParaformer: weight of the decoder loss in training")
+    NO_BIAS: int = option(8377, "SeacoParaformer: the token id of 'no hotword here'")
 
     def validate(self):
         for k in ("ctc_weight", "lsm_weight", "sampling_ratio"):

@@ -1,4 +1,5 @@
-"""BiCifParaformer decoding: Paraformer's search, then token times from the upsampled timestamp head.
+"""BiCifParaformer and SeacoParaformer decoding: Paraformer's search (SeACo: on hotword-biased
+posteriors), then token times from the upsampled timestamp head.
 
 Token times follow FunASR 1.4.16's ``ts_prediction_lfr6_standard`` (the definition below is ours):
 
@@ -20,7 +21,7 @@ FunASR slices the head's weights to ``3 x`` the encoder length and uses 20 ms su
 ``upsample_times`` is; the ModelScope models have ``upsample_times: 3``, and we use the predictor's value.
 """
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from funasr_lite.decode.options import DecodingOptions
 from funasr_lite.decode.search import Hypothesis
 from funasr_lite.decode.transcribe import search_encoded
 
-__all__ = ["search_bicif", "fire_sums", "upsampled_token_times"]
+__all__ = ["search_bicif", "search_seaco", "timed_results", "fire_sums", "upsampled_token_times"]
 
 FIRE_THRESHOLD = 1.0 - 1e-4  # FunASR's timestamp CIF threshold
 FIRE_SHIFT = -1.5  # sub-frames added to each fire position
@@ -111,7 +112,14 @@ def search_bicif(
     model: a :class:`~funasr_lite.models.bicif.BiCifParaformer` in eval mode; feats (B, T, D), feat_lens (B,);
     frame_ms: one encoder frame (of the predictor's ``upsample_times`` sub-frames).
     """
-    hyps_nbest, _, enc, enc_lens, token_lens = search_encoded(model, feats, feat_lens, options, tokenizer)
+    found = search_encoded(model, feats, feat_lens, options, tokenizer)
+    return timed_results(model, tokenizer, found, frame_ms)
+
+
+def timed_results(model, tokenizer: Tokenizer, found: tuple, frame_ms: float) -> List[Dict[str, Any]]:
+    """Result dicts with timestamp-head token times from the output of
+    :func:`~funasr_lite.decode.transcribe.search_encoded` (see :func:`search_bicif`)."""
+    hyps_nbest, _, enc, enc_lens, token_lens = found
     us_alphas = None
     if int(token_lens.max()) >= 1:
         with torch.no_grad():
@@ -131,3 +139,26 @@ def search_bicif(
             {"text": text, "tokens": tokens, "token_ids": ids, "score": float(hyp.score), "timestamp": word_stamps}
         )
     return results
+
+
+def search_seaco(
+    model,
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    options: DecodingOptions,
+    tokenizer: Tokenizer,
+    frame_ms: float = 60.0,
+    hotwords: Optional[List[List[int]]] = None,
+) -> List[Dict[str, Any]]:
+    """SeacoParaformer's decode entry: :func:`search_bicif` on the decoder posteriors merged with the
+    hotword head's (:meth:`~funasr_lite.models.seaco.SeacoParaformer.biased_log_probs`).
+
+    hotwords: the hotwords' token ids (tokenised, without the no-bias entry, which the model appends);
+    None: no biasing (a plain BiCif decode); ``[]``: only the no-bias entry (FunASR's ``hotword=""``).
+    """
+
+    def scores(enc, enc_lens, embeds, token_lens):
+        return model.biased_log_probs(enc, enc_lens, embeds, token_lens, hotwords)
+
+    found = search_encoded(model, feats, feat_lens, options, tokenizer, decode_logits=scores)
+    return timed_results(model, tokenizer, found, frame_ms)

@@ -134,6 +134,8 @@ class Transcriber:
                 the batch; None: no hotwords. ConfigError for a model without hotword support.
         Returns:
             one dict per utterance: text, tokens, token_ids, score, timestamp ([[start_ms, end_ms], ...]).
+        Raises:
+            ConfigError: hotwords given to a model class that takes none.
         """
         feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
         extra: Dict[str, Any] = {}
@@ -349,7 +351,8 @@ def search_encoded(
     decode_logits: Optional[Callable[..., torch.Tensor]] = None,
 ) -> Tuple[List[List[Any]], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`search_features` that also returns the encoder output: (hypotheses, alphas, enc (B, T, D),
-    encoder lengths, token counts), for models whose decode entry needs more than the hypotheses."""
+    encoder lengths, token counts), for models whose decode entry needs more than the hypotheses.
+    ``decode_logits(enc, enc_lens, embeds, token_lens) -> (B, N, V)`` log-probs replaces ``model.decode_logits``."""
     with torch.no_grad():
         enc, enc_lens = model.encode(feats, feat_lens)
         require_finite(enc, enc_lens, "the encoder output")

@@ -16,6 +16,7 @@ Training (``BiCifParaformer.forward``), as FunASR 1.4.16: Paraformer's loss plus
 (with the eos of ``predictor_bias``) and the sum of the timestamp head's weights, normalised like ``loss_pre``.
 """
 
+import inspect
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -173,6 +174,9 @@ class BiCifParaformer(Paraformer):
             raise ValueError(
                 f"{type(self).__name__}: the predictor must be CifPredictorV3, got {type(self.predictor).__name__}"
             )
+
+    # Paraformer's keyword arguments exactly (for the config layer, which passes a class what it takes)
+    __init__.__signature__ = inspect.signature(Paraformer.__init__)
 
     def timestamp_alphas(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, token_lens: torch.Tensor

@@ -74,6 +74,17 @@ class MultiHeadedAttentionCrossAtt(nn.Module):
         att = attention(self.linear_q(x), k, v, memory_mask, self.h, self.dropout.p if self.training else 0.0)
         return self.linear_out(att)
 
+    def weights(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """The attention probabilities: x (B, N, D), memory (B, T, D), memory_mask (B, T) bool
+        -> (B, heads, N, T), zero on masked frames."""
+        b, n, _ = x.shape
+        q = self.linear_q(x).reshape(b, n, self.h, self.d_k).transpose(1, 2) * self.d_k**-0.5
+        k = self.linear_k_v(memory)[..., : self.h * self.d_k]
+        k = k.reshape(b, memory.size(1), self.h, self.d_k).transpose(1, 2)
+        masked = ~memory_mask[:, None, None, :]
+        scores = torch.matmul(q, k.transpose(-2, -1)).masked_fill(masked, float("-inf"))
+        return torch.softmax(scores, dim=-1).masked_fill(masked, 0.0)
+
 
 class DecoderLayerSANM(nn.Module):
     """One decoder block.
@@ -115,6 +126,16 @@ class DecoderLayerSANM(nn.Module):
         if self.src_attn is not None:
             x = x + self.dropout(self.src_attn(self.norm3(x), memory, memory_mask))
         return x
+
+    def source_weights(
+        self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """This block's cross-attention probabilities (B, heads, N, T) for input x (see :meth:`forward`)."""
+        if self.src_attn is None:
+            raise ValueError("this decoder block has no cross-attention")
+        y = self.feed_forward(self.norm1(x))
+        x = x + self.dropout(self.self_attn(self.norm2(y), mask)) if self.self_attn is not None else y
+        return self.src_attn.weights(self.norm3(x), memory, memory_mask)
 
 
 class ParaformerSANMDecoder(nn.Module):
@@ -202,12 +223,38 @@ class ParaformerSANMDecoder(nn.Module):
         Returns:
             (B, N, V) logits (or (B, N, D) hidden without an output layer), and (B,) ``embed_lengths``.
         """
+        hidden = self.hidden(memory, memory_lengths, embeds, embed_lengths)
+        if self.output_layer is None:
+            return hidden, embed_lengths
+        return self.output_layer(hidden), embed_lengths
+
+    def hidden(
+        self, memory: torch.Tensor, memory_lengths: torch.Tensor, embeds: torch.Tensor, embed_lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The normalised output of the last block, before ``output_layer``: (B, N, D); arguments as
+        :meth:`forward`."""
         mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
         memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
         x = embeds
         for layer in [*self.decoders, *(self.decoders2 or ()), *self.decoders3]:
             x = layer(x, mask, memory, memory_mask)
-        hidden = self.after_norm(x)
-        if self.output_layer is None:
-            return hidden, embed_lengths
-        return self.output_layer(hidden), embed_lengths
+        return self.after_norm(x)
+
+    def source_weights(
+        self,
+        memory: torch.Tensor,
+        memory_lengths: torch.Tensor,
+        embeds: torch.Tensor,
+        embed_lengths: torch.Tensor,
+        block: int,
+    ) -> torch.Tensor:
+        """Cross-attention probabilities (B, heads, N, T) of attention block ``block`` (0-based), after the
+        blocks before it; arguments as :meth:`forward`. ValueError if there is no such block."""
+        if not 0 <= block < len(self.decoders):
+            raise ValueError(f"the decoder has {len(self.decoders)} cross-attention blocks, block {block} asked")
+        mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
+        memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
+        x = embeds
+        for layer in self.decoders[:block]:
+            x = layer(x, mask, memory, memory_mask)
+        return self.decoders[block].source_weights(x, mask, memory, memory_mask)

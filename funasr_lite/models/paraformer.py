@@ -178,11 +178,14 @@ class Paraformer(nn.Module):
         self.share_embedding = share_embedding
 
     @classmethod
-    def from_config(cls, config: Union["ModelConfig", Mapping[str, Any]], vocab_size: int) -> "Paraformer":
+    def from_config(
+        cls, config: Union["ModelConfig", Mapping[str, Any]], vocab_size: int, **extra: Any
+    ) -> "Paraformer":
         """Build from a strictly validated config (a :class:`ModelConfig`, or a config.yaml dict, 1.x or 0.x).
 
         Each block gets the typed fields of its ``*_conf`` that it takes; a field it does not take must hold
         FunASR's default, else it is a ConfigError ("not supported"). ``input_size`` is ``n_mels * lfr_m``.
+        ``extra``: more constructor arguments (a subclass's own blocks).
         """
         from funasr_lite.config.schema import ModelConfig
 
@@ -202,6 +205,7 @@ class Paraformer(nn.Module):
             **cfg.model_conf.kwargs_for(cls),
             input_size=cfg.encoder_input_size(),
             vocab_size=int(vocab_size),
+            **extra,
         )
 
     # ------------------------------------------------------------------ inference pieces
@@ -303,6 +307,29 @@ class Paraformer(nn.Module):
         ys_lens (B,) target lengths (with the eos of ``predictor_bias``) -> (scalar or None, stats)."""
         return None, {}
 
+    def _attention_loss(
+        self,
+        enc: torch.Tensor,
+        enc_lens: torch.Tensor,
+        ys: torch.Tensor,
+        ys_lens: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, float, torch.Tensor]:
+        """Predictor (alphas rescaled to the target lengths), glancing sampler and decoder on targets
+        ys (B, L) / ys_lens (B,) -> (loss_att, acc, the predictor's unscaled token counts (B,)); ``context``
+        (B, K, D) goes to every decoder call (see :meth:`run_decoder`)."""
+        embeds, pre_token_num, _, _ = self.predictor(enc, enc_lens, target_lengths=ys_lens)
+        first_logits = None
+        if self.sampling_ratio > 0.0:
+            embeds, first_logits = self._sampler(enc, enc_lens, ys, ys_lens, embeds, context)
+        logits, _ = self.run_decoder(enc, enc_lens, embeds, ys_lens, context)
+        if first_logits is None:
+            first_logits = logits
+        loss_att = label_smoothing_loss(logits, ys, self.lsm_weight, self.ignore_id, self.length_normalized_loss)
+        nonpad = ys != self.ignore_id
+        acc = float((first_logits.argmax(-1)[nonpad] == ys[nonpad]).sum()) / float(nonpad.sum())
+        return loss_att, acc, pre_token_num
+
     def forward(
         self, feats: torch.Tensor, feats_lengths: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, Dict[str, Any]]:
@@ -335,17 +362,7 @@ class Paraformer(nn.Module):
             stats["loss_ctc"] = loss_ctc.detach()
 
         ys, ys_lens = self._targets(text, text_lengths)
-        embeds, pre_token_num, _, _ = self.predictor(enc, enc_lens, target_lengths=ys_lens)
-        first_logits = None
-        if self.sampling_ratio > 0.0:
-            embeds, first_logits = self._sampler(enc, enc_lens, ys, ys_lens, embeds, context)
-        logits, _ = self.run_decoder(enc, enc_lens, embeds, ys_lens, context)
-        if first_logits is None:
-            first_logits = logits
-
-        loss_att = label_smoothing_loss(logits, ys, self.lsm_weight, self.ignore_id, self.length_normalized_loss)
-        nonpad = ys != self.ignore_id
-        acc = float((first_logits.argmax(-1)[nonpad] == ys[nonpad]).sum()) / float(nonpad.sum())
+        loss_att, acc, pre_token_num = self._attention_loss(enc, enc_lens, ys, ys_lens, context)
         target_num = ys_lens.to(pre_token_num.dtype)
         pre_norm = target_num.sum() if self.length_normalized_loss else target_num.new_tensor(float(ys.size(0)))
         loss_pre = (target_num - pre_token_num).abs().sum() / pre_norm

@@ -63,6 +63,14 @@ REGISTRY: Tuple[Registration, ...] = (
         "funasr_lite.models.contextual:ContextualParaformer",
         decode="funasr_lite.decode.contextual:search_contextual",
     ),
+    Registration(
+        "model",
+        "SeacoParaformer",
+        (),
+        "funasr_lite.models.seaco:SeacoParaformer",
+        decode="funasr_lite.decode.bicif:search_seaco",
+        predictor="CifPredictorV3",
+    ),
     Registration("encoder", "SANMEncoder", ("sanm",), "funasr_lite.models.sanm:SANMEncoder"),
     Registration(
         "decoder",

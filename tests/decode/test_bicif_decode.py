@@ -13,6 +13,7 @@ import torch
 from funasr_lite.data.tokenizer import postprocess_tokens_timed
 from funasr_lite.decode.bicif import fire_sums, upsampled_token_times
 from funasr_lite.decode.transcribe import load_model
+from funasr_lite.errors import ConfigError
 from tiny_model import BICIF_CONFIG, build_tiny_model_dir, funasr_state_dict, spread_timestamp_head
 
 
@@ -69,6 +70,8 @@ def test_batched_equals_one_by_one_and_legacy_layout(bicif_dir, synth_data_dir, 
     with open(os.path.join(legacy, "config.yaml"), encoding="utf-8") as f:
         text = f.read()
     assert "model: bicif_paraformer" in text and "predictor: cif_predictor_v3" in text
+    with pytest.raises(ConfigError, match="takes no hotwords"):
+        asr.decode_waveforms([torch.zeros(16000)], hotwords=[[3]])
     old = load_model(legacy, device="cpu")
     assert old.model_dir.layout == "0.x"
     assert [r["token_ids"] for r in old.transcribe(wavs)] == [r["token_ids"] for r in ours]

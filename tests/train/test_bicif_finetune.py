@@ -1,17 +1,36 @@
-"""Finetuning a BiCifParaformer: the loss includes the timestamp head's term, and the output dir is a model
-dir that funasr 1.4.16's AutoModel loads and decodes as we do."""
+"""Finetuning a BiCifParaformer or SeacoParaformer: the heads of their own losses train, and the output dir is
+a model dir that funasr 1.4.16's AutoModel loads and decodes as we do."""
 
 import os
 
 import pytest
 import torch
 
-from tiny_model import BICIF_CONFIG, build_tiny_model_dir, funasr_state_dict, spread_timestamp_head
+from tiny_model import (
+    BICIF_CONFIG,
+    SEACO_CONFIG,
+    build_tiny_model_dir,
+    funasr_state_dict,
+    spread_hotword_head,
+    spread_timestamp_head,
+)
 
 
-def test_finetuned_bicif_dir_loads_in_funasr(synth_data_dir, tmp_path):
+def _funasr_weights(name):
+    if name == "bicif":
+        from funasr.models.bicif_paraformer.model import BiCifParaformer
+
+        return BICIF_CONFIG, spread_timestamp_head(funasr_state_dict(BiCifParaformer, BICIF_CONFIG)), "cif_output2"
+    from funasr.models.seaco_paraformer.model import SeacoParaformer
+
+    extra = {k: SEACO_CONFIG[k] for k in ("seaco_decoder", "seaco_decoder_conf")}
+    state = spread_hotword_head(spread_timestamp_head(funasr_state_dict(SeacoParaformer, SEACO_CONFIG, **extra)))
+    return SEACO_CONFIG, state, "hotword_output_layer"
+
+
+@pytest.mark.parametrize("name", ["bicif", "seaco"])
+def test_finetuned_dir_loads_in_funasr(name, synth_data_dir, tmp_path):
     funasr = pytest.importorskip("funasr")
-    from funasr.models.bicif_paraformer.model import BiCifParaformer as FunasrBiCif
 
     from funasr_lite.config.merge import flags_layer
     from funasr_lite.decode.transcribe import load_model
@@ -24,8 +43,8 @@ def test_finetuned_bicif_dir_loads_in_funasr(synth_data_dir, tmp_path):
         for name in ("wav.scp", "text"):
             with open(os.path.join(synth_data_dir, name), encoding="utf-8") as f:
                 (data / sub / name).write_text(f.read(), encoding="utf-8")
-    state = spread_timestamp_head(funasr_state_dict(FunasrBiCif, BICIF_CONFIG))
-    init = build_tiny_model_dir(str(tmp_path / "init"), synth_data_dir, state_dict=state, config=BICIF_CONFIG)
+    config, state, own_head = _funasr_weights(name)
+    init = build_tiny_model_dir(str(tmp_path / "init"), synth_data_dir, state_dict=state, config=config)
     out = tmp_path / "out"
     flags = dict(
         optim="adam", lr=2e-3, scheduler="none", batch_bins=300, keep_nbest_models=[1], num_workers=0, max_epoch=1
@@ -34,8 +53,8 @@ def test_finetuned_bicif_dir_loads_in_funasr(synth_data_dir, tmp_path):
     res = finetune(opts, [("command line", flags_layer(flags))])
     assert res["step"] > 0
     trained = torch.load(out / "model.pt", weights_only=True)
-    moved = (trained["predictor.cif_output2.weight"] - state["predictor.cif_output2.weight"]).abs().max()
-    assert moved > 0  # the timestamp head was trained (its loss term has gradients)
+    key = f"predictor.{own_head}.weight" if name == "bicif" else f"{own_head}.weight"
+    assert (trained[key] - state[key]).abs().max() > 0  # the model's own loss term trains its own head
 
     wavs = [line.split()[1] for line in open(data / "dev" / "wav.scp", encoding="utf-8")][:2]
     ours = load_model(str(out), device="cpu").transcribe(wavs)
