@@ -251,9 +251,10 @@ def make_init_model(work: str, args: argparse.Namespace) -> str:
         renamed = {
             (("decoder.last_decoder." + k[len(prefix) :]) if k.startswith(prefix) else k): v for k, v in old.items()
         }
-        w = torch.zeros_like(state["decoder.bias_output.weight"])
+        # the encoder-attention half of bias_output passes it on unchanged (the demo's decoder); the
+        # hotword half keeps torch's default init, so the hotword attention is trained from the start
+        w = state["decoder.bias_output.weight"].clone()
         w[:, :d, 0] = torch.eye(d)
-        w[:, d:, 0] = torch.randn(d, d, generator=g) * 0.01
         state["decoder.bias_output.weight"] = w
     vocab_rows = {"decoder.embed.0.weight", "decoder.output_layer.weight", "decoder.output_layer.bias"}
     for k, v in renamed.items():
@@ -291,7 +292,7 @@ def train(work: str, init: str, args: argparse.Namespace) -> str:
         lr=args.lr,
         scheduler="warmuplr",
         scheduler_conf='{"warmup_steps": 30}',
-        batch_bins=1500,
+        batch_bins=args.batch_bins,
         max_epoch=args.max_epoch,
         keep_nbest_models=[1, min(3, args.max_epoch)],
         num_workers=0,
@@ -361,8 +362,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--train_per_word", type=int, default=3, help="training sentences per hotword")
     p.add_argument("--test_per_word", type=int, default=5, help="held-out test sentences per hotword")
     p.add_argument("--num_demo_train", type=int, default=300, help="demo corpus training utterances used")
-    p.add_argument("--max_epoch", type=int, default=12, help="finetuning epochs")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, WarmupLR over 30 steps)")
+    p.add_argument("--max_epoch", type=int, default=15, help="finetuning epochs")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam, WarmupLR over 30 steps)")
+    p.add_argument("--batch_bins", type=int, default=800, help="padded LFR frames per training batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the sentences, voices, new weights and training")
     p.add_argument("--nj", type=int, default=2, help="synthesis processes")
     p.add_argument("--stage", default="all", choices=["all", "decode"], help="decode: reuse WORK/exp and decode only")
