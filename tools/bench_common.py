@@ -307,9 +307,10 @@ def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int
 
 
 def make_hotwords(num: int, seed: int = 0) -> List[str]:
-    """``num`` distinct hotwords of 2-4 characters from the benchmark sentences' material."""
+    """``num`` distinct hotwords of 2-4 characters, all in :func:`token_list` (a hotword with a character outside
+    it would be dropped by funasr-lite and kept as ``<unk>`` by FunASR, and the two would decode different lists)."""
     rng = random.Random(seed * 7919 + num)
-    chars = sorted({c for p in PHRASES for c in p} | set(DIGITS))
+    chars = token_list()[3:-1]
     words: List[str] = []
     seen = set()
     while len(words) < num:
