@@ -59,6 +59,8 @@ class InferResult:
     result_dir: str
     # the text.cer summary line, when data_dir/text exists
     cer_summary: Optional[str] = None
+    # "<world>-<rank>" on a torchrun rank other than 0: it decoded only that shard (rank 0 reports the job)
+    worker_shard: Optional[str] = None
 
     @property
     def rtf(self) -> float:
@@ -82,10 +84,16 @@ def run_inference(
     ``layers`` are config layers above the model dir's config.yaml and decoding.yaml (the recipe defaults and
     flags, e.g. ``[("command line", {"decoding": {"beam_size": 5}})]``); ``asr`` is an already loaded model.
     The job holds the lock of ``opts.output_dir`` (:func:`~funasr_lite.utils.lock.dir_lock`) throughout.
+    Under torchrun (``WORLD_SIZE`` > 1) each process decodes one shard and rank 0 merges them
+    (:mod:`funasr_lite.decode.sharding`).
 
     Raises:
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
+    from funasr_lite.decode.sharding import run_sharded, torchrun_env
+
+    if torchrun_env().world > 1:
+        return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
@@ -114,6 +122,26 @@ def output_lock(output_dir: str) -> Iterator[None]:
 def _run_locked(
     opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
 ) -> InferResult:
+    data, failed, durations, asr = prepare_job(opts, layers, asr, device)
+    # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
+    writer = ResultWriter(os.path.join(opts.output_dir, "1best_recog"))
+    try:
+        writer.add({}, failed)
+        results, audio_seconds, wall = decode_all(asr, data, durations, failed, writer)
+        return write_outputs(opts, data, asr, writer, results, failed, audio_seconds, wall)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def prepare_job(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
+) -> Tuple[DataDir, Dict[str, str], Dict[str, float], Transcriber]:
+    """Everything before decoding: the data dir, the output dir check, the model and the audio durations.
+
+    Returns ``(data dir, failed, durations, model)``: ``failed`` maps each key that cannot be decoded to its
+    reason, ``durations`` each other key of ``wav.scp`` to its length in seconds (from the audio header).
+    """
     torch.set_num_threads(max(1, opts.ncpu))
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
@@ -150,45 +178,57 @@ def _run_locked(
             )
             continue
         durations[key] = dur
-    # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
-    result_dir = os.path.join(opts.output_dir, "1best_recog")
-    writer = ResultWriter(result_dir)
-    try:
-        writer.add({}, failed)
-        results, audio_seconds, wall = _decode_all(asr, data, durations, failed, writer)
-        for key in failed:
-            logger.warning("failed: %s %s", key, failed[key])
-        # 6. outputs, and the CER against data_dir/text (wav.scp keys only), renamed into place together
-        files = {name: format_results(name, results) for name in FIELDS}
-        files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
-        result = InferResult(
-            num_utts=len(data.wavs),
-            failed=failed,
-            audio_seconds=audio_seconds,
-            wall_seconds=wall,
-            result_dir=result_dir,
-        )
-        if data.texts is not None:
-            refs = {k: v for k, v in data.texts.items() if k in data.wavs}
-            report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
-            files["text.cer"] = format_text_cer(report)
-            set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
-            files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
-            result.cer_summary = report.summary_line()
-        writer.finish(files)
-    except BaseException:
-        writer.abort()
-        raise
+    return data, failed, durations, asr
+
+
+def write_outputs(
+    opts: InferOptions,
+    data: DataDir,
+    asr: Transcriber,
+    writer: ResultWriter,
+    results: Mapping[str, Dict],
+    failed: Dict[str, str],
+    audio_seconds: float,
+    wall: float,
+) -> InferResult:
+    """Write the final files of ``results`` (key -> result dict) and ``failed`` (key -> reason) through
+    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together."""
+    for key in failed:
+        logger.warning("failed: %s %s", key, failed[key])
+    files = {name: format_results(name, results) for name in FIELDS}
+    files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
+    result = InferResult(
+        num_utts=len(data.wavs),
+        failed=failed,
+        audio_seconds=audio_seconds,
+        wall_seconds=wall,
+        result_dir=writer.result_dir,
+    )
+    if data.texts is not None:
+        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
+        files["text.cer"] = format_text_cer(report)
+        set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
+        files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
+        result.cer_summary = report.summary_line()
+    writer.finish(files)
     return result
 
 
-def _decode_all(
-    asr: Transcriber, data: DataDir, durations: Dict[str, float], failed: Dict[str, str], writer: ResultWriter
+def decode_all(
+    asr: Transcriber,
+    data: DataDir,
+    durations: Dict[str, float],
+    failed: Dict[str, str],
+    writer: ResultWriter,
+    batches: Optional[List[List[str]]] = None,
 ) -> Tuple[Dict[str, Dict], float, float]:
-    """Decode the utterances of ``durations`` in batches; ``(results, audio seconds, wall seconds)``."""
+    """Decode the utterances of ``durations`` in ``batches`` (default: :func:`make_batches` of them);
+    ``(results, audio seconds, wall seconds)``."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    batches = make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
+    if batches is None:
+        batches = make_batches(durations, asr.options.batch_size, asr.options.batch_seconds)
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
         for keys in batches:
             wavs: Dict[str, torch.Tensor] = {}
@@ -312,8 +352,16 @@ def run_after_finetune(
     ``<finetune dir>/decode_results`` (``opts.output_dir`` and ``opts.checkpoint`` are replaced)."""
     if not os.path.isdir(opts.model):
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
+    from funasr_lite.decode.sharding import run_sharded, torchrun_env
+
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
+
+    def setup() -> None:
+        prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
+
+    if torchrun_env().world > 1:  # rank 0 runs setup() under the lock before any rank loads the model
+        return run_sharded(opts, layers, setup=setup)
     device = resolve_device(opts.device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
-        prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
+        setup()
         return _run_locked(opts, layers, None, device)
