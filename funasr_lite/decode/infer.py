@@ -128,6 +128,8 @@ def _run_locked(
     try:
         writer.add({}, failed)
         results, audio_seconds, wall = decode_all(asr, data, durations, failed, writer)
+        for key in failed:
+            logger.warning("failed: %s %s", key, failed[key])
         return write_outputs(opts, data, asr, writer, results, failed, audio_seconds, wall)
     except BaseException:
         writer.abort()
@@ -193,8 +195,6 @@ def write_outputs(
 ) -> InferResult:
     """Write the final files of ``results`` (key -> result dict) and ``failed`` (key -> reason) through
     ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together."""
-    for key in failed:
-        logger.warning("failed: %s %s", key, failed[key])
     files = {name: format_results(name, results) for name in FIELDS}
     files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
     result = InferResult(

@@ -7,12 +7,13 @@ torchrun's own launcher, :func:`launch_local`) runs the job once per rank:
    touch it) and tells the others over a ``gloo`` process group whether the job goes on.
 2. Every rank reads the data dir and the audio headers and computes the same split of ``wav.scp``
    (:func:`assign_shards`: balanced by audio duration, no communication needed).
-3. Rank ``r`` of ``W`` decodes its keys into its part dir ``1best_recog/.shards/<W>-<r>/`` (a
+3. Rank ``r`` of ``W`` decodes its batches into its part dir ``1best_recog/.shards/<W>-<r>/`` (a
    :class:`~funasr_lite.decode.outputs.ResultWriter` dir: ``.part`` files per batch, final files renamed
-   into place), then writes ``manifest.json`` last: the part's fingerprint (world size, rank, its keys
-   with their audio files' size and mtime, the model files, the merged config and the device type) and
-   the SHA-256 of its ``results.json``. A part whose manifest matches is complete and valid; a rerun
-   reuses it and decodes nothing for that shard.
+   into place, plus ``batches.jsonl``, one JSON line per decoded batch), then writes ``manifest.json``
+   last: the part's fingerprint (world size, rank, its batches, its keys with their audio files' size and
+   mtime, the model files, the merged config and the device type) and the SHA-256 of ``batches.jsonl``.
+   A part whose manifest matches is complete and valid, and a rerun reuses it; from the log of an
+   interrupted part with the same fingerprint a rerun keeps the batches decoded and decodes the others.
 4. Rank 0 waits for every rank (a ``gloo`` gather; a rank that died ends the wait) and merges the parts
    into the usual ``1best_recog/`` files, written exactly as a single-process run writes them. Each key
    of a missing or invalid part is listed in ``failed`` naming its shard, and the job fails with
@@ -43,11 +44,11 @@ import torch
 from funasr_lite.data.datadir import DataDir
 from funasr_lite.decode.infer import InferResult, decode_all, output_lock, prepare_job, write_outputs
 from funasr_lite.decode.options import InferOptions
-from funasr_lite.decode.outputs import FIELDS, ResultWriter, format_results
+from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, format_results
 from funasr_lite.decode.transcribe import Transcriber, make_batches
 from funasr_lite.errors import ConfigError, FunasrLiteError
 from funasr_lite.utils.device import resolve_device
-from funasr_lite.utils.fileio import atomic_write_json
+from funasr_lite.utils.fileio import atomic_write_json, atomic_write_text
 
 __all__ = [
     "TorchrunEnv",
@@ -68,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 SHARDS_DIR = ".shards"
 MANIFEST = "manifest.json"
-RESULTS = "results.json"
+LOG = "batches.jsonl"
 # bumped when the part format changes: older parts are then stale
 PART_FORMAT = 1
 # how long rank 0 waits in the final gather for the slowest rank (a rank that dies ends the wait at once)
@@ -184,25 +185,80 @@ def shard_fingerprint(
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=repr).encode("utf-8")).hexdigest()
 
 
-def _read_part(directory: str, fingerprint: str, keys: Sequence[str]) -> Tuple[Optional[Dict[str, Any]], str]:
-    """The complete, valid part in ``directory`` as ``{"results", "failed", "audio_seconds"}``, else
-    ``(None, why not)``."""
+class _PartWriter(ResultWriter):
+    """The writer of a part dir: a :class:`ResultWriter` that also appends each batch as one JSON line to
+    ``batches.jsonl`` (flushed to disk), the log a rerun resumes from; its first line holds the fingerprint."""
+
+    def __init__(self, directory: str, log_text: str):
+        super().__init__(directory)
+        path = os.path.join(directory, LOG)
+        try:
+            atomic_write_text(path, log_text)
+            self._log = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            self.close()
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
+
+    def add(self, results: Mapping[str, Dict], failed: Mapping[str, str]) -> None:
+        super().add(results, failed)
+        try:
+            self._log.write(json.dumps({"results": dict(results), "failed": dict(failed)}) + "\n")
+            self._log.flush()
+            os.fsync(self._log.fileno())
+        except OSError as e:
+            raise OutputError(f"cannot write {os.path.join(self.result_dir, LOG)}: {e.strerror or e}") from e
+
+    def close(self) -> None:
+        super().close()
+        log = getattr(self, "_log", None)
+        if log is not None:
+            with contextlib.suppress(OSError):
+                log.close()
+
+
+def _read_log(directory: str, fingerprint: str, batches: Sequence[Sequence[str]]) -> Dict[int, Tuple[Dict, str]]:
+    """The batches of the shard logged in ``directory/batches.jsonl`` under ``fingerprint``: batch index ->
+    (``{"results", "failed"}``, its line). A line cut short (the rank died while writing it) ends the log."""
+    index = {frozenset(batch): i for i, batch in enumerate(batches)}
+    done: Dict[int, Tuple[Dict, str]] = {}
+    try:
+        with open(os.path.join(directory, LOG), encoding="utf-8") as f:
+            if f.readline() != json.dumps({"fingerprint": fingerprint}) + "\n":
+                return {}
+            for line in f:
+                entry = json.loads(line) if line.endswith("\n") else None
+                i = index.get(frozenset([*entry["results"], *entry["failed"]])) if entry else None
+                if i is None or i in done:
+                    break
+                done[i] = (entry, line)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass  # what was read so far stands
+    return done
+
+
+def _read_part(
+    directory: str, fingerprint: str, batches: Sequence[Sequence[str]]
+) -> Tuple[Optional[Dict[str, Dict]], str]:
+    """The complete, valid part in ``directory`` as ``{"results": {key: result}, "failed": {key: reason}}``,
+    else ``(None, why not)``."""
     try:
         with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
             manifest = json.load(f)
         if not isinstance(manifest, dict) or manifest.get("fingerprint") != fingerprint:
             return None, "its part is stale (another model, data, world size or decoding setup)"
-        with open(os.path.join(directory, RESULTS), "rb") as f:
-            raw = f.read()
-        if hashlib.sha256(raw).hexdigest() != manifest.get("results_sha256"):
-            return None, f"{os.path.join(directory, RESULTS)} does not match its manifest"
-        part = json.loads(raw.decode("utf-8"))
+        with open(os.path.join(directory, LOG), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
     except FileNotFoundError:
         return None, "its part is incomplete or missing (no manifest)"
     except (OSError, ValueError) as e:
         return None, f"its part cannot be read: {e}"
-    if sorted([*part["results"], *part["failed"]]) != sorted(keys):
-        return None, "its part does not hold exactly the shard's keys"
+    done = _read_log(directory, fingerprint, batches)
+    if digest != manifest.get("log_sha256") or len(done) != len(batches):
+        return None, f"{os.path.join(directory, LOG)} does not match its manifest"
+    part: Dict[str, Dict] = {"results": {}, "failed": {}}
+    for entry, _ in done.values():
+        part["results"].update(entry["results"])
+        part["failed"].update(entry["failed"])
     return part, ""
 
 
@@ -215,36 +271,49 @@ def decode_shard(
     world: int,
     rank: int,
 ) -> float:
-    """Decode ``batches`` (this rank's shard) into its part dir, unless a complete valid part is there already;
-    return the seconds of audio decoded now (0 for a reused part)."""
+    """Decode ``batches`` (this rank's shard) into its part dir; return the seconds of audio decoded now.
+
+    A complete valid part is reused as it is; the batches an interrupted run of the same shard logged are
+    kept, and only the others are decoded.
+    """
     directory = part_dir(opts.output_dir, world, rank)
     fingerprint = shard_fingerprint(asr, data, durations, batches, world, rank)
-    keys = _keys(batches)
-    part, _ = _read_part(directory, fingerprint, keys)
     name = f"shard {world}-{rank}"
-    if part is not None:
-        logger.info("%s: reusing the complete part %s (%d utterances)", name, directory, len(keys))
+    if _read_part(directory, fingerprint, batches)[0] is not None:
+        logger.info("%s: reusing the complete part %s (%d utterances)", name, directory, len(_keys(batches)))
         return 0.0
-    logger.info("%s: decoding %d utterances, %.1f s of audio", name, len(keys), sum(durations[k] for k in keys))
+    done = _read_log(directory, fingerprint, batches)
+    todo = [list(b) for i, b in enumerate(batches) if i not in done]
+    shard = {k: durations[k] for k in _keys(todo)}
+    logger.info(
+        "%s: decoding %d utterances, %.1f s of audio%s",
+        name,
+        len(shard),
+        sum(shard.values()),
+        f" (the other {len(done)} of its {len(batches)} batches were decoded by an earlier run)" if done else "",
+    )
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         os.unlink(os.path.join(directory, MANIFEST))  # the part is invalid from here until it is complete
-    writer = ResultWriter(directory)
+    header = json.dumps({"fingerprint": fingerprint}) + "\n"
+    writer = _PartWriter(directory, header + "".join(line for i, (_, line) in sorted(done.items())))
     try:
+        results: Dict[str, Dict] = {}
         failed: Dict[str, str] = {}
-        shard = {k: durations[k] for k in keys}
-        results, audio_seconds, wall = decode_all(asr, data, shard, failed, writer, [list(b) for b in batches])
+        for entry, _ in done.values():
+            results.update(entry["results"])
+            failed.update(entry["failed"])
+        new, audio_seconds, wall = decode_all(asr, data, shard, failed, writer, todo)
+        results.update(new)
         files = {field: format_results(field, results) for field in FIELDS}
         files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
-        files[RESULTS] = json.dumps({"results": results, "failed": failed, "audio_seconds": audio_seconds})
         writer.finish(files)
     except BaseException:
         writer.abort()
         raise
-    digest = hashlib.sha256(files[RESULTS].encode("utf-8")).hexdigest()
-    manifest = {"world": world, "rank": rank, "keys": len(keys), "wall_seconds": wall}
-    atomic_write_json(
-        os.path.join(directory, MANIFEST), {**manifest, "fingerprint": fingerprint, "results_sha256": digest}
-    )
+    with open(os.path.join(directory, LOG), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    manifest = {"world": world, "rank": rank, "batches": len(batches), "wall_seconds": wall}
+    atomic_write_json(os.path.join(directory, MANIFEST), {**manifest, "fingerprint": fingerprint, "log_sha256": digest})
     return audio_seconds
 
 
@@ -269,24 +338,29 @@ def merge_shards(
     """
     results: Dict[str, Dict] = {}
     all_failed = dict(failed)
+    missed: Dict[str, str] = {}  # the keys of shards that did not finish
     missing: List[str] = []
     audio_seconds = 0.0
     for rank, batches in enumerate(assign_shards(job_batches(asr, durations), durations, world)):
         directory = part_dir(opts.output_dir, world, rank)
         keys = _keys(batches)
-        part, why = _read_part(directory, shard_fingerprint(asr, data, durations, batches, world, rank), keys)
+        part, why = _read_part(directory, shard_fingerprint(asr, data, durations, batches, world, rank), batches)
         if part is None:
             why = reasons.get(rank) or why
             missing.append(f"shard {world}-{rank} (rank {rank} of {world}, {len(keys)} utterances): {why}")
             for key in keys:
-                all_failed[key] = f"not decoded: shard {world}-{rank} (rank {rank}) did not finish: {why}"
+                missed[key] = f"not decoded: shard {world}-{rank} (rank {rank}) did not finish: {why}"
             continue
         results.update(part["results"])
         all_failed.update(part["failed"])
-        audio_seconds += float(part["audio_seconds"])
+        audio_seconds += sum(durations[k] for k in part["results"])
+    for key in all_failed:
+        logger.warning("failed: %s %s", key, all_failed[key])
+    for line in missing:
+        logger.error("not decoded: %s", line)
     writer = ResultWriter(os.path.join(opts.output_dir, "1best_recog"))
     try:
-        result = write_outputs(opts, data, asr, writer, results, all_failed, audio_seconds, wall)
+        result = write_outputs(opts, data, asr, writer, results, {**all_failed, **missed}, audio_seconds, wall)
     except BaseException:
         writer.abort()
         raise
@@ -349,6 +423,7 @@ def run_sharded(
     if device.type == "cuda":
         torch.cuda.set_device(device)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_log_prefix(f"[rank {env.rank}/{env.world}] "))
         # 1. rank 0 takes the lock (and runs setup); every rank learns whether the job goes on
         status: List[Optional[str]] = [None]
         if env.rank == 0:
@@ -401,6 +476,7 @@ def _run_rank(
     try:
         try:
             job = prepare_job(opts, layers, asr, device)
+            start = time.perf_counter()  # the job's wall time: from decoding to the end of the merge
         except (FunasrLiteError, OSError, ValueError) as e:
             if env.rank == 0:  # the job cannot run; let the others through the gather first
                 dist.gather_object(None, [None] * env.world, dst=0)
@@ -442,6 +518,34 @@ def _run_rank(
     finally:
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
+
+
+class _Prefix(logging.Filter):
+    """Prefix every log message with the rank (once per record)."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "funasr_lite_rank", False):
+            record.msg = f"{self.prefix}{record.msg}"
+            record.funasr_lite_rank = True
+        return True
+
+
+@contextlib.contextmanager
+def _log_prefix(prefix: str):
+    """Prefix the messages of the root logger's handlers with ``prefix`` for the block."""
+    handlers = list(logging.getLogger().handlers)
+    prefix_filter = _Prefix(prefix)
+    for handler in handlers:
+        handler.addFilter(prefix_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(prefix_filter)
 
 
 @contextlib.contextmanager
