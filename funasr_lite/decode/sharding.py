@@ -584,8 +584,12 @@ def script_command(argv: Optional[Sequence[str]]) -> List[str]:
 
 def launch_local(nproc: int, command: Sequence[str], ncpu: int) -> int:
     """Run ``command`` (a Python script and its arguments) as ``nproc`` local ranks with torchrun's elastic
-    launcher (``torchrun --standalone --nproc_per_node nproc``), each with ``OMP_NUM_THREADS=ncpu``; return
-    rank 0's exit status (1 when another rank failed alone)."""
+    launcher (``torchrun --standalone --nproc_per_node nproc``), each with ``OMP_NUM_THREADS=ncpu``.
+
+    Returns rank 0's exit status when it failed with one, 128 + the signal when this launcher was stopped
+    (Ctrl-C: torchrun stops the ranks, rank 0 merges what is complete), else 1 when a rank failed.
+    """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
@@ -594,17 +598,23 @@ def launch_local(nproc: int, command: Sequence[str], ncpu: int) -> int:
     args = parse_args(["--standalone", "--nproc_per_node", str(nproc), "--max_restarts", "0", *command])
     quiet = logging.getLogger("torch.distributed")
     level = quiet.level
-    quiet.setLevel(logging.WARNING)  # torchrun's rendezvous banner
+    quiet.setLevel(logging.CRITICAL)  # torchrun's banner and failure lines: the ranks and this function report
     try:
         torchrun(args)
     except ChildFailedError as e:
         failures = getattr(e, "failures", {}) or {}
-        first = failures.get(0) or next(iter(failures.values()), None)
-        code = getattr(first, "exitcode", 1)
-        if 0 not in failures:
-            logger.error("rank(s) %s failed: %s", ", ".join(map(str, sorted(failures))), e)
-            return 1
-        return code if code > 0 else 128 - code  # killed by a signal: 128 + its number
+        code = getattr(failures.get(0), "exitcode", -1)
+        if code > 0:
+            return code
+        logger.error(
+            "rank(s) %s failed (exit status %s)",
+            ", ".join(map(str, sorted(failures))),
+            {r: getattr(f, "exitcode", "?") for r, f in sorted(failures.items())},
+        )
+        return 1
+    except SignalException as e:
+        print(f"stopped by signal {int(e.sigval)}", file=sys.stderr)
+        return 128 + int(e.sigval)
     finally:
         quiet.setLevel(level)
     return 0

@@ -29,7 +29,8 @@ DEFAULTS = dict(
     ctc_weight=None,  # None: the model dir's decoding.yaml (default 0)
     beam_size=None,  # None: decoding.yaml (default 1 = greedy)
     device=None,  # None: cuda if available, else cpu
-    ncpu=2,  # torch CPU threads
+    ncpu=2,  # torch CPU threads (per process)
+    nj=1,  # local processes, each decoding a shard (FunASR 0.x's njob); >1 starts them with torchrun
     max_duration=600.0,  # longer utterances are refused (split them with a VAD)
     checkpoint=None,  # a weights file inside the model dir, instead of model.pt / model.pb
 )
