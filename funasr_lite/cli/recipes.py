@@ -135,15 +135,15 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
 
 def _launch_needed() -> bool:
     """True when this process is not a torchrun rank (so ``--nj`` starts the ranks)."""
-    from funasr_lite.decode.sharding import torchrun_env
+    from funasr_lite.decode.launch import under_torchrun
 
-    return torchrun_env().world == 1 and "TORCHELASTIC_RUN_ID" not in os.environ
+    return not under_torchrun()
 
 
 def _launch(opts, argv: Optional[Sequence[str]]) -> int:
     """``--nj N``: run this same command as N local torchrun ranks (each with ``--ncpu`` threads); rank 0's
     exit status."""
-    from funasr_lite.decode.sharding import launch_local, script_command
+    from funasr_lite.decode.launch import launch_local, script_command
 
     return launch_local(opts.nj, script_command(argv), opts.ncpu)
 

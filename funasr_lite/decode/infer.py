@@ -30,6 +30,7 @@ from tqdm import tqdm
 from funasr_lite.data.audio import audio_duration, load_audio
 from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
+from funasr_lite.decode.launch import torchrun_env
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
@@ -90,9 +91,9 @@ def run_inference(
     Raises:
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
-    from funasr_lite.decode.sharding import run_sharded, torchrun_env
-
     if torchrun_env().world > 1:
+        from funasr_lite.decode.sharding import run_sharded  # it builds on this module
+
         return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     with output_lock(opts.output_dir):
@@ -352,14 +353,14 @@ def run_after_finetune(
     ``<finetune dir>/decode_results`` (``opts.output_dir`` and ``opts.checkpoint`` are replaced)."""
     if not os.path.isdir(opts.model):
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
-    from funasr_lite.decode.sharding import run_sharded, torchrun_env
-
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
 
     def setup() -> None:
         prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
 
     if torchrun_env().world > 1:  # rank 0 runs setup() under the lock before any rank loads the model
+        from funasr_lite.decode.sharding import run_sharded
+
         return run_sharded(opts, layers, setup=setup)
     device = resolve_device(opts.device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
