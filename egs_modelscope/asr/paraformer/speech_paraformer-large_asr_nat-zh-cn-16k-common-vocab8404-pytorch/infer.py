@@ -9,6 +9,9 @@ Usage:
         --data_dir ./data/test --output_dir ./results --device cpu --ncpu 4
     # beam search with CTC scores (models with a CTC head only)
     python infer.py --data_dir ./data/test --output_dir ./results --beam_size 10 --ctc_weight 0.3
+    # 4 CPU processes with 2 threads each, or one process per GPU (see the README for several machines)
+    python infer.py --data_dir ./data/test --output_dir ./results --device cpu --nj 4 --ncpu 2
+    torchrun --standalone --nproc_per_node 8 infer.py --data_dir ./data/test --output_dir ./results
 
 Writes output_dir/1best_recog/{text,token,score,timestamp,failed}, and text.cer plus an
 aligned error report when data_dir/text exists. Exit status: 0 all decoded, 2 some
