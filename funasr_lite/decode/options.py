@@ -24,6 +24,7 @@ CTC_WEIGHT_EPS = 1e-5
 MAX_BEAM_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_NCPU = 1024
+MAX_NJ = 1024
 
 
 def _is_int(v: Any) -> bool:
@@ -146,6 +147,12 @@ class InferOptions:
     output_dir: str = option(help="where 1best_recog/ goes; created if missing, never deleted", flag=True)
     device: Optional[str] = option(None, "cpu, cuda or cuda:N; none: cuda if available, else cpu", flag=True)
     ncpu: int = option(2, "torch CPU threads", flag=True)
+    nj: int = option(
+        1,
+        "local decoding processes (FunASR 0.x's njob), each with --ncpu threads and one shard of wav.scp, "
+        "started by torchrun's launcher; under torchrun the world size decides instead",
+        flag=True,
+    )
     max_duration: float = option(
         600.0, "utterances longer than this (seconds) are refused instead of risking OOM", flag=True
     )
@@ -167,6 +174,8 @@ class InferOptions:
             raise ConfigError(f"--device {self.device!r}: must be a device name (cpu, cuda, cuda:N)")
         if not _is_int(self.ncpu) or not 1 <= self.ncpu <= MAX_NCPU:
             raise ConfigError(f"--ncpu {self.ncpu!r}: must be an integer in [1, {MAX_NCPU}]")
+        if not _is_int(self.nj) or not 1 <= self.nj <= MAX_NJ:
+            raise ConfigError(f"--nj {self.nj!r}: must be an integer in [1, {MAX_NJ}]")
         if not _is_number(self.max_duration) or self.max_duration <= 0:
             raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
         if self.checkpoint is not None:
