@@ -111,10 +111,9 @@ def output_lock(output_dir: str) -> Iterator[None]:
         raise
 
 
-def _run_locked(
-    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
-) -> InferResult:
-    torch.set_num_threads(max(1, opts.ncpu))
+def prepare_job(opts: InferOptions) -> Tuple[DataDir, Dict[str, str]]:
+    """The data dir of a job and the utterances that fail before decoding (key -> reason); the output dir
+    is checked to take the outputs. Shared by this job and the long-audio job."""
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
     for problem in data.warnings:
@@ -129,11 +128,23 @@ def _run_locked(
             logger.warning("%s", problem)
     # 2. the output dir must take the outputs (under 1 kB per utterance, twice: .part and final) before any work
     check_writable(opts.output_dir, max(1 << 16, 2048 * len(data.wavs)))
+    return data, failed
+
+
+def _run_locked(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
+) -> InferResult:
+    torch.set_num_threads(max(1, opts.ncpu))
+    data, failed = prepare_job(opts)
     # 3. model
     if asr is None:
         asr = Transcriber(
             detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
         )
+    if opts.long_audio:  # VAD / punctuation: the long-audio job
+        from funasr_lite.pipeline.job import run_long_audio
+
+        return run_long_audio(opts, data, failed, asr)
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
     for key in data.good_keys(include_text=False):
@@ -146,7 +157,7 @@ def _run_locked(
         if dur > opts.max_duration:
             failed[key] = (
                 f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
-                f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration"
+                f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
             continue
         durations[key] = dur
