@@ -157,13 +157,13 @@ class InferOptions:
     )
     vad_model: Optional[str] = option(
         None,
-        "VAD model dir, ModelScope id or alias (fsmn-vad): long recordings are cut into speech segments, "
+        "VAD model dir, ModelScope id or alias (fsmn-vad), or none: long recordings are cut into speech segments, "
         "decoded, and written with sentences, vad and subtitles/ (as FunASR's AutoModel(vad_model=...))",
         flag=True,
     )
     punc_model: Optional[str] = option(
         None,
-        "punctuation model dir, ModelScope id or alias (ct-punc, ct-punc-c): text gets punctuation and "
+        "punctuation model dir, ModelScope id or alias (ct-punc, ct-punc-c), or none: text gets punctuation and "
         "is cut into sentences; text.cer is scored with the punctuation removed",
         flag=True,
     )
@@ -186,6 +186,8 @@ class InferOptions:
 
     def __post_init__(self) -> None:
         for k in ("vad_model", "punc_model"):
+            if isinstance(getattr(self, k), str) and getattr(self, k).strip().lower() == "none":
+                object.__setattr__(self, k, None)  # "none" switches off a recipe's default model
             if getattr(self, k) is not None and (not isinstance(getattr(self, k), str) or not getattr(self, k).strip()):
                 raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a model dir, a hub id or an alias")
         for k in ("batch_size_s", "batch_size_threshold_s"):
