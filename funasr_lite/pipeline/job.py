@@ -113,10 +113,11 @@ def _decode_all(
     The progress bar counts audio seconds and shows the running RTF."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    with tqdm(total=round(sum(durations.values()), 1), unit="s", desc="decoding", dynamic_ncols=True) as bar:
+    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}{postfix}]"
+    with tqdm(total=sum(durations.values()), desc="decoding", bar_format=bar_format, dynamic_ncols=True) as bar:
 
         def progress(seconds: float) -> None:
-            bar.update(round(seconds, 3))
+            bar.update(seconds)
             done = bar.n
             bar.set_postfix(rtf=f"{(time.perf_counter() - start) / done:.4f}" if done else "-", refresh=False)
 
