@@ -18,7 +18,7 @@ with an empty text. Recordings are read whole, once; features exist only for the
 import logging
 import os
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from tqdm import tqdm
 
@@ -42,12 +42,19 @@ logger = logging.getLogger(__name__)
 UNPUNCTUATED_NOTE = "scored without punctuation: the punctuation model's marks were removed from hyp and ref"
 
 
-def run_long_audio(opts: InferOptions, data: DataDir, failed: Dict[str, str], asr: Transcriber) -> InferResult:
+def run_long_audio(
+    opts: InferOptions,
+    data: DataDir,
+    failed: Dict[str, str],
+    asr: Transcriber,
+    pipe: Optional[LongAudioPipeline] = None,
+) -> InferResult:
     """Decode ``data`` with ``asr`` and the VAD / punctuation models of ``opts`` (see the module docstring).
 
     ``failed`` holds the keys that failed before decoding (key -> reason); it is completed in place.
+    ``pipe``: an already loaded pipeline (its models replace ``asr`` and those ``opts`` names).
     """
-    pipe = load_pipeline(
+    pipe = pipe or load_pipeline(
         opts.model,
         opts.vad_model,
         opts.punc_model,
