@@ -171,13 +171,13 @@ class LongAudioPipeline:
             "sentence_info": [],
             "vad_segments": segments,
         }
-        if not result["text"].strip():
+        punc_text = join_segment_texts(texts)
+        if not result["text"].strip() or not punc_text:
             result["text"] = ""
         elif self.punc is None:
             result["sentence_info"] = segment_sentences(texts, stamps, segments)
         else:
             t0 = time.perf_counter()
-            punc_text = join_segment_texts(texts)
             punctuated = self.punc.punctuate(punc_text)
             self.stage_seconds["punc"] += time.perf_counter() - t0
             result["text"] = punctuated.text
@@ -208,9 +208,7 @@ class LongAudioPipeline:
         pieces: List[Optional[Dict[str, Any]]] = [None] * len(segments)
         t0 = time.perf_counter()
         for batch in segment_batches(segments, self.batch_size_s, self.batch_size_threshold_s):
-            views = {
-                i: wav[segments[i][0] * rate // 1000 : min(segments[i][1] * rate // 1000, wav.numel())] for i in batch
-            }
+            views = {i: wav[self._samples(segments[i], wav.numel())] for i in batch}
             for i in [i for i in batch if views[i].numel() < min_samples]:  # shorter than one frame: nothing said
                 pieces[i] = {"text": "", "tokens": [], "token_ids": [], "score": 0.0, "timestamp": []}
             todo = [i for i in batch if pieces[i] is None]
@@ -220,6 +218,14 @@ class LongAudioPipeline:
                 progress(sum(segments[i][1] - segments[i][0] for i in batch) / 1000.0)
         self.stage_seconds["asr"] += time.perf_counter() - t0
         return pieces  # type: ignore[return-value]
+
+    def _samples(self, segment: List[int], num_samples: int) -> slice:
+        """The samples of a segment (``ms * rate // 1000``, clipped to the audio); without a VAD, all of them (the
+        one segment's end in whole ms would drop the last samples)."""
+        if self.vad is None:
+            return slice(0, num_samples)
+        rate = self.sample_rate
+        return slice(segment[0] * rate // 1000, min(segment[1] * rate // 1000, num_samples))
 
     def _decode_retrying(
         self,

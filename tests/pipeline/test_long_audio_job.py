@@ -215,3 +215,24 @@ def test_recipe_flags_aliases_and_none(setup, fake_models, tmp_path, monkeypatch
     for flag in ("--vad_model", "--punc_model", "--batch_size_s", "--batch_size_threshold_s"):
         assert flag in text
     assert "recipe default: fsmn-vad" in text
+
+
+def test_without_vad_the_whole_file_is_decoded_as_by_transcribe(setup, synth_data_dir):
+    """No VAD: one segment, every sample of it (not the length in whole ms), so the text and times are those of
+    a plain decode of the file."""
+    from funasr_lite.data.audio import load_audio
+    from funasr_lite.decode.transcribe import load_model
+    from funasr_lite.pipeline.long_audio import LongAudioPipeline
+
+    asr = load_model(setup[0], device="cpu")
+    with open(os.path.join(synth_data_dir, "wav.scp"), encoding="utf-8") as f:
+        paths = [line.split(maxsplit=1)[1].strip() for line in f if line.strip()]
+    plain = asr.transcribe(paths)
+    odd = 0
+    for path, ref in zip(paths, plain):
+        wav = load_audio(path, asr.sample_rate)
+        odd += wav.numel() % 16 != 0
+        r = LongAudioPipeline(asr).transcribe_waveform(wav)
+        assert (r["text"], r["timestamp"], r["tokens"]) == (ref["text"], ref["timestamp"], ref["tokens"])
+        assert r["vad_segments"] == [[0, wav.numel() * 1000 // asr.sample_rate]]
+    assert odd and len({r["text"] for r in plain}) > 1
