@@ -173,7 +173,7 @@ class LongAudioPipeline:
         }
         punc_text = join_segment_texts(texts)
         if not result["text"].strip() or not punc_text:
-            result["text"] = ""
+            result["text"] = result["raw_text"] = ""
         elif self.punc is None:
             result["sentence_info"] = segment_sentences(texts, stamps, segments)
         else:
