@@ -9,6 +9,7 @@ import os
 import re
 
 import pytest
+import torch
 
 pytest.importorskip("funasr_lite.vad")
 pytest.importorskip("funasr_lite.punc")
@@ -36,7 +37,6 @@ def case(synth_data_dir, tmp_path_factory):
     models = pytest.importorskip("pipeline_models")
     from conftest import SENTENCES
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # FunASR's BiLSTM crawls on 2 cores without it
     root = tmp_path_factory.mktemp("parity")
     wav = str(root / "long.wav")
     spoken = synth.make_long_recording(wav, list(SENTENCES.values()), SECONDS, opts=synth.SynthOptions(seed=5))
@@ -46,9 +46,16 @@ def case(synth_data_dir, tmp_path_factory):
     vad = models.build_vad_dir(str(root / "vad"), [wav])
     punc = models.build_punc_dir(str(root / "punc"), CHARS, d_model=32, heads=4, ffn=64, blocks=1)
     kw = dict(disable_update=True, device="cpu", disable_pbar=True, log_level="ERROR")
-    segments = funasr.AutoModel(model=vad, **kw).generate(input=wav)[0]["value"]
-    auto = funasr.AutoModel(model=bicif, vad_model=vad, punc_model=punc, **kw)
-    ref = auto.generate(input=wav, sentence_timestamp=True, return_raw_text=True)
+    # one thread: with OpenMP's default (active) wait policy, FunASR's BiLSTM crawls on a busy 2-core machine,
+    # and the policy cannot be changed once torch is loaded
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        segments = funasr.AutoModel(model=vad, **kw).generate(input=wav)[0]["value"]
+        auto = funasr.AutoModel(model=bicif, vad_model=vad, punc_model=punc, **kw)
+        ref = auto.generate(input=wav, sentence_timestamp=True, return_raw_text=True)
+    finally:
+        torch.set_num_threads(threads)
     assert len(ref) == 1
     return wav, spoken, bicif, vad, punc, ref[0], segments
 
