@@ -38,7 +38,7 @@ from funasr_lite.decode.launch import torchrun_env
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
-from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
 from funasr_lite.utils.device import resolve_device
@@ -98,6 +98,12 @@ def run_inference(
     if torchrun_env().world > 1:
         from funasr_lite.decode.sharding import run_sharded  # it builds on this module
 
+        if opts.long_audio:
+            raise ConfigError(
+                "--vad_model/--punc_model: the long-audio job runs in one process; drop --nj / torchrun "
+                "(or decode without a VAD and punctuation model)"
+            )
+
         return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     with output_lock(opts.output_dir):
@@ -127,6 +133,12 @@ def output_lock(output_dir: str) -> Iterator[None]:
 def _run_locked(
     opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
 ) -> InferResult:
+    if opts.long_audio:  # VAD / punctuation: the long-audio job
+        from funasr_lite.pipeline.job import run_long_audio
+
+        torch.set_num_threads(max(1, opts.ncpu))
+        data, failed = prepare_data(opts)
+        return run_long_audio(opts, data, failed, asr or _load(opts, layers, device))
     data, failed, durations, asr = prepare_job(opts, layers, asr, device)
     # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
     writer = ResultWriter(os.path.join(opts.output_dir, "1best_recog"))
@@ -142,15 +154,15 @@ def _run_locked(
         raise
 
 
-def prepare_job(
-    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
-) -> Tuple[DataDir, Dict[str, str], Dict[str, float], Transcriber]:
-    """Everything before decoding: the data dir, the output dir check, the model and the audio durations.
+def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], device) -> Transcriber:
+    return Transcriber(
+        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
+    )
 
-    Returns ``(data dir, failed, durations, model)``: ``failed`` maps each key that cannot be decoded to its
-    reason, ``durations`` each other key of ``wav.scp`` to its length in seconds (from the audio header).
-    """
-    torch.set_num_threads(max(1, opts.ncpu))
+
+def prepare_data(opts: InferOptions) -> Tuple[DataDir, Dict[str, str]]:
+    """The data dir of a job and the utterances that fail before decoding (key -> reason); the output dir
+    is checked to take the outputs. Shared by this job and the long-audio job."""
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
     for problem in data.warnings:
@@ -165,11 +177,22 @@ def prepare_job(
             logger.warning("%s", problem)
     # 2. the output dir must take the outputs (under 1 kB per utterance, twice: .part and final) before any work
     check_writable(opts.output_dir, max(1 << 16, 2048 * len(data.wavs)))
+    return data, failed
+
+
+def prepare_job(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
+) -> Tuple[DataDir, Dict[str, str], Dict[str, float], Transcriber]:
+    """Everything before decoding: the data dir, the output dir check, the model and the audio durations.
+
+    Returns ``(data dir, failed, durations, model)``: ``failed`` maps each key that cannot be decoded to its
+    reason, ``durations`` each other key of ``wav.scp`` to its length in seconds (from the audio header).
+    """
+    torch.set_num_threads(max(1, opts.ncpu))
+    data, failed = prepare_data(opts)
     # 3. model
     if asr is None:
-        asr = Transcriber(
-            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
-        )
+        asr = _load(opts, layers, device)
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
     for key in data.good_keys(include_text=False):
@@ -182,7 +205,7 @@ def prepare_job(
         if dur > opts.max_duration:
             failed[key] = (
                 f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
-                f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration"
+                f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
             continue
         durations[key] = dur

@@ -154,7 +154,10 @@ class InferOptions:
         flag=True,
     )
     max_duration: float = option(
-        600.0, "utterances longer than this (seconds) are refused instead of risking OOM", flag=True
+        600.0,
+        "utterances longer than this (seconds) are refused instead of risking OOM; with --vad_model it limits "
+        "one VAD segment, not the file",
+        flag=True,
     )
     checkpoint: Optional[str] = option(
         None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
@@ -165,8 +168,46 @@ class InferOptions:
         "(hotword models only: ContextualParaformer, SeacoParaformer); data_dir/hotword adds per-utterance ones",
         flag=True,
     )
+    vad_model: Optional[str] = option(
+        None,
+        "VAD model dir, ModelScope id or alias (fsmn-vad), or none: long recordings are cut into speech segments, "
+        "decoded, and written with sentences, vad and subtitles/ (as FunASR's AutoModel(vad_model=...))",
+        flag=True,
+    )
+    punc_model: Optional[str] = option(
+        None,
+        "punctuation model dir, ModelScope id or alias (ct-punc, ct-punc-c), or none: text gets punctuation and "
+        "is cut into sentences; text.cer is scored with the punctuation removed",
+        flag=True,
+    )
+    batch_size_s: int = option(
+        300,
+        "with --vad_model: VAD segments are decoded shortest first, in batches whose longest segment times their "
+        "count stays under this many seconds (FunASR's batch_size_s; results do not depend on it)",
+        flag=True,
+    )
+    batch_size_threshold_s: int = option(
+        60,
+        "with --vad_model: a segment this long (seconds) or longer closes its batch (FunASR's batch_size_threshold_s)",
+        flag=True,
+    )
+
+    @property
+    def long_audio(self) -> bool:
+        """True when the long-audio pipeline runs (a VAD or a punctuation model is given)."""
+        return self.vad_model is not None or self.punc_model is not None
 
     def __post_init__(self) -> None:
+        for k in ("vad_model", "punc_model"):
+            if isinstance(getattr(self, k), str) and getattr(self, k).strip().lower() == "none":
+                object.__setattr__(self, k, None)  # "none" switches off a recipe's default model
+            if getattr(self, k) is not None and (not isinstance(getattr(self, k), str) or not getattr(self, k).strip()):
+                raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a model dir, a hub id or an alias")
+        for k in ("batch_size_s", "batch_size_threshold_s"):
+            if not _is_int(getattr(self, k)) or not 1 <= getattr(self, k) <= MAX_BATCH_SIZE:
+                raise ConfigError(
+                    f"--{k} {getattr(self, k)!r}: must be an integer number of seconds in [1, {MAX_BATCH_SIZE}]"
+                )
         for k in ("model", "data_dir", "output_dir"):
             if not isinstance(getattr(self, k), str) or not getattr(self, k).strip():
                 raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a non-empty path")

@@ -28,15 +28,9 @@ from funasr_lite.punc.units import JiebaSplitter, UnitVocab, split_units
 from funasr_lite.punc.window import window_steps
 from funasr_lite.utils.device import resolve_device
 
-__all__ = ["PuncResult", "PuncModel", "load_punc", "HUB_ALIASES"]
+__all__ = ["PuncResult", "PuncModel", "load_punc"]
 
 logger = logging.getLogger(__name__)
-
-# FunASR's short names for the released punctuation models (funasr.download.name_maps_from_hub, ModelScope).
-HUB_ALIASES = {
-    "ct-punc": "iic/punc_ct-transformer_cn-en-common-vocab471067-large",
-    "ct-punc-c": "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch",
-}
 
 
 @dataclass(frozen=True)
@@ -204,6 +198,4 @@ def load_punc(model: str, device: Optional[str] = None) -> PuncModel:
 
     Raises:
         ModelDirError / ConfigError / CheckpointError / HubError: naming the file and the problem."""
-    if not os.path.isdir(model) and model in HUB_ALIASES:
-        model = HUB_ALIASES[model]
     return PuncModel(detect_punc_dir(resolve_model(model)), device=device)

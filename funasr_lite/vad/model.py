@@ -31,12 +31,11 @@ from funasr_lite.vad.config import VadConfig, load_vad_config
 from funasr_lite.vad.detector import SegmentDetector
 from funasr_lite.vad.frontend import VadFrontend
 
-__all__ = ["VadModel", "load_vad", "HUB_ALIASES", "CHUNK_MS", "SILENCE_SCHEDULE"]
+__all__ = ["VadModel", "load_vad", "CHUNK_MS", "SILENCE_SCHEDULE"]
 
 logger = logging.getLogger(__name__)
 
 # FunASR's short names of VAD models on ModelScope.
-HUB_ALIASES: Dict[str, str] = {"fsmn-vad": "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"}
 # FunASR processes a whole input in chunks of this many ms.
 CHUNK_MS = 60000
 # (speech ms accumulated up to, end silence ms): FunASR 1.4.16's schedule for whole inputs.
@@ -183,7 +182,7 @@ def load_vad(model: str, device: Optional[str] = None, **overrides) -> VadModel:
     """Load an FSMN-VAD model: a local dir, a ModelScope id, or ``fsmn-vad``.
 
     Args:
-        model: model dir, hub id or alias (:data:`HUB_ALIASES`).
+        model: model dir, hub id or alias (:data:`funasr_lite.hub.aliases.MODEL_ALIASES`).
         device: ``cpu``, ``cuda``, ``cuda:N`` or None (a GPU when there is one).
         **overrides: ``model_conf`` keys, e.g. ``max_single_segment_time=30000``; as in FunASR, giving
             ``max_end_silence_time`` switches the dynamic end-silence schedule off.
@@ -192,7 +191,7 @@ def load_vad(model: str, device: Optional[str] = None, **overrides) -> VadModel:
         HubError, ModelDirError, CheckpointError, ConfigError: the message names the file and the problem
             (an unknown override key is named with the closest valid one).
     """
-    root = resolve_model(HUB_ALIASES.get(model, model))
+    root = resolve_model(model)
     config_path, weights, cmvn_path = _vad_files(root)
     config = load_vad_config(config_path, overrides)
     cmvn = None
