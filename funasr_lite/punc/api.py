@@ -176,8 +176,10 @@ class PuncModel:
         """:meth:`punctuate` of each text; the current windows of up to ``batch_size`` texts are classified
         in one padded forward pass. Equal to :meth:`punctuate` except where two classes' logits tie within
         float rounding (the padded batch rounds differently)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(texts, str):
+            raise TypeError("punctuate_batch takes a sequence of texts, got one str; use punctuate(text)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         results: List[Optional[PuncResult]] = [None] * len(texts)
         active = []  # [index, units, steps, the window it waits on]
         for i, text in enumerate(texts):

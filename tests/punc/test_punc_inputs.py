@@ -1,0 +1,54 @@
+"""Odd punctuation inputs and dirs found by an outside pass: typed errors naming the file and key, or a clear
+TypeError/ValueError for a misused API, never a crash further on or a silently different call."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from funasr_lite.errors import ModelDirError
+from funasr_lite.punc import load_punc
+
+
+@pytest.fixture(scope="module")
+def punc(punc_dirs):
+    return load_punc(punc_dirs["char"], device="cpu")
+
+
+def test_batch_of_one_str_is_refused(punc):
+    """A str is a sequence of characters: it used to be punctuated character by character as many texts."""
+    with pytest.raises(TypeError, match="sequence of texts, got one str"):
+        punc.punctuate_batch("今天天气")
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5, "2", None, True, float("nan")])
+def test_bad_batch_size_is_a_clear_error(punc, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        punc.punctuate_batch(["今天天气", "明天"], batch_size=batch_size)
+
+
+@pytest.mark.parametrize(
+    "metas, key",
+    [
+        ([1], r"file_path_metas must be a JSON object, got \[1\]"),
+        ({"config": 5}, r"file_path_metas.config must be a file name .*got 5"),
+        ({"tokenizer_conf": "tokens.json"}, r"file_path_metas.tokenizer_conf must be a JSON object"),
+        ({"tokenizer_conf": {"token_list": ["a"]}}, r"file_path_metas.tokenizer_conf.token_list must be a file name"),
+    ],
+)
+def test_bad_file_path_metas_names_configuration_json_and_key(punc_dirs, tmp_path, metas, key):
+    d = shutil.copytree(punc_dirs["char"], tmp_path / "punc")
+    path = os.path.join(d, "configuration.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"framework": "pytorch", "file_path_metas": metas}, f)
+    with pytest.raises(ModelDirError, match=rf"^{path}: {key}"):
+        load_punc(str(d), device="cpu")
+
+
+def test_configuration_json_fifo_is_an_error_not_ignored(punc_dirs, tmp_path):
+    d = shutil.copytree(punc_dirs["char"], tmp_path / "punc")
+    os.remove(os.path.join(d, "configuration.json"))
+    os.mkfifo(os.path.join(d, "configuration.json"))
+    with pytest.raises(ModelDirError, match=r"configuration.json: is a named pipe"):
+        load_punc(str(d), device="cpu")
