@@ -206,6 +206,6 @@ def load_punc(model: str, device: Optional[str] = None) -> PuncModel:
 
     Raises:
         ModelDirError / ConfigError / CheckpointError / HubError: naming the file and the problem."""
-    if not os.path.isdir(model) and model in HUB_ALIASES:
+    if isinstance(model, str) and not os.path.isdir(model) and model in HUB_ALIASES:
         model = HUB_ALIASES[model]
     return PuncModel(detect_punc_dir(resolve_model(model)), device=device)

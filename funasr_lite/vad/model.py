@@ -192,7 +192,7 @@ def load_vad(model: str, device: Optional[str] = None, **overrides) -> VadModel:
         HubError, ModelDirError, CheckpointError, ConfigError: the message names the file and the problem
             (an unknown override key is named with the closest valid one).
     """
-    root = resolve_model(HUB_ALIASES.get(model, model))
+    root = resolve_model(HUB_ALIASES.get(model, model) if isinstance(model, str) else model)
     config_path, weights, cmvn_path = _vad_files(root)
     config = load_vad_config(config_path, overrides)
     cmvn = None

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from funasr_lite.errors import ModelDirError
+from funasr_lite.errors import HubError, ModelDirError
 from funasr_lite.punc import load_punc
 
 
@@ -52,3 +52,26 @@ def test_configuration_json_fifo_is_an_error_not_ignored(punc_dirs, tmp_path):
     os.mkfifo(os.path.join(d, "configuration.json"))
     with pytest.raises(ModelDirError, match=r"configuration.json: is a named pipe"):
         load_punc(str(d), device="cpu")
+
+
+def test_jieba_user_dict_not_utf8_names_the_file(punc_dirs, tmp_path):
+    d = shutil.copytree(punc_dirs["jieba"], tmp_path / "punc")
+    path = os.path.join(d, "jieba_usr_dict")
+    with open(path, "wb") as f:
+        f.write(b"\xff\xfe abc 3\n")
+    with pytest.raises(ModelDirError, match=rf"^{path}: cannot read the jieba user dictionary"):
+        load_punc(str(d), device="cpu")
+
+
+@pytest.mark.parametrize("model", [b"/tmp", None, ["ct-punc"]])
+def test_model_that_is_not_a_str_or_path_is_a_hub_error(model):
+    with pytest.raises(HubError, match=r"expected a model dir or a ModelScope id \(a str\), got"):
+        load_punc(model, device="cpu")
+
+
+def test_model_as_path(punc_dirs, tmp_path):
+    from pathlib import Path
+
+    assert load_punc(Path(punc_dirs["char"]), device="cpu").punctuate("今天").text
+    with pytest.raises(HubError, match="no such directory"):
+        load_punc(tmp_path / "nonexistent", device="cpu")

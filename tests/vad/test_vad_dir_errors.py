@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite.errors import ConfigError, ModelDirError
+from funasr_lite.errors import ConfigError, HubError, ModelDirError
 from funasr_lite.vad import load_vad
 from funasr_lite.vad.config import VadModelConf
 from funasr_lite.vad.detector import SegmentDetector
@@ -96,3 +96,15 @@ def test_negative_speech_2_noise_ratio_gives_the_limit_not_overflow():
     p_sil, db = [0.01] * frames, [0.0] * frames
     assert SegmentDetector(VadModelConf()).detect(p_sil, db, final=True) == [[0, frames * 10]]
     assert SegmentDetector(VadModelConf(speech_2_noise_ratio=-1e6)).detect(p_sil, db, final=True) == []
+
+
+@pytest.mark.parametrize("model", [b"/tmp", None, 5, ["fsmn-vad"]])
+def test_model_that_is_not_a_str_or_path_is_a_hub_error(model):
+    with pytest.raises(HubError, match=r"expected a model dir or a ModelScope id \(a str\), got"):
+        load_vad(model, device="cpu")
+
+
+def test_model_as_path(vad_dir, tmp_path):
+    assert load_vad(vad_dir, device="cpu").sample_rate == 16000
+    with pytest.raises(HubError, match="no such directory"):  # was AttributeError: 'PosixPath' has no 'count'
+        load_vad(tmp_path / "nonexistent", device="cpu")
