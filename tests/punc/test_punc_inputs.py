@@ -75,3 +75,22 @@ def test_model_as_path(punc_dirs, tmp_path):
     assert load_punc(Path(punc_dirs["char"]), device="cpu").punctuate("今天").text
     with pytest.raises(HubError, match="no such directory"):
         load_punc(tmp_path / "nonexistent", device="cpu")
+
+
+@pytest.mark.parametrize("text", ["今天\ud800天气", "\udcff"])
+def test_lone_surrogate_is_a_clear_error(punc, text):
+    """FunASR raises UnicodeEncodeError from inside its one-byte test, naming the unit's position."""
+    with pytest.raises(ValueError, match=r"lone surrogate .* at character \d+"):
+        punc.punctuate(text)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        punc.punctuate_batch(["今天", text])
+
+
+@pytest.mark.parametrize("split_size", [1, 2.5, "20", True])
+def test_bad_split_size_is_a_config_error(punc_dirs, split_size):
+    from funasr_lite.errors import ConfigError
+    from funasr_lite.punc.api import PuncModel
+    from funasr_lite.punc.model_dir import detect_punc_dir
+
+    with pytest.raises(ConfigError, match=r"split_size=.*: must be an integer >= 2"):
+        PuncModel(detect_punc_dir(punc_dirs["char"]), device="cpu", split_size=split_size)
