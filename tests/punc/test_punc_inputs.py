@@ -94,3 +94,17 @@ def test_bad_split_size_is_a_config_error(punc_dirs, split_size):
 
     with pytest.raises(ConfigError, match=r"split_size=.*: must be an integer >= 2"):
         PuncModel(detect_punc_dir(punc_dirs["char"]), device="cpu", split_size=split_size)
+
+
+def test_integer_weights_load_as_funasr_loads_them(punc_dirs, funasr_punc, tmp_path):
+    """An integer-typed checkpoint tensor: FunASR's copying load casts it; the meta-device load (assign) failed
+    inside torch with a RuntimeError."""
+    import torch
+
+    d = shutil.copytree(punc_dirs["char"], tmp_path / "punc")
+    path = os.path.join(d, "model.pt")
+    state = torch.load(path, weights_only=True)
+    torch.save({k: (v * 4).round().long() if k == "embed.weight" else v for k, v in state.items()}, path)
+    text = "今天是二零一三年三月五日hello world下午三点开会"
+    got, ref = load_punc(str(d), device="cpu").punctuate(text), funasr_punc(str(d)).generate(input=text)[0]
+    assert (got.text, got.punc_ids) == (ref["text"], ref["punc_array"].tolist())

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from funasr_lite.errors import ConfigError, HubError, ModelDirError
+from funasr_lite.errors import CheckpointError, ConfigError, HubError, ModelDirError
 from funasr_lite.vad import load_vad
 from funasr_lite.vad.config import VadModelConf
 from funasr_lite.vad.detector import SegmentDetector
@@ -108,3 +108,11 @@ def test_model_as_path(vad_dir, tmp_path):
     assert load_vad(vad_dir, device="cpu").sample_rate == 16000
     with pytest.raises(HubError, match="no such directory"):  # was AttributeError: 'PosixPath' has no 'count'
         load_vad(tmp_path / "nonexistent", device="cpu")
+
+
+def test_state_dict_with_a_non_str_key_is_a_checkpoint_error(vad_dir):
+    path = vad_dir / "model.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, 5: torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: does not hold a state_dict of tensors"):
+        load_vad(str(vad_dir), device="cpu")
