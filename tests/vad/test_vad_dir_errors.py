@@ -116,3 +116,16 @@ def test_state_dict_with_a_non_str_key_is_a_checkpoint_error(vad_dir):
     torch.save({**state, 5: torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match=rf"^{path}: does not hold a state_dict of tensors"):
         load_vad(str(vad_dir), device="cpu")
+
+
+def test_numpy_scalar_overrides_count_as_their_value(vad_dir):
+    """FunASR takes np.int64(500) as 500; the strict check refused it as "expected an integer"."""
+    import numpy as np
+
+    vad = load_vad(str(vad_dir), device="cpu", max_end_silence_time=np.int64(500), speech_noise_thres=np.float32(0.5))
+    mc = vad.config.model_conf
+    assert (mc.max_end_silence_time, mc.speech_noise_thres) == (500, 0.5) and type(mc.max_end_silence_time) is int
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        load_vad(str(vad_dir), device="cpu", speech_noise_thres=np.float32("nan"))
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_vad(str(vad_dir), device="cpu", max_end_silence_time=np.bool_(True))
