@@ -157,7 +157,8 @@ def _vad_files(root: str) -> Tuple[str, str, Optional[str]]:
         metas = read_configuration(conf_json).get("file_path_metas", {})
     config = os.path.join(root, metas_name(metas, ("config",), "config.yaml", conf_json))
     weights = os.path.join(root, metas_name(metas, ("init_param",), "model.pt", conf_json))
-    cmvn = os.path.join(root, metas_name(metas, ("frontend_conf", "cmvn_file"), "am.mvn", conf_json))
+    # FunASR takes am.mvn from file_path_metas when the dir has them (none named: no CMVN), else from the dir
+    cmvn_name = metas_name(metas, ("frontend_conf", "cmvn_file"), None if metas else "am.mvn", conf_json)
     if not os.path.isfile(config):
         legacy = [n for n in ("vad.yaml", "vad.pb", "model.pb") if os.path.isfile(os.path.join(root, n))]
         hint = (
@@ -169,6 +170,14 @@ def _vad_files(root: str) -> Tuple[str, str, Optional[str]]:
         raise ModelDirError(f"VAD model dir {root}: no {os.path.basename(config)}{hint}")
     if not os.path.isfile(weights):
         raise ModelDirError(f"VAD model dir {root}: no weights file {os.path.basename(weights)}")
+    if cmvn_name is None:
+        logger.warning(
+            "%s names no frontend_conf.cmvn_file: features are not normalised (as in FunASR)%s",
+            conf_json,
+            ", although the dir has am.mvn" if os.path.lexists(os.path.join(root, "am.mvn")) else "",
+        )
+        return config, weights, None
+    cmvn = os.path.join(root, cmvn_name)
     if os.path.lexists(cmvn) and not os.path.isfile(cmvn):
         # a FIFO, a directory or a dangling link is not "no am.mvn": running without CMVN would be wrong
         kind = special_file_kind(cmvn) or ("directory" if os.path.isdir(cmvn) else "dangling symbolic link")
