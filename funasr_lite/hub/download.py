@@ -59,9 +59,15 @@ def resolve_model(model: str, revision: Optional[str] = None) -> str:
     :data:`~funasr_lite.hub.aliases.MODEL_ALIASES`).
 
     Raises:
-        HubError: ``model`` is neither an existing dir nor a usable hub id, or
+        HubError: ``model`` is neither an existing dir (a str or path) nor a usable hub id, or
             the hub cannot be reached and the model is not cached.
     """
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str):
+        raise HubError(
+            f"--model {model!r}: expected a model dir or a ModelScope id (a str), got {type(model).__name__}"
+        )
     if os.path.isdir(model):
         return os.path.abspath(model)
     model = resolve_alias(model)
