@@ -36,7 +36,7 @@ from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_bat
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
-from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.device import resolve_device, resolve_dtype
 from funasr_lite.utils.fileio import atomic_copy
 from funasr_lite.utils.lock import LOCK_NAME, dir_lock
 
@@ -87,6 +87,8 @@ def run_inference(
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
+    if asr is None:
+        resolve_dtype(opts.dtype, device)  # so does --dtype fp16 on a CPU
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -132,7 +134,10 @@ def _run_locked(
     # 3. model
     if asr is None:
         asr = Transcriber(
-            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
+            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint),
+            str(device),
+            layers=layers,
+            dtype=opts.dtype,
         )
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
@@ -314,6 +319,7 @@ def run_after_finetune(
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
     device = resolve_device(opts.device)
+    resolve_dtype(opts.dtype, device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
         return _run_locked(opts, layers, None, device)

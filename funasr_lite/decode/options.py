@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional, Tuple
 from funasr_lite.config.fields import Section, option
 from funasr_lite.errors import ConfigError
 
-__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE"]
+__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE", "DTYPES"]
 
 # FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
 CTC_WEIGHT_EPS = 1e-5
@@ -24,6 +24,8 @@ CTC_WEIGHT_EPS = 1e-5
 MAX_BEAM_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_NCPU = 1024
+# --dtype values: the precision of the model's weights and activations while decoding
+DTYPES = ("fp32", "bf16", "fp16")
 
 
 def _is_int(v: Any) -> bool:
@@ -152,6 +154,13 @@ class InferOptions:
     checkpoint: Optional[str] = option(
         None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
     )
+    dtype: str = option(
+        "fp32",
+        "precision of the model while decoding: fp32, bf16 or fp16 (fp16 on GPU only); the frontend, CMVN, "
+        "CIF predictor and log-softmax stay fp32",
+        flag=True,
+        choices=DTYPES,
+    )
 
     def __post_init__(self) -> None:
         for k in ("model", "data_dir", "output_dir"):
@@ -165,6 +174,8 @@ class InferOptions:
             raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
         if self.checkpoint is not None:
             plain_file_name(self.checkpoint, "--checkpoint")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype {self.dtype!r}: must be one of {', '.join(DTYPES)}")
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,8 @@ class SANMEncoder(nn.Module):
         -> (B, T, output_size) encoder output, zero on padded frames, and the (B,) lengths."""
         mask = lengths_to_mask(lengths, xs.size(1))
         x = xs * math.sqrt(self._output_size)
-        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)[None]
+        # the table in float32 (bf16 cannot even count positions past 256), then in x's dtype
+        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), torch.float32, x.device).to(x.dtype)[None]
         for layer in [*self.encoders0, *self.encoders]:
             x = layer(x, mask)
         if self.normalize_before:
