@@ -221,11 +221,14 @@ def _build_model(side: str, cfg: Dict[str, Any], vocab: int, state: Dict[str, An
 def _optim(side: str, model, args: argparse.Namespace):
     import torch
 
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    if side == "funasr":
+    if side == "funasr":  # FunASR's trainer: optim_classes["adam"](model.parameters(), **optim_conf)
         from funasr.schedulers.warmup_lr import WarmupLR
-    else:
-        from funasr_lite.train.scheduler import WarmupLR
+
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    else:  # funasr-lite's finetune: build_optimizer (a fused Adam)
+        from funasr_lite.train.scheduler import WarmupLR, build_optimizer
+
+        opt = build_optimizer("adam", model.parameters(), {"lr": args.lr})
     return opt, WarmupLR(opt, warmup_steps=args.warmup_steps)
 
 
