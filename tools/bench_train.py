@@ -28,7 +28,7 @@ What it does:
      ``loss.backward()``, ``clip_grad_norm_(grad_clip)``, Adam ``step``, FunASR's
      ``WarmupLR.step``, ``zero_grad(set_to_none=True)``;
    * ``lite``: the same step with ``funasr_lite.models.paraformer.Paraformer``,
-     ``funasr_lite.train.scheduler`` Adam + WarmupLR;
+     ``funasr_lite.train.scheduler.build_optimizer`` (a fused Adam, as finetune builds it) + WarmupLR;
    * ``lite-trainer``: funasr-lite's whole loop, ``funasr_lite.train.trainer.Trainer.fit``
      (NaN checks, stats, logging, checkpoint files), its throughput as the trainer
      itself reports it;
@@ -44,11 +44,21 @@ What it does:
    (lite-trainer reseeds every epoch, so its sampler draws differ).  Single runs
    spread by up to ~15% on a 2-core VM even at "other load" ~0: use --repeat 3.
 
-Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 2-3 runs):
-demo tiny d=128 4/2: funasr 457, lite 462, lite-trainer 465 audio-s/s; peak RSS
-1272 / 1043 / 1026 MiB.  d=256 6/3 (--size medium): 126 / 126 / 127 audio-s/s; peak
-RSS 1723 / 1519 / 1524 MiB.  Dropout masks (``aten::bernoulli_``) take ~27% of a CPU
-step in both; with --no_dropout both run ~1.5x faster.
+Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 2-3 runs), before
+funasr-lite's cheaper dropout mask and fused Adam: demo tiny d=128 4/2: funasr 457, lite 462,
+lite-trainer 465 audio-s/s; peak RSS 1272 / 1043 / 1026 MiB.  d=256 6/3 (--size medium): 126 /
+126 / 127 audio-s/s; peak RSS 1723 / 1519 / 1524 MiB.  Dropout masks (``aten::bernoulli_``, a
+serial kernel) took ~25% of a CPU step in both; with --no_dropout both ran ~1.5x faster.
+Since (funasr_lite/models/dropout.py, fused Adam), measured only on a loaded box (load ~10):
+same batches and weights, both models in ONE process, interleaved, CPU seconds of 1 thread
+(4 mid-length batches, min of 3 rounds): lite/funasr x1.046 before, x1.239 after, with the
+same loss curve (mean losses per round 5.640/5.424/5.022 funasr, 5.637/5.441/5.018 lite).
+On 2 threads the ratio should be higher (the random draws are serial, the GEMMs are not).
+Wall-clock figures on 2 threads need a quiet machine; the command for the table is:
+
+    python tools/bench_train.py --repeat 3 --json /tmp/bench_train_tiny.json
+    python tools/bench_train.py --repeat 3 --size medium --json /tmp/bench_train_medium.json
+    python tools/bench_train.py --repeat 2 --no_dropout     # the loss check; speed without dropout
 
 ``--repeat N`` runs each child N times and keeps each side's fastest run (other load
 on the machine only ever slows a run down).  Exit status 0, or 1 when a child failed
