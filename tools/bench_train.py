@@ -10,6 +10,7 @@ Usage:
     python tools/bench_train.py --skip_funasr          # funasr-lite only
     python tools/bench_train.py --profile              # + torch.profiler op table of each side's timed steps
     python tools/bench_train.py --no_dropout           # dropout 0: the mean losses of both sides must agree
+    python tools/bench_train.py --interleave --threads 1 --passes 3   # on a loaded machine: one process, A/B
 
 What it does:
 
@@ -294,6 +295,56 @@ def _step_loop(side: str, model, batches, args: argparse.Namespace, frame_s: flo
     return res
 
 
+def interleaved(args: argparse.Namespace, work: str, setup: Dict[str, Any]) -> str:
+    """``--interleave``: funasr and lite in THIS process, one pass each in turn, each pass reseeded alike.
+
+    Machine load then hits both sides alike; CPU seconds (``time.process_time``) are also reported,
+    which on 1 thread barely depend on other processes. Returns the report lines.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    state = torch.load(os.path.join(work, "init.pt"), weights_only=True)
+    batches = torch.load(os.path.join(work, "batches.pt"), weights_only=True)
+    sides = {}
+    for side in ("funasr", "lite"):
+        model = _build_model(side, setup["config"], setup["vocab_size"], state)
+        model.train()
+        sides[side] = (model, list(model.parameters()), *_optim(side, model, args))
+    audio = sum(float(b["speech_lengths"].sum()) for b in batches) * setup["frame_seconds"]
+    wall: Dict[str, List[float]] = {s: [] for s in sides}
+    cpu: Dict[str, List[float]] = {s: [] for s in sides}
+    losses: Dict[str, List[float]] = {s: [] for s in sides}
+    for r in range(args.warmup_passes + args.passes):
+        for side, (model, params, opt, sched) in sides.items():
+            torch.manual_seed(args.seed + r)
+            w0, c0, pass_losses = time.perf_counter(), time.process_time(), []
+            for b in batches:
+                loss = model(b["speech"], b["speech_lengths"], b["text"], b["text_lengths"])[0]
+                loss.backward()
+                if torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm=args.grad_clip)):
+                    opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                pass_losses.append(float(loss.detach()))
+            if r >= args.warmup_passes:
+                wall[side].append(time.perf_counter() - w0)
+                cpu[side].append(time.process_time() - c0)
+                losses[side].append(sum(pass_losses) / len(pass_losses))
+    lines = [f"interleaved in one process, {args.threads} thread(s), {args.passes} timed pass(es) per side:"]
+    for side in sides:
+        lines.append(
+            f"  {side:6s}: {audio / min(wall[side]):.1f} audio-s/s wall (best pass), "
+            f"{audio / min(cpu[side]):.1f} audio-s per CPU-s; mean loss per pass "
+            + " ".join(f"{v:.3f}" for v in losses[side])
+        )
+    lines.append(
+        f"lite/funasr: throughput x{min(wall['funasr']) / min(wall['lite']):.3f} (wall), "
+        f"x{min(cpu['funasr']) / min(cpu['lite']):.3f} (CPU time)"
+    )
+    return "\n".join(lines)
+
+
 class _Batches:
     """A precomputed batch list the Trainer can iterate like a DataLoader (no sampler, no workers)."""
 
@@ -491,6 +542,11 @@ def main(argv: List[str]) -> int:
     p.add_argument("--no_dropout", action="store_true", help="all dropout rates 0 (losses then agree exactly)")
     p.add_argument("--skip_funasr", action="store_true", help="funasr-lite only")
     p.add_argument("--skip_trainer", action="store_true", help="no lite-trainer run")
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="instead of child processes: funasr and lite in this process, passes alternating (for a loaded machine)",
+    )
     p.add_argument("--profile", action="store_true", help="torch.profiler op table of the timed steps")
     p.add_argument("--profile_rows", type=int, default=25)
     p.add_argument("--work_dir", default="/tmp/funasr_lite_bench_train")
@@ -505,6 +561,9 @@ def main(argv: List[str]) -> int:
     t0 = time.time()
     setup = prepare(args, work)
     print(f"bench_train: setup {time.time() - t0:.0f} s ({work})", flush=True)
+    if args.interleave:
+        print(interleaved(args, work, setup))
+        return 0
     child_argv = list(argv)
     sides = [
         s for s in SIDES if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)
