@@ -41,7 +41,7 @@ from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_bat
 from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
-from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.device import resolve_device, resolve_dtype
 from funasr_lite.utils.fileio import atomic_copy
 from funasr_lite.utils.lock import LOCK_NAME, dir_lock
 
@@ -106,6 +106,8 @@ def run_inference(
 
         return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
+    if asr is None:
+        resolve_dtype(opts.dtype, device)  # so does --dtype fp16 on a CPU
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -156,7 +158,10 @@ def _run_locked(
 
 def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], device) -> Transcriber:
     return Transcriber(
-        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
+        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint),
+        str(device),
+        layers=layers,
+        dtype=opts.dtype,
     )
 
 
@@ -442,6 +447,7 @@ def run_after_finetune(
 
         return run_sharded(opts, layers, setup=setup)
     device = resolve_device(opts.device)
+    resolve_dtype(opts.dtype, device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         setup()
         return _run_locked(opts, layers, None, device)

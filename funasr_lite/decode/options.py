@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional, Tuple
 from funasr_lite.config.fields import Section, option
 from funasr_lite.errors import ConfigError
 
-__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE"]
+__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE", "DTYPES"]
 
 # FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
 CTC_WEIGHT_EPS = 1e-5
@@ -25,6 +25,8 @@ MAX_BEAM_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_NCPU = 1024
 MAX_NJ = 1024
+# --dtype values: the precision of the model's weights and activations while decoding
+DTYPES = ("fp32", "bf16", "fp16")
 
 
 def _is_int(v: Any) -> bool:
@@ -197,6 +199,14 @@ class InferOptions:
         """True when the long-audio pipeline runs (a VAD or a punctuation model is given)."""
         return self.vad_model is not None or self.punc_model is not None
 
+    dtype: str = option(
+        "fp32",
+        "precision of the model while decoding: fp32, bf16 or fp16 (fp16 on GPU only); the frontend, CMVN, "
+        "CIF predictor and log-softmax stay fp32",
+        flag=True,
+        choices=DTYPES,
+    )
+
     def __post_init__(self) -> None:
         for k in ("vad_model", "punc_model"):
             if isinstance(getattr(self, k), str) and getattr(self, k).strip().lower() == "none":
@@ -223,6 +233,8 @@ class InferOptions:
             plain_file_name(self.checkpoint, "--checkpoint")
         if self.hotword is not None and not isinstance(self.hotword, str):
             raise ConfigError(f"--hotword {self.hotword!r}: must be hotwords separated by spaces or a .txt file")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype {self.dtype!r}: must be one of {', '.join(DTYPES)}")
 
 
 @dataclass(frozen=True)
