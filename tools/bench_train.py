@@ -10,6 +10,7 @@ Usage:
     python tools/bench_train.py --skip_funasr          # funasr-lite only
     python tools/bench_train.py --profile              # + torch.profiler op table of each side's timed steps
     python tools/bench_train.py --no_dropout           # dropout 0: the mean losses of both sides must agree
+    python tools/bench_train.py --interleave --threads 1 --passes 3   # on a loaded machine: one process, A/B
 
 What it does:
 
@@ -28,7 +29,7 @@ What it does:
      ``loss.backward()``, ``clip_grad_norm_(grad_clip)``, Adam ``step``, FunASR's
      ``WarmupLR.step``, ``zero_grad(set_to_none=True)``;
    * ``lite``: the same step with ``funasr_lite.models.paraformer.Paraformer``,
-     ``funasr_lite.train.scheduler`` Adam + WarmupLR;
+     ``funasr_lite.train.scheduler.build_optimizer`` (a fused Adam, as finetune builds it) + WarmupLR;
    * ``lite-trainer``: funasr-lite's whole loop, ``funasr_lite.train.trainer.Trainer.fit``
      (NaN checks, stats, logging, checkpoint files), its throughput as the trainer
      itself reports it;
@@ -44,11 +45,21 @@ What it does:
    (lite-trainer reseeds every epoch, so its sampler draws differ).  Single runs
    spread by up to ~15% on a 2-core VM even at "other load" ~0: use --repeat 3.
 
-Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 2-3 runs):
-demo tiny d=128 4/2: funasr 457, lite 462, lite-trainer 465 audio-s/s; peak RSS
-1272 / 1043 / 1026 MiB.  d=256 6/3 (--size medium): 126 / 126 / 127 audio-s/s; peak
-RSS 1723 / 1519 / 1524 MiB.  Dropout masks (``aten::bernoulli_``) take ~27% of a CPU
-step in both; with --no_dropout both run ~1.5x faster.
+Measured on the 2-core dev box (torch 2.14.1, 500 demo utterances, best of 2-3 runs), before
+funasr-lite's cheaper dropout mask and fused Adam: demo tiny d=128 4/2: funasr 457, lite 462,
+lite-trainer 465 audio-s/s; peak RSS 1272 / 1043 / 1026 MiB.  d=256 6/3 (--size medium): 126 /
+126 / 127 audio-s/s; peak RSS 1723 / 1519 / 1524 MiB.  Dropout masks (``aten::bernoulli_``, a
+serial kernel) took ~25% of a CPU step in both; with --no_dropout both ran ~1.5x faster.
+Since (funasr_lite/models/dropout.py, fused Adam), measured only on a loaded box (load ~10):
+same batches and weights, both models in ONE process, interleaved, CPU seconds of 1 thread
+(4 mid-length batches, min of 3 rounds): lite/funasr x1.046 before, x1.239 after, with the
+same loss curve (mean losses per round 5.640/5.424/5.022 funasr, 5.637/5.441/5.018 lite).
+On 2 threads the ratio should be higher (the random draws are serial, the GEMMs are not).
+Wall-clock figures on 2 threads need a quiet machine; the command for the table is:
+
+    python tools/bench_train.py --repeat 3 --json /tmp/bench_train_tiny.json
+    python tools/bench_train.py --repeat 3 --size medium --json /tmp/bench_train_medium.json
+    python tools/bench_train.py --repeat 2 --no_dropout     # the loss check; speed without dropout
 
 ``--repeat N`` runs each child N times and keeps each side's fastest run (other load
 on the machine only ever slows a run down).  Exit status 0, or 1 when a child failed
@@ -221,11 +232,14 @@ def _build_model(side: str, cfg: Dict[str, Any], vocab: int, state: Dict[str, An
 def _optim(side: str, model, args: argparse.Namespace):
     import torch
 
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    if side == "funasr":
+    if side == "funasr":  # FunASR's trainer: optim_classes["adam"](model.parameters(), **optim_conf)
         from funasr.schedulers.warmup_lr import WarmupLR
-    else:
-        from funasr_lite.train.scheduler import WarmupLR
+
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    else:  # funasr-lite's finetune: build_optimizer (a fused Adam)
+        from funasr_lite.train.scheduler import WarmupLR, build_optimizer
+
+        opt = build_optimizer("adam", model.parameters(), {"lr": args.lr})
     return opt, WarmupLR(opt, warmup_steps=args.warmup_steps)
 
 
@@ -279,6 +293,56 @@ def _step_loop(side: str, model, batches, args: argparse.Namespace, frame_s: flo
         prof.__exit__(None, None, None)
         res["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
     return res
+
+
+def interleaved(args: argparse.Namespace, work: str, setup: Dict[str, Any]) -> str:
+    """``--interleave``: funasr and lite in THIS process, one pass each in turn, each pass reseeded alike.
+
+    Machine load then hits both sides alike; CPU seconds (``time.process_time``) are also reported,
+    which on 1 thread barely depend on other processes. Returns the report lines.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    state = torch.load(os.path.join(work, "init.pt"), weights_only=True)
+    batches = torch.load(os.path.join(work, "batches.pt"), weights_only=True)
+    sides = {}
+    for side in ("funasr", "lite"):
+        model = _build_model(side, setup["config"], setup["vocab_size"], state)
+        model.train()
+        sides[side] = (model, list(model.parameters()), *_optim(side, model, args))
+    audio = sum(float(b["speech_lengths"].sum()) for b in batches) * setup["frame_seconds"]
+    wall: Dict[str, List[float]] = {s: [] for s in sides}
+    cpu: Dict[str, List[float]] = {s: [] for s in sides}
+    losses: Dict[str, List[float]] = {s: [] for s in sides}
+    for r in range(args.warmup_passes + args.passes):
+        for side, (model, params, opt, sched) in sides.items():
+            torch.manual_seed(args.seed + r)
+            w0, c0, pass_losses = time.perf_counter(), time.process_time(), []
+            for b in batches:
+                loss = model(b["speech"], b["speech_lengths"], b["text"], b["text_lengths"])[0]
+                loss.backward()
+                if torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm=args.grad_clip)):
+                    opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                pass_losses.append(float(loss.detach()))
+            if r >= args.warmup_passes:
+                wall[side].append(time.perf_counter() - w0)
+                cpu[side].append(time.process_time() - c0)
+                losses[side].append(sum(pass_losses) / len(pass_losses))
+    lines = [f"interleaved in one process, {args.threads} thread(s), {args.passes} timed pass(es) per side:"]
+    for side in sides:
+        lines.append(
+            f"  {side:6s}: {audio / min(wall[side]):.1f} audio-s/s wall (best pass), "
+            f"{audio / min(cpu[side]):.1f} audio-s per CPU-s; mean loss per pass "
+            + " ".join(f"{v:.3f}" for v in losses[side])
+        )
+    lines.append(
+        f"lite/funasr: throughput x{min(wall['funasr']) / min(wall['lite']):.3f} (wall), "
+        f"x{min(cpu['funasr']) / min(cpu['lite']):.3f} (CPU time)"
+    )
+    return "\n".join(lines)
 
 
 class _Batches:
@@ -478,6 +542,11 @@ def main(argv: List[str]) -> int:
     p.add_argument("--no_dropout", action="store_true", help="all dropout rates 0 (losses then agree exactly)")
     p.add_argument("--skip_funasr", action="store_true", help="funasr-lite only")
     p.add_argument("--skip_trainer", action="store_true", help="no lite-trainer run")
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="instead of child processes: funasr and lite in this process, passes alternating (for a loaded machine)",
+    )
     p.add_argument("--profile", action="store_true", help="torch.profiler op table of the timed steps")
     p.add_argument("--profile_rows", type=int, default=25)
     p.add_argument("--work_dir", default="/tmp/funasr_lite_bench_train")
@@ -492,6 +561,9 @@ def main(argv: List[str]) -> int:
     t0 = time.time()
     setup = prepare(args, work)
     print(f"bench_train: setup {time.time() - t0:.0f} s ({work})", flush=True)
+    if args.interleave:
+        print(interleaved(args, work, setup))
+        return 0
     child_argv = list(argv)
     sides = [
         s for s in SIDES if not (s == "funasr" and args.skip_funasr) and not (s == "lite-trainer" and args.skip_trainer)

@@ -95,6 +95,47 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     return np.clip(audio + noise, -1.0, 1.0).astype(np.float32)
 
 
+def make_long_recording(
+    path: str,
+    sentences: Sequence[str],
+    seconds: float,
+    *,
+    pauses: Tuple[float, float] = (0.4, 2.5),
+    noise_db: float = -60.0,
+    opts: Optional[SynthOptions] = None,
+) -> str:
+    """Write a ``seconds``-long recording of ``sentences`` spoken in turn (cycling, each with a voice, speed and
+    pitch drawn from ``opts``), separated by pauses drawn from ``pauses`` seconds, over faint white noise at
+    ``noise_db`` dBFS (a VAD needs something to call silence). Each distinct (sentence, voice, speed, pitch) is
+    synthesized once. Returns the transcript (space-separated characters) of what was spoken."""
+    opts = opts or SynthOptions()
+    rng = random.Random(opts.seed)
+    nrng = np.random.default_rng(opts.seed)
+    total = int(seconds * opts.sample_rate)
+    cache: Dict[tuple, np.ndarray] = {}
+    parts: List[np.ndarray] = []
+    spoken: List[str] = []
+    n, i = 0, 0
+    while n < total:
+        text = sentences[i % len(sentences)]
+        i += 1
+        style = (text, rng.choice(opts.voices), rng.choice(opts.speeds), rng.choice(opts.pitches))
+        if style not in cache:
+            cache[style] = synthesize(
+                text, voice=style[1], speed=style[2], pitch=style[3], sample_rate=opts.sample_rate
+            )
+        pause = np.zeros(int(rng.uniform(*pauses) * opts.sample_rate), dtype=np.float32)
+        for piece in (pause, cache[style]):
+            parts.append(piece[: total - n])
+            n += parts[-1].size
+        if parts[-1].size == cache[style].size:
+            spoken.append(spaced(text))
+    audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    audio = audio + nrng.standard_normal(audio.shape).astype(np.float32) * np.float32(10 ** (noise_db / 20))
+    sf.write(path, np.clip(audio, -1.0, 1.0), opts.sample_rate, subtype="PCM_16")
+    return " ".join(spoken)
+
+
 def spaced(text: str) -> str:
     """Kaldi/AISHELL-style transcript: CJK characters space-separated, words kept."""
     out: List[str] = []

@@ -60,6 +60,8 @@ def _summary(result) -> int:
     """Print the job summary of an :class:`~funasr_lite.decode.infer.InferResult`; exit 2 if some utterances failed."""
     from funasr_lite.decode.infer import summary_lines
 
+    if result.worker_shard is not None:  # a torchrun rank other than 0: rank 0 reports the job and its status
+        return 0
     print("\n".join(summary_lines(result)))
     return 2 if result.failed else 0
 
@@ -75,6 +77,8 @@ def infer_cli(defaults: Dict[str, Any], argv: Optional[Sequence[str]] = None, pr
         from funasr_lite.decode.infer import run_inference
 
         opts, layers = split_args(_without_debug(args), InferOptions, defaults)
+        if opts.nj > 1 and _launch_needed():
+            return _launch(opts, argv)
         return _summary(run_inference(opts, layers=layers))
 
     return _guarded(args.debug, job)
@@ -122,9 +126,26 @@ def infer_after_finetune_cli(defaults: Dict[str, Any], argv: Optional[Sequence[s
         ns = _without_debug(args)
         after, _ = split_args(ns, AfterFinetuneOptions, defaults)
         opts, layers = split_args(ns, InferOptions, defaults, fixed={"model": after.output_dir})
+        if opts.nj > 1 and _launch_needed():
+            return _launch(opts, argv)
         return _summary(run_after_finetune(opts, after, layers=layers))
 
     return _guarded(args.debug, job)
+
+
+def _launch_needed() -> bool:
+    """True when this process is not a torchrun rank (so ``--nj`` starts the ranks)."""
+    from funasr_lite.decode.launch import under_torchrun
+
+    return not under_torchrun()
+
+
+def _launch(opts, argv: Optional[Sequence[str]]) -> int:
+    """``--nj N``: run this same command as N local torchrun ranks (each with ``--ncpu`` threads); rank 0's
+    exit status."""
+    from funasr_lite.decode.launch import launch_local, script_command
+
+    return launch_local(opts.nj, script_command(argv), opts.ncpu)
 
 
 def next_command(output_dir: str, data_path: str, script_dir: Optional[str] = None) -> str:

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import inspect
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import (
     Any,
@@ -81,7 +82,8 @@ def type_name(tp) -> str:
 
 
 def coerce(value, tp, path: KeyPath, where: Where):
-    """Check ``value`` against the annotation ``tp``; ints widen to floats, '1e-4' strings parse as floats.
+    """Check ``value`` against the annotation ``tp``; ints widen to floats, '1e-4' strings parse as floats,
+    numpy scalars count as their Python value.
     Every number must be finite (no NaN/inf) and every integer within +-MAX_INT."""
     bad = ConfigError(f"{where(path)}: {'.'.join(map(str, path))}: expected {type_name(tp)}, got {value!r}")
     origin = get_origin(tp)
@@ -105,6 +107,9 @@ def coerce(value, tp, path: KeyPath, where: Where):
         return copy.deepcopy(dict(value))
     if (tp is type(None) and value is None) or (tp in (bool, str) and isinstance(value, tp)):
         return value
+    if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float, complex)):
+        # a numpy scalar from a Python caller (np.int64(500), np.float32(0.5)): its plain Python value
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if tp is int and not isinstance(value, bool):
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -209,15 +209,23 @@ def _check_rate(path: str, sr: int) -> None:
 
 
 def _check_samples(x: torch.Tensor, name: str, offset: int = 0) -> None:
-    """AudioError if float samples ``x`` (frames first) are non-finite or far outside [-1, 1]."""
+    """AudioError if float samples ``x`` (frames first) are non-finite or far outside [-1, 1].
+
+    Checked in blocks of :data:`BLOCK_FRAMES` frames, so the temporaries stay small for hours of audio."""
     if not x.is_floating_point() or x.numel() == 0:
         return
+    for start in range(0, x.shape[0], BLOCK_FRAMES):
+        _check_block(x[start : start + BLOCK_FRAMES], name, offset + start)
+
+
+def _check_block(x: torch.Tensor, name: str, offset: int) -> None:
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = int((~finite).sum())
         first = int((~finite).reshape(x.shape[0], -1).any(-1).nonzero()[0, 0]) + offset
         raise AudioError(f"{name}: audio contains {bad} non-finite (NaN/Inf) sample(s), the first at frame {first}")
-    peak = float(x.abs().max())
+    low, high = torch.aminmax(x)
+    peak = max(-float(low), float(high))
     if peak > MAX_FLOAT_PEAK:
         raise AudioError(
             f"{name}: samples far outside [-1, 1]: peak {peak:.3g} (float audio must be scaled to [-1, 1]; "
@@ -255,6 +263,7 @@ def _read_file(path: str, max_seconds: Optional[float] = None) -> Tuple[torch.Te
     """Read ``path`` block by block as float32 mono (S,); AudioError on any failure (see the module doc)."""
     _check_path(path)
     blocks: List[torch.Tensor] = []
+    whole: Optional[torch.Tensor] = None  # with a known length the blocks are copied into one tensor
     n = 0
     try:
         with _quiet_native_decoders(), sf.SoundFile(path) as snd:
@@ -276,7 +285,11 @@ def _read_file(path: str, max_seconds: Optional[float] = None) -> Tuple[torch.Te
                 if block.shape[0] == 0:
                     break
                 _check_samples(block, path, n)
-                blocks.append(_downmix(block))
+                if known:
+                    whole = torch.empty(declared, dtype=torch.float32) if whole is None else whole
+                    whole[n : n + block.shape[0]] = _downmix(block)
+                else:
+                    blocks.append(_downmix(block))
                 n += block.shape[0]
                 if limit is not None and n > limit:
                     raise _too_long(path, n / sr, max_seconds, "decoding reached")
@@ -288,6 +301,8 @@ def _read_file(path: str, max_seconds: Optional[float] = None) -> Tuple[torch.Te
         raise AudioError(
             f"{path}: truncated file: the header declares {declared} samples but only {n} could be decoded"
         )
+    if whole is not None:
+        return whole, sr
     wav = torch.cat(blocks) if len(blocks) > 1 else (blocks[0] if blocks else torch.zeros(0))
     return wav, sr
 

@@ -34,13 +34,14 @@ from funasr_lite.data.audio import audio_duration, load_audio
 from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
 from funasr_lite.decode.hotwords import load_utterance_hotwords, tokenize_hotwords
+from funasr_lite.decode.launch import torchrun_env
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
-from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
-from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.device import resolve_device, resolve_dtype
 from funasr_lite.utils.fileio import atomic_copy
 from funasr_lite.utils.lock import LOCK_NAME, dir_lock
 
@@ -63,6 +64,8 @@ class InferResult:
     result_dir: str
     # the text.cer summary line, when data_dir/text exists
     cer_summary: Optional[str] = None
+    # "<world>-<rank>" on a torchrun rank other than 0: it decoded only that shard (rank 0 reports the job)
+    worker_shard: Optional[str] = None
 
     @property
     def rtf(self) -> float:
@@ -86,11 +89,25 @@ def run_inference(
     ``layers`` are config layers above the model dir's config.yaml and decoding.yaml (the recipe defaults and
     flags, e.g. ``[("command line", {"decoding": {"beam_size": 5}})]``); ``asr`` is an already loaded model.
     The job holds the lock of ``opts.output_dir`` (:func:`~funasr_lite.utils.lock.dir_lock`) throughout.
+    Under torchrun (``WORLD_SIZE`` > 1) each process decodes one shard and rank 0 merges them
+    (:mod:`funasr_lite.decode.sharding`).
 
     Raises:
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
+    if torchrun_env().world > 1:
+        from funasr_lite.decode.sharding import run_sharded  # it builds on this module
+
+        if opts.long_audio:
+            raise ConfigError(
+                "--vad_model/--punc_model: the long-audio job runs in one process; drop --nj / torchrun "
+                "(or decode without a VAD and punctuation model)"
+            )
+
+        return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
+    if asr is None:
+        resolve_dtype(opts.dtype, device)  # so does --dtype fp16 on a CPU
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -118,7 +135,39 @@ def output_lock(output_dir: str) -> Iterator[None]:
 def _run_locked(
     opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
 ) -> InferResult:
-    torch.set_num_threads(max(1, opts.ncpu))
+    if opts.long_audio:  # VAD / punctuation: the long-audio job
+        from funasr_lite.pipeline.job import run_long_audio
+
+        torch.set_num_threads(max(1, opts.ncpu))
+        data, failed = prepare_data(opts)
+        return run_long_audio(opts, data, failed, asr or _load(opts, layers, device))
+    data, failed, durations, asr = prepare_job(opts, layers, asr, device)
+    # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
+    writer = ResultWriter(os.path.join(opts.output_dir, "1best_recog"))
+    try:
+        writer.add({}, failed)
+        hotwords_of = hotword_plan(asr, opts, data, durations)
+        results, audio_seconds, wall = decode_all(asr, data, durations, failed, writer, hotwords_of=hotwords_of)
+        for key in failed:
+            logger.warning("failed: %s %s", key, failed[key])
+        return write_outputs(opts, data, asr, writer, results, failed, audio_seconds, wall)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], device) -> Transcriber:
+    return Transcriber(
+        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint),
+        str(device),
+        layers=layers,
+        dtype=opts.dtype,
+    )
+
+
+def prepare_data(opts: InferOptions) -> Tuple[DataDir, Dict[str, str]]:
+    """The data dir of a job and the utterances that fail before decoding (key -> reason); the output dir
+    is checked to take the outputs. Shared by this job and the long-audio job."""
     # 1. data dir: every problem is collected; per-utterance ones fail only that utterance
     data = load_data_dir(opts.data_dir, mode="infer")
     for problem in data.warnings:
@@ -133,11 +182,22 @@ def _run_locked(
             logger.warning("%s", problem)
     # 2. the output dir must take the outputs (under 1 kB per utterance, twice: .part and final) before any work
     check_writable(opts.output_dir, max(1 << 16, 2048 * len(data.wavs)))
+    return data, failed
+
+
+def prepare_job(
+    opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], asr: Optional[Transcriber], device
+) -> Tuple[DataDir, Dict[str, str], Dict[str, float], Transcriber]:
+    """Everything before decoding: the data dir, the output dir check, the model and the audio durations.
+
+    Returns ``(data dir, failed, durations, model)``: ``failed`` maps each key that cannot be decoded to its
+    reason, ``durations`` each other key of ``wav.scp`` to its length in seconds (from the audio header).
+    """
+    torch.set_num_threads(max(1, opts.ncpu))
+    data, failed = prepare_data(opts)
     # 3. model
     if asr is None:
-        asr = Transcriber(
-            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
-        )
+        asr = _load(opts, layers, device)
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
     for key in data.good_keys(include_text=False):
@@ -150,91 +210,106 @@ def _run_locked(
         if dur > opts.max_duration:
             failed[key] = (
                 f"{_where(data, key)}: {path}: {dur:.1f} s is longer than --max_duration "
-                f"{opts.max_duration:g} s; split it (e.g. with a VAD) or raise --max_duration"
+                f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
             continue
         durations[key] = dur
-    # 5. decode, longest batches first; each batch is appended to the .part files, which survive an interruption
-    result_dir = os.path.join(opts.output_dir, "1best_recog")
-    writer = ResultWriter(result_dir)
-    try:
-        writer.add({}, failed)
-        groups = _hotword_groups(asr, opts, data, durations)
-        results, audio_seconds, wall = _decode_all(asr, data, durations, failed, writer, groups)
-        for key in failed:
-            logger.warning("failed: %s %s", key, failed[key])
-        # 6. outputs, and the CER against data_dir/text (wav.scp keys only), renamed into place together
-        files = {name: format_results(name, results) for name in FIELDS}
-        files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
-        result = InferResult(
-            num_utts=len(data.wavs),
-            failed=failed,
-            audio_seconds=audio_seconds,
-            wall_seconds=wall,
-            result_dir=result_dir,
-        )
-        if data.texts is not None:
-            refs = {k: v for k, v in data.texts.items() if k in data.wavs}
-            report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
-            files["text.cer"] = format_text_cer(report)
-            set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
-            files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
-            result.cer_summary = report.summary_line()
-        writer.finish(files)
-    except BaseException:
-        writer.abort()
-        raise
+    return data, failed, durations, asr
+
+
+def write_outputs(
+    opts: InferOptions,
+    data: DataDir,
+    asr: Transcriber,
+    writer: ResultWriter,
+    results: Mapping[str, Dict],
+    failed: Dict[str, str],
+    audio_seconds: float,
+    wall: float,
+) -> InferResult:
+    """Write the final files of ``results`` (key -> result dict) and ``failed`` (key -> reason) through
+    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together."""
+    files = {name: format_results(name, results) for name in FIELDS}
+    files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
+    result = InferResult(
+        num_utts=len(data.wavs),
+        failed=failed,
+        audio_seconds=audio_seconds,
+        wall_seconds=wall,
+        result_dir=writer.result_dir,
+    )
+    if data.texts is not None:
+        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
+        files["text.cer"] = format_text_cer(report)
+        set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
+        files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
+        result.cer_summary = report.summary_line()
+    writer.finish(files)
     return result
 
 
 HotwordIds = Optional[Tuple[Tuple[int, ...], ...]]
 
 
-def _hotword_groups(
+def hotword_plan(
     asr: Transcriber, opts: InferOptions, data: DataDir, durations: Mapping[str, float]
-) -> Dict[HotwordIds, List[str]]:
-    """The keys of ``durations`` grouped by their hotword token ids (None: no hotwords): ``opts.hotword`` for
-    every key, plus the key's own words from ``data_dir/hotword``."""
+) -> Dict[str, HotwordIds]:
+    """The hotword token ids of each key of ``durations`` (None: no hotwords): ``opts.hotword`` for every key,
+    plus the key's own words from ``data_dir/hotword``."""
     common = asr.parse_hotword(opts.hotword)
     own = load_utterance_hotwords(data.path, list(data.wavs))
     if own is not None and not asr.supports_hotwords:
         if opts.hotword is None:
             logger.warning("%s/hotword is ignored: the model (%s) takes no hotwords", data.path, asr.config.model)
         own = None
-    groups: Dict[HotwordIds, List[str]] = {}
+    plan: Dict[str, HotwordIds] = {}
     for key in durations:
         ids = list(common.ids) if common is not None else None
         words = (own or {}).get(key)
         if words:
             extra = tokenize_hotwords(words, asr.tokenizer, f"{os.path.join(data.path, 'hotword')} ({key})")
             ids = (ids or []) + [h for h in extra.ids if h not in (ids or [])]
-        groups.setdefault(tuple(ids) if ids is not None else None, []).append(key)
-    if len(groups) > 1:
-        logger.info("%d different hotword lists: decoded in separate batches", len(groups))
-    return groups
+        plan[key] = tuple(ids) if ids is not None else None
+    if len(set(plan.values())) > 1:
+        logger.info("%d different hotword lists: decoded in separate batches", len(set(plan.values())))
+    return plan
 
 
-def _decode_all(
+def job_batches(
+    asr: Transcriber, durations: Mapping[str, float], hotwords_of: Optional[Mapping[str, HotwordIds]] = None
+) -> List[List[str]]:
+    """The batches a job decodes: :func:`~funasr_lite.decode.transcribe.make_batches` of each group of keys
+    that share their hotwords (``hotwords_of``: key -> hotword ids; None: no hotwords)."""
+    groups: Dict[HotwordIds, Dict[str, float]] = {}
+    for key, dur in durations.items():
+        groups.setdefault(hotwords_of.get(key) if hotwords_of else None, {})[key] = dur
+    return [
+        keys
+        for members in groups.values()
+        for keys in make_batches(members, asr.options.batch_size, asr.options.batch_seconds)
+    ]
+
+
+def decode_all(
     asr: Transcriber,
     data: DataDir,
     durations: Dict[str, float],
     failed: Dict[str, str],
     writer: ResultWriter,
-    groups: Optional[Mapping[HotwordIds, Sequence[str]]] = None,
+    batches: Optional[List[List[str]]] = None,
+    hotwords_of: Optional[Mapping[str, HotwordIds]] = None,
 ) -> Tuple[Dict[str, Dict], float, float]:
-    """Decode the utterances of ``durations`` in batches, each hotword group (``groups``: hotword ids -> keys;
-    None: one group without hotwords) apart; ``(results, audio seconds, wall seconds)``."""
+    """Decode the utterances of ``durations`` in ``batches`` (default: :func:`job_batches` of them), each batch
+    with the hotwords of its keys (``hotwords_of``: key -> hotword ids, shared within a batch; None: none);
+    ``(results, audio seconds, wall seconds)``."""
     results: Dict[str, Dict] = {}
     audio_seconds, start = 0.0, time.perf_counter()
-    if groups is None:
-        groups = {None: list(durations)}
-    batches = [
-        (hotwords, keys)
-        for hotwords, members in groups.items()
-        for keys in make_batches({k: durations[k] for k in members}, asr.options.batch_size, asr.options.batch_seconds)
-    ]
+    if batches is None:
+        batches = job_batches(asr, durations, hotwords_of)
     with tqdm(total=len(durations), unit="utt", desc="decoding", dynamic_ncols=True) as bar:
-        for hotwords, keys in batches:
+        for keys in batches:
+            hotwords = hotwords_of.get(keys[0]) if hotwords_of and keys else None
             wavs: Dict[str, torch.Tensor] = {}
             batch_results: Dict[str, Dict] = {}
             batch_failed: Dict[str, str] = {}
@@ -363,7 +438,16 @@ def run_after_finetune(
     if not os.path.isdir(opts.model):
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
-    device = resolve_device(opts.device)
-    with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
+
+    def setup() -> None:
         prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
+
+    if torchrun_env().world > 1:  # rank 0 runs setup() under the lock before any rank loads the model
+        from funasr_lite.decode.sharding import run_sharded
+
+        return run_sharded(opts, layers, setup=setup)
+    device = resolve_device(opts.device)
+    resolve_dtype(opts.dtype, device)
+    with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
+        setup()
         return _run_locked(opts, layers, None, device)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional, Tuple
 from funasr_lite.config.fields import Section, option
 from funasr_lite.errors import ConfigError
 
-__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE"]
+__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE", "DTYPES"]
 
 # FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
 CTC_WEIGHT_EPS = 1e-5
@@ -24,6 +24,9 @@ CTC_WEIGHT_EPS = 1e-5
 MAX_BEAM_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_NCPU = 1024
+MAX_NJ = 1024
+# --dtype values: the precision of the model's weights and activations while decoding
+DTYPES = ("fp32", "bf16", "fp16")
 
 
 def _is_int(v: Any) -> bool:
@@ -146,8 +149,17 @@ class InferOptions:
     output_dir: str = option(help="where 1best_recog/ goes; created if missing, never deleted", flag=True)
     device: Optional[str] = option(None, "cpu, cuda or cuda:N; none: cuda if available, else cpu", flag=True)
     ncpu: int = option(2, "torch CPU threads", flag=True)
+    nj: int = option(
+        1,
+        "local decoding processes (FunASR 0.x's njob), each with --ncpu threads and one shard of wav.scp, "
+        "started by torchrun's launcher; under torchrun the world size decides instead",
+        flag=True,
+    )
     max_duration: float = option(
-        600.0, "utterances longer than this (seconds) are refused instead of risking OOM", flag=True
+        600.0,
+        "utterances longer than this (seconds) are refused instead of risking OOM; with --vad_model it limits "
+        "one VAD segment, not the file",
+        flag=True,
     )
     checkpoint: Optional[str] = option(
         None, "a weights file inside the model dir, instead of model.pt / model.pb", flag=True
@@ -158,8 +170,54 @@ class InferOptions:
         "(hotword models only: ContextualParaformer, SeacoParaformer); data_dir/hotword adds per-utterance ones",
         flag=True,
     )
+    vad_model: Optional[str] = option(
+        None,
+        "VAD model dir, ModelScope id or alias (fsmn-vad), or none: long recordings are cut into speech segments, "
+        "decoded, and written with sentences, vad and subtitles/ (as FunASR's AutoModel(vad_model=...))",
+        flag=True,
+    )
+    punc_model: Optional[str] = option(
+        None,
+        "punctuation model dir, ModelScope id or alias (ct-punc, ct-punc-c), or none: text gets punctuation and "
+        "is cut into sentences; text.cer is scored with the punctuation removed",
+        flag=True,
+    )
+    batch_size_s: int = option(
+        300,
+        "with --vad_model: VAD segments are decoded shortest first, in batches whose longest segment times their "
+        "count stays under this many seconds (FunASR's batch_size_s; results do not depend on it)",
+        flag=True,
+    )
+    batch_size_threshold_s: int = option(
+        60,
+        "with --vad_model: a segment this long (seconds) or longer closes its batch (FunASR's batch_size_threshold_s)",
+        flag=True,
+    )
+
+    @property
+    def long_audio(self) -> bool:
+        """True when the long-audio pipeline runs (a VAD or a punctuation model is given)."""
+        return self.vad_model is not None or self.punc_model is not None
+
+    dtype: str = option(
+        "fp32",
+        "precision of the model while decoding: fp32, bf16 or fp16 (fp16 on GPU only); the frontend, CMVN, "
+        "CIF predictor and log-softmax stay fp32",
+        flag=True,
+        choices=DTYPES,
+    )
 
     def __post_init__(self) -> None:
+        for k in ("vad_model", "punc_model"):
+            if isinstance(getattr(self, k), str) and getattr(self, k).strip().lower() == "none":
+                object.__setattr__(self, k, None)  # "none" switches off a recipe's default model
+            if getattr(self, k) is not None and (not isinstance(getattr(self, k), str) or not getattr(self, k).strip()):
+                raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a model dir, a hub id or an alias")
+        for k in ("batch_size_s", "batch_size_threshold_s"):
+            if not _is_int(getattr(self, k)) or not 1 <= getattr(self, k) <= MAX_BATCH_SIZE:
+                raise ConfigError(
+                    f"--{k} {getattr(self, k)!r}: must be an integer number of seconds in [1, {MAX_BATCH_SIZE}]"
+                )
         for k in ("model", "data_dir", "output_dir"):
             if not isinstance(getattr(self, k), str) or not getattr(self, k).strip():
                 raise ConfigError(f"--{k} {getattr(self, k)!r}: must be a non-empty path")
@@ -167,12 +225,16 @@ class InferOptions:
             raise ConfigError(f"--device {self.device!r}: must be a device name (cpu, cuda, cuda:N)")
         if not _is_int(self.ncpu) or not 1 <= self.ncpu <= MAX_NCPU:
             raise ConfigError(f"--ncpu {self.ncpu!r}: must be an integer in [1, {MAX_NCPU}]")
+        if not _is_int(self.nj) or not 1 <= self.nj <= MAX_NJ:
+            raise ConfigError(f"--nj {self.nj!r}: must be an integer in [1, {MAX_NJ}]")
         if not _is_number(self.max_duration) or self.max_duration <= 0:
             raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
         if self.checkpoint is not None:
             plain_file_name(self.checkpoint, "--checkpoint")
         if self.hotword is not None and not isinstance(self.hotword, str):
             raise ConfigError(f"--hotword {self.hotword!r}: must be hotwords separated by spaces or a .txt file")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype {self.dtype!r}: must be one of {', '.join(DTYPES)}")
 
 
 @dataclass(frozen=True)

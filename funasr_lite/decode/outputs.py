@@ -1,8 +1,9 @@
 """The output files of a decoding job, written so that ``1best_recog/`` always holds one run's outputs.
 
 * When decoding starts, every file an earlier run of ours left in the dir is removed (only our own names:
-  ``text token score timestamp failed text.cer errs-*.txt``, their ``.part`` files and temporary files;
-  never anything else a user keeps there).
+  ``text token score timestamp failed text.cer errs-*.txt``, the long-audio pipeline's ``raw_text sentences
+  vad`` and ``subtitles/*.srt``, their ``.part`` files and temporary files; never anything else a user keeps
+  there).
 * Each batch is appended (and flushed to disk) to ``<name>.part`` files, so an interrupted job, or one that
   hits a full disk late, keeps what it decoded.
 * At the end every final file is written to a temporary file first; only when all of them are written are
@@ -25,7 +26,17 @@ from funasr_lite.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutputError", "ResultWriter", "FIELDS", "check_writable", "format_results", "is_our_output"]
+__all__ = [
+    "OutputError",
+    "ResultWriter",
+    "FIELDS",
+    "LONG_AUDIO_FIELDS",
+    "SUBTITLES_DIR",
+    "check_writable",
+    "format_results",
+    "is_our_output",
+    "write_subtitles",
+]
 
 # the per-utterance files, and how one result dict becomes the value of a line
 FIELDS = {
@@ -34,7 +45,23 @@ FIELDS = {
     "score": lambda r: f"{r['score']:.6f}",
     "timestamp": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["timestamp"]) + "]",
 }
-_NAMES = "|".join(["text", "token", "score", "timestamp", "failed"])
+
+
+def _sentence_line(s: Dict) -> str:
+    text = " ".join(s["text"]) if isinstance(s["text"], list) else s["text"]
+    return f"{s['start']} {s['end']} {' '.join(str(text).split())}"
+
+
+# the long-audio pipeline's files (with FIELDS); a list value is one ``key value`` line per item
+LONG_AUDIO_FIELDS = {
+    **FIELDS,
+    "raw_text": lambda r: " ".join(r["raw_text"].split()),
+    "sentences": lambda r: [_sentence_line(s) for s in r["sentence_info"]],
+    "vad": lambda r: "[" + ",".join(f"[{s},{e}]" for s, e in r["vad_segments"]) + "]",
+}
+# per-recording subtitles go to this dir inside 1best_recog/
+SUBTITLES_DIR = "subtitles"
+_NAMES = "|".join([*LONG_AUDIO_FIELDS, "failed"])
 _OURS = re.compile(
     rf"^(?:(?:{_NAMES})(?:\.part)?|text\.cer|errs-.+\.txt|\.(?:{_NAMES}|text\.cer|errs-.+\.txt)\..+\.tmp)$"
 )
@@ -42,6 +69,22 @@ _OURS = re.compile(
 
 class OutputError(FunasrLiteError):
     """An output file cannot be written (full disk, read-only or missing dir); the message names it."""
+
+
+def _is_subtitle(name: str) -> bool:
+    """A subtitle file of ours, or a temporary one (``.<key>.srt.<random>.tmp``)."""
+    return name.endswith(".srt") or (name.startswith(".") and name.endswith(".tmp") and ".srt." in name)
+
+
+def write_subtitles(result_dir: str, file_name: str, content: str) -> None:
+    """Write ``result_dir/subtitles/<file_name>`` atomically (the dir is created)."""
+    path = os.path.join(result_dir, SUBTITLES_DIR, file_name)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_open(path) as f:
+            f.write(content)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {_why(e)}") from e
 
 
 def is_our_output(name: str) -> bool:
@@ -88,23 +131,34 @@ def check_writable(directory: str, need_bytes: int) -> None:
 
 
 def format_results(name: str, results: Mapping[str, Dict], keys: Optional[Iterable[str]] = None) -> str:
-    """The ``key value`` lines of the per-utterance file ``name`` (sorted by key unless ``keys`` is given)."""
-    fmt = FIELDS[name]
-    return "".join(f"{k} {fmt(results[k])}\n".replace(" \n", "\n") for k in (sorted(results) if keys is None else keys))
+    """The ``key value`` lines of the per-utterance file ``name`` (sorted by key unless ``keys`` is given);
+    a field whose value is a list gives one line per item, none for an empty list."""
+    fmt = LONG_AUDIO_FIELDS[name]
+    lines = []
+    for k in sorted(results) if keys is None else keys:
+        value = fmt(results[k])
+        lines += [f"{k} {v}\n".replace(" \n", "\n") for v in (value if isinstance(value, list) else [value])]
+    return "".join(lines)
 
 
 class ResultWriter:
-    """Owns ``result_dir`` for one job: clears our stale files, appends batches, finishes atomically."""
+    """Owns ``result_dir`` for one job: clears our stale files, appends batches, finishes atomically.
 
-    def __init__(self, result_dir: str):
+    ``fields``: the per-utterance files (names of :data:`LONG_AUDIO_FIELDS`), default :data:`FIELDS`."""
+
+    def __init__(self, result_dir: str, fields: Iterable[str] = tuple(FIELDS)):
         self.result_dir = result_dir
+        self.fields = list(fields)
         self.created = not os.path.isdir(result_dir)
         self.decoded = 0
         self._parts: Dict[str, IO] = {}
         try:
             os.makedirs(result_dir, exist_ok=True)
             self._remove(name for name in os.listdir(result_dir) if is_our_output(name))
-            for name in [*FIELDS, "failed"]:
+            subtitles = os.path.join(result_dir, SUBTITLES_DIR)
+            if os.path.isdir(subtitles):
+                self._remove(os.path.join(SUBTITLES_DIR, n) for n in os.listdir(subtitles) if _is_subtitle(n))
+            for name in [*self.fields, "failed"]:
                 self._parts[name] = open(self.path(name + ".part"), "w", encoding="utf-8")
         except OSError as e:
             self.close()
@@ -168,7 +222,7 @@ class ResultWriter:
         if self.decoded:
             logger.warning("the %d utterances decoded so far are kept in %s/*.part", self.decoded, self.result_dir)
             return
-        self._remove(n + ".part" for n in [*FIELDS, "failed"])
+        self._remove(n + ".part" for n in [*self.fields, "failed"])
         if self.created:
             with contextlib.suppress(OSError):
                 os.rmdir(self.result_dir)

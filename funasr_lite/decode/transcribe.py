@@ -32,7 +32,7 @@ from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dic
 from funasr_lite.models.cif import cif_timestamps
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model, decode_entry
-from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.device import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,14 @@ class Transcriber:
         *,
         layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
         decoding: Optional[DecodingOptions] = None,
+        dtype: str = "fp32",
     ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
-        in config.yaml shape; ``decoding`` replaces the merged decoding options outright."""
+        in config.yaml shape; ``decoding`` replaces the merged decoding options outright; ``dtype``: the
+        model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`."""
         self.model_dir = model_dir
         self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)  # ConfigError for fp16 on CPU, before any loading
         # 1. config.yaml < decoding.yaml < layers, strictly validated
         self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
         self.config.log_ignored_keys(logger)
@@ -80,6 +83,8 @@ class Transcriber:
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
         self.model.to(self.device).eval()
+        if self.dtype != torch.float32:
+            self.model.to_decoding_dtype(self.dtype)
         logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
@@ -137,7 +142,7 @@ class Transcriber:
         Raises:
             ConfigError: hotwords given to a model class that takes none.
         """
-        feats, feat_lens = feats.to(self.device), feat_lens.to(self.device)
+        feats, feat_lens = feats.to(self.device, self.dtype), feat_lens.to(self.device)
         extra: Dict[str, Any] = {}
         if hotwords is not None:
             self._require_hotword_support()
@@ -402,6 +407,7 @@ def load_model(
     checkpoint: Optional[str] = None,
     decoding: Optional[DecodingOptions] = None,
     config_overrides: Optional[Mapping[str, Any]] = None,
+    dtype: str = "fp32",
 ) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
@@ -413,8 +419,15 @@ def load_model(
             (e.g. ``valid.acc.ave.pb`` in a finetune output dir).
         decoding: decoding options; default: the dir's decoding.yaml, else :class:`DecodingOptions`' defaults.
         config_overrides: decoding.yaml-style keys that win over the dir's files.
+        dtype: the model's precision while decoding: ``fp32`` (default), ``bf16``, or ``fp16`` (GPU only,
+            ConfigError on CPU). The frontend and CMVN, the CIF predictor and the log-softmax stay float32.
     """
+    resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype fails before any download or load
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
-        detect_model_dir(resolve_model(model), checkpoint=checkpoint), device=device, layers=layers, decoding=decoding
+        detect_model_dir(resolve_model(model), checkpoint=checkpoint),
+        device=device,
+        layers=layers,
+        decoding=decoding,
+        dtype=dtype,
     )

@@ -16,6 +16,7 @@ from typing import Optional
 from urllib.parse import urlparse
 
 from funasr_lite.errors import HubError
+from funasr_lite.hub.aliases import resolve_alias
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +55,22 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 
 def resolve_model(model: str, revision: Optional[str] = None) -> str:
-    """Return a local directory for ``model`` (a local dir or a hub id).
+    """Return a local directory for ``model`` (a local dir, a hub id, or an alias such as ``fsmn-vad``:
+    :data:`~funasr_lite.hub.aliases.MODEL_ALIASES`).
 
     Raises:
-        HubError: ``model`` is neither an existing dir nor a usable hub id, or
+        HubError: ``model`` is neither an existing dir (a str or path) nor a usable hub id, or
             the hub cannot be reached and the model is not cached.
     """
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str):
+        raise HubError(
+            f"--model {model!r}: expected a model dir or a ModelScope id (a str), got {type(model).__name__}"
+        )
     if os.path.isdir(model):
         return os.path.abspath(model)
+    model = resolve_alias(model)
     if os.path.exists(model):
         raise HubError(f"--model {model}: is a file, expected a model dir or a ModelScope model id")
     # a hub id is owner/name: exactly one slash, no path syntax (no leading ./ or /, no ~)

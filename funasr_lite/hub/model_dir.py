@@ -195,7 +195,11 @@ def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
         raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
@@ -260,6 +264,6 @@ def load_weights_strict(
         problems = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", sizes))
         parts = [f"{what}: {listing(keys)}" for what, keys in problems if keys]
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
-    if assign:  # the tensors become the parameters: give them the model's dtypes
-        state = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    if assign:  # the tensors become the parameters: give them the model's dtypes (as a copying load casts)
+        state = {k: v.to(own[k].dtype) if v.dtype != own[k].dtype else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=assign)

@@ -58,8 +58,8 @@ class CTC(nn.Module):
         return self.ctc_lo(hs) if self.ctc_lo is not None else hs
 
     def log_softmax(self, hs: torch.Tensor) -> torch.Tensor:
-        """hs: (B, T, D) -> (B, T, V) log-probabilities."""
-        return F.log_softmax(self.logits(hs), dim=2)
+        """hs: (B, T, D) -> (B, T, V) float32 log-probabilities."""
+        return F.log_softmax(self.logits(hs).float(), dim=2)
 
     def forward(self, hs: torch.Tensor, hlens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor) -> torch.Tensor:
         """CTC loss: hs (B, T, D) encoder output, hlens (B,), ys (B, L) target ids (padding ignored via

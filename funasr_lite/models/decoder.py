@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from funasr_lite.models.dropout import Dropout
 from funasr_lite.models.sanm import attention, fsmn_memory, fsmn_padding, layer_norm, lengths_to_mask
 
 
@@ -32,7 +33,7 @@ class PositionwiseFeedForwardDecoderSANM(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(idim, hidden_units)
         self.w_2 = nn.Linear(hidden_units, idim, bias=False)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.norm = layer_norm(hidden_units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +46,7 @@ class MultiHeadedAttentionSANMDecoder(nn.Module):
 
     def __init__(self, n_feat: int, dropout_rate: float, kernel_size: int, sanm_shfit: int = 0):
         super().__init__()
-        self.dropout = nn.Dropout(p=dropout_rate)
+        self.dropout = Dropout(p=dropout_rate)
         self.fsmn_block = nn.Conv1d(n_feat, n_feat, kernel_size, groups=n_feat, bias=False)
         self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
 
@@ -66,7 +67,7 @@ class MultiHeadedAttentionCrossAtt(nn.Module):
         self.linear_q = nn.Linear(n_feat, n_feat)
         self.linear_k_v = nn.Linear(n_feat, n_feat * 2)
         self.linear_out = nn.Linear(n_feat, n_feat)
-        self.dropout = nn.Dropout(p=dropout_rate)
+        self.dropout = Dropout(p=dropout_rate)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D) queries, memory: (B, T, D) encoder output, memory_mask: (B, T) bool -> (B, N, D)."""
@@ -111,7 +112,7 @@ class DecoderLayerSANM(nn.Module):
             self.norm2 = layer_norm(size)
         if src_attn is not None:
             self.norm3 = layer_norm(size)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor

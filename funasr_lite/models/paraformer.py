@@ -221,21 +221,29 @@ class Paraformer(nn.Module):
     def calc_predictor(
         self, enc: torch.Tensor, enc_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Inference-mode CIF.
+        """Inference-mode CIF (computed in float32 whatever ``enc``'s dtype).
 
         Returns:
-            acoustic_embeds (B, N, D), token_num (B,) float (use ``round()``),
+            acoustic_embeds (B, N, D) in ``enc``'s dtype, token_num (B,) float (use ``round()``),
             alphas (B, T+1) and peaks (B, T+1) (T columns without a tail).
         """
-        return self.predictor(enc, enc_lens)
+        embeds, token_num, alphas, peaks = self.predictor(enc, enc_lens)
+        return embeds.to(enc.dtype), token_num, alphas, peaks
 
     def decode_logits(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, acoustic_embeds: torch.Tensor, token_lens: torch.Tensor
     ) -> torch.Tensor:
         """Decoder log-probabilities: enc (B, T, D), enc_lens (B,), acoustic_embeds (B, N, D), token_lens (B,) long
-        -> (B, N, V) log-softmax; rows at ``n >= token_lens[b]`` are meaningless."""
+        -> (B, N, V) float32 log-softmax; rows at ``n >= token_lens[b]`` are meaningless."""
         logits, _ = self.decoder(enc, enc_lens, acoustic_embeds, token_lens)
-        return F.log_softmax(logits, dim=-1)
+        return F.log_softmax(logits.float(), dim=-1)
+
+    def to_decoding_dtype(self, dtype: torch.dtype) -> "Paraformer":
+        """Cast for decoding in ``dtype`` (bf16/fp16): all but the CIF predictor, which stays float32 (it sums
+        alphas over hundreds of frames; in half precision tokens would be lost or gained). Returns self."""
+        self.to(dtype)
+        self.predictor.float()
+        return self
 
     # ------------------------------------------------------------------ training
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from funasr_lite.models.dropout import Dropout, dropout
+
 LAYER_NORM_EPS = 1e-12  # FunASR's LayerNorm uses eps=1e-12 everywhere in SANM models
 
 
@@ -57,7 +59,7 @@ class PositionwiseFeedForward(nn.Module):
         super().__init__()
         self.w_1 = nn.Linear(idim, hidden_units)
         self.w_2 = nn.Linear(hidden_units, idim)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, idim) -> (B, T, idim)."""
@@ -96,7 +98,12 @@ def attention(
     """
     b, n, d = q.shape
     q, k, v = (z.reshape(b, z.size(1), heads, d // heads).transpose(1, 2) for z in (q, k, v))
-    att = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=dropout_p)
+    if dropout_p > 0.0 and q.device.type == "cpu":  # training: SDPA's math path, with the cheaper dropout mask
+        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(d // heads))
+        probs = torch.softmax(scores.masked_fill(~key_mask[:, None, None, :], float("-inf")), dim=-1)
+        att = torch.matmul(dropout(probs, dropout_p, True), v)
+    else:
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=dropout_p)
     return att.transpose(1, 2).reshape(b, n, d)
 
 
@@ -128,7 +135,7 @@ class MultiHeadedAttentionSANM(nn.Module):
         self.h = n_head
         self.linear_out = nn.Linear(n_feat, n_feat)
         self.linear_q_k_v = nn.Linear(in_feat, n_feat * 3)
-        self.dropout = nn.Dropout(p=dropout_rate)
+        self.dropout = Dropout(p=dropout_rate)
         self.fsmn_block = nn.Conv1d(n_feat, n_feat, kernel_size, groups=n_feat, bias=False)
         self.fsmn_pad = fsmn_padding(kernel_size, sanm_shfit)
 
@@ -161,7 +168,7 @@ class EncoderLayerSANM(nn.Module):
         self.feed_forward = feed_forward
         self.norm1 = layer_norm(in_size)
         self.norm2 = layer_norm(size)
-        self.dropout = nn.Dropout(dropout_rate)
+        self.dropout = Dropout(dropout_rate)
         self.in_size = in_size
         self.size = size
         self.normalize_before = normalize_before
@@ -250,7 +257,8 @@ class SANMEncoder(nn.Module):
         -> (B, T, output_size) encoder output, zero on padded frames, and the (B,) lengths."""
         mask = lengths_to_mask(lengths, xs.size(1))
         x = xs * math.sqrt(self._output_size)
-        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), x.dtype, x.device)[None]
+        # the table in float32 (bf16 cannot even count positions past 256), then in x's dtype
+        x = x + sinusoidal_position_encoding(x.size(1), x.size(2), torch.float32, x.device).to(x.dtype)[None]
         for layer in [*self.encoders0, *self.encoders]:
             x = layer(x, mask)
         if self.normalize_before:

@@ -28,15 +28,9 @@ from funasr_lite.punc.units import JiebaSplitter, UnitVocab, split_units
 from funasr_lite.punc.window import window_steps
 from funasr_lite.utils.device import resolve_device
 
-__all__ = ["PuncResult", "PuncModel", "load_punc", "HUB_ALIASES"]
+__all__ = ["PuncResult", "PuncModel", "load_punc"]
 
 logger = logging.getLogger(__name__)
-
-# FunASR's short names for the released punctuation models (funasr.download.name_maps_from_hub, ModelScope).
-HUB_ALIASES = {
-    "ct-punc": "iic/punc_ct-transformer_cn-en-common-vocab471067-large",
-    "ct-punc-c": "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch",
-}
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,8 @@ class PuncModel:
         self.device = resolve_device(device)
         self.config: PuncConfig = load_punc_config(model_dir.config)
         self.split_size = self.config.split_size if split_size is None else split_size
-        if self.split_size < 2:
-            raise ConfigError(f"split_size={self.split_size}: must be >= 2")
+        if isinstance(self.split_size, bool) or not isinstance(self.split_size, int) or self.split_size < 2:
+            raise ConfigError(f"split_size={self.split_size!r}: must be an integer >= 2")
         self._punc_list = list(self.config.model_conf.punc_list)
         if any(mark in self._punc_list for mark in (",", "?")) and not all(
             mark in self._punc_list for mark in FULL_WIDTH_MARKS
@@ -148,6 +142,13 @@ class PuncModel:
         """(units, window generator) of a non-blank text."""
         if not isinstance(text, str):
             raise TypeError(f"punctuate takes a str, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # FunASR fails deep inside on these (its one-byte test encodes)
+            raise ValueError(
+                f"punctuate: the text has a lone surrogate {text[e.start]!r} at character {e.start}, which is "
+                "not Unicode text (decode the source with errors='replace' or fix it)"
+            ) from None
         units = self._jieba(text) if self._jieba else split_units(text)
         steps = window_steps(
             units, self.vocab.encode(units), self._punc_list, self.config.model_conf.sentence_end_id, self.split_size
@@ -176,8 +177,10 @@ class PuncModel:
         """:meth:`punctuate` of each text; the current windows of up to ``batch_size`` texts are classified
         in one padded forward pass. Equal to :meth:`punctuate` except where two classes' logits tie within
         float rounding (the padded batch rounds differently)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(texts, str):
+            raise TypeError("punctuate_batch takes a sequence of texts, got one str; use punctuate(text)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         results: List[Optional[PuncResult]] = [None] * len(texts)
         active = []  # [index, units, steps, the window it waits on]
         for i, text in enumerate(texts):
@@ -204,6 +207,4 @@ def load_punc(model: str, device: Optional[str] = None) -> PuncModel:
 
     Raises:
         ModelDirError / ConfigError / CheckpointError / HubError: naming the file and the problem."""
-    if not os.path.isdir(model) and model in HUB_ALIASES:
-        model = HUB_ALIASES[model]
     return PuncModel(detect_punc_dir(resolve_model(model)), device=device)

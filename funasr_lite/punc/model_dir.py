@@ -11,13 +11,12 @@ A config.yaml may also name ``jieba_usr_dict`` itself (a path, resolved against 
 refused with a clear error: FunASR 1.4.16 cannot load it either.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from funasr_lite.errors import ModelDirError
-from funasr_lite.utils.textio import read_utf8
+from funasr_lite.hub.metas import metas_name, read_configuration
 
 __all__ = ["PuncModelDir", "detect_punc_dir"]
 
@@ -35,14 +34,9 @@ class PuncModelDir:
 
 def _metas(root: str) -> Optional[Dict]:
     path = os.path.join(root, "configuration.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):  # a FIFO or a dangling link is an error (read_utf8), not "none"
         return None
-    try:
-        conf = json.loads(read_utf8(path, "JSON", ModelDirError))
-    except json.JSONDecodeError as e:
-        raise ModelDirError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    if not isinstance(conf, dict):
-        raise ModelDirError(f"{path}: expected a JSON object at the top level")
+    conf = read_configuration(path)
     model = conf.get("model") if isinstance(conf.get("model"), dict) else {}
     if "punc_model_name" in model:
         raise ModelDirError(
@@ -51,7 +45,9 @@ def _metas(root: str) -> Optional[Dict]:
             "(config.yaml, model.pt, tokens.json): download the model's current ModelScope revision"
         )
     metas = conf.get("file_path_metas")
-    return metas if isinstance(metas, dict) else {}
+    if metas is not None and not isinstance(metas, dict):
+        raise ModelDirError(f"{path}: file_path_metas must be a JSON object, got {metas!r}")
+    return metas or {}
 
 
 def detect_punc_dir(root: str) -> PuncModelDir:
@@ -64,11 +60,12 @@ def detect_punc_dir(root: str) -> PuncModelDir:
         raise ModelDirError(f"punctuation model dir {root} does not exist")
     metas = _metas(root)
     if metas:
+        source = os.path.join(root, "configuration.json")
         names = {
-            "config": metas.get("config", "config.yaml"),
-            "checkpoint": metas.get("init_param", "model.pt"),
-            "tokens": (metas.get("tokenizer_conf") or {}).get("token_list"),
-            "jieba": metas.get("jieba_usr_dict"),
+            "config": metas_name(metas, ("config",), "config.yaml", source),
+            "checkpoint": metas_name(metas, ("init_param",), "model.pt", source),
+            "tokens": metas_name(metas, ("tokenizer_conf", "token_list"), None, source),
+            "jieba": metas_name(metas, ("jieba_usr_dict",), None, source),
         }
     else:
         tokens = "tokens.json" if os.path.isfile(os.path.join(root, "tokens.json")) else "tokens.txt"

@@ -15,6 +15,8 @@ returns one class per such unit; :meth:`JiebaSplitter.expand` spreads the classe
 import re
 from typing import Dict, List, Sequence, Tuple
 
+from funasr_lite.errors import ModelDirError
+
 __all__ = ["split_units", "JiebaSplitter", "UnitVocab", "is_one_byte"]
 
 _ENGLISH_WORD = re.compile(r"^[a-zA-Z']+$")
@@ -61,7 +63,10 @@ class JiebaSplitter:
                 f"this punctuation model cuts words with jieba ({user_dict}); install it: pip install jieba"
             ) from e
         self._jieba = jieba.Tokenizer()
-        self._jieba.load_userdict(user_dict)
+        try:
+            self._jieba.load_userdict(user_dict)
+        except (OSError, ValueError) as e:  # jieba: "dictionary file ... must be utf-8", unreadable file
+            raise ModelDirError(f"{user_dict}: cannot read the jieba user dictionary: {e}") from None
 
     def __call__(self, text: str) -> List[str]:
         groups: List[Tuple[bool, List[str]]] = []

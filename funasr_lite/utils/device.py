@@ -3,7 +3,7 @@
 
 from typing import Optional
 
-__all__ = ["default_device", "resolve_device"]
+__all__ = ["default_device", "resolve_device", "resolve_dtype"]
 
 
 def default_device() -> str:
@@ -58,3 +58,22 @@ def resolve_device(device: Optional[str] = None, local_rank: int = 0):
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {device!r}: there is no GPU {dev.index}; {_available()}")
     return dev
+
+
+def resolve_dtype(name: str, device):
+    """The torch dtype of a ``--dtype`` value (``fp32``, ``bf16``, ``fp16``) for decoding on ``device``.
+
+    Raises:
+        ConfigError: an unknown name, or fp16 on a CPU (half-precision matmuls and convolutions on CPU are
+            slow and partly missing; use bf16 or fp32 there).
+    """
+    import torch
+
+    from funasr_lite.errors import ConfigError
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in dtypes:
+        raise ConfigError(f"--dtype {name!r}: must be one of {', '.join(dtypes)}")
+    if name == "fp16" and torch.device(device).type != "cuda":
+        raise ConfigError(f"--dtype fp16 needs a GPU (device is {device}); on CPU use --dtype bf16 or fp32")
+    return dtypes[name]

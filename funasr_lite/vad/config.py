@@ -132,7 +132,8 @@ class VadConfig:
                 raise ConfigError(f"{where((k,))}: {k} must be {want} for FSMN-VAD, got {d.get(k)!r}")
         sections = {}
         for k, sec in _SECTIONS.items():
-            v = d.get(k) or {}
+            v = d.get(k)
+            v = {} if v is None else v
             if not isinstance(v, Mapping):
                 raise ConfigError(f"{where((k,))}: {k} must be a mapping, got {v!r}")
             _check_keys(k, v, sec, where)

@@ -233,4 +233,9 @@ def _log(x: float) -> float:
 
 
 def _exp(x: float) -> float:
-    return math.exp(x)
+    # A negative speech_2_noise_ratio can push the silence term past exp's range, where FunASR raises
+    # OverflowError; +inf is its limit (the frame is silence).
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf

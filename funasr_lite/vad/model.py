@@ -24,19 +24,20 @@ import torch.nn as nn
 from funasr_lite.data.frontend import load_cmvn
 from funasr_lite.errors import AudioError, ModelDirError
 from funasr_lite.hub.download import resolve_model
+from funasr_lite.hub.metas import metas_name, read_configuration
 from funasr_lite.hub.model_dir import load_state_dict, load_weights_strict
 from funasr_lite.models.fsmn_vad import FSMNEncoder
 from funasr_lite.utils.device import resolve_device
+from funasr_lite.utils.textio import special_file_kind
 from funasr_lite.vad.config import VadConfig, load_vad_config
 from funasr_lite.vad.detector import SegmentDetector
 from funasr_lite.vad.frontend import VadFrontend
 
-__all__ = ["VadModel", "load_vad", "HUB_ALIASES", "CHUNK_MS", "SILENCE_SCHEDULE"]
+__all__ = ["VadModel", "load_vad", "CHUNK_MS", "SILENCE_SCHEDULE"]
 
 logger = logging.getLogger(__name__)
 
 # FunASR's short names of VAD models on ModelScope.
-HUB_ALIASES: Dict[str, str] = {"fsmn-vad": "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"}
 # FunASR processes a whole input in chunks of this many ms.
 CHUNK_MS = 60000
 # (speech ms accumulated up to, end silence ms): FunASR 1.4.16's schedule for whole inputs.
@@ -149,19 +150,14 @@ class VadModel(nn.Module):
 
 def _vad_files(root: str) -> Tuple[str, str, Optional[str]]:
     """(config.yaml, weights, am.mvn or None) of a 1.x VAD dir."""
-    import json
-
     metas: Dict = {}
     conf_json = os.path.join(root, "configuration.json")
-    if os.path.isfile(conf_json):
-        try:
-            with open(conf_json, encoding="utf-8") as f:
-                metas = json.load(f).get("file_path_metas") or {}
-        except (OSError, ValueError, AttributeError) as e:
-            raise ModelDirError(f"{conf_json}: not a readable JSON object: {e}") from None
-    config = os.path.join(root, metas.get("config", "config.yaml"))
-    weights = os.path.join(root, metas.get("init_param", "model.pt"))
-    cmvn = os.path.join(root, (metas.get("frontend_conf") or {}).get("cmvn_file", "am.mvn"))
+    if os.path.lexists(conf_json):  # a FIFO or a dangling link is an error, not "no configuration.json"
+        metas = read_configuration(conf_json).get("file_path_metas", {})
+    config = os.path.join(root, metas_name(metas, ("config",), "config.yaml", conf_json))
+    weights = os.path.join(root, metas_name(metas, ("init_param",), "model.pt", conf_json))
+    # FunASR takes am.mvn from file_path_metas when the dir has them (none named: no CMVN), else from the dir
+    cmvn_name = metas_name(metas, ("frontend_conf", "cmvn_file"), None if metas else "am.mvn", conf_json)
     if not os.path.isfile(config):
         legacy = [n for n in ("vad.yaml", "vad.pb", "model.pb") if os.path.isfile(os.path.join(root, n))]
         hint = (
@@ -173,6 +169,18 @@ def _vad_files(root: str) -> Tuple[str, str, Optional[str]]:
         raise ModelDirError(f"VAD model dir {root}: no {os.path.basename(config)}{hint}")
     if not os.path.isfile(weights):
         raise ModelDirError(f"VAD model dir {root}: no weights file {os.path.basename(weights)}")
+    if cmvn_name is None:
+        logger.warning(
+            "%s names no frontend_conf.cmvn_file: features are not normalised (as in FunASR)%s",
+            conf_json,
+            ", although the dir has am.mvn" if os.path.lexists(os.path.join(root, "am.mvn")) else "",
+        )
+        return config, weights, None
+    cmvn = os.path.join(root, cmvn_name)
+    if os.path.lexists(cmvn) and not os.path.isfile(cmvn):
+        # a FIFO, a directory or a dangling link is not "no am.mvn": running without CMVN would be wrong
+        kind = special_file_kind(cmvn) or ("directory" if os.path.isdir(cmvn) else "dangling symbolic link")
+        raise ModelDirError(f"{cmvn}: is a {kind}, not a regular file; expected the CMVN stats (am.mvn)")
     if not os.path.isfile(cmvn):
         logger.warning("VAD model dir %s has no %s: features are not normalised (as in FunASR)", root, cmvn)
         return config, weights, None
@@ -183,7 +191,7 @@ def load_vad(model: str, device: Optional[str] = None, **overrides) -> VadModel:
     """Load an FSMN-VAD model: a local dir, a ModelScope id, or ``fsmn-vad``.
 
     Args:
-        model: model dir, hub id or alias (:data:`HUB_ALIASES`).
+        model: model dir, hub id or alias (:data:`funasr_lite.hub.aliases.MODEL_ALIASES`).
         device: ``cpu``, ``cuda``, ``cuda:N`` or None (a GPU when there is one).
         **overrides: ``model_conf`` keys, e.g. ``max_single_segment_time=30000``; as in FunASR, giving
             ``max_end_silence_time`` switches the dynamic end-silence schedule off.
@@ -192,7 +200,7 @@ def load_vad(model: str, device: Optional[str] = None, **overrides) -> VadModel:
         HubError, ModelDirError, CheckpointError, ConfigError: the message names the file and the problem
             (an unknown override key is named with the closest valid one).
     """
-    root = resolve_model(HUB_ALIASES.get(model, model))
+    root = resolve_model(model)
     config_path, weights, cmvn_path = _vad_files(root)
     config = load_vad_config(config_path, overrides)
     cmvn = None

@@ -58,7 +58,7 @@ SCRIPTS = {
 }
 
 # the smallest valid value of the integer / number flags (every other one is >= 0, or > 0 where noted)
-MIN_ONE = {"ncpu", "beam_size", "batch_size", "batch_bins", "max_epoch", "accum_grad", "keep_nbest_models"}
+MIN_ONE = {"ncpu", "nj", "beam_size", "batch_size", "batch_bins", "max_epoch", "accum_grad", "keep_nbest_models"}
 POSITIVE = {"lr", "max_duration"}  # 0 is not a usable value
 AT_MOST_ONE = {"ctc_weight", "max_bad_ratio"}  # fractions / weights in [0, 1]
 FILE_IN_DIR = {"checkpoint", "decoding_model_name", "final_checkpoint", "required_files"}  # names inside a dir

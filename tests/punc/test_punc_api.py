@@ -11,17 +11,26 @@ from funasr_lite.punc.window import punctuate_windows, split_windows
 
 
 def test_aliases_resolve_to_hub_ids(monkeypatch):
+    from funasr_lite.hub import download
+    from funasr_lite.hub.aliases import MODEL_ALIASES, resolve_alias
+
+    assert resolve_alias("ct-punc") == "iic/punc_ct-transformer_cn-en-common-vocab471067-large"
+    assert resolve_alias("ct-punc-c") == "iic/punc_ct-transformer_zh-cn-common-vocab272727-pytorch"
+    assert resolve_alias("iic/some-other") == "iic/some-other"
     asked = []
 
-    def fake_resolve(model):
+    def not_cached(model, **kwargs):
         asked.append(model)
-        raise HubError("offline")
+        raise FileNotFoundError("not cached")
 
-    monkeypatch.setattr(api, "resolve_model", fake_resolve)
-    for alias in ("ct-punc", "ct-punc-c", "iic/some-other"):
+    import modelscope
+
+    monkeypatch.setattr(modelscope, "snapshot_download", not_cached)
+    monkeypatch.setattr(download, "hub_reachable", lambda *a, **k: False)
+    for alias in ("ct-punc", "ct-punc-c"):
         with pytest.raises(HubError):
             api.load_punc(alias)
-    assert asked == [api.HUB_ALIASES["ct-punc"], api.HUB_ALIASES["ct-punc-c"], "iic/some-other"]
+    assert asked == [MODEL_ALIASES["ct-punc"], MODEL_ALIASES["ct-punc-c"]]
 
 
 def test_import_is_torch_free():

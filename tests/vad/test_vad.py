@@ -194,6 +194,21 @@ def test_file_path_metas_dir_matches_funasr(vad_dir, vad_audio, tmp_path):
     assert load_vad(str(d)).segments(wav) == ref.generate(input=wav)[0]["value"]
 
 
+def test_file_path_metas_without_cmvn_file_means_no_cmvn_as_in_funasr(vad_dir, vad_audio, tmp_path, vad):
+    """FunASR takes the CMVN file only from file_path_metas when the dir has them: am.mvn beside them is
+    not used (funasr-lite used it)."""
+    from funasr import AutoModel
+
+    d = _copy(vad_dir, tmp_path)
+    metas = {"init_param": "model.pt", "config": "config.yaml"}
+    (d / "configuration.json").write_text(json.dumps({"framework": "pytorch", "file_path_metas": metas}))
+    wav = vad_audio["speech"]
+    ref = AutoModel(model=str(d), disable_update=True, device="cpu", disable_pbar=True, disable_log=True)
+    got = load_vad(str(d)).segments(wav)
+    assert got == ref.generate(input=wav)[0]["value"]
+    assert got != vad.segments(wav)
+
+
 def test_asr_loader_points_to_load_vad(vad_dir):
     import funasr_lite
 

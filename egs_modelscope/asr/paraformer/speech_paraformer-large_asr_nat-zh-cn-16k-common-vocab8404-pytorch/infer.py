@@ -9,6 +9,9 @@ Usage:
         --data_dir ./data/test --output_dir ./results --device cpu --ncpu 4
     # beam search with CTC scores (models with a CTC head only)
     python infer.py --data_dir ./data/test --output_dir ./results --beam_size 10 --ctc_weight 0.3
+    # 4 CPU processes with 2 threads each, or one process per GPU (see the README for several machines)
+    python infer.py --data_dir ./data/test --output_dir ./results --device cpu --nj 4 --ncpu 2
+    torchrun --standalone --nproc_per_node 8 infer.py --data_dir ./data/test --output_dir ./results
 
 Writes output_dir/1best_recog/{text,token,score,timestamp,failed}, and text.cer plus an
 aligned error report when data_dir/text exists. Exit status: 0 all decoded, 2 some
@@ -29,7 +32,8 @@ DEFAULTS = dict(
     ctc_weight=None,  # None: the model dir's decoding.yaml (default 0)
     beam_size=None,  # None: decoding.yaml (default 1 = greedy)
     device=None,  # None: cuda if available, else cpu
-    ncpu=2,  # torch CPU threads
+    ncpu=2,  # torch CPU threads (per process)
+    nj=1,  # local processes, each decoding a shard (FunASR 0.x's njob); >1 starts them with torchrun
     max_duration=600.0,  # longer utterances are refused (split them with a VAD)
     checkpoint=None,  # a weights file inside the model dir, instead of model.pt / model.pb
 )

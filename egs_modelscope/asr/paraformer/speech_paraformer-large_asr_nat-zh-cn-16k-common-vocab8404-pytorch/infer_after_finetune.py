@@ -30,6 +30,7 @@ DEFAULTS = dict(
     beam_size=None,  # None: decoding.yaml
     device=None,  # None: cuda if available, else cpu
     ncpu=2,
+    nj=1,  # local processes (FunASR 0.x's njob), each with ncpu threads
     max_duration=600.0,
 )
 

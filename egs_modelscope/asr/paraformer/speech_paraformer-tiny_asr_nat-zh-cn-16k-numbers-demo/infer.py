@@ -28,6 +28,7 @@ DEFAULTS = dict(
     beam_size=None,
     device=None,
     ncpu=2,
+    nj=1,  # local processes (FunASR 0.x's njob), each with ncpu threads
     max_duration=600.0,
     checkpoint=None,
 )
