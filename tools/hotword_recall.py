@@ -2,7 +2,8 @@
 """Hotword recall of a tiny hotword model on words from outside its training domain.
 
 Usage:
-    # everything with the defaults (about 10-15 min on 2 CPU cores): corpus, training, decoding, table
+    # everything with the defaults (about 6 min on 2 idle CPU cores; 15+ when they are busy): corpus,
+    # training (40 epochs), decoding, table
     python tools/hotword_recall.py --work /tmp/hotword_recall
     # a quick end-to-end check of the pipeline (results mean little)
     python tools/hotword_recall.py --work /tmp/hr_quick --max_epoch 1 --test_per_word 1 --num_demo_train 40
@@ -375,7 +376,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--train_per_word", type=int, default=3, help="training sentences per hotword")
     p.add_argument("--test_per_word", type=int, default=5, help="held-out test sentences per hotword")
     p.add_argument("--num_demo_train", type=int, default=300, help="demo corpus training utterances used")
-    p.add_argument("--max_epoch", type=int, default=15, help="finetuning epochs")
+    p.add_argument("--max_epoch", type=int, default=40, help="finetuning epochs")
     p.add_argument(
         "--lr",
         type=float,
