@@ -32,6 +32,7 @@ from funasr_lite.data.datadir import DataDir, load_data_dir
 from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
+from funasr_lite.decode.quantize import check_quantize
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
 from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
@@ -87,6 +88,7 @@ def run_inference(
         FunasrLiteError: the job cannot run at all (data dir, model dir, output dir, device).
     """
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
+    check_quantize(opts.quantize if asr is None else None, device)  # --quantize int8 on a GPU, too
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -132,7 +134,10 @@ def _run_locked(
     # 3. model
     if asr is None:
         asr = Transcriber(
-            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint), str(device), layers=layers
+            detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint),
+            str(device),
+            layers=layers,
+            quantize=opts.quantize,
         )
     # 4. durations from headers; unreadable or too long audio fails here, before decoding
     durations: Dict[str, float] = {}
@@ -314,6 +319,7 @@ def run_after_finetune(
         raise ModelDirError(f"finetune output dir {opts.model} does not exist")
     opts = replace(opts, checkpoint=after.decoding_model_name, output_dir=os.path.join(opts.model, "decode_results"))
     device = resolve_device(opts.device)
+    check_quantize(opts.quantize, device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         prepare_finetuned_dir(opts.model, after.decoding_model_name, after.modelscope_model_name, after.required_files)
         return _run_locked(opts, layers, None, device)

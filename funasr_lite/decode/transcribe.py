@@ -23,6 +23,7 @@ from funasr_lite.data.audio import load_audio, load_audio_array
 from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.quantize import check_quantize, quantize_model
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
 from funasr_lite.errors import CheckpointError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
@@ -52,11 +53,15 @@ class Transcriber:
         *,
         layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
         decoding: Optional[DecodingOptions] = None,
+        quantize: Optional[str] = None,
     ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
-        in config.yaml shape; ``decoding`` replaces the merged decoding options outright."""
+        in config.yaml shape; ``decoding`` replaces the merged decoding options outright; ``quantize``:
+        ``"int8"`` quantizes the Linear layers after loading (CPU only, see :mod:`funasr_lite.decode.quantize`)."""
         self.model_dir = model_dir
         self.device = resolve_device(device)
+        check_quantize(quantize, self.device)  # before any loading: a bad value or a GPU fails at once
+        self.quantize = quantize
         # 1. config.yaml < decoding.yaml < layers, strictly validated
         self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
         self.config.log_ignored_keys(logger)
@@ -77,7 +82,10 @@ class Transcriber:
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
+        del state, out  # with quantize, the fp32 tensors (mmap'ed file pages) go once the int8 copies exist
         self.model.to(self.device).eval()
+        if quantize:
+            quantize_model(self.model, quantize)
         logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
@@ -314,6 +322,7 @@ def load_model(
     checkpoint: Optional[str] = None,
     decoding: Optional[DecodingOptions] = None,
     config_overrides: Optional[Mapping[str, Any]] = None,
+    quantize: Optional[str] = None,
 ) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
@@ -325,8 +334,14 @@ def load_model(
             (e.g. ``valid.acc.ave.pb`` in a finetune output dir).
         decoding: decoding options; default: the dir's decoding.yaml, else :class:`DecodingOptions`' defaults.
         config_overrides: decoding.yaml-style keys that win over the dir's files.
+        quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
+            ConfigError); None: fp32.
     """
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
-        detect_model_dir(resolve_model(model), checkpoint=checkpoint), device=device, layers=layers, decoding=decoding
+        detect_model_dir(resolve_model(model), checkpoint=checkpoint),
+        device=device,
+        layers=layers,
+        decoding=decoding,
+        quantize=quantize,
     )

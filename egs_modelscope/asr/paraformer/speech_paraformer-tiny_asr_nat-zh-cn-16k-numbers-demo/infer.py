@@ -30,6 +30,7 @@ DEFAULTS = dict(
     ncpu=2,
     max_duration=600.0,
     checkpoint=None,
+    quantize=None,
 )
 
 if __name__ == "__main__":
