@@ -22,5 +22,9 @@ setup(
     extras_require={
         # funasr is a test oracle only: never imported by the library itself.
         "test": ["pytest", "hypothesis", "ruff", "funasr==1.4.16"],
+        # tools/bench_infer.py's other columns: FunASR's ONNX export (onnx) run by funasr-onnx (onnxruntime) and
+        # sherpa-onnx. Benchmark only, never imported by the library. funasr-onnx 0.4.3 pins numpy<=1.26.4:
+        # install this extra in a separate environment if the numpy downgrade matters.
+        "bench": ["funasr==1.4.16", "onnx", "onnxscript", "onnxruntime", "funasr-onnx", "sherpa-onnx"],
     },
 )
