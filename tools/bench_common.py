@@ -215,6 +215,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux: ``5`` into /proc/self/clear_refs), so that
+    :func:`peak_rss_mb` then gives the peak of what follows; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds used so far by this process (all its threads)."""
     r = resource.getrusage(resource.RUSAGE_SELF)

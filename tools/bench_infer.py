@@ -119,6 +119,7 @@ def report(results: Dict[str, Dict[str, Any]], refs: Optional[Dict[str, str]]) -
         ("RTF", "rtf", 4),
         ("decode CPU (s)", "decode_cpu_s", 1),
         ("peak RSS (MiB)", "peak_rss_mb", 0),
+        ("peak RSS decoding (MiB)", "decode_peak_rss_mb", 0),
         ("RSS after load (MiB)", "rss_after_load_mb", 0),
     ]
     if any(r.get("gpu_peak_mb") is not None for r in results.values()):
@@ -128,7 +129,7 @@ def report(results: Dict[str, Dict[str, Any]], refs: Optional[Dict[str, str]]) -
     rows = [("",) + tuple(LABELS.get(n, n) for n in names)]
     for label, key, digits in metrics:
         rows.append((label,) + tuple(_fmt(results[n].get(key), digits) for n in names))
-        if base is not None and key in ("load_s", "decode_s", "peak_rss_mb"):
+        if base is not None and key in ("load_s", "decode_s", "peak_rss_mb", "decode_peak_rss_mb"):
             rows.append(("  / funasr",) + tuple(_fmt(bc.ratio(results[n].get(key), base.get(key)), 3) for n in names))
     if base is not None:
         rows.append(

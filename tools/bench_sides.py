@@ -30,14 +30,17 @@ def _gpu_peak_mb(device: str) -> Optional[float]:
 
 
 def _read_scp(data_dir: str) -> Dict[str, str]:
+    """key -> audio path of ``data_dir/wav.scp``, relative paths resolved against ``data_dir``."""
     with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        return dict(line.split(maxsplit=1) for line in f.read().splitlines() if line.strip())
+        pairs = [line.split(maxsplit=1) for line in f.read().splitlines() if line.strip()]
+    return {k: p if os.path.isabs(p) else os.path.join(data_dir, p) for k, p in pairs}
 
 
 def _timed_decode(spec: Dict[str, Any], t0: float, c0: float, decode: Callable[[], Dict[str, str]], profile=None):
     """Common tail of a child: time ``decode()`` (which returns key -> text) after the load phase."""
     t1, c1 = time.perf_counter(), bc.cpu_seconds()
     rss_load = bc.peak_rss_mb()
+    decode_only = bc.reset_peak_rss()  # from here VmHWM is the peak while decoding
     texts = decode()
     _sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()
@@ -47,7 +50,8 @@ def _timed_decode(spec: Dict[str, Any], t0: float, c0: float, decode: Callable[[
         "load_cpu_s": c1 - c0,
         "decode_cpu_s": c2 - c1,
         "rss_after_load_mb": rss_load,
-        "peak_rss_mb": bc.peak_rss_mb(),
+        "peak_rss_mb": max(rss_load, bc.peak_rss_mb()),
+        "decode_peak_rss_mb": bc.peak_rss_mb() if decode_only else None,
         "gpu_peak_mb": _gpu_peak_mb(spec["device"]) if spec["device"] != "cpu" else None,
         "failed": {},
         "texts": texts,
@@ -140,7 +144,9 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         profile.wrap_module("frontend", model.kwargs["frontend"])
         for stage in ("encoder", "predictor", "decoder"):
             profile.wrap_module(stage, getattr(model.model, stage))
-    scp = os.path.join(spec["data_dir"], "wav.scp")
+    scp = os.path.join(spec["work_dir"], "logs", "funasr.wav.scp")  # FunASR reads relative paths from its cwd
+    with open(scp, "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {p}\n" for k, p in _read_scp(spec["data_dir"]).items())
 
     def decode() -> Dict[str, str]:
         return {r["key"]: r.get("text", "") for r in model.generate(input=scp)}
