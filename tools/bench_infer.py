@@ -263,8 +263,8 @@ def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, float, Optio
             os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
         )
     print(f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)")
-    refs = None
-    if os.path.isfile(os.path.join(data_dir, "text")):
+    refs = None  # a CER only for a real model on a given data dir (the random model's is meaningless)
+    if args.data_dir and os.path.isfile(os.path.join(data_dir, "text")):
         with open(os.path.join(data_dir, "text"), encoding="utf-8") as f:
             refs = {p[0]: p[1] if len(p) > 1 else "" for p in (ln.split(" ", 1) for ln in f.read().splitlines() if ln)}
     return model_dir, data_dir, audio_s, refs, params
