@@ -25,6 +25,6 @@ setup(
         # tools/bench_infer.py's other columns: FunASR's ONNX export (onnx) run by funasr-onnx (onnxruntime) and
         # sherpa-onnx. Benchmark only, never imported by the library. funasr-onnx 0.4.3 pins numpy<=1.26.4:
         # install this extra in a separate environment if the numpy downgrade matters.
-        "bench": ["funasr==1.4.16", "onnx", "onnxscript", "onnxruntime", "funasr-onnx", "pydub", "sherpa-onnx"],
+        "bench": ["funasr==1.4.16", "onnx", "onnxscript", "onnxruntime", "funasr-onnx", "sherpa-onnx"],
     },
 )

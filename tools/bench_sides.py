@@ -202,9 +202,13 @@ def child_onnx(spec: Dict[str, Any]) -> Dict[str, Any]:
     scp = _read_scp(spec["data_dir"])
 
     def decode() -> Dict[str, str]:
-        keys = sorted(scp)
-        res = model([scp[k] for k in keys])
-        return {k: r["preds"] if isinstance(r["preds"], str) else "".join(r["preds"][0]) for k, r in zip(keys, res)}
+        import soundfile as sf
+
+        texts = {}
+        for key in sorted(scp):  # arrays: funasr-onnx's own reader converts any non-.wav file through pydub
+            (res,) = model(sf.read(scp[key], dtype="float32")[0])
+            texts[key] = res["preds"] if isinstance(res["preds"], str) else "".join(res["preds"][0])
+        return texts
 
     out = _timed_decode(spec, t0, c0, decode)
     out["threads"] = spec["threads"]
