@@ -37,6 +37,7 @@ from funasr_lite.decode.hotwords import load_utterance_hotwords, tokenize_hotwor
 from funasr_lite.decode.launch import torchrun_env
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
+from funasr_lite.decode.quantize import check_quantize
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
 from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
@@ -108,6 +109,7 @@ def run_inference(
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     if asr is None:
         resolve_dtype(opts.dtype, device)  # so does --dtype fp16 on a CPU
+    check_quantize(opts.quantize if asr is None else None, device)  # --quantize int8 on a GPU, too
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -162,6 +164,7 @@ def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], d
         str(device),
         layers=layers,
         dtype=opts.dtype,
+        quantize=opts.quantize,
     )
 
 
@@ -448,6 +451,7 @@ def run_after_finetune(
         return run_sharded(opts, layers, setup=setup)
     device = resolve_device(opts.device)
     resolve_dtype(opts.dtype, device)
+    check_quantize(opts.quantize, device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         setup()
         return _run_locked(opts, layers, None, device)

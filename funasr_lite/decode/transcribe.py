@@ -25,6 +25,7 @@ from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.hotwords import Hotwords, parse_hotword
 from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.quantize import check_quantize, quantize_model
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
 from funasr_lite.errors import CheckpointError, ConfigError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
@@ -55,13 +56,19 @@ class Transcriber:
         layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
         decoding: Optional[DecodingOptions] = None,
         dtype: str = "fp32",
+        quantize: Optional[str] = None,
     ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
         in config.yaml shape; ``decoding`` replaces the merged decoding options outright; ``dtype``: the
-        model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`."""
+        model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`; ``quantize``:
+        ``"int8"`` quantizes the Linear layers after loading (CPU only, see :mod:`funasr_lite.decode.quantize`)."""
         self.model_dir = model_dir
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)  # ConfigError for fp16 on CPU, before any loading
+        check_quantize(quantize, self.device)  # before any loading: a bad value or a GPU fails at once
+        if quantize and self.dtype != torch.float32:
+            raise ConfigError(f"--quantize {quantize} quantizes an fp32 model: use it with --dtype fp32, not {dtype}")
+        self.quantize = quantize
         # 1. config.yaml < decoding.yaml < layers, strictly validated
         self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
         self.config.log_ignored_keys(logger)
@@ -82,9 +89,12 @@ class Transcriber:
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
+        del state, out  # with quantize, the fp32 tensors (mmap'ed file pages) go once the int8 copies exist
         self.model.to(self.device).eval()
         if self.dtype != torch.float32:
             self.model.to_decoding_dtype(self.dtype)
+        if quantize:
+            quantize_model(self.model, quantize)
         logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
@@ -408,6 +418,7 @@ def load_model(
     decoding: Optional[DecodingOptions] = None,
     config_overrides: Optional[Mapping[str, Any]] = None,
     dtype: str = "fp32",
+    quantize: Optional[str] = None,
 ) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
@@ -421,8 +432,11 @@ def load_model(
         config_overrides: decoding.yaml-style keys that win over the dir's files.
         dtype: the model's precision while decoding: ``fp32`` (default), ``bf16``, or ``fp16`` (GPU only,
             ConfigError on CPU). The frontend and CMVN, the CIF predictor and the log-softmax stay float32.
+        quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
+            ConfigError); None: fp32.
     """
     resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype fails before any download or load
+    check_quantize(quantize, resolve_device(device))
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
         detect_model_dir(resolve_model(model), checkpoint=checkpoint),
@@ -430,4 +444,5 @@ def load_model(
         layers=layers,
         decoding=decoding,
         dtype=dtype,
+        quantize=quantize,
     )
