@@ -65,6 +65,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         vad_model=spec["vad_dir"],
         punc_model=spec["punc_dir"],
     )
+    os.makedirs(opts.output_dir, exist_ok=True)
     data, failed = prepare_data(opts)
     result = run_long_audio(opts, data, failed, pipe.asr, pipe=pipe)
     t2 = time.perf_counter()
