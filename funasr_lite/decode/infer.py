@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -229,10 +229,17 @@ def write_outputs(
     failed: Dict[str, str],
     audio_seconds: float,
     wall: float,
+    *,
+    fields: Sequence[str] = FIELDS,
+    score_form: Optional[Callable[[str], str]] = None,
+    score_note: str = "",
 ) -> InferResult:
     """Write the final files of ``results`` (key -> result dict) and ``failed`` (key -> reason) through
-    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together."""
-    files = {name: format_results(name, results) for name in FIELDS}
+    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together.
+
+    ``fields``: the per-key files; ``score_form``: applied to REF and HYP before scoring (e.g. removing
+    punctuation); ``score_note``: said in text.cer's first line and the summary line when it is given."""
+    files = {name: format_results(name, results) for name in fields}
     files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
     result = InferResult(
         num_utts=len(data.wavs),
@@ -242,12 +249,13 @@ def write_outputs(
         result_dir=writer.result_dir,
     )
     if data.texts is not None:
-        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
-        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
-        files["text.cer"] = format_text_cer(report)
+        form = score_form or (lambda text: text)
+        refs = {k: form(v) for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: form(r["text"]) for k, r in results.items()})
+        files["text.cer"] = (f"# {score_note}\n" if score_note else "") + format_text_cer(report)
         set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
         files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
-        result.cer_summary = report.summary_line()
+        result.cer_summary = report.summary_line() + (f" ({score_note})" if score_note else "")
     writer.finish(files)
     return result
 
