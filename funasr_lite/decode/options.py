@@ -15,7 +15,14 @@ from typing import Any, ClassVar, Optional, Tuple
 from funasr_lite.config.fields import Section, option
 from funasr_lite.errors import ConfigError
 
-__all__ = ["DecodingOptions", "InferOptions", "AfterFinetuneOptions", "CTC_WEIGHT_EPS", "MAX_BEAM_SIZE"]
+__all__ = [
+    "DecodingOptions",
+    "InferOptions",
+    "AfterFinetuneOptions",
+    "CTC_WEIGHT_EPS",
+    "MAX_BEAM_SIZE",
+    "LONG_AUDIO_ONE_PROCESS",
+]
 
 # FunASR enables the CTC path only when decoding_ctc_weight > 1e-5.
 CTC_WEIGHT_EPS = 1e-5
@@ -25,6 +32,11 @@ MAX_BEAM_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_NCPU = 1024
 MAX_NJ = 1024
+# why a VAD / punctuation job refuses --nj and torchrun
+LONG_AUDIO_ONE_PROCESS = (
+    "--vad_model/--punc_model: the long-audio job runs in one process; drop --nj / torchrun "
+    "(or pass --vad_model none --punc_model none to decode without a VAD and punctuation model)"
+)
 
 
 def _is_int(v: Any) -> bool:
@@ -217,6 +229,8 @@ class InferOptions:
             raise ConfigError(f"--ncpu {self.ncpu!r}: must be an integer in [1, {MAX_NCPU}]")
         if not _is_int(self.nj) or not 1 <= self.nj <= MAX_NJ:
             raise ConfigError(f"--nj {self.nj!r}: must be an integer in [1, {MAX_NJ}]")
+        if self.nj > 1 and self.long_audio:
+            raise ConfigError(LONG_AUDIO_ONE_PROCESS)
         if not _is_number(self.max_duration) or self.max_duration <= 0:
             raise ConfigError(f"--max_duration {self.max_duration!r}: must be a finite number of seconds > 0")
         if self.checkpoint is not None:
