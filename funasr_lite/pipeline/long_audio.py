@@ -28,8 +28,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from funasr_lite.data.audio import MIN_FRAME_MS
+from funasr_lite.decode.options import MAX_BATCH_SIZE
 from funasr_lite.decode.transcribe import Transcriber
-from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.errors import AudioError, ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.pipeline.sentences import (
     join_raw_texts,
     join_segment_texts,
@@ -115,7 +116,21 @@ class LongAudioPipeline:
         batch_size_threshold_s: int = 60,
         max_segment_seconds: Optional[float] = None,
     ):
-        """``max_segment_seconds``: a longer VAD segment fails the recording (None: no limit)."""
+        """``max_segment_seconds``: a longer VAD segment fails the recording (None: no limit).
+
+        Raises:
+            ConfigError: ``batch_size_s`` / ``batch_size_threshold_s`` not whole seconds in [1, 100000], or
+                ``max_segment_seconds`` not a finite number > 0.
+        """
+        for name, value in (("batch_size_s", batch_size_s), ("batch_size_threshold_s", batch_size_threshold_s)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BATCH_SIZE:
+                raise ConfigError(f"{name} {value!r}: must be an integer number of seconds in [1, {MAX_BATCH_SIZE}]")
+        if max_segment_seconds is not None and (
+            not isinstance(max_segment_seconds, (int, float))
+            or isinstance(max_segment_seconds, bool)
+            or not 0 < max_segment_seconds < float("inf")
+        ):
+            raise ConfigError(f"max_segment_seconds {max_segment_seconds!r}: must be a finite number of seconds > 0")
         if vad is not None and int(vad.sample_rate) != int(asr.sample_rate):
             raise ModelDirError(
                 f"the VAD model works at {vad.sample_rate} Hz but the ASR model at {asr.sample_rate} Hz; "
@@ -154,6 +169,13 @@ class LongAudioPipeline:
         Raises:
             PipelineError: a segment is too long, or fails to decode even alone.
         """
+        if not isinstance(wav, torch.Tensor):
+            raise AudioError(
+                f"wav must be a 1-D float32 torch.Tensor at {self.sample_rate} Hz, got {type(wav).__name__} "
+                "(funasr_lite.data.audio.load_audio reads a file into one)"
+            )
+        if hotwords is not None:  # a bad list fails the call, not each segment
+            hotwords = self.asr.check_hotwords(hotwords)
         num_samples = wav.numel()
         duration_ms = num_samples * 1000 // self.sample_rate
         t0 = time.perf_counter()
@@ -269,7 +291,8 @@ def resolve_stage_model(model: str, flag: str) -> str:
         return resolve_model(hub_id)
     except HubError as e:
         alias = f" (alias of {hub_id})" if hub_id != model else ""
-        raise HubError(f"{flag} {model}{alias}: {str(e).split(': ', 1)[-1]}") from None
+        why = str(e).split(": ", 1)[-1].replace("--model DIR", f"{flag} DIR")
+        raise HubError(f"{flag} {model}{alias}: {why}") from None
 
 
 def load_pipeline(

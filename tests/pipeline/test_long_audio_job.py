@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from funasr_lite.cli.recipes import infer_after_finetune_cli, infer_cli
 from funasr_lite.decode.infer import run_inference
@@ -236,3 +237,49 @@ def test_without_vad_the_whole_file_is_decoded_as_by_transcribe(setup, synth_dat
         assert (r["text"], r["timestamp"], r["tokens"]) == (ref["text"], ref["timestamp"], ref["tokens"])
         assert r["vad_segments"] == [[0, wav.numel() * 1000 // asr.sample_rate]]
     assert odd and len({r["text"] for r in plain}) > 1
+
+
+def test_bad_python_api_input_is_a_typed_error(setup):
+    """Hotwords for a model without hotword support failed every batch, then every segment alone (a warning each)
+    before a PipelineError; a numpy array raised AttributeError; batch_size_s NaN raised ValueError and 0 or -5 were
+    taken as 1. Each is now a typed error at once."""
+    from funasr_lite.decode.transcribe import load_model
+    from funasr_lite.errors import AudioError, ConfigError
+    from funasr_lite.pipeline.long_audio import LongAudioPipeline
+
+    asr = load_model(setup[0], device="cpu")
+    pipe = LongAudioPipeline(asr, EnergyVad())
+    wav = np.zeros(16000, dtype=np.float32)
+    with pytest.raises(AudioError, match="must be a 1-D float32 torch.Tensor at 16000 Hz, got ndarray"):
+        pipe.transcribe_waveform(wav)
+    calls = []
+    asr_decode = asr.decode_waveforms
+    asr.decode_waveforms = lambda *a, **k: calls.append(1) or asr_decode(*a, **k)
+    with pytest.raises(ConfigError, match="takes no hotwords"):
+        pipe.transcribe_waveform(torch.from_numpy(wav), hotwords=[[3]])
+    assert calls == []
+    for kw in (
+        {"batch_size_s": 0},
+        {"batch_size_s": -5},
+        {"batch_size_s": float("nan")},
+        {"batch_size_threshold_s": True},
+        {"batch_size_threshold_s": 10**9},
+        {"max_segment_seconds": float("nan")},
+        {"max_segment_seconds": 0},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            LongAudioPipeline(asr, **kw)
+
+
+def test_an_offline_hub_id_names_the_stage_flag(monkeypatch):
+    """The advice at the end of the offline message said ``pass --model DIR`` for a VAD / punctuation model."""
+    import funasr_lite.hub.download as download
+    from funasr_lite.errors import HubError
+    from funasr_lite.pipeline.long_audio import resolve_stage_model
+
+    monkeypatch.setattr(download, "hub_reachable", lambda: False)
+    with pytest.raises(HubError) as e:
+        resolve_stage_model("ct-punc", "--punc_model")
+    msg = str(e.value)
+    assert msg.startswith(f"--punc_model ct-punc (alias of {MODEL_ALIASES['ct-punc']}): not in the local")
+    assert msg.endswith("and pass --punc_model DIR.") and "--model DIR" not in msg
