@@ -225,6 +225,8 @@ class ResultWriter:
         self._remove(n + ".part" for n in [*self.fields, "failed"])
         if self.created:
             with contextlib.suppress(OSError):
+                os.rmdir(self.path(SUBTITLES_DIR))  # only when empty, as the dir itself
+            with contextlib.suppress(OSError):
                 os.rmdir(self.result_dir)
 
     def close(self) -> None:

@@ -144,7 +144,8 @@ def _decode_all(
                 del wav
             except (FunasrLiteError, RuntimeError) as e:  # this recording fails; the job goes on
                 logger.debug("recording %s failed", key, exc_info=True)
-                failed[key] = f"{_where(data, key)}: {data.wavs[key]}: {_one_line(e)}"
+                why = _one_line(e)  # named the file unless the error already does
+                failed[key] = f"{_where(data, key)}: {why if data.wavs[key] in why else data.wavs[key] + ': ' + why}"
                 writer.add({}, {key: failed[key]})
                 bar.update(max(0.0, shown + durations[key] - bar.n))  # the bar still covers the file
                 continue

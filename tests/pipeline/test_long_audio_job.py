@@ -283,3 +283,29 @@ def test_an_offline_hub_id_names_the_stage_flag(monkeypatch):
     msg = str(e.value)
     assert msg.startswith(f"--punc_model ct-punc (alias of {MODEL_ALIASES['ct-punc']}): not in the local")
     assert msg.endswith("and pass --punc_model DIR.") and "--model DIR" not in msg
+
+
+def test_failures_name_the_file_once_and_a_failed_job_leaves_no_dirs(setup, fake_models, tmp_path, monkeypatch):
+    """A one-sample file's reason named its path twice. A job stopped by a subtitle write error before any
+    recording was done left an empty ``1best_recog/subtitles/`` (so also ``1best_recog/`` and the output dir)."""
+    import funasr_lite.pipeline.job as job
+    from funasr_lite.decode.outputs import OutputError
+
+    model, data, vad_dir, punc_dir = setup
+    odd = tmp_path / "odd"
+    os.makedirs(odd)
+    sf.write(str(odd / "one.wav"), np.full(1, 0.1, dtype=np.float32), 16000)
+    (odd / "wav.scp").write_text(f"one {odd / 'one.wav'}\nquiet {data}/wav/quiet.wav\n", encoding="utf-8")
+    opts = dict(model=model, data_dir=str(odd), device="cpu", ncpu=1, vad_model=vad_dir, punc_model=punc_dir)
+    result = run_inference(InferOptions(output_dir=str(tmp_path / "a"), **opts))
+    assert set(result.failed) == {"one"} and result.failed["one"].count(str(odd / "one.wav")) == 1
+    assert "too short" in result.failed["one"]
+
+    def full_disk(result_dir, name, content):
+        os.makedirs(os.path.join(result_dir, "subtitles"), exist_ok=True)
+        raise OutputError(f"cannot write {name}: No space left on device (the disk is full)")
+
+    monkeypatch.setattr(job, "write_subtitles", full_disk)
+    with pytest.raises(OutputError, match="No space left"):
+        run_inference(InferOptions(output_dir=str(tmp_path / "b"), **opts))
+    assert not os.path.exists(tmp_path / "b")
