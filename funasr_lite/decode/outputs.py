@@ -158,6 +158,8 @@ class ResultWriter:
             subtitles = os.path.join(result_dir, SUBTITLES_DIR)
             if os.path.isdir(subtitles):
                 self._remove(os.path.join(SUBTITLES_DIR, n) for n in os.listdir(subtitles) if _is_subtitle(n))
+                with contextlib.suppress(OSError):
+                    os.rmdir(subtitles)  # when empty: a job without subtitles leaves no subtitles/ of an earlier one
             for name in [*self.fields, "failed"]:
                 self._parts[name] = open(self.path(name + ".part"), "w", encoding="utf-8")
         except OSError as e:

@@ -328,3 +328,17 @@ def test_finetune_uses_the_same_device_check():
     with pytest.raises(ConfigError, match="available: auto, cpu"):
         train_resolve("foo")
     assert train_resolve("cpu").type == "cpu"
+
+
+def test_a_plain_run_after_a_long_audio_run_leaves_no_subtitles_dir(tmp_path):
+    """The subtitles of an earlier long-audio run were removed but their empty ``subtitles/`` stayed; a dir that
+    still holds a user's file is kept."""
+    for keep in (False, True):
+        rec = tmp_path / str(keep) / "1best_recog"
+        os.makedirs(rec / "subtitles")
+        (rec / "subtitles" / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nx\n\n")
+        if keep:
+            (rec / "subtitles" / "notes.md").write_text("mine")
+        writer = outputs_mod.ResultWriter(str(rec))
+        writer.finish({"text": ""})
+        assert os.path.isdir(rec / "subtitles") == keep and not os.path.exists(rec / "subtitles" / "a.srt")
