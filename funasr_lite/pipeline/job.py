@@ -142,9 +142,9 @@ def _decode_all(
                 ids = hotwords_of.get(key)
                 res = pipe.transcribe_waveform(wav, progress, [list(h) for h in ids] if ids is not None else None)
                 del wav
-            except (FunasrLiteError, RuntimeError) as e:  # this recording fails; the job goes on
+            except Exception as e:  # any error of one recording fails it; the job goes on (as the plain job's)
                 logger.debug("recording %s failed", key, exc_info=True)
-                why = _one_line(e)  # named the file unless the error already does
+                why = _one_line(e) or type(e).__name__  # named the file unless the error already does
                 failed[key] = f"{_where(data, key)}: {why if data.wavs[key] in why else data.wavs[key] + ': ' + why}"
                 writer.add({}, {key: failed[key]})
                 bar.update(max(0.0, shown + durations[key] - bar.n))  # the bar still covers the file

@@ -270,8 +270,8 @@ class LongAudioPipeline:
         try:
             for i, res in zip(todo, self.asr.decode_waveforms([views[i] for i in todo], hotwords)):
                 pieces[i] = res
-        except (RuntimeError, FunasrLiteError) as e:
-            why = " ".join(str(e).split())
+        except Exception as e:  # as decode_retrying of the plain job: any error of a batch retries it
+            why = " ".join(str(e).split()) or type(e).__name__
             if len(todo) == 1:
                 s, e_ms = segments[todo[0]]
                 raise PipelineError(f"VAD segment [{s}, {e_ms}] ms: decoding failed: {why}") from e

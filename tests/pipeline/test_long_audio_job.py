@@ -309,3 +309,41 @@ def test_failures_name_the_file_once_and_a_failed_job_leaves_no_dirs(setup, fake
     with pytest.raises(OutputError, match="No space left"):
         run_inference(InferOptions(output_dir=str(tmp_path / "b"), **opts))
     assert not os.path.exists(tmp_path / "b")
+
+
+def test_any_error_of_one_recording_fails_only_it(setup, fake_models, tmp_path, monkeypatch):
+    """A ValueError / IndexError (not a RuntimeError or one of ours) from the ASR or punctuation model stopped the
+    whole job (exit 1, no outputs) instead of failing the recording; a batch failing so was not retried."""
+    from funasr_lite.decode.transcribe import Transcriber
+
+    model, data, vad_dir, punc_dir = setup
+    two = tmp_path / "two"
+    os.makedirs(two)
+    (two / "wav.scp").write_text(f"a {data}/wav/long.wav\nb {data}/wav/long.wav\n", encoding="utf-8")
+    real_decode, real_punctuate = Transcriber.decode_waveforms, EveryKPunc.punctuate
+    batches, calls = [], []
+
+    def decode(self, wavs, hotwords=None):
+        batches.append(len(wavs))
+        if len(wavs) > 1:
+            raise ValueError("a batch the model cannot take")
+        return real_decode(self, wavs, hotwords)
+
+    def punctuate(self, text):
+        calls.append(text)
+        if len(calls) == 1:
+            raise IndexError()
+        return real_punctuate(self, text)
+
+    monkeypatch.setattr(Transcriber, "decode_waveforms", decode)
+    monkeypatch.setattr(EveryKPunc, "punctuate", punctuate)
+    opts = InferOptions(
+        model=model, data_dir=str(two), output_dir=str(tmp_path / "o"), device="cpu", ncpu=1, vad_model=vad_dir,
+        punc_model=punc_dir, batch_size_s=20,
+    )  # fmt: skip
+    result = run_inference(opts)
+    assert max(batches) > 1 and 1 in batches  # batches failed and were decoded segment by segment
+    assert set(result.failed) == {"a"} and result.failed["a"].endswith("long.wav: IndexError")
+    texts = _by_key(tmp_path / "o" / "1best_recog" / "text")
+    assert set(texts) == {"b"} and texts["b"].endswith("。")
+    assert os.listdir(tmp_path / "o" / "1best_recog" / "subtitles") == ["b.srt"]
