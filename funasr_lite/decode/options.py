@@ -92,7 +92,11 @@ class DecodingOptions(Section):
     )
     maxlenratio: float = option(0.0, "ESPnet length bound; Paraformer's length comes from CIF (accepted, unused)")
     minlenratio: float = option(0.0, "ESPnet length bound (accepted, unused)")
-    batch_size: int = option(32, "max utterances per batch (length-sorted; results do not depend on it)", flag=True)
+    batch_size: int = option(
+        32,
+        "max utterances per batch (length-sorted; texts and times do not depend on it, a score's last digits may)",
+        flag=True,
+    )
     batch_seconds: Optional[float] = option(300.0, "max total audio seconds per batch (0 or null: no limit)", flag=True)
     ctc_full_vocab: bool = option(
         False,
@@ -195,7 +199,8 @@ class InferOptions:
     batch_size_s: int = option(
         300,
         "with --vad_model: VAD segments are decoded shortest first, in batches whose longest segment times their "
-        "count stays under this many seconds (FunASR's batch_size_s; results do not depend on it)",
+        "count stays under this many seconds (FunASR's batch_size_s; texts and times do not depend on it, a score's last "
+        "digits may)",
         flag=True,
     )
     batch_size_threshold_s: int = option(

@@ -11,7 +11,8 @@ Steps, as FunASR takes them:
 1. the VAD splits the waveform into ``[[start_ms, end_ms], ...]`` (no VAD: one segment, the whole file);
 2. the segments are sorted by length (stable) and cut into batches by :func:`segment_batches`; each batch is
    sliced out of the waveform (``samples = ms * rate // 1000``), decoded, and freed, so memory follows the
-   batch, not the file (our decode is padding-invariant, so the batching never changes a result);
+   batch, not the file (our decode is padding-invariant: the batching changes no text, token or time, only the
+   last digits of a score, a float sum over a padded batch);
 3. each segment's token times are shifted by its start; the texts are joined (:mod:`~funasr_lite.pipeline.
    sentences`); tokens, ids, times follow in time order and the scores add up;
 4. the punctuation model punctuates the joined text; sentences are cut at its marks, or are the VAD segments
