@@ -296,6 +296,15 @@ def resolve_stage_model(model: str, flag: str) -> str:
         raise HubError(f"{flag} {model}{alias}: {why}") from None
 
 
+def _stage_name(value: Any, name: str) -> Optional[str]:
+    """A VAD / punctuation model argument: None for None or ``"none"`` (any case), else a non-blank string."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} {value!r}: must be a model dir, a hub id or an alias (None or 'none': no model)")
+    return value
+
+
 def load_pipeline(
     model: str,
     vad_model: Optional[str] = None,
@@ -310,10 +319,15 @@ def load_pipeline(
     layers: Sequence[Any] = (),
 ) -> LongAudioPipeline:
     """Load the ASR model (a dir or hub id, or the given ``asr``), and the VAD and punctuation models (a dir, a
-    hub id or an alias of :data:`funasr_lite.hub.aliases.MODEL_ALIASES`; None: no such stage)."""
+    hub id or an alias of :data:`funasr_lite.hub.aliases.MODEL_ALIASES`; None or ``"none"``: no such stage).
+
+    Raises:
+        ConfigError: ``vad_model`` / ``punc_model`` is not a string or is blank (before any model is loaded).
+    """
     from funasr_lite.hub.download import resolve_model
     from funasr_lite.hub.model_dir import detect_model_dir
 
+    vad_model, punc_model = _stage_name(vad_model, "vad_model"), _stage_name(punc_model, "punc_model")
     if asr is None:
         asr = Transcriber(detect_model_dir(resolve_model(model), checkpoint=checkpoint), device, layers=layers)
     vad = punc = None

@@ -347,3 +347,17 @@ def test_any_error_of_one_recording_fails_only_it(setup, fake_models, tmp_path, 
     texts = _by_key(tmp_path / "o" / "1best_recog" / "text")
     assert set(texts) == {"b"} and texts["b"].endswith("。")
     assert os.listdir(tmp_path / "o" / "1best_recog" / "subtitles") == ["b.srt"]
+
+
+def test_load_pipeline_takes_none_and_refuses_blank_stage_names_before_loading(setup, monkeypatch):
+    """``vad_model="none"`` (the recipes' word for no model) went to the hub as a model name, and ``vad_model=5``
+    raised AttributeError, each after the ASR model had been loaded."""
+    import funasr_lite.pipeline.long_audio as long_audio
+    from funasr_lite.errors import ConfigError
+
+    pipe = long_audio.load_pipeline(setup[0], vad_model="none", punc_model="None", device="cpu")
+    assert pipe.vad is None and pipe.punc is None
+    monkeypatch.setattr(long_audio, "Transcriber", lambda *a, **k: pytest.fail("the ASR model was loaded"))
+    for kw in ({"vad_model": 5}, {"punc_model": ""}, {"punc_model": "  "}, {"vad_model": ["fsmn-vad"]}):
+        with pytest.raises(ConfigError, match=f"{next(iter(kw))} .*must be a model dir, a hub id or an alias"):
+            long_audio.load_pipeline(setup[0], device="cpu", **kw)
