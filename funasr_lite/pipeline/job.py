@@ -77,7 +77,7 @@ def run_long_audio(
                 f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
     result_dir = os.path.join(opts.output_dir, "1best_recog")
-    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS)
+    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS, subtitles=True)
     try:
         writer.add({}, failed)
         hotwords_of = hotword_plan(pipe.asr, opts, data, durations)

@@ -342,3 +342,15 @@ def test_a_plain_run_after_a_long_audio_run_leaves_no_subtitles_dir(tmp_path):
         writer = outputs_mod.ResultWriter(str(rec))
         writer.finish({"text": ""})
         assert os.path.isdir(rec / "subtitles") == keep and not os.path.exists(rec / "subtitles" / "a.srt")
+
+
+def test_a_file_named_subtitles_stops_a_long_audio_writer_before_any_work(tmp_path):
+    """A file ``1best_recog/subtitles`` made the long-audio job fail after decoding its first recording, with
+    ``cannot write .../good.srt: File exists``; the writer now names it at once. A plain job does not need the dir."""
+    rec = tmp_path / "1best_recog"
+    os.makedirs(rec)
+    (rec / "subtitles").write_text("mine")
+    with pytest.raises(OutputError, match="subtitles/: it exists and is not a directory"):
+        outputs_mod.ResultWriter(str(rec), fields=outputs_mod.LONG_AUDIO_FIELDS, subtitles=True)
+    outputs_mod.ResultWriter(str(rec)).finish({"text": ""})
+    assert (rec / "subtitles").read_text() == "mine"
