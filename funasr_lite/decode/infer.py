@@ -39,7 +39,7 @@ from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
 from funasr_lite.decode.quantize import check_quantize
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
-from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
+from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
 from funasr_lite.utils.device import resolve_device, resolve_dtype
@@ -98,12 +98,6 @@ def run_inference(
     """
     if torchrun_env().world > 1:
         from funasr_lite.decode.sharding import run_sharded  # it builds on this module
-
-        if opts.long_audio:
-            raise ConfigError(
-                "--vad_model/--punc_model: the long-audio job runs in one process; drop --nj / torchrun "
-                "(or decode without a VAD and punctuation model)"
-            )
 
         return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work

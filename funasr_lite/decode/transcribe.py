@@ -12,6 +12,7 @@ frames everywhere; see tests/test_infer.py).
 
 import inspect
 import logging
+import numbers
 import os
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -137,6 +138,33 @@ class Transcriber:
                 "hotwords need a ContextualParaformer or SeacoParaformer model"
             )
 
+    def check_hotwords(self, hotwords: Sequence[Sequence[int]]) -> List[List[int]]:
+        """``hotwords`` (token ids per hotword) as lists of ints, checked against the model.
+
+        Raises:
+            ConfigError: the model takes no hotwords, or a hotword is empty or not token ids of the vocabulary
+                (it names the hotword's index).
+        """
+        self._require_hotword_support()
+        size = self.tokenizer.vocab_size
+        if isinstance(hotwords, (str, bytes)) or not isinstance(hotwords, Sequence):
+            raise ConfigError(f"hotwords must be a list of token-id lists (one per hotword), got {hotwords!r:.60}")
+        out = []
+        for i, ids in enumerate(hotwords):
+            try:
+                ids = [] if isinstance(ids, (str, bytes)) else list(ids)
+            except TypeError:
+                ids = []
+            if not ids:
+                raise ConfigError(f"hotword {i} is {hotwords[i]!r:.60}: expected a non-empty list of token ids")
+            bad = [t for t in ids if not isinstance(t, numbers.Integral) or isinstance(t, bool) or not 0 <= t < size]
+            if bad:
+                raise ConfigError(
+                    f"hotword {i} has {bad[0]!r:.30}: token ids are integers in [0, {size}) (the model's vocabulary)"
+                )
+            out.append([int(t) for t in ids])
+        return out
+
     @torch.inference_mode()
     def decode_features(
         self, feats: torch.Tensor, feat_lens: torch.Tensor, hotwords: Optional[Sequence[Sequence[int]]] = None
@@ -155,8 +183,7 @@ class Transcriber:
         feats, feat_lens = feats.to(self.device, self.dtype), feat_lens.to(self.device)
         extra: Dict[str, Any] = {}
         if hotwords is not None:
-            self._require_hotword_support()
-            extra["hotwords"] = [list(map(int, h)) for h in hotwords]
+            extra["hotwords"] = self.check_hotwords(hotwords)
         return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms, **extra)
 
     @torch.inference_mode()

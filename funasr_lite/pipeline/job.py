@@ -76,7 +76,7 @@ def run_long_audio(
                 f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
     result_dir = os.path.join(opts.output_dir, "1best_recog")
-    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS)
+    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS, subtitles=True)
     try:
         writer.add({}, failed)
         hotwords_of = hotword_plan(pipe.asr, opts, data, durations)
@@ -136,9 +136,10 @@ def _decode_all(
                 ids = hotwords_of.get(key)
                 res = pipe.transcribe_waveform(wav, progress, [list(h) for h in ids] if ids is not None else None)
                 del wav
-            except (FunasrLiteError, RuntimeError) as e:  # this recording fails; the job goes on
+            except Exception as e:  # any error of one recording fails it; the job goes on (as the plain job's)
                 logger.debug("recording %s failed", key, exc_info=True)
-                failed[key] = f"{_where(data, key)}: {data.wavs[key]}: {_one_line(e)}"
+                why = _one_line(e) or type(e).__name__  # named the file unless the error already does
+                failed[key] = f"{_where(data, key)}: {why if data.wavs[key] in why else data.wavs[key] + ': ' + why}"
                 writer.add({}, {key: failed[key]})
                 bar.update(max(0.0, shown + durations[key] - bar.n))  # the bar still covers the file
                 continue
