@@ -24,5 +24,9 @@ setup(
         "test": ["pytest", "hypothesis", "ruff", "funasr==1.4.16", "jieba"],
         # the word-level cn-en punctuation model (a dir with a jieba_usr_dict) cuts words with jieba
         "punc": ["jieba"],
+        # tools/bench_infer.py's other columns: FunASR's ONNX export (onnx) run by funasr-onnx (onnxruntime) and
+        # sherpa-onnx. Benchmark only, never imported by the library. funasr-onnx 0.4.3 pins numpy<=1.26.4:
+        # install this extra in a separate environment if the numpy downgrade matters.
+        "bench": ["funasr==1.4.16", "onnx", "onnxscript", "onnxruntime", "funasr-onnx", "sherpa-onnx"],
     },
 )

@@ -337,8 +337,30 @@ def ensure_data_dir(out_dir: str, num_utts: int, seed: int = 0) -> Dict[str, flo
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (ru_maxrss is KiB on Linux)."""
+    """This process's peak resident set size in MiB: ``VmHWM`` of /proc/self/status on Linux.
+
+    Not ``ru_maxrss``: Linux carries that over an exec from the forked parent, so a child started by a
+    parent that holds a 2 GB model would report at least 2 GB. Elsewhere ru_maxrss (KiB) is the fallback.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux: ``5`` into /proc/self/clear_refs), so that
+    :func:`peak_rss_mb` then gives the peak of what follows; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def cpu_seconds() -> float:

@@ -3,8 +3,8 @@
 
 Usage:
     # SeACo (paraformer-zh) / Contextual Paraformer-large shapes with 50 hotwords, the same hotword file both sides
-    python tools/bench_infer.py --model_kind seaco --num_hotwords 50
-    python tools/bench_infer.py --model_kind contextual --num_hotwords 50
+    python tools/bench_infer.py --model_kind seaco --num_hotwords 50 --repeat 2
+    python tools/bench_infer.py --model_kind contextual --num_hotwords 50 --repeat 2
     # defaults: 60 utterances of 2-6 s, 2 threads, CPU, cache in /tmp/funasr_lite_bench
     python tools/bench_infer.py
     python tools/bench_infer.py --num_utts 60 --threads 2 --batch_size 16 \\
@@ -26,16 +26,15 @@ What it does:
    ``SeacoParaformer`` / ``ContextualParaformer`` class at the sizes of
    speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch /
    speech_paraformer-large-contextual_asr_nat-zh-cn-16k-common-vocab8404 (hotword paths
-   scaled so that hotwords change outputs), with a character ``seg_dict``, and both sides
-   decode with the same ``--num_hotwords`` hotwords (a .txt file, one per line:
-   ``--hotword FILE`` for funasr-lite, ``generate(..., hotword=FILE)`` for FunASR);
+   scaled so that hotwords change outputs), with a character ``seg_dict``, and the lite and
+   funasr sides (the only ones run for these kinds) decode with the same ``--num_hotwords``
+   hotwords (a .txt file, one per line: ``--hotword FILE`` for funasr-lite,
+   ``generate(..., hotword=FILE)`` for FunASR);
 2. runs funasr-lite's data-dir job (``funasr_lite.decode.infer.run_inference``, batches of
    ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (batch size 1:
    AutoModel forces it on CPU) each in its own fresh Python process with
    ``torch.set_num_threads(--threads)``, so import+load time and peak RSS
-   (``ru_maxrss`` of that process) are measured separately; both children run with
-   ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (FunASR's BiLSTM heads
-   are many times slower with OpenMP's default spin-waiting on a busy machine);
+   (``ru_maxrss`` of that process) are measured separately;
 3. prints a table (import+load s, decode wall s, RTF, peak RSS MiB, ratio
    lite/funasr) and whether every text is identical, and writes it all as JSON.
 
@@ -49,134 +48,13 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
-import bench_common as bc  # a sibling in tools/ (no torch import at module level)
+import bench_common as bc  # siblings in tools/ (no torch import at module level)
+from bench_profile import format_profile
+from bench_sides import CHILDREN
 
 # ----------------------------------------------------------------------------- children
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _gpu_peak_mb(device: str) -> Optional[float]:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return None
-
-
-def _profiled(spec: Dict[str, Any], name: str, fn):
-    """Run ``fn()``; with spec['profile'], under cProfile, dumping stats next to the logs."""
-    if not spec.get("profile"):
-        return fn()
-    import cProfile
-    import io
-    import pstats
-
-    prof = cProfile.Profile()
-    out = prof.runcall(fn)
-    base = os.path.join(spec["work_dir"], "logs", f"{name}.prof")
-    prof.dump_stats(base)
-    text = io.StringIO()
-    stats = pstats.Stats(prof, stream=text)
-    stats.sort_stats("tottime").print_stats(40)
-    stats.sort_stats("cumulative").print_stats(60)
-    with open(base + ".txt", "w", encoding="utf-8") as f:
-        f.write(text.getvalue())
-    return out
-
-
-def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """funasr-lite: load_model, then the data-dir job; texts from 1best_recog/text."""
-    t0, c0 = time.perf_counter(), bc.cpu_seconds()
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    from funasr_lite.decode.infer import run_inference
-    from funasr_lite.decode.options import InferOptions
-    from funasr_lite.decode.transcribe import load_model
-
-    asr = load_model(spec["model_dir"], device=spec["device"], config_overrides={"batch_size": spec["batch_size"]})
-    _sync(spec["device"])
-    t1, c1 = time.perf_counter(), bc.cpu_seconds()
-    rss_load = bc.peak_rss_mb()
-    out_dir = os.path.join(spec["work_dir"], "out_lite")
-    opts = InferOptions(
-        model=spec["model_dir"],
-        data_dir=spec["data_dir"],
-        output_dir=out_dir,
-        device=spec["device"],
-        ncpu=spec["threads"],
-        hotword=spec.get("hotword"),
-    )
-    result = _profiled(spec, "lite", lambda: run_inference(opts, asr=asr))
-    _sync(spec["device"])
-    t2, c2 = time.perf_counter(), bc.cpu_seconds()
-    texts: Dict[str, str] = {}
-    with open(os.path.join(result.result_dir, "text"), encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split(" ", 1)
-            texts[parts[0]] = parts[1] if len(parts) > 1 else ""
-    return {
-        "load_s": t1 - t0,
-        "decode_s": t2 - t1,
-        "load_cpu_s": c1 - c0,
-        "decode_cpu_s": c2 - c1,
-        "rss_after_load_mb": rss_load,
-        "peak_rss_mb": bc.peak_rss_mb(),
-        "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
-        "threads": torch.get_num_threads(),
-        "failed": result.failed,
-        "texts": texts,
-    }
-
-
-def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """FunASR: AutoModel(model=DIR), then generate(input=wav.scp)."""
-    t0, c0 = time.perf_counter(), bc.cpu_seconds()
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    from funasr import AutoModel
-
-    model = AutoModel(
-        model=spec["model_dir"],
-        disable_update=True,
-        device=spec["device"],
-        disable_pbar=True,
-        ncpu=spec["threads"],
-        batch_size=spec["funasr_batch_size"],
-        log_level="ERROR",
-    )
-    _sync(spec["device"])
-    t1, c1 = time.perf_counter(), bc.cpu_seconds()
-    rss_load = bc.peak_rss_mb()
-    scp = os.path.join(spec["data_dir"], "wav.scp")
-    extra = {"hotword": spec["hotword"]} if spec.get("hotword") else {}
-    res = _profiled(spec, "funasr", lambda: model.generate(input=scp, **extra))
-    _sync(spec["device"])
-    t2, c2 = time.perf_counter(), bc.cpu_seconds()
-    return {
-        "load_s": t1 - t0,
-        "decode_s": t2 - t1,
-        "load_cpu_s": c1 - c0,
-        "decode_cpu_s": c2 - c1,
-        "rss_after_load_mb": rss_load,
-        "peak_rss_mb": bc.peak_rss_mb(),
-        "gpu_peak_mb": _gpu_peak_mb(spec["device"]),
-        "threads": torch.get_num_threads(),
-        "failed": {},
-        "texts": {r["key"]: r.get("text", "") for r in res},
-    }
-
-
-CHILDREN = {"lite": child_lite, "funasr": child_funasr}
 
 
 def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -210,7 +88,8 @@ def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def child_env() -> Dict[str, str]:
-    """The children's environment: ours, with OMP_WAIT_POLICY=PASSIVE unless it is set."""
+    """The children's environment: ours, with OMP_WAIT_POLICY=PASSIVE unless it is set (FunASR's BiLSTM heads
+    are many times slower with OpenMP's default spin-waiting on a busy machine)."""
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
@@ -236,13 +115,14 @@ def warm_page_cache(path: str) -> None:
 
 
 def compare_texts(a: Dict[str, str], b: Dict[str, str]) -> Dict[str, Any]:
+    """How many of the keys of ``a`` and ``b`` have the same text, with up to 5 differing examples."""
     keys = sorted(set(a) | set(b))
     diff = [k for k in keys if a.get(k) != b.get(k)]
     return {
         "identical": not diff,
         "num_compared": len(keys),
         "num_different": len(diff),
-        "examples": [{"key": k, "lite": a.get(k), "funasr": b.get(k)} for k in diff[:5]],
+        "examples": [{"key": k, "a": a.get(k), "b": b.get(k)} for k in diff[:5]],
     }
 
 
@@ -250,23 +130,71 @@ def _fmt(v: Optional[float], digits: int) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def report(results: Dict[str, Dict[str, Any]], audio_s: float) -> str:
+def report(results: Dict[str, Dict[str, Any]], refs: Optional[Dict[str, str]]) -> str:
+    """One column per side; ratios against FunASR torch (``funasr``) when it ran."""
     metrics = [
         ("import+load (s)", "load_s", 2),
         ("decode wall (s)", "decode_s", 2),
         ("RTF", "rtf", 4),
         ("decode CPU (s)", "decode_cpu_s", 1),
         ("peak RSS (MiB)", "peak_rss_mb", 0),
+        ("peak RSS decoding (MiB)", "decode_peak_rss_mb", 0),
         ("RSS after load (MiB)", "rss_after_load_mb", 0),
     ]
     if any(r.get("gpu_peak_mb") is not None for r in results.values()):
         metrics.append(("GPU peak alloc (MiB)", "gpu_peak_mb", 0))
-    lite, fun = results.get("lite", {}), results.get("funasr", {})
-    rows = [("", "funasr-lite", "funasr", "lite/funasr")]
+    names = list(results)
+    base = results.get("funasr")
+    rows = [("",) + tuple(LABELS.get(n, n) for n in names)]
     for label, key, digits in metrics:
-        a, b = lite.get(key), fun.get(key)
-        rows.append((label, _fmt(a, digits), _fmt(b, digits), _fmt(bc.ratio(a, b), 3)))
+        rows.append((label,) + tuple(_fmt(results[n].get(key), digits) for n in names))
+        if base is not None and key in ("load_s", "decode_s", "peak_rss_mb", "decode_peak_rss_mb"):
+            rows.append(("  / funasr",) + tuple(_fmt(bc.ratio(results[n].get(key), base.get(key)), 3) for n in names))
+    if base is not None:
+        rows.append(
+            ("same text as funasr",)
+            + tuple(
+                f"{c['num_compared'] - c['num_different']}/{c['num_compared']}"
+                for c in (compare_texts(results[n]["texts"], base["texts"]) for n in names)
+            )
+        )
+    if "lite" in results:
+        rows.append(
+            ("same text as lite fp32",)
+            + tuple(
+                f"{c['num_compared'] - c['num_different']}/{c['num_compared']}"
+                for c in (compare_texts(results[n]["texts"], results["lite"]["texts"]) for n in names)
+            )
+        )
+    if refs:
+        rows.append(("CER vs reference (%)",) + tuple(_fmt(cer_percent(refs, results[n]["texts"]), 2) for n in names))
+    rows.append(("other CPU s meanwhile",) + tuple(_fmt(results[n].get("other_cpu_s"), 1) for n in names))
+    rows.append(
+        ("load avg before/after",)
+        + tuple(f"{results[n]['loadavg_before']:.2f}/{results[n]['loadavg_after']:.2f}" for n in names)
+    )
     return bc.format_table(rows)
+
+
+# the column names of the table
+LABELS = {
+    "lite": "lite fp32",
+    "lite_int8": "lite int8",
+    "funasr": "funasr torch",
+    "onnx": "funasr-onnx fp32",
+    "onnx_int8": "funasr-onnx int8",
+    "sherpa": "sherpa-onnx fp32",
+    "sherpa_int8": "sherpa-onnx int8",
+}
+DEFAULT_SIDES = ("lite", "lite_int8", "funasr", "onnx", "onnx_int8", "sherpa", "sherpa_int8")
+
+
+def cer_percent(refs: Dict[str, str], hyps: Dict[str, str]) -> Optional[float]:
+    """The project's CER (%) of ``hyps`` against ``refs`` (``funasr_lite.decode.cer``, as text.cer scores it)."""
+    from funasr_lite.decode.cer import score_corpus
+
+    report = score_corpus(refs, hyps)
+    return 100.0 * report.wrong / report.nwords if report.nwords else None
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -283,7 +211,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         "--model_kind",
         default="paraformer",
         choices=["paraformer", *bc.HOTWORD_KINDS],
-        help="paraformer: Paraformer-large; seaco: SeacoParaformer (paraformer-zh); contextual: ContextualParaformer",
+        help="paraformer: Paraformer-large; seaco: SeacoParaformer (paraformer-zh); contextual: ContextualParaformer "
+        "(these two run the lite and funasr sides only)",
     )
     p.add_argument("--num_hotwords", type=int, default=50, help="hotwords given to both sides (seaco/contextual only)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
@@ -291,17 +220,31 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="result JSON (default WORK_DIR/bench_infer.json)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the corpus")
     p.add_argument(
+        "--model_dir",
+        default=None,
+        help="decode this model dir (e.g. the bundled demo model) instead of the synthesized paraformer-large one",
+    )
+    p.add_argument(
+        "--data_dir", default=None, help="decode this data dir instead of the synthesized one (its text gives a CER)"
+    )
+    p.add_argument(
+        "--sides",
+        default=",".join(DEFAULT_SIDES),
+        help="comma-separated sides to run, in this order: " + ", ".join(DEFAULT_SIDES) + " (onnx/sherpa sides "
+        "need the 'bench' extra; one that cannot run is reported and skipped)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         default=1,
         help="run each side this many times (alternating) and report each side's fastest run",
     )
-    p.add_argument("--skip_funasr", action="store_true", help="run funasr-lite only")
+    p.add_argument("--skip_funasr", action="store_true", help="run funasr-lite fp32 only (same as --sides lite)")
     p.add_argument(
         "--profile",
         action="store_true",
-        help="cProfile each decode; stats in WORK_DIR/logs/{lite,funasr}.prof[.txt]. Profiling slows "
-        "FunASR's many small calls more than ours: compare timings of unprofiled runs only",
+        help="time each stage (frontend, encoder, predictor, decoder, search, audio reading) and the Linear "
+        "layers inside them against the measured fp32 GEMM peak; the timers cost microseconds per call",
     )
     p.add_argument("--_child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
@@ -309,50 +252,91 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def loadavg() -> float:
+    """The 1-minute load average (0.0 where /proc/loadavg is missing)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, float, Optional[Dict[str, str]], int]:
+    """(model dir, data dir, audio seconds, reference texts or None, #params) of the benchmark."""
+    t = time.perf_counter()
+    if args.data_dir:
+        data_dir = os.path.abspath(args.data_dir)
+        durations = {}
+        import soundfile as sf
+
+        with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
+            for line in f.read().splitlines():
+                if line.strip():
+                    key, path = line.split(maxsplit=1)
+                    durations[key] = sf.info(path if os.path.isabs(path) else os.path.join(data_dir, path)).duration
+    else:
+        data_dir = os.path.join(work, f"data_{args.num_utts}_s{args.seed}")
+        durations = bc.ensure_data_dir(data_dir, args.num_utts, seed=args.seed)
+    audio_s = sum(durations.values())
+    print(
+        f"data dir: {data_dir}: {len(durations)} utterances, {audio_s:.1f} s of audio "
+        f"({min(durations.values()):.1f}-{max(durations.values()):.1f} s)",
+        flush=True,
+    )
+    if args.model_dir:
+        model_dir, params = os.path.abspath(args.model_dir), 0
+    elif args.model_kind != "paraformer":
+        model_dir, params = bc.build_hotword_model_dir(
+            os.path.join(work, f"model_{args.model_kind}_s{args.seed}"), data_dir, args.model_kind, seed=args.seed
+        )
+    else:
+        model_dir, params = bc.build_model_dir(
+            os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
+        )
+    print(f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)")
+    refs = None  # a CER only for a real model on a given data dir (the random model's is meaningless)
+    if args.data_dir and os.path.isfile(os.path.join(data_dir, "text")):
+        with open(os.path.join(data_dir, "text"), encoding="utf-8") as f:
+            refs = {p[0]: p[1] if len(p) > 1 else "" for p in (ln.split(" ", 1) for ln in f.read().splitlines() if ln)}
+    return model_dir, data_dir, audio_s, refs, params
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args._child:
         return child_main(args._child, args._spec, args._result)
-    if min(args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat, args.num_hotwords) < 1:
+    sides = ["lite"] if args.skip_funasr else [s for s in args.sides.split(",") if s]
+    unknown = [s for s in sides if s not in CHILDREN]
+    if args.model_kind != "paraformer":
+        sides = [s for s in sides if s in ("lite", "funasr")]
+    counts = (args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat, args.num_hotwords)
+    if min(counts) < 1 or unknown:
         print(
             "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size, --repeat and "
-            "--num_hotwords must be >= 1",
+            f"--num_hotwords must be >= 1, and --sides a list of {', '.join(DEFAULT_SIDES)}",
             file=sys.stderr,
         )
         return 1
     work = os.path.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
-    t = time.perf_counter()
-    data_dir = os.path.join(work, f"data_{args.num_utts}_s{args.seed}")
     try:
-        durations = bc.ensure_data_dir(data_dir, args.num_utts, seed=args.seed)
-        audio_s = sum(durations.values())
-        print(
-            f"data dir: {data_dir}: {len(durations)} utterances, {audio_s:.1f} s of audio "
-            f"({min(durations.values()):.1f}-{max(durations.values()):.1f} s)",
-            flush=True,
-        )
-        hotword_file = None
-        if args.model_kind == "paraformer":
-            model_dir, params = bc.build_model_dir(
-                os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
-            )
-        else:
-            model_dir, params = bc.build_hotword_model_dir(
-                os.path.join(work, f"model_{args.model_kind}_s{args.seed}"), data_dir, args.model_kind, seed=args.seed
-            )
-            hotword_file = os.path.join(work, f"hotwords_{args.num_hotwords}_s{args.seed}.txt")
-            with open(hotword_file, "w", encoding="utf-8") as f:
-                f.writelines(w + "\n" for w in bc.make_hotwords(args.num_hotwords, args.seed))
+        model_dir, data_dir, audio_s, refs, params = prepare(args, work)
     except (OSError, RuntimeError) as e:
         print(f"bench_infer.py: error: cannot prepare the benchmark in {work}: {e}", file=sys.stderr)
         return 1
-    print(
-        f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)",
-        flush=True,
-    )
+    hotword_file = None
+    if args.model_kind != "paraformer":
+        hotword_file = os.path.join(work, f"hotwords_{args.num_hotwords}_s{args.seed}.txt")
+        with open(hotword_file, "w", encoding="utf-8") as f:
+            f.writelines(w + "\n" for w in bc.make_hotwords(args.num_hotwords, args.seed))
+        print(
+            f"model: {args.model_kind}, {args.num_hotwords} hotwords ({hotword_file}); "
+            f"OMP_WAIT_POLICY={child_env()['OMP_WAIT_POLICY']} in every child",
+            flush=True,
+        )
     warm_page_cache(os.path.join(model_dir, "model.pt"))
     spec = {
+        "hotword": hotword_file,
         "model_dir": model_dir,
         "data_dir": data_dir,
         "work_dir": work,
@@ -361,24 +345,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "funasr_batch_size": args.funasr_batch_size,
         "device": args.device,
         "profile": args.profile,
-        "hotword": hotword_file,
     }
-    sides = ["lite"] + ([] if args.skip_funasr else ["funasr"])
     runs: Dict[str, list] = {name: [] for name in sides}
+    skipped: Dict[str, str] = {}
+    if any(n.startswith(("onnx", "sherpa")) for n in sides):
+        print("exporting the model with FunASR's ONNX exporter (once; cached) ...", flush=True)
+        try:
+            print(f"  ONNX export: {run_child('export', dict(spec, side='export'))['onnx_dir']}", flush=True)
+        except RuntimeError as e:
+            why = "FunASR's ONNX export failed: " + str(e).splitlines()[-1][:300]
+            skipped.update({n: why for n in sides if n.startswith(("onnx", "sherpa"))})
+            print(f"  {why}; skipping the ONNX sides", flush=True)
     for rep in range(args.repeat):
         for name in sides:
+            if name in skipped:
+                continue
             print(f"running {name}{f' (repeat {rep + 1}/{args.repeat})' if args.repeat > 1 else ''} ...", flush=True)
+            before = loadavg()
             try:
-                r = run_child(name, spec)
+                r = run_child(name, dict(spec, side=name))
             except RuntimeError as e:
-                print(f"bench_infer.py: error: {e}", file=sys.stderr)
-                return 1
-            r["rtf"] = r["decode_s"] / audio_s
+                skipped[name] = str(e).splitlines()[-1][:300]
+                print(f"  {name}: could not run, skipped: {skipped[name]}", flush=True)
+                continue
+            r.update(rtf=r["decode_s"] / audio_s, loadavg_before=before, loadavg_after=loadavg())
             runs[name].append(r)
             other = r["other_cpu_s"]
             print(
                 f"  {name}: load {r['load_s']:.1f} s, decode {r['decode_s']:.1f} s, process {r['process_s']:.1f} s; "
-                f"other processes used {'?' if other is None else f'{other:.1f}'} CPU s meanwhile",
+                f"other processes used {'?' if other is None else f'{other:.1f}'} CPU s meanwhile; "
+                f"load avg {before:.2f} -> {r['loadavg_after']:.2f}",
                 flush=True,
             )
             if other is not None and other > 0.1 * r["process_s"]:
@@ -388,19 +384,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     flush=True,
                 )
     # per side, the run with the least wall time (load + decode): the least disturbed one
-    results = {name: min(rs, key=lambda r: r["load_s"] + r["decode_s"]) for name, rs in runs.items()}
+    results = {n: min(rs, key=lambda r: r["load_s"] + r["decode_s"]) for n, rs in runs.items() if rs}
+    if not results:
+        print("bench_infer.py: error: no side could run", file=sys.stderr)
+        return 1
     print(
-        f"\n{len(durations)} utterances, {audio_s:.1f} s audio, device {args.device}, {args.threads} threads, "
-        f"funasr-lite batch_size {args.batch_size}, funasr batch_size "
-        f"{1 if args.device == 'cpu' else args.funasr_batch_size}{' (cProfile on)' if args.profile else ''}"
+        f"\n{len(next(iter(results.values()))['texts'])} utterances, {audio_s:.1f} s audio, device {args.device}, "
+        f"{args.threads} threads, funasr-lite batch_size {args.batch_size}, funasr batch_size "
+        f"{1 if args.device == 'cpu' else args.funasr_batch_size}{' (profiled)' if args.profile else ''}"
     )
-    print(
-        f"model: {args.model_kind}, {params / 1e6:.1f} M parameters"
-        + (f", {args.num_hotwords} hotwords ({hotword_file})" if hotword_file else "")
-        + f"; OMP_WAIT_POLICY={child_env()['OMP_WAIT_POLICY']} both sides; load average before: "
-        + " ".join(f"{v:.2f}" for v in os.getloadavg())
-    )
-    print(report(results, audio_s))
+    print(report(results, refs))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
     noisy = [n for n, r in results.items() if r["other_cpu_s"] is not None and r["other_cpu_s"] > 0.1 * r["process_s"]]
     print(
         "timings clean: "
@@ -410,40 +405,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else f"NO: other processes competed during {', '.join(noisy)} (try --repeat 3)"
         )
     )
-    texts = results["lite"]["texts"]
-    nonempty = sum(1 for v in texts.values() if v)
-    print(
-        f"funasr-lite texts: {nonempty}/{len(texts)} non-empty, {len(set(texts.values()))} distinct, "
-        f"{len(results['lite']['failed'])} failed"
+    for name, r in results.items():
+        if r.get("profile"):
+            print(format_profile(name, r["profile"]))
+    cmp = (
+        compare_texts(results["lite"]["texts"], results["funasr"]["texts"])
+        if {"lite", "funasr"} <= set(results)
+        else None
     )
-    cmp: Optional[Dict[str, Any]] = None
-    if "funasr" in results:
-        cmp = compare_texts(texts, results["funasr"]["texts"])
-        print(
-            f"texts identical: {'yes' if cmp['identical'] else 'NO'} "
-            f"({cmp['num_compared'] - cmp['num_different']}/{cmp['num_compared']} equal)"
-        )
+    if cmp is not None:
+        print(f"lite fp32 vs funasr texts identical: {'yes' if cmp['identical'] else 'NO'}")
         for ex in cmp["examples"]:
-            print(f"  {ex['key']}: lite={ex['lite']!r} funasr={ex['funasr']!r}")
+            print(f"  {ex['key']}: lite={ex['a']!r} funasr={ex['b']!r}")
     out = {
         "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "audio_seconds": audio_s,
-        "num_utts": len(durations),
         "params": params,
         "model_dir": model_dir,
         "data_dir": data_dir,
         "results": {n: {k: v for k, v in r.items() if k != "texts"} for n, r in results.items()},
         "all_runs": {
-            n: [{k: v for k, v in r.items() if k not in ("texts", "failed")} for r in rs] for n, rs in runs.items()
+            n: [{k: v for k, v in r.items() if k not in ("texts", "failed", "profile")} for r in rs]
+            for n, rs in runs.items()
         },
-        "ratios": {
-            k: bc.ratio(results.get("lite", {}).get(k), results.get("funasr", {}).get(k))
-            for k in ("load_s", "decode_s", "rtf", "peak_rss_mb")
-        },
+        "skipped": skipped,
         "timings_clean": not noisy,
-        "load_average_at_end": os.getloadavg(),
-        "hotword_file": hotword_file,
-        "texts_compare": cmp,
+        "texts": {n: r["texts"] for n, r in results.items()},
     }
     json_path = args.json or os.path.join(work, "bench_infer.json")
     with open(json_path, "w", encoding="utf-8") as f:

@@ -48,7 +48,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from funasr_lite.decode.infer import prepare_job
+    from funasr_lite.decode.infer import prepare_data
     from funasr_lite.decode.options import InferOptions
     from funasr_lite.pipeline.job import run_long_audio
     from funasr_lite.pipeline.long_audio import load_pipeline
@@ -65,7 +65,8 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         vad_model=spec["vad_dir"],
         punc_model=spec["punc_dir"],
     )
-    data, failed = prepare_job(opts)
+    os.makedirs(opts.output_dir, exist_ok=True)
+    data, failed = prepare_data(opts)
     result = run_long_audio(opts, data, failed, pipe.asr, pipe=pipe)
     t2 = time.perf_counter()
     out = result.result_dir

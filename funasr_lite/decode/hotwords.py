@@ -141,6 +141,9 @@ def parse_hotword(value: Optional[str], tokenizer: Tokenizer) -> Optional[Hotwor
         return None
     words, source = read_hotword_value(value)
     hotwords = tokenize_hotwords(words, tokenizer, source)
+    if not hotwords.words:
+        logger.warning("%s holds no usable hotwords: decoding with an empty hotword list", source)
+        return hotwords
     logger.info("%s: %d hotword(s): %s", source, len(hotwords.words), " ".join(hotwords.words[:20]))
     return hotwords
 

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -37,8 +37,9 @@ from funasr_lite.decode.hotwords import load_utterance_hotwords, tokenize_hotwor
 from funasr_lite.decode.launch import torchrun_env
 from funasr_lite.decode.options import AfterFinetuneOptions, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, check_writable, format_results
+from funasr_lite.decode.quantize import check_quantize
 from funasr_lite.decode.transcribe import Transcriber, decode_retrying, make_batches
-from funasr_lite.errors import ConfigError, FunasrLiteError, ModelDirError
+from funasr_lite.errors import FunasrLiteError, ModelDirError
 from funasr_lite.hub.download import resolve_model
 from funasr_lite.hub.model_dir import detect_model_dir
 from funasr_lite.utils.device import resolve_device, resolve_dtype
@@ -98,16 +99,11 @@ def run_inference(
     if torchrun_env().world > 1:
         from funasr_lite.decode.sharding import run_sharded  # it builds on this module
 
-        if opts.long_audio:
-            raise ConfigError(
-                "--vad_model/--punc_model: the long-audio job runs in one process; drop --nj / torchrun "
-                "(or decode without a VAD and punctuation model)"
-            )
-
         return run_sharded(opts, layers, asr=asr)
     device = resolve_device(opts.device) if asr is None else asr.device  # a bad --device fails before any work
     if asr is None:
         resolve_dtype(opts.dtype, device)  # so does --dtype fp16 on a CPU
+    check_quantize(opts.quantize if asr is None else None, device)  # --quantize int8 on a GPU, too
     with output_lock(opts.output_dir):
         return _run_locked(opts, layers, asr, device)
 
@@ -162,6 +158,7 @@ def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], d
         str(device),
         layers=layers,
         dtype=opts.dtype,
+        quantize=opts.quantize,
     )
 
 
@@ -226,10 +223,17 @@ def write_outputs(
     failed: Dict[str, str],
     audio_seconds: float,
     wall: float,
+    *,
+    fields: Sequence[str] = FIELDS,
+    score_form: Optional[Callable[[str], str]] = None,
+    score_note: str = "",
 ) -> InferResult:
     """Write the final files of ``results`` (key -> result dict) and ``failed`` (key -> reason) through
-    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together."""
-    files = {name: format_results(name, results) for name in FIELDS}
+    ``writer``, and the CER against ``data_dir/text`` (wav.scp keys only), renamed into place together.
+
+    ``fields``: the per-key files; ``score_form``: applied to REF and HYP before scoring (e.g. removing
+    punctuation); ``score_note``: said in text.cer's first line and the summary line when it is given."""
+    files = {name: format_results(name, results) for name in fields}
     files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
     result = InferResult(
         num_utts=len(data.wavs),
@@ -239,12 +243,13 @@ def write_outputs(
         result_dir=writer.result_dir,
     )
     if data.texts is not None:
-        refs = {k: v for k, v in data.texts.items() if k in data.wavs}
-        report = score_corpus(refs, {k: r["text"] for k, r in results.items()})
-        files["text.cer"] = format_text_cer(report)
+        form = score_form or (lambda text: text)
+        refs = {k: form(v) for k, v in data.texts.items() if k in data.wavs}
+        report = score_corpus(refs, {k: form(r["text"]) for k, r in results.items()})
+        files["text.cer"] = (f"# {score_note}\n" if score_note else "") + format_text_cer(report)
         set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
         files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
-        result.cer_summary = report.summary_line()
+        result.cer_summary = report.summary_line() + (f" ({score_note})" if score_note else "")
     writer.finish(files)
     return result
 
@@ -448,6 +453,7 @@ def run_after_finetune(
         return run_sharded(opts, layers, setup=setup)
     device = resolve_device(opts.device)
     resolve_dtype(opts.dtype, device)
+    check_quantize(opts.quantize, device)
     with output_lock(opts.output_dir):  # one job at a time fills in the dir's missing files and decodes
         setup()
         return _run_locked(opts, layers, None, device)

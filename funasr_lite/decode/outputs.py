@@ -144,9 +144,10 @@ def format_results(name: str, results: Mapping[str, Dict], keys: Optional[Iterab
 class ResultWriter:
     """Owns ``result_dir`` for one job: clears our stale files, appends batches, finishes atomically.
 
-    ``fields``: the per-utterance files (names of :data:`LONG_AUDIO_FIELDS`), default :data:`FIELDS`."""
+    ``fields``: the per-utterance files (names of :data:`LONG_AUDIO_FIELDS`), default :data:`FIELDS`;
+    ``subtitles``: the job writes :data:`SUBTITLES_DIR` (checked to be creatable before any work)."""
 
-    def __init__(self, result_dir: str, fields: Iterable[str] = tuple(FIELDS)):
+    def __init__(self, result_dir: str, fields: Iterable[str] = tuple(FIELDS), subtitles: bool = False):
         self.result_dir = result_dir
         self.fields = list(fields)
         self.created = not os.path.isdir(result_dir)
@@ -155,9 +156,13 @@ class ResultWriter:
         try:
             os.makedirs(result_dir, exist_ok=True)
             self._remove(name for name in os.listdir(result_dir) if is_our_output(name))
-            subtitles = os.path.join(result_dir, SUBTITLES_DIR)
-            if os.path.isdir(subtitles):
-                self._remove(os.path.join(SUBTITLES_DIR, n) for n in os.listdir(subtitles) if _is_subtitle(n))
+            sub_dir = os.path.join(result_dir, SUBTITLES_DIR)
+            if os.path.isdir(sub_dir):
+                self._remove(os.path.join(SUBTITLES_DIR, n) for n in os.listdir(sub_dir) if _is_subtitle(n))
+                with contextlib.suppress(OSError):
+                    os.rmdir(sub_dir)  # when empty: a job without subtitles leaves no subtitles/ of an earlier one
+            elif subtitles and os.path.lexists(sub_dir):
+                raise OutputError(f"cannot write {sub_dir}/: it exists and is not a directory; move it away")
             for name in [*self.fields, "failed"]:
                 self._parts[name] = open(self.path(name + ".part"), "w", encoding="utf-8")
         except OSError as e:
@@ -224,6 +229,8 @@ class ResultWriter:
             return
         self._remove(n + ".part" for n in [*self.fields, "failed"])
         if self.created:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path(SUBTITLES_DIR))  # only when empty, as the dir itself
             with contextlib.suppress(OSError):
                 os.rmdir(self.result_dir)
 

@@ -51,7 +51,7 @@ from funasr_lite.decode.infer import (
     write_outputs,
 )
 from funasr_lite.decode.launch import TorchrunEnv, rank_log_prefix, torchrun_env
-from funasr_lite.decode.options import InferOptions
+from funasr_lite.decode.options import LONG_AUDIO_ONE_PROCESS, InferOptions
 from funasr_lite.decode.outputs import FIELDS, OutputError, ResultWriter, format_results
 from funasr_lite.decode.transcribe import Transcriber
 from funasr_lite.errors import ConfigError, FunasrLiteError
@@ -387,6 +387,8 @@ def run_sharded(
     """
     import torch.distributed as dist
 
+    if opts.long_audio:
+        raise ConfigError(LONG_AUDIO_ONE_PROCESS)
     env = torchrun_env()
     if opts.nj not in (1, env.world):
         raise ConfigError(f"--nj {opts.nj} under torchrun with WORLD_SIZE={env.world}: give one or the other")

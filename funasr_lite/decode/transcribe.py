@@ -12,6 +12,7 @@ frames everywhere; see tests/test_infer.py).
 
 import inspect
 import logging
+import numbers
 import os
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -25,6 +26,7 @@ from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.hotwords import Hotwords, parse_hotword
 from funasr_lite.decode.options import DecodingOptions
+from funasr_lite.decode.quantize import check_quantize, quantize_model
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
 from funasr_lite.errors import CheckpointError, ConfigError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
@@ -55,13 +57,19 @@ class Transcriber:
         layers: Sequence[Tuple[str, Mapping[str, Any]]] = (),
         decoding: Optional[DecodingOptions] = None,
         dtype: str = "fp32",
+        quantize: Optional[str] = None,
     ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
         in config.yaml shape; ``decoding`` replaces the merged decoding options outright; ``dtype``: the
-        model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`."""
+        model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`; ``quantize``:
+        ``"int8"`` quantizes the Linear layers after loading (CPU only, see :mod:`funasr_lite.decode.quantize`)."""
         self.model_dir = model_dir
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)  # ConfigError for fp16 on CPU, before any loading
+        check_quantize(quantize, self.device)  # before any loading: a bad value or a GPU fails at once
+        if quantize and self.dtype != torch.float32:
+            raise ConfigError(f"--quantize {quantize} quantizes an fp32 model: use it with --dtype fp32, not {dtype}")
+        self.quantize = quantize
         # 1. config.yaml < decoding.yaml < layers, strictly validated
         self.config = ModelConfig.from_dict(merge_layers(model_dir_layers(model_dir, "infer") + list(layers)))
         self.config.log_ignored_keys(logger)
@@ -82,9 +90,12 @@ class Transcriber:
         with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
             self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
         load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
+        del state, out  # with quantize, the fp32 tensors (mmap'ed file pages) go once the int8 copies exist
         self.model.to(self.device).eval()
         if self.dtype != torch.float32:
             self.model.to_decoding_dtype(self.dtype)
+        if quantize:
+            quantize_model(self.model, quantize)
         logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
@@ -127,6 +138,33 @@ class Transcriber:
                 "hotwords need a ContextualParaformer or SeacoParaformer model"
             )
 
+    def check_hotwords(self, hotwords: Sequence[Sequence[int]]) -> List[List[int]]:
+        """``hotwords`` (token ids per hotword) as lists of ints, checked against the model.
+
+        Raises:
+            ConfigError: the model takes no hotwords, or a hotword is empty or not token ids of the vocabulary
+                (it names the hotword's index).
+        """
+        self._require_hotword_support()
+        size = self.tokenizer.vocab_size
+        if isinstance(hotwords, (str, bytes)) or not isinstance(hotwords, Sequence):
+            raise ConfigError(f"hotwords must be a list of token-id lists (one per hotword), got {hotwords!r:.60}")
+        out = []
+        for i, ids in enumerate(hotwords):
+            try:
+                ids = [] if isinstance(ids, (str, bytes)) else list(ids)
+            except TypeError:
+                ids = []
+            if not ids:
+                raise ConfigError(f"hotword {i} is {hotwords[i]!r:.60}: expected a non-empty list of token ids")
+            bad = [t for t in ids if not isinstance(t, numbers.Integral) or isinstance(t, bool) or not 0 <= t < size]
+            if bad:
+                raise ConfigError(
+                    f"hotword {i} has {bad[0]!r:.30}: token ids are integers in [0, {size}) (the model's vocabulary)"
+                )
+            out.append([int(t) for t in ids])
+        return out
+
     @torch.inference_mode()
     def decode_features(
         self, feats: torch.Tensor, feat_lens: torch.Tensor, hotwords: Optional[Sequence[Sequence[int]]] = None
@@ -145,8 +183,7 @@ class Transcriber:
         feats, feat_lens = feats.to(self.device, self.dtype), feat_lens.to(self.device)
         extra: Dict[str, Any] = {}
         if hotwords is not None:
-            self._require_hotword_support()
-            extra["hotwords"] = [list(map(int, h)) for h in hotwords]
+            extra["hotwords"] = self.check_hotwords(hotwords)
         return self._search(self.model, feats, feat_lens, self.options, self.tokenizer, frame_ms=self.frame_ms, **extra)
 
     @torch.inference_mode()
@@ -408,6 +445,7 @@ def load_model(
     decoding: Optional[DecodingOptions] = None,
     config_overrides: Optional[Mapping[str, Any]] = None,
     dtype: str = "fp32",
+    quantize: Optional[str] = None,
 ) -> Transcriber:
     """Load a Paraformer from a local model dir or a ModelScope id.
 
@@ -421,8 +459,11 @@ def load_model(
         config_overrides: decoding.yaml-style keys that win over the dir's files.
         dtype: the model's precision while decoding: ``fp32`` (default), ``bf16``, or ``fp16`` (GPU only,
             ConfigError on CPU). The frontend and CMVN, the CIF predictor and the log-softmax stay float32.
+        quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
+            ConfigError); None: fp32.
     """
     resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype fails before any download or load
+    check_quantize(quantize, resolve_device(device))
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
         detect_model_dir(resolve_model(model), checkpoint=checkpoint),
@@ -430,4 +471,5 @@ def load_model(
         layers=layers,
         decoding=decoding,
         dtype=dtype,
+        quantize=quantize,
     )

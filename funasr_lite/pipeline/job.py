@@ -24,10 +24,9 @@ from tqdm import tqdm
 
 from funasr_lite.data.audio import audio_duration, load_audio
 from funasr_lite.data.datadir import DataDir
-from funasr_lite.decode.cer import format_error_report, format_text_cer, score_corpus
-from funasr_lite.decode.infer import HotwordIds, InferResult, _one_line, _where, hotword_plan
+from funasr_lite.decode.infer import HotwordIds, InferResult, _one_line, _where, hotword_plan, write_outputs
 from funasr_lite.decode.options import InferOptions
-from funasr_lite.decode.outputs import LONG_AUDIO_FIELDS, ResultWriter, format_results, write_subtitles
+from funasr_lite.decode.outputs import LONG_AUDIO_FIELDS, ResultWriter, write_subtitles
 from funasr_lite.decode.transcribe import Transcriber
 from funasr_lite.errors import FunasrLiteError
 from funasr_lite.pipeline.long_audio import STAGES, LongAudioPipeline, load_pipeline
@@ -77,7 +76,7 @@ def run_long_audio(
                 f"{opts.max_duration:g} s; pass --vad_model fsmn-vad to cut it into segments, or raise --max_duration"
             )
     result_dir = os.path.join(opts.output_dir, "1best_recog")
-    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS)
+    writer = ResultWriter(result_dir, fields=LONG_AUDIO_FIELDS, subtitles=True)
     try:
         writer.add({}, failed)
         hotwords_of = hotword_plan(pipe.asr, opts, data, durations)
@@ -88,25 +87,20 @@ def run_long_audio(
             "stage wall seconds: %s",
             ", ".join(f"{s} {pipe.stage_seconds[s]:.1f}" for s in STAGES if s != "punc" or pipe.punc),
         )
-        files = {name: format_results(name, results) for name in LONG_AUDIO_FIELDS}
-        files["failed"] = "".join(f"{k} {failed[k]}\n" for k in sorted(failed))
-        result = InferResult(
-            num_utts=len(data.wavs),
-            failed=failed,
-            audio_seconds=audio_seconds,
-            wall_seconds=wall,
-            result_dir=result_dir,
+        marks = pipe.punc_marks
+        result = write_outputs(
+            opts,
+            data,
+            asr,
+            writer,
+            results,
+            failed,
+            audio_seconds,
+            wall,
+            fields=LONG_AUDIO_FIELDS,
+            score_form=(lambda text: strip_punctuation(text, marks)) if marks else None,
+            score_note=f"{UNPUNCTUATED_NOTE} ({' '.join(marks)})" if marks else "",
         )
-        if data.texts is not None:
-            marks = pipe.punc_marks
-            refs = {k: strip_punctuation(v, marks) for k, v in data.texts.items() if k in data.wavs}
-            report = score_corpus(refs, {k: strip_punctuation(r["text"], marks) for k, r in results.items()})
-            note = f"# {UNPUNCTUATED_NOTE} ({' '.join(marks)})\n" if marks else ""
-            files["text.cer"] = note + format_text_cer(report)
-            set_name = os.path.basename(os.path.normpath(opts.data_dir)) or "data"
-            files[f"errs-{set_name}-{asr.options.tag()}.txt"] = format_error_report(report)
-            result.cer_summary = report.summary_line() + (f" ({UNPUNCTUATED_NOTE})" if marks else "")
-        writer.finish(files)
     except BaseException:
         writer.abort()
         raise
@@ -142,9 +136,10 @@ def _decode_all(
                 ids = hotwords_of.get(key)
                 res = pipe.transcribe_waveform(wav, progress, [list(h) for h in ids] if ids is not None else None)
                 del wav
-            except (FunasrLiteError, RuntimeError) as e:  # this recording fails; the job goes on
+            except Exception as e:  # any error of one recording fails it; the job goes on (as the plain job's)
                 logger.debug("recording %s failed", key, exc_info=True)
-                failed[key] = f"{_where(data, key)}: {data.wavs[key]}: {_one_line(e)}"
+                why = _one_line(e) or type(e).__name__  # named the file unless the error already does
+                failed[key] = f"{_where(data, key)}: {why if data.wavs[key] in why else data.wavs[key] + ': ' + why}"
                 writer.add({}, {key: failed[key]})
                 bar.update(max(0.0, shown + durations[key] - bar.n))  # the bar still covers the file
                 continue

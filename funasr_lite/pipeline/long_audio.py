@@ -11,7 +11,8 @@ Steps, as FunASR takes them:
 1. the VAD splits the waveform into ``[[start_ms, end_ms], ...]`` (no VAD: one segment, the whole file);
 2. the segments are sorted by length (stable) and cut into batches by :func:`segment_batches`; each batch is
    sliced out of the waveform (``samples = ms * rate // 1000``), decoded, and freed, so memory follows the
-   batch, not the file (our decode is padding-invariant, so the batching never changes a result);
+   batch, not the file (our decode is padding-invariant: the batching changes no text, token or time, only the
+   last digits of a score, a float sum over a padded batch);
 3. each segment's token times are shifted by its start; the texts are joined (:mod:`~funasr_lite.pipeline.
    sentences`); tokens, ids, times follow in time order and the scores add up;
 4. the punctuation model punctuates the joined text; sentences are cut at its marks, or are the VAD segments
@@ -28,8 +29,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from funasr_lite.data.audio import MIN_FRAME_MS
+from funasr_lite.decode.options import MAX_BATCH_SIZE
 from funasr_lite.decode.transcribe import Transcriber
-from funasr_lite.errors import FunasrLiteError, ModelDirError
+from funasr_lite.errors import AudioError, ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.pipeline.sentences import (
     join_raw_texts,
     join_segment_texts,
@@ -115,7 +117,21 @@ class LongAudioPipeline:
         batch_size_threshold_s: int = 60,
         max_segment_seconds: Optional[float] = None,
     ):
-        """``max_segment_seconds``: a longer VAD segment fails the recording (None: no limit)."""
+        """``max_segment_seconds``: a longer VAD segment fails the recording (None: no limit).
+
+        Raises:
+            ConfigError: ``batch_size_s`` / ``batch_size_threshold_s`` not whole seconds in [1, 100000], or
+                ``max_segment_seconds`` not a finite number > 0.
+        """
+        for name, value in (("batch_size_s", batch_size_s), ("batch_size_threshold_s", batch_size_threshold_s)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BATCH_SIZE:
+                raise ConfigError(f"{name} {value!r}: must be an integer number of seconds in [1, {MAX_BATCH_SIZE}]")
+        if max_segment_seconds is not None and (
+            not isinstance(max_segment_seconds, (int, float))
+            or isinstance(max_segment_seconds, bool)
+            or not 0 < max_segment_seconds < float("inf")
+        ):
+            raise ConfigError(f"max_segment_seconds {max_segment_seconds!r}: must be a finite number of seconds > 0")
         if vad is not None and int(vad.sample_rate) != int(asr.sample_rate):
             raise ModelDirError(
                 f"the VAD model works at {vad.sample_rate} Hz but the ASR model at {asr.sample_rate} Hz; "
@@ -154,6 +170,13 @@ class LongAudioPipeline:
         Raises:
             PipelineError: a segment is too long, or fails to decode even alone.
         """
+        if not isinstance(wav, torch.Tensor):
+            raise AudioError(
+                f"wav must be a 1-D float32 torch.Tensor at {self.sample_rate} Hz, got {type(wav).__name__} "
+                "(funasr_lite.data.audio.load_audio reads a file into one)"
+            )
+        if hotwords is not None:  # a bad list fails the call, not each segment
+            hotwords = self.asr.check_hotwords(hotwords)
         num_samples = wav.numel()
         duration_ms = num_samples * 1000 // self.sample_rate
         t0 = time.perf_counter()
@@ -248,8 +271,8 @@ class LongAudioPipeline:
         try:
             for i, res in zip(todo, self.asr.decode_waveforms([views[i] for i in todo], hotwords)):
                 pieces[i] = res
-        except (RuntimeError, FunasrLiteError) as e:
-            why = " ".join(str(e).split())
+        except Exception as e:  # as decode_retrying of the plain job: any error of a batch retries it
+            why = " ".join(str(e).split()) or type(e).__name__
             if len(todo) == 1:
                 s, e_ms = segments[todo[0]]
                 raise PipelineError(f"VAD segment [{s}, {e_ms}] ms: decoding failed: {why}") from e
@@ -269,7 +292,17 @@ def resolve_stage_model(model: str, flag: str) -> str:
         return resolve_model(hub_id)
     except HubError as e:
         alias = f" (alias of {hub_id})" if hub_id != model else ""
-        raise HubError(f"{flag} {model}{alias}: {str(e).split(': ', 1)[-1]}") from None
+        why = str(e).split(": ", 1)[-1].replace("--model DIR", f"{flag} DIR")
+        raise HubError(f"{flag} {model}{alias}: {why}") from None
+
+
+def _stage_name(value: Any, name: str) -> Optional[str]:
+    """A VAD / punctuation model argument: None for None or ``"none"`` (any case), else a non-blank string."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} {value!r}: must be a model dir, a hub id or an alias (None or 'none': no model)")
+    return value
 
 
 def load_pipeline(
@@ -286,10 +319,15 @@ def load_pipeline(
     layers: Sequence[Any] = (),
 ) -> LongAudioPipeline:
     """Load the ASR model (a dir or hub id, or the given ``asr``), and the VAD and punctuation models (a dir, a
-    hub id or an alias of :data:`funasr_lite.hub.aliases.MODEL_ALIASES`; None: no such stage)."""
+    hub id or an alias of :data:`funasr_lite.hub.aliases.MODEL_ALIASES`; None or ``"none"``: no such stage).
+
+    Raises:
+        ConfigError: ``vad_model`` / ``punc_model`` is not a string or is blank (before any model is loaded).
+    """
     from funasr_lite.hub.download import resolve_model
     from funasr_lite.hub.model_dir import detect_model_dir
 
+    vad_model, punc_model = _stage_name(vad_model, "vad_model"), _stage_name(punc_model, "punc_model")
     if asr is None:
         asr = Transcriber(detect_model_dir(resolve_model(model), checkpoint=checkpoint), device, layers=layers)
     vad = punc = None

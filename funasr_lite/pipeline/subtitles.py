@@ -8,9 +8,10 @@ Each cue is its 1-based index, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, the text on on
 
 """
 
+import hashlib
 from typing import Any, Dict, Sequence
 
-__all__ = ["srt_time", "format_srt", "srt_file_name"]
+__all__ = ["srt_time", "format_srt", "srt_file_name", "MAX_NAME_BYTES"]
 
 
 def srt_time(ms: int) -> str:
@@ -41,11 +42,24 @@ def format_srt(sentences: Sequence[Dict[str, Any]]) -> str:
 
 def srt_file_name(key: str) -> str:
     """``<key>.srt`` with the key percent-encoded where it is not a safe file name (``/``, ``%``, control
-    characters, a leading dot), so two keys never share a file and none escapes the subtitles dir."""
+    characters, a leading dot), so two keys never share a file and none escapes the subtitles dir.
+
+    A name longer than :data:`MAX_NAME_BYTES` in UTF-8 (file systems allow 255 bytes, and the temporary file
+    it is written through is 14 bytes longer) is cut and ends in ``~`` and the first 16 hex digits of the
+    key's SHA-256 instead; ``~`` is never in a name that was not cut, so it shares no file with another key."""
     name = "".join(f"%{ord(ch):02X}" if ch in _UNSAFE or not ch.isprintable() else ch for ch in key)
     if name.startswith("."):
         name = "%2E" + name[1:]
+    name = name.replace("~", "%7E")
+    if len(name.encode("utf-8")) + len(".srt") > MAX_NAME_BYTES:
+        tail = "~" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16] + ".srt"
+        head = name.encode("utf-8")[: MAX_NAME_BYTES - len(tail)].decode("utf-8", errors="ignore")
+        return head + tail
     return name + ".srt"
+
+
+# the longest subtitle file name, in UTF-8 bytes
+MAX_NAME_BYTES = 200
 
 
 # characters that would reach outside the dir, or make two keys' names collide

@@ -93,3 +93,18 @@ def test_utterance_hotword_file(tmp_path):
     (tmp_path / "hotword").write_text("a 电话\nz 号码\n", encoding="utf-8")
     with pytest.raises(DataDirError, match=r"hotword:2: key 'z' is not in wav.scp"):
         load_utterance_hotwords(str(tmp_path), ["a"])
+
+
+def test_a_value_without_usable_hotwords_is_a_warning(tmp_path, caplog):
+    """An empty file, one of blank lines or one of unknown words gave only an INFO line "0 hotword(s)"."""
+    caplog.set_level(logging.INFO, logger="funasr_lite")
+    for name, content in (("empty.txt", ""), ("blank.txt", "\n  \n\t\n"), ("unknown.txt", "abc\nxyz\n")):
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        caplog.clear()
+        assert parse_hotword(str(path), _tok()).ids == ()
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert f"hotword file {path} holds no usable hotwords" in warned[-1]
+    caplog.clear()
+    parse_hotword("电话", _tok())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -328,3 +328,29 @@ def test_finetune_uses_the_same_device_check():
     with pytest.raises(ConfigError, match="available: auto, cpu"):
         train_resolve("foo")
     assert train_resolve("cpu").type == "cpu"
+
+
+def test_a_plain_run_after_a_long_audio_run_leaves_no_subtitles_dir(tmp_path):
+    """The subtitles of an earlier long-audio run were removed but their empty ``subtitles/`` stayed; a dir that
+    still holds a user's file is kept."""
+    for keep in (False, True):
+        rec = tmp_path / str(keep) / "1best_recog"
+        os.makedirs(rec / "subtitles")
+        (rec / "subtitles" / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nx\n\n")
+        if keep:
+            (rec / "subtitles" / "notes.md").write_text("mine")
+        writer = outputs_mod.ResultWriter(str(rec))
+        writer.finish({"text": ""})
+        assert os.path.isdir(rec / "subtitles") == keep and not os.path.exists(rec / "subtitles" / "a.srt")
+
+
+def test_a_file_named_subtitles_stops_a_long_audio_writer_before_any_work(tmp_path):
+    """A file ``1best_recog/subtitles`` made the long-audio job fail after decoding its first recording, with
+    ``cannot write .../good.srt: File exists``; the writer now names it at once. A plain job does not need the dir."""
+    rec = tmp_path / "1best_recog"
+    os.makedirs(rec)
+    (rec / "subtitles").write_text("mine")
+    with pytest.raises(OutputError, match="subtitles/: it exists and is not a directory"):
+        outputs_mod.ResultWriter(str(rec), fields=outputs_mod.LONG_AUDIO_FIELDS, subtitles=True)
+    outputs_mod.ResultWriter(str(rec)).finish({"text": ""})
+    assert (rec / "subtitles").read_text() == "mine"

@@ -83,3 +83,29 @@ def test_hotwords_pass_through_the_python_api(seaco_dir, synth_data_dir):
     # FunASR returns ([],) when no token fires and AutoModel drops the input; we keep an empty result
     res = asr.decode_features(torch.zeros(2, 3, 560), torch.tensor([1, 3]), hotwords=hot)
     assert len(res) == 2 and (res[0]["text"], res[0]["tokens"], res[0]["timestamp"]) == ("", [], [])
+
+
+def test_bad_hotword_ids_are_a_config_error(seaco_dir, synth_data_dir):
+    """Token ids outside the vocabulary raised IndexError from the embedding, a float was truncated, a word
+    string raised ValueError; now each is a ConfigError naming the hotword."""
+    import numpy as np
+
+    from funasr_lite.errors import ConfigError
+
+    asr = load_model(seaco_dir, device="cpu")
+    size = asr.tokenizer.vocab_size
+    audio = [load_audio(next(iter(_wavs(synth_data_dir).values())), asr.sample_rate)]
+    for bad, why in (
+        ([[3], [size]], f"hotword 1 has {size}: token ids are integers in \\[0, {size}\\)"),
+        ([[-1]], "hotword 0 has -1"),
+        ([[3.5]], "hotword 0 has 3.5"),
+        ([[True]], "hotword 0 has True"),
+        ([[]], "hotword 0 is \\[\\]: expected a non-empty list"),
+        (["今天"], "hotword 0 is '今天'"),
+        ("今天", "must be a list of token-id lists"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            asr.decode_waveforms(audio, hotwords=bad)
+    ok = [np.array([4, 5]), (6,)]  # numpy and tuple ids are ids
+    assert asr.check_hotwords(ok) == [[4, 5], [6]]
+    assert asr.decode_waveforms(audio, hotwords=ok) == asr.decode_waveforms(audio, hotwords=[[4, 5], [6]])

@@ -242,3 +242,24 @@ def test_nj_two_failed_rank_then_rerun(setup, tmp_path):
     assert "shard 2-0: reusing" in done.stderr and "shard 2-1: decoding" in done.stderr, done.stderr[-3000:]
     assert "decoded 6/7 utterances (1 failed)" in done.stdout
     assert _files(os.path.join(out, "1best_recog")) == ref
+
+
+def test_a_vad_or_punctuation_job_refuses_ranks(tmp_path, monkeypatch):
+    """The long-audio job runs in one process: ``--nj 2`` is refused before any rank starts, and under torchrun
+    infer_after_finetune refused nothing and decoded the shards without the VAD and punctuation (silently)."""
+    from funasr_lite.decode.infer import run_after_finetune
+    from funasr_lite.decode.options import AfterFinetuneOptions
+    from funasr_lite.errors import ConfigError
+
+    base = dict(model=str(tmp_path), data_dir=str(tmp_path), output_dir=str(tmp_path / "out"))
+    for extra in ({"vad_model": "fsmn-vad"}, {"punc_model": "ct-punc"}):
+        with pytest.raises(ConfigError, match="runs in one process"):
+            InferOptions(**base, **extra, nj=2)
+    InferOptions(**base, vad_model="none", punc_model="none", nj=2)  # "none" switches them off
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    after = AfterFinetuneOptions(output_dir=str(tmp_path))
+    for run in (lambda o: run_inference(o), lambda o: run_after_finetune(o, after)):
+        with pytest.raises(ConfigError, match="runs in one process"):
+            run(InferOptions(**base, vad_model=str(tmp_path)))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "decode_results").exists()

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO_MODEL = os.path.join(
     ROOT, "egs_modelscope", "asr", "paraformer", "speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo", "model"
@@ -20,16 +22,17 @@ SCRIPT = """
 import json, sys
 import numpy as np
 import funasr_lite
-asr = funasr_lite.load_model(sys.argv[1], device="cpu")
+asr = funasr_lite.load_model(sys.argv[1], device="cpu", quantize=sys.argv[2] or None)
 out = asr.transcribe([np.zeros(16000, dtype=np.float32)])
-print(json.dumps({"n": len(out), "loaded": sorted(m for m in sys.argv[2:] if m in sys.modules)}))
+print(json.dumps({"n": len(out), "loaded": sorted(m for m in sys.argv[3:] if m in sys.modules)}))
 """
 
 
-def test_local_model_dir_decodes_without_slow_imports():
+@pytest.mark.parametrize("quantize", ["", "int8"])
+def test_local_model_dir_decodes_without_slow_imports(quantize):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, DEMO_MODEL, *UNWANTED],
+        [sys.executable, "-c", SCRIPT, DEMO_MODEL, quantize, *UNWANTED],
         capture_output=True,
         text=True,
         env=env,

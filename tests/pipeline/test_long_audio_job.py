@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from funasr_lite.cli.recipes import infer_after_finetune_cli, infer_cli
 from funasr_lite.decode.infer import run_inference
@@ -236,3 +237,127 @@ def test_without_vad_the_whole_file_is_decoded_as_by_transcribe(setup, synth_dat
         assert (r["text"], r["timestamp"], r["tokens"]) == (ref["text"], ref["timestamp"], ref["tokens"])
         assert r["vad_segments"] == [[0, wav.numel() * 1000 // asr.sample_rate]]
     assert odd and len({r["text"] for r in plain}) > 1
+
+
+def test_bad_python_api_input_is_a_typed_error(setup):
+    """Hotwords for a model without hotword support failed every batch, then every segment alone (a warning each)
+    before a PipelineError; a numpy array raised AttributeError; batch_size_s NaN raised ValueError and 0 or -5 were
+    taken as 1. Each is now a typed error at once."""
+    from funasr_lite.decode.transcribe import load_model
+    from funasr_lite.errors import AudioError, ConfigError
+    from funasr_lite.pipeline.long_audio import LongAudioPipeline
+
+    asr = load_model(setup[0], device="cpu")
+    pipe = LongAudioPipeline(asr, EnergyVad())
+    wav = np.zeros(16000, dtype=np.float32)
+    with pytest.raises(AudioError, match="must be a 1-D float32 torch.Tensor at 16000 Hz, got ndarray"):
+        pipe.transcribe_waveform(wav)
+    calls = []
+    asr_decode = asr.decode_waveforms
+    asr.decode_waveforms = lambda *a, **k: calls.append(1) or asr_decode(*a, **k)
+    with pytest.raises(ConfigError, match="takes no hotwords"):
+        pipe.transcribe_waveform(torch.from_numpy(wav), hotwords=[[3]])
+    assert calls == []
+    for kw in (
+        {"batch_size_s": 0},
+        {"batch_size_s": -5},
+        {"batch_size_s": float("nan")},
+        {"batch_size_threshold_s": True},
+        {"batch_size_threshold_s": 10**9},
+        {"max_segment_seconds": float("nan")},
+        {"max_segment_seconds": 0},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            LongAudioPipeline(asr, **kw)
+
+
+def test_an_offline_hub_id_names_the_stage_flag(monkeypatch):
+    """The advice at the end of the offline message said ``pass --model DIR`` for a VAD / punctuation model."""
+    import funasr_lite.hub.download as download
+    from funasr_lite.errors import HubError
+    from funasr_lite.pipeline.long_audio import resolve_stage_model
+
+    monkeypatch.setattr(download, "hub_reachable", lambda: False)
+    with pytest.raises(HubError) as e:
+        resolve_stage_model("ct-punc", "--punc_model")
+    msg = str(e.value)
+    assert msg.startswith(f"--punc_model ct-punc (alias of {MODEL_ALIASES['ct-punc']}): not in the local")
+    assert msg.endswith("and pass --punc_model DIR.") and "--model DIR" not in msg
+
+
+def test_failures_name_the_file_once_and_a_failed_job_leaves_no_dirs(setup, fake_models, tmp_path, monkeypatch):
+    """A one-sample file's reason named its path twice. A job stopped by a subtitle write error before any
+    recording was done left an empty ``1best_recog/subtitles/`` (so also ``1best_recog/`` and the output dir)."""
+    import funasr_lite.pipeline.job as job
+    from funasr_lite.decode.outputs import OutputError
+
+    model, data, vad_dir, punc_dir = setup
+    odd = tmp_path / "odd"
+    os.makedirs(odd)
+    sf.write(str(odd / "one.wav"), np.full(1, 0.1, dtype=np.float32), 16000)
+    (odd / "wav.scp").write_text(f"one {odd / 'one.wav'}\nquiet {data}/wav/quiet.wav\n", encoding="utf-8")
+    opts = dict(model=model, data_dir=str(odd), device="cpu", ncpu=1, vad_model=vad_dir, punc_model=punc_dir)
+    result = run_inference(InferOptions(output_dir=str(tmp_path / "a"), **opts))
+    assert set(result.failed) == {"one"} and result.failed["one"].count(str(odd / "one.wav")) == 1
+    assert "too short" in result.failed["one"]
+
+    def full_disk(result_dir, name, content):
+        os.makedirs(os.path.join(result_dir, "subtitles"), exist_ok=True)
+        raise OutputError(f"cannot write {name}: No space left on device (the disk is full)")
+
+    monkeypatch.setattr(job, "write_subtitles", full_disk)
+    with pytest.raises(OutputError, match="No space left"):
+        run_inference(InferOptions(output_dir=str(tmp_path / "b"), **opts))
+    assert not os.path.exists(tmp_path / "b")
+
+
+def test_any_error_of_one_recording_fails_only_it(setup, fake_models, tmp_path, monkeypatch):
+    """A ValueError / IndexError (not a RuntimeError or one of ours) from the ASR or punctuation model stopped the
+    whole job (exit 1, no outputs) instead of failing the recording; a batch failing so was not retried."""
+    from funasr_lite.decode.transcribe import Transcriber
+
+    model, data, vad_dir, punc_dir = setup
+    two = tmp_path / "two"
+    os.makedirs(two)
+    (two / "wav.scp").write_text(f"a {data}/wav/long.wav\nb {data}/wav/long.wav\n", encoding="utf-8")
+    real_decode, real_punctuate = Transcriber.decode_waveforms, EveryKPunc.punctuate
+    batches, calls = [], []
+
+    def decode(self, wavs, hotwords=None):
+        batches.append(len(wavs))
+        if len(wavs) > 1:
+            raise ValueError("a batch the model cannot take")
+        return real_decode(self, wavs, hotwords)
+
+    def punctuate(self, text):
+        calls.append(text)
+        if len(calls) == 1:
+            raise IndexError()
+        return real_punctuate(self, text)
+
+    monkeypatch.setattr(Transcriber, "decode_waveforms", decode)
+    monkeypatch.setattr(EveryKPunc, "punctuate", punctuate)
+    opts = InferOptions(
+        model=model, data_dir=str(two), output_dir=str(tmp_path / "o"), device="cpu", ncpu=1, vad_model=vad_dir,
+        punc_model=punc_dir, batch_size_s=20,
+    )  # fmt: skip
+    result = run_inference(opts)
+    assert max(batches) > 1 and 1 in batches  # batches failed and were decoded segment by segment
+    assert set(result.failed) == {"a"} and result.failed["a"].endswith("long.wav: IndexError")
+    texts = _by_key(tmp_path / "o" / "1best_recog" / "text")
+    assert set(texts) == {"b"} and texts["b"].endswith("。")
+    assert os.listdir(tmp_path / "o" / "1best_recog" / "subtitles") == ["b.srt"]
+
+
+def test_load_pipeline_takes_none_and_refuses_blank_stage_names_before_loading(setup, monkeypatch):
+    """``vad_model="none"`` (the recipes' word for no model) went to the hub as a model name, and ``vad_model=5``
+    raised AttributeError, each after the ASR model had been loaded."""
+    import funasr_lite.pipeline.long_audio as long_audio
+    from funasr_lite.errors import ConfigError
+
+    pipe = long_audio.load_pipeline(setup[0], vad_model="none", punc_model="None", device="cpu")
+    assert pipe.vad is None and pipe.punc is None
+    monkeypatch.setattr(long_audio, "Transcriber", lambda *a, **k: pytest.fail("the ASR model was loaded"))
+    for kw in ({"vad_model": 5}, {"punc_model": ""}, {"punc_model": "  "}, {"vad_model": ["fsmn-vad"]}):
+        with pytest.raises(ConfigError, match=f"{next(iter(kw))} .*must be a model dir, a hub id or an alias"):
+            long_audio.load_pipeline(setup[0], device="cpu", **kw)

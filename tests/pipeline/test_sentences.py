@@ -140,3 +140,19 @@ def test_srt_file_name_stays_in_the_dir_and_is_unique():
     names = [srt_file_name(k) for k in ["a/b", "a%2Fb", "..", ".hidden", "a\\b", "a\tb"]]
     assert len(set(names)) == len(names)
     assert all("/" not in n and "\\" not in n and not n.startswith(".") for n in names)
+
+
+def test_srt_file_name_of_a_long_key_fits_a_file_system(tmp_path):
+    """Kaldi keys may be any length; a name over 255 bytes (here 300 ASCII or 270 UTF-8 bytes) cannot be created,
+    and stopped the whole job. Long names are cut and end in a hash of the key, still one file per key."""
+    from funasr_lite.decode.outputs import write_subtitles
+    from funasr_lite.pipeline.subtitles import MAX_NAME_BYTES
+
+    keys = ["k" * 300, "k" * 299 + "j", "我" * 90, "我" * 90 + "x", "k" * 196, "a~b"]
+    names = [srt_file_name(k) for k in keys]
+    assert len(set(names)) == len(names)
+    assert all(len(n.encode("utf-8")) <= MAX_NAME_BYTES and n.endswith(".srt") for n in names)
+    assert names[4] == "k" * 196 + ".srt" and "~" not in names[4] + names[5]  # only a cut name holds a '~'
+    for key, name in zip(keys, names):
+        write_subtitles(str(tmp_path), name, key)
+        assert (tmp_path / "subtitles" / name).read_text(encoding="utf-8") == key

@@ -36,6 +36,7 @@ DEFAULTS = dict(
     nj=1,  # local processes, each decoding a shard (FunASR 0.x's njob); >1 starts them with torchrun
     max_duration=600.0,  # longer utterances are refused (split them with a VAD)
     checkpoint=None,  # a weights file inside the model dir, instead of model.pt / model.pb
+    quantize=None,  # int8: dynamic int8 Linear layers (CPU only, faster); None: fp32
 )
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ DEFAULTS = dict(
     nj=1,  # local processes (FunASR 0.x's njob), each with ncpu threads
     max_duration=600.0,
     checkpoint=None,
+    quantize=None,
 )
 
 if __name__ == "__main__":
