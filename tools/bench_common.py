@@ -184,6 +184,143 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
     return out_dir, params
 
 
+# Hotword models at the sizes of their ModelScope configs (paraformer-zh =
+# speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch, and
+# speech_paraformer-large-contextual_asr_nat-zh-cn-16k-common-vocab8404): the keys that differ from paraformer-large.
+HOTWORD_KINDS = ("seaco", "contextual")
+SEACO_NO_BIAS = 8377
+
+
+def hotword_config(kind: str) -> Dict[str, Any]:
+    """The paraformer-large-shaped config turned into a SeacoParaformer or ContextualParaformer one."""
+    config = large_config()
+    if kind == "seaco":
+        config["model"] = "SeacoParaformer"
+        config["predictor"] = "CifPredictorV3"
+        config["predictor_conf"].update(
+            smooth_factor2=0.25, noise_threshold2=0.01, upsample_times=3, use_cif1_cnn=False, upsample_type="cnn_blstm"
+        )
+        config["model_conf"].update(
+            inner_dim=512,
+            bias_encoder_type="lstm",
+            bias_encoder_bid=False,
+            seaco_lsm_weight=0.1,
+            seaco_length_normalized_loss=True,
+            train_decoder=True,
+            NO_BIAS=SEACO_NO_BIAS,
+        )
+        config["seaco_decoder"] = "ParaformerSANMDecoder"
+        config["seaco_decoder_conf"] = dict(
+            attention_heads=4,
+            linear_units=1024,
+            num_blocks=4,
+            dropout_rate=0.1,
+            positional_dropout_rate=0.1,
+            self_attention_dropout_rate=0.1,
+            src_attention_dropout_rate=0.1,
+            kernel_size=21,
+            sanm_shfit=0,
+            use_output_layer=False,
+            wo_input_layer=True,
+        )
+    elif kind == "contextual":
+        config["model"] = "ContextualParaformer"
+        config["decoder"] = "ContextualParaformerDecoder"
+        config["model_conf"].update(inner_dim=512, bias_encoder_type="lstm")
+    else:
+        raise ValueError(f"unknown hotword model kind {kind!r}; one of {HOTWORD_KINDS}")
+    return config
+
+
+def _funasr_model_state(kind: str, config: Dict[str, Any], vocab_size: int, seed: int):
+    """Random weights of FunASR's own class for ``kind`` (its parameter names), and the parameter count."""
+    import torch
+
+    if kind == "seaco":
+        from funasr.models.seaco_paraformer.model import SeacoParaformer as cls
+
+        extra = {"seaco_decoder": config["seaco_decoder"], "seaco_decoder_conf": config["seaco_decoder_conf"]}
+    else:
+        from funasr.models.contextual_paraformer.model import ContextualParaformer as cls
+
+        extra = {}
+    torch.manual_seed(seed)
+    model = cls(
+        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
+        ctc_conf=config["ctc_conf"],
+        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
+        vocab_size=vocab_size,
+        **config["model_conf"],
+        **extra,
+    )
+    return model.state_dict(), sum(p.numel() for p in model.parameters())
+
+
+def spread_hotword_weights(kind: str, state: Dict[str, Any], seed: int) -> Dict[str, Any]:
+    """Make the hotword path of random weights matter: SeACo's hotword head says "no bias" at most positions
+    (NO_BIAS bias +3) and something else at some; Contextual's hotword attention gets a large share of
+    ``bias_output`` and large hotword embeddings."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 7)
+    state = dict(state)
+    if kind == "seaco":
+        w = state["hotword_output_layer.weight"]
+        state["hotword_output_layer.weight"] = torch.randn(w.shape, generator=g) * 0.5
+        bias = state["hotword_output_layer.bias"].clone()
+        bias[SEACO_NO_BIAS] += 3.0
+        state["hotword_output_layer.bias"] = bias
+    else:
+        w = state["decoder.bias_output.weight"]
+        d = w.shape[0]
+        state["decoder.bias_output.weight"] = torch.cat([w[:, :d], torch.randn(d, d, 1, generator=g) * 0.1], dim=1)
+        state["bias_embed.weight"] = torch.randn(state["bias_embed.weight"].shape, generator=g) * 3
+    return state
+
+
+def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int = 0) -> Tuple[str, int]:
+    """Write (or reuse) a SeACo- or Contextual-large-shaped model dir with weights from FunASR's own class and a
+    ``seg_dict`` mapping each character to itself (so hotwords tokenize into characters); returns (dir, #params)."""
+    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
+        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
+    config = hotword_config(kind)
+    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "kind": kind, "v": 1})
+    stamp_path = os.path.join(out_dir, "bench_stamp.json")
+    if os.path.exists(stamp_path):
+        with open(stamp_path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old.get("stamp") == stamp and os.path.exists(os.path.join(out_dir, "model.pt")):
+            return out_dir, int(old["params"])
+    from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
+    from model_shapes import spread_weights
+
+    tokens = token_list()
+    state, params = _funasr_model_state(kind, config, len(tokens), seed)
+    state = spread_hotword_weights(kind, spread_weights(state, seed), seed)
+    mean, std, _, _ = data_dir_cmvn(data_dir, config["frontend_conf"], stats_on="lfr", max_utts=CMVN_UTTS)
+    os.makedirs(out_dir, exist_ok=True)
+    seg = {t: [t] for t in tokens[3:-1]}
+    write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state, seg_dict=seg)
+    with open(stamp_path, "w", encoding="utf-8") as f:
+        json.dump({"stamp": stamp, "params": params}, f)
+    return out_dir, params
+
+
+def make_hotwords(num: int, seed: int = 0) -> List[str]:
+    """``num`` distinct hotwords of 2-4 characters, all in :func:`token_list` (a hotword with a character outside
+    it would be dropped by funasr-lite and kept as ``<unk>`` by FunASR, and the two would decode different lists)."""
+    rng = random.Random(seed * 7919 + num)
+    chars = token_list()[3:-1]
+    words: List[str] = []
+    seen = set()
+    while len(words) < num:
+        w = "".join(rng.choice(chars) for _ in range(rng.randint(2, 4)))
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words
+
+
 def ensure_data_dir(out_dir: str, num_utts: int, seed: int = 0) -> Dict[str, float]:
     """Build the data dir unless ``out_dir/bench_stamp.json`` says it is already there."""
     stamp = _stamp({"num_utts": num_utts, "seed": seed, "v": 1})

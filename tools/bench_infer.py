@@ -2,6 +2,9 @@
 """Benchmark funasr-lite against FunASR's AutoModel on a paraformer-large-shaped model.
 
 Usage:
+    # SeACo (paraformer-zh) / Contextual Paraformer-large shapes with 50 hotwords, the same hotword file both sides
+    python tools/bench_infer.py --model_kind seaco --num_hotwords 50 --repeat 2
+    python tools/bench_infer.py --model_kind contextual --num_hotwords 50 --repeat 2
     # defaults: 60 utterances of 2-6 s, 2 threads, CPU, cache in /tmp/funasr_lite_bench
     python tools/bench_infer.py
     python tools/bench_infer.py --num_utts 60 --threads 2 --batch_size 16 \\
@@ -19,6 +22,14 @@ What it does:
    kernel 11), CIF predictor, SANM decoder 16 blocks, 8404 tokens, ~220 M
    parameters, random weights made non-degenerate (CIF fires about every third
    frame, the output layer is scaled so the argmax varies), dither 0;
+   With ``--model_kind seaco`` or ``contextual`` the model dir is built from FunASR's own
+   ``SeacoParaformer`` / ``ContextualParaformer`` class at the sizes of
+   speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch /
+   speech_paraformer-large-contextual_asr_nat-zh-cn-16k-common-vocab8404 (hotword paths
+   scaled so that hotwords change outputs), with a character ``seg_dict``, and the lite and
+   funasr sides (the only ones run for these kinds) decode with the same ``--num_hotwords``
+   hotwords (a .txt file, one per line: ``--hotword FILE`` for funasr-lite,
+   ``generate(..., hotword=FILE)`` for FunASR);
 2. runs funasr-lite's data-dir job (``funasr_lite.decode.infer.run_inference``, batches of
    ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (batch size 1:
    AutoModel forces it on CPU) each in its own fresh Python process with
@@ -61,7 +72,7 @@ def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     busy0, own0 = bc.system_busy_seconds(), bc.children_cpu_seconds()
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT, env=child_env())
     wall = time.perf_counter() - start
     busy1, own1 = bc.system_busy_seconds(), bc.children_cpu_seconds()
     if proc.returncode != 0 or not os.path.exists(result_path):
@@ -74,6 +85,14 @@ def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     # CPU time other processes used while this child ran: > 0 means the timings are not clean
     result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
     return result
+
+
+def child_env() -> Dict[str, str]:
+    """The children's environment: ours, with OMP_WAIT_POLICY=PASSIVE unless it is set (FunASR's BiLSTM heads
+    are many times slower with OpenMP's default spin-waiting on a busy machine)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
 
 def child_main(name: str, spec_path: str, result_path: str) -> int:
@@ -188,6 +207,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument(
         "--funasr_batch_size", type=int, default=1, help="AutoModel's batch_size (it forces 1 on CPU anyway)"
     )
+    p.add_argument(
+        "--model_kind",
+        default="paraformer",
+        choices=["paraformer", *bc.HOTWORD_KINDS],
+        help="paraformer: Paraformer-large; seaco: SeacoParaformer (paraformer-zh); contextual: ContextualParaformer "
+        "(these two run the lite and funasr sides only)",
+    )
+    p.add_argument("--num_hotwords", type=int, default=50, help="hotwords given to both sides (seaco/contextual only)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
     p.add_argument("--work_dir", default="/tmp/funasr_lite_bench", help="cache for the model/data dirs, logs, outputs")
     p.add_argument("--json", default=None, help="result JSON (default WORK_DIR/bench_infer.json)")
@@ -258,6 +285,10 @@ def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, float, Optio
     )
     if args.model_dir:
         model_dir, params = os.path.abspath(args.model_dir), 0
+    elif args.model_kind != "paraformer":
+        model_dir, params = bc.build_hotword_model_dir(
+            os.path.join(work, f"model_{args.model_kind}_s{args.seed}"), data_dir, args.model_kind, seed=args.seed
+        )
     else:
         model_dir, params = bc.build_model_dir(
             os.path.join(work, f"model_large_s{args.seed}"), data_dir, seed=args.seed
@@ -276,10 +307,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return child_main(args._child, args._spec, args._result)
     sides = ["lite"] if args.skip_funasr else [s for s in args.sides.split(",") if s]
     unknown = [s for s in sides if s not in CHILDREN]
-    if min(args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat) < 1 or unknown:
+    if args.model_kind != "paraformer":
+        sides = [s for s in sides if s in ("lite", "funasr")]
+    counts = (args.num_utts, args.threads, args.batch_size, args.funasr_batch_size, args.repeat, args.num_hotwords)
+    if min(counts) < 1 or unknown:
         print(
-            "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size and --repeat must be "
-            f">= 1, and --sides a list of {', '.join(DEFAULT_SIDES)}",
+            "bench_infer.py: error: --num_utts, --threads, --batch_size, --funasr_batch_size, --repeat and "
+            f"--num_hotwords must be >= 1, and --sides a list of {', '.join(DEFAULT_SIDES)}",
             file=sys.stderr,
         )
         return 1
@@ -290,8 +324,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, RuntimeError) as e:
         print(f"bench_infer.py: error: cannot prepare the benchmark in {work}: {e}", file=sys.stderr)
         return 1
+    hotword_file = None
+    if args.model_kind != "paraformer":
+        hotword_file = os.path.join(work, f"hotwords_{args.num_hotwords}_s{args.seed}.txt")
+        with open(hotword_file, "w", encoding="utf-8") as f:
+            f.writelines(w + "\n" for w in bc.make_hotwords(args.num_hotwords, args.seed))
+        print(
+            f"model: {args.model_kind}, {args.num_hotwords} hotwords ({hotword_file}); "
+            f"OMP_WAIT_POLICY={child_env()['OMP_WAIT_POLICY']} in every child",
+            flush=True,
+        )
     warm_page_cache(os.path.join(model_dir, "model.pt"))
     spec = {
+        "hotword": hotword_file,
         "model_dir": model_dir,
         "data_dir": data_dir,
         "work_dir": work,

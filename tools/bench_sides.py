@@ -100,6 +100,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         output_dir=out_dir,
         device=spec["device"],
         ncpu=spec["threads"],
+        hotword=spec.get("hotword"),
     )
     failed: Dict[str, str] = {}
 
@@ -149,7 +150,8 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         f.writelines(f"{k} {p}\n" for k, p in _read_scp(spec["data_dir"]).items())
 
     def decode() -> Dict[str, str]:
-        return {r["key"]: r.get("text", "") for r in model.generate(input=scp)}
+        extra = {"hotword": spec["hotword"]} if spec.get("hotword") else {}
+        return {r["key"]: r.get("text", "") for r in model.generate(input=scp, **extra)}
 
     out = _timed_decode(spec, t0, c0, decode, profile)
     out["threads"] = torch.get_num_threads()
