@@ -370,3 +370,65 @@ def test_tool_unwritable_output(tmp_path, capsys):
 def test_tool_usage_error(capsys):
     status, _, stderr = _main(capsys, "only-one-arg")
     assert status == 2 and "usage" in stderr.lower()
+
+
+def _quadratic_align(ref, hyp):
+    """The textbook O(n*m) Python alignment with the module's tie rules, as the oracle of the numpy one."""
+    from funasr_lite.decode.cer import COR, DEL, INS, SUB, AlignedPair
+
+    n, m = len(hyp), len(ref)
+    cost = [[j if i == 0 else (i if j == 0 else 0) for j in range(m + 1)] for i in range(n + 1)]
+    step = [[DEL if i == 0 and j else (INS if j == 0 and i else COR) for j in range(m + 1)] for i in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            if hyp[i - 1] == ref[j - 1]:
+                cost[i][j] = cost[i - 1][j - 1]
+                continue
+            best, op = cost[i - 1][j - 1], SUB
+            if cost[i - 1][j] < best:
+                best, op = cost[i - 1][j], INS
+            if cost[i][j - 1] < best:
+                best, op = cost[i][j - 1], DEL
+            cost[i][j], step[i][j] = best + 1, op
+    out, i, j = [], n, m
+    while i > 0 or j > 0:
+        op = step[i][j]
+        if op in (COR, SUB):
+            out.append(AlignedPair(op, ref[j - 1], hyp[i - 1]))
+            i, j = i - 1, j - 1
+        elif op == INS:
+            out.append(AlignedPair(INS, "", hyp[i - 1]))
+            i -= 1
+        else:
+            out.append(AlignedPair(DEL, ref[j - 1], ""))
+            j -= 1
+    return out[::-1]
+
+
+def test_align_equals_the_quadratic_oracle_on_random_pairs():
+    import random
+
+    from funasr_lite.decode.cer import align
+
+    rng = random.Random(7)
+    for _ in range(800):
+        ref = [rng.choice("abcd") for _ in range(rng.randint(0, 10))]
+        hyp = [rng.choice("abcd") for _ in range(rng.randint(0, 10))]
+        assert align(ref, hyp) == _quadratic_align(ref, hyp), (ref, hyp)
+
+
+def test_align_of_an_hour_long_utterance_is_fast_and_small():
+    """An hour of speech is ~16 k characters: the traceback takes one byte per cell (was Python lists of
+    n x m objects: about 10 GB peak RSS in the long-audio job's CER)."""
+    import random
+    import time
+
+    from funasr_lite.decode.cer import align
+
+    rng = random.Random(3)
+    ref = [rng.choice("一二三四五六七八九十") for _ in range(4000)]
+    hyp = [rng.choice("一二三四五六七八九十") for _ in range(4000)]
+    start = time.perf_counter()
+    ali = align(ref, hyp)
+    assert time.perf_counter() - start < 20
+    assert [p.ref for p in ali if p.ref] == ref and [p.hyp for p in ali if p.hyp] == hyp
