@@ -462,8 +462,9 @@ def load_model(
         quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
             ConfigError); None: fp32.
     """
-    resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype fails before any download or load
-    check_quantize(quantize, resolve_device(device))
+    target = resolve_device(device)  # a bad device, dtype or quantize mode fails before any download or load
+    resolve_dtype(dtype, target)
+    check_quantize(quantize, target)
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
         detect_model_dir(resolve_model(model), checkpoint=checkpoint),

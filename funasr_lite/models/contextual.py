@@ -16,7 +16,6 @@ targets (:func:`funasr_lite.models.hotword_sampling.sample_hotwords`, as FunASR'
 ``AudioDatasetHotword`` does), or of the ``hotword_pad`` given.
 """
 
-import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -39,7 +38,6 @@ __all__ = ["ContextualParaformerDecoder", "ContextualParaformer"]
 # model's ``sos`` ends the list)
 NO_HOTWORD_ID = 1
 # the keyword arguments ContextualParaformer passes on to Paraformer
-_PARAFORMER_ARGS = frozenset(inspect.signature(Paraformer.__init__).parameters) - {"self"}
 
 
 class ContextualBiasDecoder(nn.Module):
@@ -185,32 +183,8 @@ class ContextualParaformer(Paraformer):
 
     def __init__(
         self,
-        specaug: Optional[str] = None,
-        specaug_conf: Optional[Dict[str, Any]] = None,
-        normalize: Optional[str] = None,
-        normalize_conf: Optional[Dict[str, Any]] = None,
-        encoder: str = "SANMEncoder",
-        encoder_conf: Optional[Dict[str, Any]] = None,
+        *args: Any,
         decoder: str = "ContextualParaformerDecoder",
-        decoder_conf: Optional[Dict[str, Any]] = None,
-        ctc: Optional[str] = None,
-        ctc_conf: Optional[Dict[str, Any]] = None,
-        predictor: str = "CifPredictorV2",
-        predictor_conf: Optional[Dict[str, Any]] = None,
-        ctc_weight: float = 0.5,
-        input_size: int = 80,
-        vocab_size: int = -1,
-        ignore_id: int = -1,
-        blank_id: int = 0,
-        sos: Optional[int] = 1,
-        eos: Optional[int] = 2,
-        lsm_weight: float = 0.0,
-        length_normalized_loss: bool = False,
-        predictor_weight: float = 0.0,
-        predictor_bias: int = 0,
-        sampling_ratio: float = 0.2,
-        share_embedding: bool = False,
-        use_1st_decoder_loss: bool = False,
         inner_dim: int = 256,
         bias_encoder_type: str = "lstm",
         use_decoder_embedding: bool = False,
@@ -218,12 +192,12 @@ class ContextualParaformer(Paraformer):
         crit_attn_weight: float = 0.0,
         crit_attn_smooth: float = 0.0,
         target_buffer_length: int = -1,
+        **kwargs: Any,
     ):
-        paraformer_args = {k: v for k, v in locals().items() if k in _PARAFORMER_ARGS}
-        super().__init__(**paraformer_args)
+        super().__init__(*args, decoder=decoder, **kwargs)
         if not isinstance(self.decoder, ContextualParaformerDecoder):
             raise ValueError(f"ContextualParaformer: the decoder must be ContextualParaformerDecoder, got {decoder}")
-        if share_embedding:
+        if self.share_embedding:
             raise ValueError("ContextualParaformer: share_embedding=True is unsupported")
         if bias_encoder_type != "lstm":
             raise ValueError(f"ContextualParaformer: bias_encoder_type={bias_encoder_type!r} unsupported (only 'lstm')")
