@@ -2,7 +2,8 @@
 ``funasr_lite.punc``: an energy VAD and a punctuation model that marks every k-th token, both deterministic."""
 
 from dataclasses import dataclass
-from typing import List
+from types import SimpleNamespace
+from typing import List, Optional
 
 import torch
 
@@ -74,14 +75,18 @@ class EveryKPunc:
 class HashAsr:
     """A deterministic stand-in for a Transcriber: the text of a waveform depends on its samples. Some
     segments get no tokens; tokens are space-separated CJK characters (as BiCif's text) with one
-    ``[start_ms, end_ms]`` each, relative to the segment. ``decode_waveforms`` records each batch's size."""
+    ``[start_ms, end_ms]`` each, relative to the segment. ``decode_waveforms`` records each batch's size and
+    audio seconds; ``options`` bounds the pipeline's forward passes as a Transcriber's decoding options do
+    (by default no bound: each FunASR batch is one forward pass)."""
 
     sample_rate = 16000
     CHARS = "今天是二零一三四五六七八九十年月日号电话码下午点分开会"
 
-    def __init__(self, spaced: bool = True):
+    def __init__(self, spaced: bool = True, batch_size: int = 10**6, batch_seconds: Optional[float] = None):
         self.spaced = spaced
+        self.options = SimpleNamespace(batch_size=batch_size, batch_seconds=batch_seconds)
         self.batch_sizes: List[int] = []
+        self.batch_seconds: List[float] = []
 
     def decode_one(self, wav) -> dict:
         wav = torch.as_tensor(wav, dtype=torch.float32)
@@ -102,4 +107,5 @@ class HashAsr:
     def decode_waveforms(self, wavs, hotwords=None) -> List[dict]:
         assert hotwords is None, "the stand-in ASR takes no hotwords"
         self.batch_sizes.append(len(wavs))
+        self.batch_seconds.append(sum(w.numel() for w in wavs) / self.sample_rate)
         return [self.decode_one(w) for w in wavs]

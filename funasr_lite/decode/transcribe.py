@@ -424,7 +424,8 @@ def require_finite(x: torch.Tensor, lens: torch.Tensor, what: str) -> None:
     """Raise :class:`NonFiniteError` when a (B, T, ...) batch holds NaN/Inf in the first ``lens[b]`` steps of a
     row (padding is not looked at), naming ``what`` and the rows; the caller decodes the rows one by one."""
     steps = torch.arange(x.size(1), device=x.device)[None, :] < lens.to(x.device)[:, None]
-    bad = (~torch.isfinite(x)).flatten(2).any(-1) & steps
+    flat = x.flatten(2)  # NaN propagates through amax/amin: no (B, T, ...) temporaries (logits are 70+ MB)
+    bad = ~(torch.isfinite(flat.amax(-1)) & torch.isfinite(flat.amin(-1))) & steps
     if bool(bad.any()):
         rows = torch.nonzero(bad.any(-1)).flatten().tolist()
         where = f" (batch rows {rows})" if x.size(0) > 1 else ""

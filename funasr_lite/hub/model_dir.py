@@ -19,7 +19,7 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -173,12 +173,14 @@ def load_failure(e: Exception, size: int) -> str:
     return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
 
 
-def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+def load_state_dict(path: str, mmap: bool = False, unchecked: Sequence[str] = ()) -> Dict[str, torch.Tensor]:
     """Load a weights file safely (``weights_only=True``) and unwrap it.
 
     Accepts a bare state_dict, or one wrapped under ``state_dict``,
     ``model_state_dict`` or ``model`` (FunASR's ``model.pt.ep*`` and our own
-    ``checkpoint.pb``); strips a DDP ``module.`` prefix.
+    ``checkpoint.pb``); strips a DDP ``module.`` prefix. Every floating-point tensor is checked to be finite,
+    except those named in ``unchecked``: the caller checks them where it reads them (with ``mmap``, a large
+    embedding whose rows are looked up then stays on disk instead of being read whole).
 
     Raises:
         CheckpointError: missing, truncated or corrupt file; a pickle that
@@ -203,7 +205,7 @@ def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
-    check_finite(obj, path)
+    check_finite({k: v for k, v in obj.items() if k not in unchecked} if unchecked else obj, path)
     logger.info("loaded weights %s (%.1f MB, %d tensors)", path, size / 1e6, len(obj))
     return obj
 

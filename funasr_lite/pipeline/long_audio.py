@@ -10,9 +10,10 @@ Steps, as FunASR takes them:
 
 1. the VAD splits the waveform into ``[[start_ms, end_ms], ...]`` (no VAD: one segment, the whole file);
 2. the segments are sorted by length (stable) and cut into batches by :func:`segment_batches`; each batch is
-   sliced out of the waveform (``samples = ms * rate // 1000``), decoded, and freed, so memory follows the
-   batch, not the file (our decode is padding-invariant: the batching changes no text, token or time, only the
-   last digits of a score, a float sum over a padded batch);
+   sliced out of the waveform (``samples = ms * rate // 1000``), decoded in forward passes of at most the ASR
+   model's ``batch_size`` segments and ``batch_seconds`` seconds of audio (a longer segment alone), and freed,
+   so memory follows the forward pass, not the batch or the file (our decode is padding-invariant: the
+   batching changes no text, token or time, only the last digits of a score, a float sum over a padded batch);
 3. each segment's token times are shifted by its start; the texts are joined (:mod:`~funasr_lite.pipeline.
    sentences`); tokens, ids, times follow in time order and the scores add up;
 4. the punctuation model punctuates the joined text; sentences are cut at its marks, or are the VAD segments
@@ -30,7 +31,7 @@ import torch
 
 from funasr_lite.data.audio import MIN_FRAME_MS
 from funasr_lite.decode.options import MAX_BATCH_SIZE
-from funasr_lite.decode.transcribe import Transcriber
+from funasr_lite.decode.transcribe import Transcriber, make_batches
 from funasr_lite.errors import AudioError, ConfigError, FunasrLiteError, ModelDirError
 from funasr_lite.pipeline.sentences import (
     join_raw_texts,
@@ -227,7 +228,8 @@ class LongAudioPipeline:
         progress: Optional[Callable[[float], None]],
         hotwords: Optional[Sequence[Sequence[int]]] = None,
     ) -> List[Dict[str, Any]]:
-        """ASR results of ``segments`` (in their order), decoded in :func:`segment_batches` batches."""
+        """ASR results of ``segments`` (in their order), decoded in :func:`segment_batches` batches, each in
+        forward passes bounded by the ASR's ``batch_size`` and ``batch_seconds``."""
         rate = self.sample_rate
         min_samples = int(rate * MIN_FRAME_MS / 1000.0)
         if self.max_segment_seconds is not None:
@@ -243,11 +245,13 @@ class LongAudioPipeline:
             views = {i: wav[self._samples(segments[i], wav.numel())] for i in batch}
             for i in [i for i in batch if views[i].numel() < min_samples]:  # shorter than one frame: nothing said
                 pieces[i] = {"text": "", "tokens": [], "token_ids": [], "score": 0.0, "timestamp": []}
-            todo = [i for i in batch if pieces[i] is None]
-            if todo:
-                self._decode_retrying(todo, views, segments, pieces, hotwords)
-            if progress is not None:
-                progress(sum(segments[i][1] - segments[i][0] for i in batch) / 1000.0)
+            todo = {i: (segments[i][1] - segments[i][0]) / 1000.0 for i in batch if pieces[i] is None}
+            for forward in make_batches(todo, self.asr.options.batch_size, self.asr.options.batch_seconds):
+                self._decode_retrying(forward, views, segments, pieces, hotwords)
+                if progress is not None:
+                    progress(sum(todo[i] for i in forward))
+            if progress is not None and len(todo) < len(batch):
+                progress(sum(segments[i][1] - segments[i][0] for i in batch if i not in todo) / 1000.0)
         self.stage_seconds["asr"] += time.perf_counter() - t0
         return pieces  # type: ignore[return-value]
 

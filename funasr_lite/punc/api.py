@@ -7,7 +7,8 @@
 
 ``punctuate(text)`` returns what FunASR 1.4.16's ``AutoModel(model=dir).generate(input=text)[0]`` returns
 (``text``; ``punc_array`` as ``punc_ids``) for the same weights. The weights load memory-mapped onto a model
-built on the meta device, so the 272727 x 256 embedding is never randomly initialised.
+built on the meta device, so the 272727 x 256 embedding is never randomly initialised, and its rows are read
+from the file only when a text uses them (they are checked to be finite then, not all at load time).
 """
 
 import logging
@@ -20,7 +21,7 @@ import torch
 from funasr_lite.data.tokenizer import load_token_list
 from funasr_lite.errors import CheckpointError, ConfigError, ModelDirError
 from funasr_lite.hub.download import resolve_model
-from funasr_lite.hub.model_dir import load_state_dict, load_weights_strict
+from funasr_lite.hub.model_dir import NonFiniteWeightsError, load_state_dict, load_weights_strict
 from funasr_lite.models.ct_transformer import CTTransformer
 from funasr_lite.punc.config import FULL_WIDTH_MARKS, PuncConfig, load_punc_config
 from funasr_lite.punc.model_dir import PuncModelDir, detect_punc_dir
@@ -31,6 +32,8 @@ from funasr_lite.utils.device import resolve_device
 __all__ = ["PuncResult", "PuncModel", "load_punc"]
 
 logger = logging.getLogger(__name__)
+
+EMBED_KEY = "embed.weight"  # the token embedding's name in the checkpoint
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,9 @@ class PuncModel:
 
     def _load_weights(self) -> CTTransformer:
         path = self.model_dir.checkpoint
-        state = load_state_dict(path, mmap=True)
+        state = load_state_dict(path, mmap=True, unchecked=(EMBED_KEY,))  # rows: checked in _forward
         for key, rows, what in (
-            ("embed.weight", len(self.vocab), f"the token list ({self.model_dir.tokens or self.model_dir.config})"),
+            (EMBED_KEY, len(self.vocab), f"the token list ({self.model_dir.tokens or self.model_dir.config})"),
             ("decoder.weight", len(self._punc_list), f"model_conf.punc_list ({self.model_dir.config})"),
         ):
             if key in state and state[key].shape[0] != rows:
@@ -121,10 +124,30 @@ class PuncModel:
         """Class id -> punctuation mark (``"_"``: none), as config.yaml lists it."""
         return list(self._punc_list)
 
+    def _forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (B, N, classes) of token ids (B, N); first checks that the embedding rows used are finite
+        (the load reads no row of the memory-mapped embedding, see :meth:`_load_weights`).
+
+        Raises:
+            NonFiniteWeightsError: a used row holds NaN/Inf (a diverged or corrupt checkpoint).
+        """
+        used = x.unique()
+        rows = self.model.embed.weight[used]
+        bad = ~torch.isfinite(rows).all(-1)
+        if bool(bad.any()):
+            ids = used[bad].tolist()
+            raise NonFiniteWeightsError(
+                f"{self.model_dir.checkpoint}: tensor {EMBED_KEY} holds NaN/Inf values in the rows of token ids "
+                f"{ids[:10]}{' ...' if len(ids) > 10 else ''}: the weights are not finite (a diverged training run "
+                "or a corrupt file); use another checkpoint"
+            )
+        logits, _ = self.model(x, lengths)
+        return logits
+
     @torch.inference_mode()
     def _classify(self, ids: List[int]) -> List[int]:
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        logits, _ = self.model(x, torch.tensor([len(ids)], device=self.device))
+        logits = self._forward(x, torch.tensor([len(ids)], device=self.device))
         return logits[0].topk(1, dim=-1).indices[:, 0].tolist()
 
     @torch.inference_mode()
@@ -134,7 +157,7 @@ class PuncModel:
         x = torch.zeros(len(windows), max(lengths), dtype=torch.long)
         for row, w in enumerate(windows):
             x[row, : len(w)] = torch.tensor(w, dtype=torch.long)
-        logits, _ = self.model(x.to(self.device), torch.tensor(lengths, device=self.device))
+        logits = self._forward(x.to(self.device), torch.tensor(lengths, device=self.device))
         best = logits.topk(1, dim=-1).indices[..., 0].tolist()
         return [row[:n] for row, n in zip(best, lengths)]
 

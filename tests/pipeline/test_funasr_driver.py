@@ -104,6 +104,25 @@ def test_matches_funasr_inference_with_vad(seed, punc_cls):
     assert any(not HashAsr().decode_one(wav[s * 16 : e * 16])["text"] for s, e in segments)
 
 
+@pytest.mark.parametrize("batch_size, batch_seconds", [(3, None), (10**6, 5.0), (4, 8.0)])
+def test_forward_passes_follow_the_asr_batch_bounds_and_change_nothing(batch_size, batch_seconds):
+    """Each FunASR batch is decoded in forward passes of at most the ASR's batch_size segments and batch_seconds
+    of audio (a longer segment alone); the result and the progress total equal one pass per FunASR batch."""
+    wav, segments = _random_case(1)
+    whole, bounded = HashAsr(), HashAsr(batch_size=batch_size, batch_seconds=batch_seconds)
+    ref = LongAudioPipeline(whole, _ListVad(segments), EveryKPunc(), batch_size_s=300).transcribe_waveform(wav)
+    seen = []
+    ours = LongAudioPipeline(bounded, _ListVad(segments), EveryKPunc(), batch_size_s=300).transcribe_waveform(
+        wav, progress=seen.append
+    )
+    assert ours == ref
+    assert len(bounded.batch_sizes) > len(whole.batch_sizes)
+    assert all(n <= batch_size for n in bounded.batch_sizes)
+    if batch_seconds:
+        assert all(s <= batch_seconds or n == 1 for n, s in zip(bounded.batch_sizes, bounded.batch_seconds))
+    assert sum(seen) == pytest.approx(wav.numel() / 16000)
+
+
 def test_without_punctuation_matches_funasr_raw_text():
     wav, segments = _random_case(5)
     ref, _ = _funasr_run(wav, segments, HashAsr(), None, 300, 60)

@@ -109,3 +109,34 @@ def test_config_named_jieba_dict_missing(model_dir):
     _edit_config(model_dir, lambda c: c.update(jieba_usr_dict="words.dict"))
     with pytest.raises(ModelDirError, match=r"config.yaml: jieba_usr_dict words.dict: no such file"):
         load_punc(str(model_dir), device="cpu")
+
+
+def test_non_finite_weights(model_dir):
+    """The embedding's rows are checked when a text uses them (a load reads none of them); any other tensor
+    at load time."""
+    from funasr_lite.hub.model_dir import NonFiniteWeightsError
+
+    path = os.path.join(model_dir, "model.pt")
+    state = torch.load(path, weights_only=True)
+    punc = load_punc(str(model_dir), device="cpu")
+    text = "今天天气怎么样我们去公园吧"
+    used = punc.vocab.encode(list(text))
+    unused = next(i for i in range(state["embed.weight"].shape[0]) if i not in used)
+    expected = punc.punctuate(text).text
+    bad = dict(state)
+    bad["embed.weight"] = state["embed.weight"].clone()
+    bad["embed.weight"][unused, 0] = float("nan")
+    torch.save(bad, path)
+    assert load_punc(str(model_dir), device="cpu").punctuate(text).text == expected
+    bad["embed.weight"][used[3], 1] = float("inf")
+    torch.save(bad, path)
+    loaded = load_punc(str(model_dir), device="cpu")
+    for run in (lambda: loaded.punctuate(text), lambda: loaded.punctuate_batch(["好", text])):
+        with pytest.raises(NonFiniteWeightsError, match=rf"model.pt: tensor embed.weight .* token ids \[{used[3]}\]"):
+            run()
+    other = next(k for k in state if k != "embed.weight" and state[k].is_floating_point())
+    bad = dict(state)
+    bad[other] = state[other].clone().fill_(float("nan"))
+    torch.save(bad, path)
+    with pytest.raises(NonFiniteWeightsError, match=rf"model.pt: tensor {other} holds"):
+        load_punc(str(model_dir), device="cpu")
