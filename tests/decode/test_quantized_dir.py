@@ -5,6 +5,7 @@ The bundled demo model (trained, 1.6 M parameters) gives many different texts, s
 equal int8 weights.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -119,6 +120,13 @@ def test_int8_only_dir_needs_the_flag_and_a_sound_save(model_dir, tmp_path):
         load_model(int8_dir, device="cpu")
     with pytest.raises(ModelDirError, match="model.pt"):  # finetuning and other tools need the fp32 weights
         detect_model_dir(int8_dir)
+    # a config.yaml that describes other layers: every mis-shaped int8 layer is named
+    config = os.path.join(int8_dir, "config.yaml")
+    original = open(config, encoding="utf-8").read()
+    open(config, "w", encoding="utf-8").write(original.replace("linear_units: 512", "linear_units: 256", 1))
+    with pytest.raises(CheckpointError, match=r"feed_forward.w_1._packed_params._packed_params: weight \(512, 128\)"):
+        load_model(int8_dir, device="cpu", quantize="int8")
+    open(config, "w", encoding="utf-8").write(original)
     # the int8 file given as fp32 weights
     with pytest.raises(CheckpointError, match=r"holds int8-quantized weights .*--quantize int8"):
         load_model(model_dir, device="cpu", checkpoint=os.path.join(int8_dir, QUANTIZED_NAME))
@@ -177,3 +185,30 @@ def test_modes_spelled_out_for_the_cli_match_the_library():
 
     assert QUANTIZE_MODES == LIBRARY
     assert quantized_dir.QUANTIZED_NAME == "model_quant.pt"
+
+
+def test_legacy_layout(model_dir, tmp_path, caplog):
+    """A 0.x dir (configuration.json's model.am_model_name names model.pb, tokens.txt): the save names model.pb
+    as its source, and the int8-only copy keeps configuration.json, so it is read as 0.x too."""
+    os.rename(os.path.join(model_dir, "model.pt"), os.path.join(model_dir, "model.pb"))
+    with open(os.path.join(model_dir, "tokens.json"), encoding="utf-8") as f:
+        tokens = json.load(f)
+    os.unlink(os.path.join(model_dir, "tokens.json"))
+    with open(os.path.join(model_dir, "tokens.txt"), "w", encoding="utf-8") as f:
+        f.writelines(t + "\n" for t in tokens)
+    conf = {"model": {"am_model_name": "model.pb", "model_config": {"am_model_config": "config.yaml"}}}
+    with open(os.path.join(model_dir, "configuration.json"), "w", encoding="utf-8") as f:
+        json.dump(conf, f)
+    int8_dir = str(tmp_path / "int8")
+    save_quantized(model_dir)
+    save_quantized(model_dir, int8_dir)
+    with open(os.path.join(int8_dir, SIDECAR_NAME), encoding="utf-8") as f:
+        assert json.load(f)["source"]["file"] == "model.pb"
+    assert "tokens.txt" in os.listdir(int8_dir) and "model.pb" not in os.listdir(int8_dir)
+    expected = _decode(Transcriber(detect_model_dir(model_dir), "cpu", quantize="int8", reuse_saved=False))
+    caplog.set_level(logging.INFO)
+    for path in (model_dir, int8_dir):
+        asr = load_model(path, device="cpu", quantize="int8")
+        assert asr.model_dir.layout == "0.x"
+        assert _decode(asr) == expected
+    assert "in memory" not in _messages(caplog)
