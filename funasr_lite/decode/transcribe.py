@@ -451,7 +451,8 @@ def load_model(
         dtype: the model's precision while decoding: ``fp32`` (default), ``bf16``, or ``fp16`` (GPU only,
             ConfigError on CPU). The frontend and CMVN, the CIF predictor and the log-softmax stay float32.
         quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
-            ConfigError); None: fp32.
+            ConfigError), loaded from the dir's ``model_quant.pt`` when its sidecar matches (see
+            :mod:`funasr_lite.decode.quantized_dir`; a dir with only that file needs it); None: fp32.
     """
     target = resolve_device(device)  # a bad device, dtype or quantize mode fails before any download or load
     resolve_dtype(dtype, target)

@@ -222,7 +222,7 @@ def _with_metadata(new: Dict[str, Any], old: Dict[str, Any]) -> Dict[str, Any]:
     return new
 
 
-def load_state_dict(path: str, mmap: bool = False) -> Dict[str, torch.Tensor]:
+def load_state_dict(path: str, mmap: bool = False) -> Dict[str, Any]:
     """Load a weights file safely (``weights_only=True``) and unwrap it.
 
     Accepts a bare state_dict, or one wrapped under ``state_dict``,
@@ -291,9 +291,7 @@ def _all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def load_weights_strict(
-    model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str, assign: bool = False
-) -> None:
+def load_weights_strict(model: torch.nn.Module, state: Dict[str, Any], path: str, assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with every missing/unexpected/mismatched key named.
 
     Non-tensor values (a quantized Linear's dtype and packed (weight, bias)) are checked by key here; their
