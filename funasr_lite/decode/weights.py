@@ -88,8 +88,19 @@ def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, m
         model = build_model(config, vocab_size=vocab_size)
     sizes = quantized_structure(model, mode)
     _check_packed_shapes(state, sizes, path)
+    for key, value in state.items():  # the fp32 tensors out of the file's mapping, as _own_memory does
+        # (the int8 weights are packed into copies; a packed layer keeps its bias)
+        state[key] = tuple(_copy(v) for v in value) if isinstance(value, tuple) else _copy(value)
     load_weights_strict(model, state, path, assign=True)
     return model.eval()
+
+
+def _copy(value: Any) -> Any:
+    """A float tensor's copy in memory of its own (detached: a saved bias is a Parameter, and a clone's
+    autograd graph would keep the original, and with it the mapped file, alive); anything else as it is."""
+    if isinstance(value, torch.Tensor) and not value.is_quantized:
+        return value.detach().clone()
+    return value
 
 
 def _own_memory(model: torch.nn.Module) -> None:
