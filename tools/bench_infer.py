@@ -180,13 +180,14 @@ def report(results: Dict[str, Dict[str, Any]], refs: Optional[Dict[str, str]]) -
 LABELS = {
     "lite": "lite fp32",
     "lite_int8": "lite int8",
+    "lite_int8_saved": "lite int8 saved",
     "funasr": "funasr torch",
     "onnx": "funasr-onnx fp32",
     "onnx_int8": "funasr-onnx int8",
     "sherpa": "sherpa-onnx fp32",
     "sherpa_int8": "sherpa-onnx int8",
 }
-DEFAULT_SIDES = ("lite", "lite_int8", "funasr", "onnx", "onnx_int8", "sherpa", "sherpa_int8")
+DEFAULT_SIDES = ("lite", "lite_int8", "lite_int8_saved", "funasr", "onnx", "onnx_int8", "sherpa", "sherpa_int8")
 
 
 def cer_percent(refs: Dict[str, str], hyps: Dict[str, str]) -> Optional[float]:
@@ -356,6 +357,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             why = "FunASR's ONNX export failed: " + str(e).splitlines()[-1][:300]
             skipped.update({n: why for n in sides if n.startswith(("onnx", "sherpa"))})
             print(f"  {why}; skipping the ONNX sides", flush=True)
+    if "lite_int8_saved" in sides:
+        print("saving the int8 model dir with funasr-lite quantize (untimed) ...", flush=True)
+        try:
+            r = run_child("quantize", dict(spec, side="quantize"))
+            print(f"  {r['int8_dir']} in {r['quantize_s']:.1f} s", flush=True)
+        except RuntimeError as e:
+            skipped["lite_int8_saved"] = "funasr-lite quantize failed: " + str(e).splitlines()[-1][:300]
     for rep in range(args.repeat):
         for name in sides:
             if name in skipped:
@@ -417,6 +425,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"lite fp32 vs funasr texts identical: {'yes' if cmp['identical'] else 'NO'}")
         for ex in cmp["examples"]:
             print(f"  {ex['key']}: lite={ex['a']!r} funasr={ex['b']!r}")
+    if {"lite_int8", "lite_int8_saved"} <= set(results):
+        same = results["lite_int8"]["texts"] == results["lite_int8_saved"]["texts"]
+        print(f"lite int8 (quantized in memory) vs int8 saved texts identical: {'yes' if same else 'NO'}")
     out = {
         "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "audio_seconds": audio_s,

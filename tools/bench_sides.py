@@ -256,9 +256,26 @@ def child_sherpa(spec: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def int8_dir(spec: Dict[str, Any]) -> str:
+    """Where ``funasr-lite quantize --output_dir`` writes the benchmark model's int8 model dir."""
+    return os.path.join(spec["work_dir"], "int8_" + os.path.basename(os.path.normpath(spec["model_dir"])))
+
+
+def child_quantize(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """The setup of ``lite_int8_saved`` (untimed): ``save_quantized(model_dir, int8_dir)``, a complete model
+    dir holding ``model_quant.pt`` instead of the fp32 weights."""
+    t0 = time.perf_counter()
+    from funasr_lite.decode.quantized_dir import save_quantized
+
+    path = save_quantized(spec["model_dir"], int8_dir(spec))
+    return {"quantize_s": time.perf_counter() - t0, "int8_dir": os.path.dirname(path), "texts": {}}
+
+
 CHILDREN: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "lite": child_lite,
     "lite_int8": lambda spec: child_lite(dict(spec, quantize="int8")),
+    "quantize": child_quantize,
+    "lite_int8_saved": lambda spec: child_lite(dict(spec, quantize="int8", model_dir=int8_dir(spec))),
     "funasr": child_funasr,
     "export": child_export,
     "onnx": child_onnx,

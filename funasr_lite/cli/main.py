@@ -6,6 +6,7 @@ Usage:
     funasr-lite compute-cer data/test/text exp/decode/1best_recog/text exp/decode/text.cer
     funasr-lite infer --model MODEL_DIR_OR_HUB_ID --data_dir data/test --output_dir exp/decode
     funasr-lite finetune --model MODEL_DIR_OR_HUB_ID --data_path data --output_dir exp/finetune
+    funasr-lite quantize --model_dir MODEL_DIR [--output_dir INT8_MODEL_DIR]
     python -m funasr_lite.cli.main COMMAND ...     # the same without the console script
 
 Each command's module is imported only when it runs, so the help and the torch-free
@@ -42,6 +43,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "funasr_lite.cli.model_tools",
         "make_model_dir_main",
         "write a randomly initialised model dir to train from scratch",
+    ),
+    "quantize": (
+        "funasr_lite.cli.model_tools",
+        "quantize_main",
+        "save a model dir's int8 weights (model_quant.pt) for --quantize int8",
     ),
 }
 

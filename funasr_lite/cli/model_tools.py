@@ -1,4 +1,4 @@
-"""Model dir commands: ``average-checkpoints`` and ``make-model-dir``.
+"""Model dir commands: ``average-checkpoints``, ``make-model-dir`` and ``quantize``.
 
 torch is imported only once a command runs, never by ``--help``.
 """
@@ -11,6 +11,9 @@ from typing import List, Optional
 from funasr_lite.cli.formatting import tool_parser
 from funasr_lite.errors import FunasrLiteError
 
+# funasr_lite.decode.options.QUANTIZE_MODES, spelled out so that --help does not import torch (a test checks
+# they agree)
+QUANTIZE_MODES = ("int8",)
 # the keys of funasr_lite.train.checkpoint.CRITERIA, spelled out so that --help does not import torch
 # (a test checks they agree)
 METRICS = ("acc", "cer", "loss")
@@ -109,4 +112,44 @@ def make_model_dir_main(argv: Optional[List[str]] = None, prog: Optional[str] = 
         f"make_model_dir: {args.out} ({args.layout}): {len(tokens)} tokens, CMVN over {utts} utterances "
         f"({frames} frames)"
     )
+    return 0
+
+
+def quantize_main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
+    """Save a model dir's int8 weights (model_quant.pt), so that --quantize int8 loads them without quantizing.
+
+    Usage:
+        funasr-lite quantize --model_dir exp/model
+        funasr-lite quantize --model_dir exp/model --output_dir exp/model_int8
+        python tools/quantize.py --model_dir exp/model     # the same, from a source checkout
+
+    Quantizes the fp32 weights as ``--quantize int8`` does in memory (every Linear layer to dynamic int8,
+    per-channel scales) and writes the quantized state_dict as ``model_quant.pt`` with a sidecar
+    ``model_quant.json`` recording the mode and the fp32 file it was made from (name, size, mtime).
+    Without ``--output_dir`` both go into the model dir, next to the fp32 weights. With it, the output dir is
+    a complete model dir without the fp32 weights (config.yaml, am.mvn, the token list, seg_dict,
+    decoding.yaml, finetune.yaml and configuration.json are copied).
+
+    A decode with ``--quantize int8`` then loads ``model_quant.pt`` when its sidecar matches (for
+    paraformer-large: 243 MB read, no quantization) and quantizes in memory otherwise, with a warning
+    when the fp32 weights changed since. A dir with ``model_quant.pt`` alone decodes only with
+    ``--quantize int8``. Every file is written atomically: an interrupted run leaves the old outputs.
+    Exit status: 0 on success, 1 on a problem with the model dir or its files, 2 on bad usage.
+    """
+    p = tool_parser(quantize_main, prog)
+    p.add_argument("--model_dir", required=True, help="model dir with fp32 weights (FunASR 1.x or 0.x layout)")
+    p.add_argument(
+        "--output_dir", default=None, help="write a complete int8 model dir here (default: into --model_dir)"
+    )
+    p.add_argument("--mode", choices=QUANTIZE_MODES, default="int8", help="quantization (as --quantize)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from funasr_lite.decode.quantized_dir import save_quantized
+
+    try:
+        path = save_quantized(args.model_dir, args.output_dir, mode=args.mode)
+    except (FunasrLiteError, OSError) as exc:
+        print(f"quantize: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"quantize: {path} ({args.mode} of {args.model_dir}); decode with --quantize {args.mode}")
     return 0

@@ -154,7 +154,7 @@ def _run_locked(
 
 def _load(opts: InferOptions, layers: Sequence[Tuple[str, Mapping[str, Any]]], device) -> Transcriber:
     return Transcriber(
-        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint),
+        detect_model_dir(resolve_model(opts.model), checkpoint=opts.checkpoint, quantized_only_ok=bool(opts.quantize)),
         str(device),
         layers=layers,
         dtype=opts.dtype,

@@ -224,7 +224,8 @@ class InferOptions:
     quantize: Optional[str] = option(
         None,
         "int8: dynamic int8 quantization of the Linear layers after loading (CPU only; about 2x faster on "
-        "paraformer-large, CER within 0.1 points on the demo model); unset: fp32",
+        "paraformer-large, CER within 0.1 points on the demo model), or the dir's saved model_quant.pt "
+        "(funasr-lite quantize) when it matches; unset: fp32",
         flag=True,
         choices=QUANTIZE_MODES,
     )

@@ -144,7 +144,7 @@ def shard_fingerprint(
         "format": PART_FORMAT,
         "world": world,
         "rank": rank,
-        "model": [_stat(p) for p in (md.root, md.config, md.checkpoint, md.cmvn, md.tokens, md.seg_dict)],
+        "model": [_stat(p) for p in (md.root, md.config, md.checkpoint, md.quantized, md.cmvn, md.tokens, md.seg_dict)],
         "config": repr(asr.config),
         "decoding": repr(asr.options),
         "device": torch.device(asr.device).type,

@@ -26,14 +26,15 @@ from funasr_lite.data.frontend import WavFrontend
 from funasr_lite.data.tokenizer import Tokenizer, load_seg_dict, load_token_list
 from funasr_lite.decode.hotwords import Hotwords, parse_hotword
 from funasr_lite.decode.options import DecodingOptions
-from funasr_lite.decode.quantize import check_quantize, quantize_model
+from funasr_lite.decode.quantize import check_quantize
 from funasr_lite.decode.search import Hypothesis, decode_batch_nbest
+from funasr_lite.decode.weights import load_decoding_model
 from funasr_lite.errors import CheckpointError, ConfigError, FunasrLiteError, NonFiniteError
 from funasr_lite.hub.download import resolve_model
-from funasr_lite.hub.model_dir import ModelDir, detect_model_dir, load_state_dict, load_weights_strict
+from funasr_lite.hub.model_dir import ModelDir, detect_model_dir
 from funasr_lite.models.cif import cif_timestamps
 from funasr_lite.models.paraformer import Paraformer
-from funasr_lite.models.registry import build_model, decode_entry
+from funasr_lite.models.registry import decode_entry
 from funasr_lite.utils.device import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,14 @@ class Transcriber:
         decoding: Optional[DecodingOptions] = None,
         dtype: str = "fp32",
         quantize: Optional[str] = None,
+        reuse_saved: bool = True,
     ):
         """``layers``: config layers above the model dir's own (recipe defaults, flags), ``(source, dict)``
         in config.yaml shape; ``decoding`` replaces the merged decoding options outright; ``dtype``: the
         model's precision (``fp32``, ``bf16``, ``fp16`` on GPU only), see :func:`load_model`; ``quantize``:
-        ``"int8"`` quantizes the Linear layers after loading (CPU only, see :mod:`funasr_lite.decode.quantize`)."""
+        ``"int8"``: dynamic int8 Linear layers (CPU only, see :mod:`funasr_lite.decode.quantize`), loaded
+        from the dir's saved ``model_quant.pt`` when it matches, else quantized after loading
+        (:mod:`funasr_lite.decode.weights`); ``reuse_saved`` False: always quantize the fp32 weights."""
         self.model_dir = model_dir
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)  # ConfigError for fp16 on CPU, before any loading
@@ -79,24 +83,11 @@ class Transcriber:
             raise CheckpointError(model_dir.no_tokens_message())
         seg_dict = load_seg_dict(model_dir.seg_dict) if model_dir.seg_dict else None
         self.tokenizer = Tokenizer(list(token_list), seg_dict)
-        # 3. weights: safe load, vocabulary check, strict load
-        state = load_state_dict(model_dir.checkpoint, mmap=True)
-        out = state.get("decoder.output_layer.weight")
-        if out is not None and out.shape[0] != self.tokenizer.vocab_size:
-            raise CheckpointError(
-                f"{model_dir.checkpoint}: the checkpoint's vocabulary has {out.shape[0]} tokens but the token list "
-                f"({model_dir.tokens or model_dir.config}) has {self.tokenizer.vocab_size}: they belong to different models"
-            )
-        with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
-            self.model = build_model(self.config, vocab_size=self.tokenizer.vocab_size)
-        load_weights_strict(self.model, state, model_dir.checkpoint, assign=True)
-        del state, out  # with quantize, the fp32 tensors (mmap'ed file pages) go once the int8 copies exist
-        self.model.to(self.device).eval()
-        if self.dtype != torch.float32:
-            self.model.to_decoding_dtype(self.dtype)
-        if quantize:
-            quantize_model(self.model, quantize)
-        logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, model_dir.checkpoint)
+        # 3. weights: safe load, vocabulary check, strict load (fp32, saved int8, or int8 quantized in memory)
+        self.model, weights = load_decoding_model(
+            model_dir, self.config, self.tokenizer.vocab_size, self.device, self.dtype, quantize, reuse_saved
+        )
+        logger.info("model: %s (%s layout), weights %s", model_dir.root, model_dir.layout, weights)
         # 4. frontend from frontend_conf, CMVN from am.mvn (read by the frontend, so a dimension mismatch
         # names the file); inference never dithers
         fc = self.config.frontend_conf
@@ -461,14 +452,15 @@ def load_model(
         dtype: the model's precision while decoding: ``fp32`` (default), ``bf16``, or ``fp16`` (GPU only,
             ConfigError on CPU). The frontend and CMVN, the CIF predictor and the log-softmax stay float32.
         quantize: ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only; a CUDA device is a
-            ConfigError); None: fp32.
+            ConfigError), loaded from the dir's ``model_quant.pt`` when its sidecar matches (see
+            :mod:`funasr_lite.decode.quantized_dir`; a dir with only that file needs it); None: fp32.
     """
     target = resolve_device(device)  # a bad device, dtype or quantize mode fails before any download or load
     resolve_dtype(dtype, target)
     check_quantize(quantize, target)
     layers = [("decoding overrides", decoding_layer(dict(config_overrides)))] if config_overrides else []
     return Transcriber(
-        detect_model_dir(resolve_model(model), checkpoint=checkpoint),
+        detect_model_dir(resolve_model(model), checkpoint=checkpoint, quantized_only_ok=quantize is not None),
         device=device,
         layers=layers,
         decoding=decoding,

@@ -10,8 +10,14 @@ Two layouts are supported, each read as FunASR writes it (nothing is converted):
   ``am_model_config`` (config.yaml, with ``token_list``), ``asr_model_config``
   (decoding.yaml) and ``mvn_file`` (am.mvn); plus ``finetune.yaml``,
   ``tokens.txt`` and ``seg_dict`` when present.
+
+Either layout may also hold ``model_quant.pt``, the int8 weights ``funasr-lite quantize`` writes (with its
+sidecar ``model_quant.json``, see :mod:`funasr_lite.decode.quantized_dir`); a dir written with
+``--output_dir`` has only those, no fp32 weights, and is detected as such when the caller decodes with
+``--quantize int8`` (``quantized_only_ok``).
 """
 
+import collections
 import json
 import logging
 import os
@@ -19,7 +25,7 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +34,9 @@ from funasr_lite.errors import CheckpointError, ModelDirError, NonFiniteError
 from funasr_lite.utils.textio import read_utf8
 
 logger = logging.getLogger(__name__)
+
+# the int8 weights funasr-lite quantize writes into a model dir (the name mirrors funasr-onnx's model_quant.onnx)
+QUANTIZED_NAME = "model_quant.pt"
 
 
 @dataclass
@@ -40,8 +49,9 @@ class ModelDir:
     layout: str
     # model config (config.yaml)
     config: str
-    # weights file (model.pt, model.pb, or a finetuned *.pb)
-    checkpoint: str
+    # fp32 weights file (model.pt, model.pb, or a finetuned *.pb); None only in a dir that holds int8
+    # weights alone, detected with quantized_only_ok
+    checkpoint: Optional[str]
     # CMVN stats in Kaldi nnet1 text format (am.mvn)
     cmvn: Optional[str] = None
     # token list file (tokens.json / tokens.txt); None when config.yaml has token_list
@@ -56,6 +66,8 @@ class ModelDir:
     configuration: Dict = field(default_factory=dict)
     # the token list file name the layout looks for (e.g. configuration.json's tokenizer_conf.token_list)
     tokens_name: str = ""
+    # int8 weights written by funasr-lite quantize (model_quant.pt), when present
+    quantized: Optional[str] = None
 
     def no_tokens_message(self) -> str:
         """Why there is no token list, naming the file that was looked for (not a generic pair of names)."""
@@ -88,9 +100,11 @@ def _require(root: str, name: str, what: str, missing: List[str]) -> str:
     return path
 
 
-def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
+def detect_model_dir(root: str, checkpoint: Optional[str] = None, quantized_only_ok: bool = False) -> ModelDir:
     """Find the files of the model dir ``root`` and check that they exist. ``checkpoint``: a weights file
     name inside ``root`` (or a path) that replaces the one the layout names, e.g. ``valid.acc.ave.pb``.
+    ``quantized_only_ok``: the caller decodes with ``--quantize int8``, so a dir whose fp32 weights are absent
+    but which holds ``model_quant.pt`` is complete (its ``checkpoint`` is None).
 
     Raises:
         ModelDirError: the dir does not exist, or required files are missing
@@ -129,6 +143,7 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
         layout=layout,
         config=_require(root, config, "model config", missing),
         checkpoint=_require(root, *weights, missing) if checkpoint is None else "",
+        quantized=_optional(root, QUANTIZED_NAME),
         cmvn=_require(root, cmvn, "CMVN stats", missing),
         tokens=_optional(root, tokens),
         seg_dict=_optional(root, seg_dict),
@@ -145,6 +160,15 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None) -> ModelDir:
                 f"checkpoint {checkpoint} not found in {root}; available: {', '.join(available) or 'none'}"
             )
         md.checkpoint = os.path.abspath(path)
+    if checkpoint is None and md.quantized and not os.path.isfile(md.checkpoint):
+        if quantized_only_ok:
+            missing.remove(f"{weights[0]} ({weights[1]})")
+            md.checkpoint = None
+        else:
+            missing[missing.index(f"{weights[0]} ({weights[1]})")] = (
+                f"{weights[0]} ({weights[1]}; the dir holds int8 weights only, {QUANTIZED_NAME}: "
+                'decode it with --quantize int8, or quantize="int8" in Python)'
+            )
     if missing:
         raise ModelDirError(f"model dir {root} ({md.layout} layout) is missing: " + "; ".join(missing))
     return md
@@ -173,14 +197,42 @@ def load_failure(e: Exception, size: int) -> str:
     return f"truncated or corrupt ({size} bytes): {type(e).__name__}{': ' + detail if detail else ''}"
 
 
-def load_state_dict(path: str, mmap: bool = False, unchecked: Sequence[str] = ()) -> Dict[str, torch.Tensor]:
+def _is_weight(value: Any) -> bool:
+    """A state_dict value: a tensor; or, in a dynamically quantized Linear's state (``model_quant.pt``), its
+    ``_packed_params.dtype`` (a torch.dtype) or ``_packed_params._packed_params`` (weight, bias or None)."""
+    if isinstance(value, (torch.Tensor, torch.dtype)):
+        return True
+    return isinstance(value, tuple) and all(v is None or isinstance(v, torch.Tensor) for v in value)
+
+
+def _tensors(value: Any) -> List[torch.Tensor]:
+    """The tensors of one state_dict value (see :func:`_is_weight`)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    return [v for v in value if isinstance(v, torch.Tensor)] if isinstance(value, tuple) else []
+
+
+def _with_metadata(new: Dict[str, Any], old: Dict[str, Any]) -> Dict[str, Any]:
+    """``new`` carrying ``old``'s ``_metadata`` (the per-module state versions ``torch.save`` of a
+    state_dict keeps, which a quantized Linear's loader reads to know its format)."""
+    meta = getattr(old, "_metadata", None)
+    if meta is not None:
+        new = collections.OrderedDict(new)
+        new._metadata = meta  # type: ignore[attr-defined]
+    return new
+
+
+def load_state_dict(path: str, mmap: bool = False, unchecked: Sequence[str] = ()) -> Dict[str, Any]:
     """Load a weights file safely (``weights_only=True``) and unwrap it.
 
     Accepts a bare state_dict, or one wrapped under ``state_dict``,
     ``model_state_dict`` or ``model`` (FunASR's ``model.pt.ep*`` and our own
-    ``checkpoint.pb``); strips a DDP ``module.`` prefix. Every floating-point tensor is checked to be finite,
-    except those named in ``unchecked``: the caller checks them where it reads them (with ``mmap``, a large
-    embedding whose rows are looked up then stays on disk instead of being read whole).
+    ``checkpoint.pb``); strips a DDP ``module.`` prefix. Besides tensors, the values may be the
+    ``torch.dtype`` and ``(weight, bias)`` entries of dynamically quantized Linear layers
+    (``model_quant.pt``); the state versions saved with the dict (``_metadata``) are kept. Every
+    floating-point tensor is checked to be finite, except those named in ``unchecked``: the caller checks them
+    where it reads them (with ``mmap``, a large embedding whose rows are looked up then stays on disk instead
+    of being read whole).
 
     Raises:
         CheckpointError: missing, truncated or corrupt file; a pickle that
@@ -197,14 +249,10 @@ def load_state_dict(path: str, mmap: bool = False, unchecked: Sequence[str] = ()
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if (
-        not isinstance(obj, dict)
-        or not obj
-        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-    ):
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and _is_weight(v) for k, v in obj.items()):
         raise CheckpointError(f"{path}: does not hold a state_dict of tensors")
     if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module.") :]: v for k, v in obj.items()}
+        obj = _with_metadata({k[len("module.") :]: v for k, v in obj.items()}, obj)
     check_finite({k: v for k, v in obj.items() if k not in unchecked} if unchecked else obj, path)
     logger.info("loaded weights %s (%.1f MB, %d tensors)", path, size / 1e6, len(obj))
     return obj
@@ -214,7 +262,7 @@ class NonFiniteWeightsError(CheckpointError, NonFiniteError):
     """A checkpoint holds NaN or Inf weights."""
 
 
-def check_finite(state: Dict[str, torch.Tensor], path: str) -> None:
+def check_finite(state: Dict[str, Any], path: str) -> None:
     """Refuse a state_dict whose floating-point tensors hold NaN or Inf (a diverged or corrupt training run):
     such weights decode to NaN, and finetuning from them cannot recover.
 
@@ -222,9 +270,10 @@ def check_finite(state: Dict[str, torch.Tensor], path: str) -> None:
         NonFiniteWeightsError: naming the file, the first bad tensor and how many tensors are bad.
     """
     bad = []
-    for name, t in state.items():
-        if (t.is_floating_point() or t.is_complex()) and not _all_finite(t):
-            bad.append((name, int(t.numel() - torch.isfinite(t).sum()), t.numel()))
+    for name, value in state.items():
+        for t in _tensors(value):  # a quantized layer's int8 weight is neither: its float bias is checked
+            if (t.is_floating_point() or t.is_complex()) and not _all_finite(t):
+                bad.append((name, int(t.numel() - torch.isfinite(t).sum()), t.numel()))
     if bad:
         name, n, numel = bad[0]
         more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
@@ -245,27 +294,44 @@ def _all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def load_weights_strict(
-    model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str, assign: bool = False
-) -> None:
+def load_weights_strict(model: torch.nn.Module, state: Dict[str, Any], path: str, assign: bool = False) -> None:
     """``load_state_dict(strict=True)`` with every missing/unexpected/mismatched key named.
+
+    Non-tensor values (a quantized Linear's dtype and packed (weight, bias)) are checked by key here; their
+    shapes are the caller's to check (:mod:`funasr_lite.decode.quantized_dir`).
 
     Raises:
         CheckpointError: the checkpoint does not match the model built from config.yaml.
     """
     own = model.state_dict()
+    quantized = [k for k in state if k.endswith(_PACKED_SUFFIX)]
+    if quantized and not any(k.endswith(_PACKED_SUFFIX) for k in own):
+        raise CheckpointError(
+            f"{path}: holds int8-quantized weights ({len(quantized)} quantized layers, e.g. {quantized[0]}), "
+            'written by funasr-lite quantize: decode it with --quantize int8 (quantize="int8" in Python)'
+        )
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    both = [k for k in set(own) & set(state) if isinstance(own[k], torch.Tensor)]
+    shape = sorted(k for k in both if not isinstance(state[k], torch.Tensor) or own[k].shape != state[k].shape)
     if missing or unexpected or shape:
 
         def listing(keys: List[str]) -> str:
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 
-        sizes = [f"{k} {tuple(state[k].shape)} in file vs {tuple(own[k].shape)} from config" for k in shape]
+        sizes = [f"{k} {_shape(state[k])} in file vs {tuple(own[k].shape)} from config" for k in shape]
         problems = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", sizes))
         parts = [f"{what}: {listing(keys)}" for what, keys in problems if keys]
         raise CheckpointError(f"{path}: does not match the model described by config.yaml; " + "; ".join(parts))
     if assign:  # the tensors become the parameters: give them the model's dtypes (as a copying load casts)
-        state = {k: v.to(own[k].dtype) if v.dtype != own[k].dtype else v for k, v in state.items()}
+        cast = {k: own[k].dtype for k in both if state[k].dtype != own[k].dtype}
+        state = _with_metadata({k: v.to(cast[k]) if k in cast else v for k, v in state.items()}, state)
     model.load_state_dict(state, strict=True, assign=assign)
+
+
+# the key suffix of a dynamically quantized Linear's packed (weight, bias) in its state_dict
+_PACKED_SUFFIX = "._packed_params._packed_params"
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else f"(a {type(value).__name__})"

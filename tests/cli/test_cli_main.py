@@ -14,7 +14,15 @@ from funasr_lite.cli.main import COMMANDS, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "egs_modelscope", "asr", "paraformer", "example")
-TOOLS = ["compute-cer", "validate-data-dir", "make-shards", "compute-cmvn", "average-checkpoints", "make-model-dir"]
+TOOLS = [
+    "compute-cer",
+    "validate-data-dir",
+    "make-shards",
+    "compute-cmvn",
+    "average-checkpoints",
+    "make-model-dir",
+    "quantize",
+]
 
 
 def _python(*args: str, **kw) -> subprocess.CompletedProcess:

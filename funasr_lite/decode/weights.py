@@ -1,0 +1,152 @@
+"""The model a :class:`~funasr_lite.decode.transcribe.Transcriber` decodes with, and where its weights come from.
+
+Three paths, each logged:
+
+* fp32 (``quantize`` None): the dir's fp32 checkpoint, memory-mapped, becomes the parameters of a model built
+  on the meta device (no random init), then cast to the decoding dtype;
+* int8 from a saved ``model_quant.pt`` (:mod:`funasr_lite.decode.quantized_dir` says when it matches): the
+  model is built on the meta device, its Linear layers swapped for empty dynamic int8 ones
+  (:func:`~funasr_lite.decode.quantize.quantized_structure`) and the saved state loaded: no fp32 load and
+  no quantization;
+* int8 in memory: the fp32 path, then :func:`~funasr_lite.decode.quantize.quantize_model`.
+
+Either way the state is checked strictly (every missing, unexpected or mis-shaped key named) and its
+vocabulary against the token list.
+"""
+
+import gc
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from funasr_lite.config.schema import ModelConfig
+from funasr_lite.decode.quantize import quantize_model, quantized_structure, quiet_quantization_warnings
+from funasr_lite.decode.quantized_dir import saved_quantized
+from funasr_lite.errors import CheckpointError, ModelDirError
+from funasr_lite.hub.model_dir import ModelDir, load_state_dict, load_weights_strict
+from funasr_lite.models.paraformer import Paraformer
+from funasr_lite.models.registry import build_model
+
+__all__ = ["load_decoding_model"]
+
+logger = logging.getLogger(__name__)
+
+# a dynamically quantized Linear's (int8 weight, bias) in its state_dict, after the layer's name
+PACKED = "._packed_params._packed_params"
+
+
+def load_decoding_model(
+    md: ModelDir,
+    config: ModelConfig,
+    vocab_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    quantize: Optional[str],
+    reuse_saved: bool = True,
+) -> Tuple[Paraformer, str]:
+    """Build the model ``config`` describes, with the weights of ``md``, in eval mode on ``device``; return
+    it and the weights file it was loaded from.
+
+    ``quantize``: ``"int8"`` for dynamic int8 Linear layers (CPU, fp32; checked by the caller);
+    ``reuse_saved``: load a matching saved ``model_quant.pt`` instead of quantizing (False: always quantize
+    the fp32 weights, as ``funasr-lite quantize`` does).
+
+    Raises:
+        CheckpointError: the weights do not load or do not match the config or the token list.
+        ModelDirError: the dir has int8 weights only, and they cannot be used.
+    """
+    saved = saved_quantized(md, quantize) if quantize and reuse_saved else None
+    if saved is not None:
+        return _load_saved(md, saved, config, vocab_size, quantize), saved
+    if md.checkpoint is None:
+        raise ModelDirError(f"{md.root}: has no fp32 weights (only {md.quantized}) to load or quantize")
+    state = load_state_dict(md.checkpoint, mmap=True)
+    _check_vocabulary(state.get("decoder.output_layer.weight"), vocab_size, md.checkpoint, md)
+    with torch.device("meta"):  # no random init: the checkpoint's tensors become the parameters
+        model = build_model(config, vocab_size=vocab_size)
+    load_weights_strict(model, state, md.checkpoint, assign=True)
+    del state  # with quantize, the fp32 tensors (mmap'ed file pages) go once the int8 copies exist
+    model.to(device).eval()
+    if dtype != torch.float32:
+        model.to_decoding_dtype(dtype)
+    if quantize:
+        logger.info("%s: quantizing %s in memory", quantize, md.checkpoint)
+        _own_memory(model)
+        quantize_model(model, quantize)
+        gc.collect()  # quantize_dynamic leaves the replaced fp32 Linear layers in reference cycles
+    return model, md.checkpoint
+
+
+def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, mode: str) -> Paraformer:
+    """The model with dynamic int8 Linear layers, its state loaded from the saved ``path``."""
+    with quiet_quantization_warnings():  # torch warns as it rebuilds quantized tensors
+        state = load_state_dict(path, mmap=True)
+    out = state.get("decoder.output_layer" + PACKED)
+    _check_vocabulary(out[0] if isinstance(out, tuple) and out else None, vocab_size, path, md)
+    with torch.device("meta"):
+        model = build_model(config, vocab_size=vocab_size)
+    sizes = quantized_structure(model, mode)
+    _check_packed_shapes(state, sizes, path)
+    for key, value in state.items():  # the fp32 tensors out of the file's mapping, as _own_memory does
+        # (the int8 weights are packed into copies; a packed layer keeps its bias)
+        state[key] = tuple(_copy(v) for v in value) if isinstance(value, tuple) else _copy(value)
+    load_weights_strict(model, state, path, assign=True)
+    return model.eval()
+
+
+def _copy(value: Any) -> Any:
+    """A float tensor's copy in memory of its own (detached: a saved bias is a Parameter, and a clone's
+    autograd graph would keep the original, and with it the mapped file, alive); anything else as it is."""
+    if isinstance(value, torch.Tensor) and not value.is_quantized:
+        return value.detach().clone()
+    return value
+
+
+def _own_memory(model: torch.nn.Module) -> None:
+    """Copy every parameter and buffer except the Linear weights (which int8 quantization replaces by packed
+    copies) out of the memory-mapped weights file: the fp32 rest of an int8 model (LayerNorms, convolutions,
+    embeddings, the Linear biases, which the packed layers keep a reference to: 21 MB for paraformer-large).
+    Otherwise those few tensors keep the file's mapping, and with it every page read from the file, resident
+    for the life of the model (the whole 900 MB fp32 checkpoint of paraformer-large: 1626 MiB RSS after
+    loading instead of 784)."""
+    for module in model.modules():
+        linear = type(module) is torch.nn.Linear
+        for name, param in module._parameters.items():
+            if param is not None and not (linear and name == "weight"):
+                module._parameters[name] = torch.nn.Parameter(param.detach().clone(), requires_grad=param.requires_grad)
+        for name, buf in module._buffers.items():
+            if buf is not None:
+                module._buffers[name] = buf.clone()
+
+
+def _check_vocabulary(out: Any, vocab_size: int, path: str, md: ModelDir) -> None:
+    """``out``: the decoder's output weight (one row per token), when the state has it."""
+    if isinstance(out, torch.Tensor) and out.shape[0] != vocab_size:
+        raise CheckpointError(
+            f"{path}: the checkpoint's vocabulary has {out.shape[0]} tokens but the token list "
+            f"({md.tokens or md.config}) has {vocab_size}: they belong to different models"
+        )
+
+
+def _check_packed_shapes(state: Dict[str, Any], sizes: Dict[str, Tuple[int, int, bool]], path: str) -> None:
+    """Each saved quantized layer's (weight, bias) against the layer config.yaml describes (the placeholder
+    modules of :func:`quantized_structure` have no shape to compare with); the keys are checked later."""
+    bad = []
+    for name, (rows, cols, has_bias) in sizes.items():
+        value = state.get(name + PACKED)
+        if value is None:
+            continue  # a missing key: named by load_weights_strict
+        weight, bias = (value + (None, None))[:2] if isinstance(value, tuple) else (None, None)
+        want = f"weight ({rows}, {cols}), " + (f"bias ({rows},)" if has_bias else "no bias")
+        got = f"weight {tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight}, " + (
+            f"bias {tuple(bias.shape)}" if isinstance(bias, torch.Tensor) else "no bias"
+        )
+        ok = isinstance(value, tuple) and len(value) == 2 and isinstance(weight, torch.Tensor)
+        if not (ok and weight.dtype == torch.qint8 and got == want):
+            bad.append(f"{name + PACKED}: {got} in file vs {want} from config")
+    if bad:
+        more = f" ... (+{len(bad) - 8} more)" if len(bad) > 8 else ""
+        raise CheckpointError(
+            f"{path}: does not match the model described by config.yaml; " + "; ".join(bad[:8]) + more
+        )
