@@ -102,7 +102,12 @@ class DecodingOptions(Section):
         "max utterances per batch (length-sorted; texts and times do not depend on it, a score's last digits may)",
         flag=True,
     )
-    batch_seconds: Optional[float] = option(300.0, "max total audio seconds per batch (0 or null: no limit)", flag=True)
+    batch_seconds: Optional[float] = option(
+        60.0,
+        "max total audio seconds per batch, or per forward pass of a VAD batch (0 or null: no limit); "
+        "more is no faster on a CPU, and costs memory",
+        flag=True,
+    )
     ctc_full_vocab: bool = option(
         False,
         "CTC-score every token instead of FunASR's int(1.5*beam) pre-beam "
