@@ -40,6 +40,7 @@ from funasr_lite.pipeline.sentences import (
     shift_timestamps,
     split_sentences,
 )
+from funasr_lite.utils.memory import release_free_memory
 
 __all__ = ["LongAudioPipeline", "PipelineError", "segment_batches", "load_pipeline", "resolve_stage_model", "STAGES"]
 
@@ -183,6 +184,7 @@ class LongAudioPipeline:
         t0 = time.perf_counter()
         if self.vad is not None:
             segments = _check_segments(self.vad.segments(wav))
+            release_free_memory()  # the VAD's chunk features, before the ASR's passes
         else:
             segments = [[0, duration_ms]] if num_samples else []
         self.stage_seconds["vad"] += time.perf_counter() - t0
@@ -248,6 +250,7 @@ class LongAudioPipeline:
             todo = {i: (segments[i][1] - segments[i][0]) / 1000.0 for i in batch if pieces[i] is None}
             for forward in make_batches(todo, self.asr.options.batch_size, self.asr.options.batch_seconds):
                 self._decode_retrying(forward, views, segments, pieces, hotwords)
+                release_free_memory()
                 if progress is not None:
                     progress(sum(todo[i] for i in forward))
             if progress is not None and len(todo) < len(batch):
