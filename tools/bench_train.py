@@ -9,7 +9,7 @@ Usage:
         --threads 2 --passes 1 --repeat 2 --work_dir /tmp/funasr_lite_bench_train --json /tmp/bench_train.json
     python tools/bench_train.py --skip_funasr          # funasr-lite only
     python tools/bench_train.py --profile              # + torch.profiler op table of each side's timed steps
-    python tools/bench_train.py --no_dropout           # dropout 0: the mean losses of both sides must agree
+    python tools/bench_train.py --no_dropout           # dropout 0: the mean losses of both sides agree to ~0.2%
     python tools/bench_train.py --interleave --threads 1 --passes 3   # on a loaded machine: one process, A/B
 
 What it does:
@@ -41,7 +41,8 @@ What it does:
    with ratios lite/funasr, and the forward / backward / optimizer split of each
    step; ``--json`` writes it all.  With dropout on, the RNG streams differ (FunASR's
    layer containers draw extra random numbers), so the mean losses agree only
-   roughly; with ``--no_dropout`` funasr's and lite's agree to the printed digits
+   roughly; with ``--no_dropout`` funasr's and lite's agree to about 0.2% (3.225 vs 3.230 on the
+   demo config: ours runs fused kernels, scaled_dot_product_attention and fused Adam, which round differently)
    (lite-trainer reseeds every epoch, so its sampler draws differ).  Single runs
    spread by up to ~15% on a 2-core VM even at "other load" ~0: use --repeat 3.
 
@@ -539,7 +540,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("--warmup_steps", type=int, default=300, help="WarmupLR warmup steps")
     p.add_argument("--grad_clip", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no_dropout", action="store_true", help="all dropout rates 0 (losses then agree exactly)")
+    p.add_argument("--no_dropout", action="store_true", help="all dropout rates 0 (the mean losses then agree to about 0.2%%)")
     p.add_argument("--skip_funasr", action="store_true", help="funasr-lite only")
     p.add_argument("--skip_trainer", action="store_true", help="no lite-trainer run")
     p.add_argument(
