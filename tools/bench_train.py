@@ -540,7 +540,9 @@ def main(argv: List[str]) -> int:
     p.add_argument("--warmup_steps", type=int, default=300, help="WarmupLR warmup steps")
     p.add_argument("--grad_clip", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no_dropout", action="store_true", help="all dropout rates 0 (the mean losses then agree to about 0.2%%)")
+    p.add_argument(
+        "--no_dropout", action="store_true", help="all dropout rates 0 (the mean losses then agree to about 0.2%%)"
+    )
     p.add_argument("--skip_funasr", action="store_true", help="funasr-lite only")
     p.add_argument("--skip_trainer", action="store_true", help="no lite-trainer run")
     p.add_argument(
