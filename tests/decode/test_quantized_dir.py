@@ -166,6 +166,27 @@ def test_failed_save_leaves_no_output(model_dir, tmp_path, monkeypatch):
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
 
+def test_save_interrupted_while_copying_leaves_no_sidecar(model_dir, tmp_path, monkeypatch):
+    # the output dir holds an older save (possibly of another model); a new save dies after copying the
+    # config but before model_quant.pt: the old sidecar must not vouch for the old weights next to the new files
+    out = str(tmp_path / "int8")
+    save_quantized(model_dir, out)
+    copied = []
+
+    def dying_copy(src, dst):
+        if copied:
+            raise KeyboardInterrupt
+        copied.append(dst)
+        shutil.copyfile(src, dst)
+
+    monkeypatch.setattr(quantized_dir, "atomic_copy", dying_copy)
+    with pytest.raises(KeyboardInterrupt):
+        save_quantized(model_dir, out)
+    assert copied and not os.path.exists(os.path.join(out, SIDECAR_NAME))
+    with pytest.raises(CheckpointError, match=f"{SIDECAR_NAME}: missing"):
+        load_model(out, device="cpu", quantize="int8")
+
+
 def test_output_dir_with_other_fp32_weights_is_refused(model_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
