@@ -23,11 +23,12 @@ import torch
 
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.decode.quantize import quantize_model, quantized_structure, quiet_quantization_warnings
-from funasr_lite.decode.quantized_dir import saved_quantized
+from funasr_lite.decode.quantized_dir import SIDECAR_NAME, saved_quantized
 from funasr_lite.errors import CheckpointError, ModelDirError
 from funasr_lite.hub.model_dir import ModelDir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model
+from funasr_lite.utils.fileio import same_file
 
 __all__ = ["load_decoding_model"]
 
@@ -54,9 +55,16 @@ def load_decoding_model(
     the fp32 weights, as ``funasr-lite quantize`` does).
 
     Raises:
-        CheckpointError: the weights do not load or do not match the config or the token list.
+        CheckpointError: the weights do not load or do not match the config or the token list; the fp32
+            checkpoint named is the dir's own ``model_quant.pt``.
         ModelDirError: the dir has int8 weights only, and they cannot be used.
     """
+    if md.checkpoint is not None and md.quantized is not None and same_file(md.checkpoint, md.quantized):
+        raise CheckpointError(
+            f"--checkpoint {md.checkpoint}: names the int8 weights funasr-lite quantize saved, not fp32 weights: "
+            "decode the dir with --quantize int8 and without --checkpoint (that loads them when "
+            f"{SIDECAR_NAME} matches)"
+        )
     saved = saved_quantized(md, quantize) if quantize and reuse_saved else None
     if saved is not None:
         return _load_saved(md, saved, config, vocab_size, quantize), saved

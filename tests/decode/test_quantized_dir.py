@@ -187,6 +187,17 @@ def test_save_interrupted_while_copying_leaves_no_sidecar(model_dir, tmp_path, m
         load_model(out, device="cpu", quantize="int8")
 
 
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_checkpoint_naming_the_saved_int8_file_says_how_to_decode_it(model_dir, tmp_path, quantize, recwarn):
+    int8_dir = str(tmp_path / "int8")
+    save_quantized(model_dir)
+    save_quantized(model_dir, int8_dir)
+    for d in (model_dir, int8_dir):
+        with pytest.raises(CheckpointError, match="names the int8 weights .* without --checkpoint"):
+            load_model(d, device="cpu", quantize=quantize, checkpoint=QUANTIZED_NAME)
+    assert not [w for w in recwarn if "deprecated" in str(w.message)]  # refused before torch reads it
+
+
 def test_output_dir_with_other_fp32_weights_is_refused(model_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
