@@ -131,14 +131,17 @@ def save_quantized(model_dir: str, output_dir: Optional[str] = None, mode: str =
     path; decode it with ``--quantize mode``.
 
     Raises:
-        ModelDirError: ``model_dir`` is incomplete or has no fp32 weights; ``output_dir`` holds fp32 weights
-            of the same name (they would not be the ones quantized); a file lies outside ``model_dir``.
+        ModelDirError: ``model_dir`` is incomplete or has no fp32 weights; ``output_dir`` is not a directory or
+            holds fp32 weights of the same name (they would not be the ones quantized); a file lies outside
+            ``model_dir``.
         CheckpointError, ConfigError: the model dir does not load.
     """
     from funasr_lite.decode.transcribe import Transcriber  # transcribe imports this module's loaders
 
     md = detect_model_dir(model_dir)
     out = os.path.abspath(output_dir) if output_dir else md.root
+    if os.path.lexists(out) and not os.path.isdir(out):  # before the model loads, not at makedirs after it
+        raise ModelDirError(f"output dir {out}: exists and is not a directory")
     separate = not (os.path.isdir(out) and os.path.samefile(out, md.root))
     files = [md.config, md.cmvn, md.tokens, md.seg_dict, md.decoding_yaml, md.finetune_yaml]
     files.append(os.path.join(md.root, "configuration.json"))

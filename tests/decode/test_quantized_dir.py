@@ -207,6 +207,19 @@ def test_output_dir_with_other_fp32_weights_is_refused(model_dir, tmp_path):
     assert sorted(os.listdir(other)) == ["model.pt"]
 
 
+def test_output_dir_that_is_a_file_is_refused_before_loading(model_dir, tmp_path, monkeypatch):
+    target = tmp_path / "int8"
+    target.write_text("not a dir")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("funasr_lite.decode.transcribe.Transcriber", no_load)
+    with pytest.raises(ModelDirError, match=f"output dir {target}: exists and is not a directory"):
+        save_quantized(model_dir, str(target))
+    assert target.read_text() == "not a dir"
+
+
 def test_cli(model_dir, tmp_path, capsys):
     out = str(tmp_path / "int8")
     assert main(["quantize", "--model_dir", model_dir, "--output_dir", out]) == 0
