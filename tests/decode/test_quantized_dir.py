@@ -150,6 +150,41 @@ def test_int8_only_dir_needs_the_flag_and_a_sound_save(model_dir, tmp_path):
         load_model(int8_dir, device="cpu", quantize="int8")
 
 
+def _nan_scales(w, b):
+    scales = torch.full_like(w.q_per_channel_scales(), float("nan"))
+    axis = w.q_per_channel_axis()
+    return torch._make_per_channel_quantized_tensor(w.int_repr(), scales, w.q_per_channel_zero_points(), axis), b
+
+
+@pytest.mark.parametrize(
+    "packed, dtype, error",
+    [
+        (_nan_scales, None, r"NaN/Inf values"),
+        (lambda w, b: (w, b.half()), None, r"bias \(208,\) float16 in file vs .* bias \(208,\) float32 from config"),
+        (lambda w, b: (w, b), torch.float16, r"_packed_params.dtype: torch.float16 in file vs torch.qint8"),
+    ],
+    ids=["nan-scales", "fp16-bias", "fp16-dtype"],
+)
+def test_saved_int8_with_bad_quantized_entries_is_refused_at_load(model_dir, tmp_path, packed, dtype, error):
+    # entries torch would load and then fail on mid-decode (NaN scales), or reject with a bare RuntimeError /
+    # NotImplementedError naming no file
+    int8_dir = str(tmp_path / "int8")
+    path = save_quantized(model_dir, int8_dir)
+    state = torch.load(path, weights_only=True)
+    key = "decoder.output_layer._packed_params"
+    state[key + "._packed_params"] = packed(*state[key + "._packed_params"])
+    if dtype is not None:
+        state[key + ".dtype"] = dtype
+    torch.save(state, path)
+    sidecar = os.path.join(int8_dir, SIDECAR_NAME)
+    info = json.load(open(sidecar, encoding="utf-8"))
+    info["weights"]["size"] = os.path.getsize(path)
+    json.dump(info, open(sidecar, "w", encoding="utf-8"))
+    with pytest.raises(CheckpointError, match=error) as caught:
+        load_model(int8_dir, device="cpu", quantize="int8")
+    assert path in str(caught.value)
+
+
 def test_failed_save_leaves_no_output(model_dir, tmp_path, monkeypatch):
     def broken(obj, f, *args, **kwargs):
         f.write(b"partial")
