@@ -16,10 +16,12 @@ file's, and the source weights, when the dir holds them (the fp32 file being dec
 and says why (a warning when the saved file is stale or incomplete). A dir without fp32 weights has only the
 saved file to decode: then a mismatch is a :class:`~funasr_lite.errors.CheckpointError`.
 
-Writes are atomic (temporary file + rename): ``model_quant.pt`` first, the sidecar last, after removing the
-old one, so an interrupted save leaves no sidecar vouching for a file it does not describe.
+Writes are atomic (temporary file + rename): the old sidecar is removed first, then the copied files and
+``model_quant.pt`` are written, the sidecar last, so an interrupted save leaves no sidecar vouching for weights
+or files it does not describe.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -129,14 +131,17 @@ def save_quantized(model_dir: str, output_dir: Optional[str] = None, mode: str =
     path; decode it with ``--quantize mode``.
 
     Raises:
-        ModelDirError: ``model_dir`` is incomplete or has no fp32 weights; ``output_dir`` holds fp32 weights
-            of the same name (they would not be the ones quantized); a file lies outside ``model_dir``.
+        ModelDirError: ``model_dir`` is incomplete or has no fp32 weights; ``output_dir`` is not a directory or
+            holds fp32 weights of the same name (they would not be the ones quantized); a file lies outside
+            ``model_dir``.
         CheckpointError, ConfigError: the model dir does not load.
     """
     from funasr_lite.decode.transcribe import Transcriber  # transcribe imports this module's loaders
 
     md = detect_model_dir(model_dir)
     out = os.path.abspath(output_dir) if output_dir else md.root
+    if os.path.lexists(out) and not os.path.isdir(out):  # before the model loads, not at makedirs after it
+        raise ModelDirError(f"output dir {out}: exists and is not a directory")
     separate = not (os.path.isdir(out) and os.path.samefile(out, md.root))
     files = [md.config, md.cmvn, md.tokens, md.seg_dict, md.decoding_yaml, md.finetune_yaml]
     files.append(os.path.join(md.root, "configuration.json"))
@@ -154,15 +159,17 @@ def save_quantized(model_dir: str, output_dir: Optional[str] = None, mode: str =
     asr = Transcriber(md, "cpu", quantize=mode, reuse_saved=False)
     state = asr.model.state_dict()  # the quantized layers' packed weights, unpacked: (int8 weight, bias)
     os.makedirs(out, exist_ok=True)
+    quantized = os.path.join(out, QUANTIZED_NAME)
+    sidecar = os.path.join(out, SIDECAR_NAME)
+    # the old sidecar goes first: until the new one is written, an older save in the dir must not be vouched
+    # for next to the config, CMVN and token list copied below (they may be another model's)
+    with contextlib.suppress(FileNotFoundError):  # a concurrent run may have removed it
+        os.unlink(sidecar)
     if separate:
         for f in files:
             dst = os.path.join(out, os.path.relpath(f, md.root))
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             atomic_copy(f, dst)
-    quantized = os.path.join(out, QUANTIZED_NAME)
-    sidecar = os.path.join(out, SIDECAR_NAME)
-    if os.path.lexists(sidecar):
-        os.unlink(sidecar)
     atomic_torch_save(state, quantized)
     import torch
 

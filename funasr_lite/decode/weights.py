@@ -23,11 +23,12 @@ import torch
 
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.decode.quantize import quantize_model, quantized_structure, quiet_quantization_warnings
-from funasr_lite.decode.quantized_dir import saved_quantized
+from funasr_lite.decode.quantized_dir import SIDECAR_NAME, saved_quantized
 from funasr_lite.errors import CheckpointError, ModelDirError
 from funasr_lite.hub.model_dir import ModelDir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model
+from funasr_lite.utils.fileio import same_file
 
 __all__ = ["load_decoding_model"]
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # a dynamically quantized Linear's (int8 weight, bias) in its state_dict, after the layer's name
 PACKED = "._packed_params._packed_params"
+# and the dtype it packs its weight for
+DTYPE = "._packed_params.dtype"
 
 
 def load_decoding_model(
@@ -54,9 +57,16 @@ def load_decoding_model(
     the fp32 weights, as ``funasr-lite quantize`` does).
 
     Raises:
-        CheckpointError: the weights do not load or do not match the config or the token list.
+        CheckpointError: the weights do not load or do not match the config or the token list; the fp32
+            checkpoint named is the dir's own ``model_quant.pt``.
         ModelDirError: the dir has int8 weights only, and they cannot be used.
     """
+    if md.checkpoint is not None and md.quantized is not None and same_file(md.checkpoint, md.quantized):
+        raise CheckpointError(
+            f"--checkpoint {md.checkpoint}: names the int8 weights funasr-lite quantize saved, not fp32 weights: "
+            "decode the dir with --quantize int8 and without --checkpoint (that loads them when "
+            f"{SIDECAR_NAME} matches)"
+        )
     saved = saved_quantized(md, quantize) if quantize and reuse_saved else None
     if saved is not None:
         return _load_saved(md, saved, config, vocab_size, quantize), saved
@@ -163,15 +173,22 @@ def _check_packed_shapes(state: Dict[str, Any], sizes: Dict[str, Tuple[int, int,
         if value is None:
             continue  # a missing key: named by load_weights_strict
         weight, bias = (value + (None, None))[:2] if isinstance(value, tuple) else (None, None)
-        want = f"weight ({rows}, {cols}), " + (f"bias ({rows},)" if has_bias else "no bias")
-        got = f"weight {tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight}, " + (
-            f"bias {tuple(bias.shape)}" if isinstance(bias, torch.Tensor) else "no bias"
-        )
-        ok = isinstance(value, tuple) and len(value) == 2 and isinstance(weight, torch.Tensor)
-        if not (ok and weight.dtype == torch.qint8 and got == want):
+        want = f"weight ({rows}, {cols}) qint8, " + (f"bias ({rows},) float32" if has_bias else "no bias")
+        got = f"weight {_described(weight)}, " + (f"bias {_described(bias)}" if bias is not None else "no bias")
+        if not (isinstance(value, tuple) and len(value) == 2 and got == want):
             bad.append(f"{name + PACKED}: {got} in file vs {want} from config")
+        kind = state.get(name + DTYPE)
+        if kind is not None and kind != torch.qint8:  # the dtype the layer packs its weight for
+            bad.append(f"{name + DTYPE}: {kind} in file vs torch.qint8")
     if bad:
         more = f" ... (+{len(bad) - 8} more)" if len(bad) > 8 else ""
         raise CheckpointError(
             f"{path}: does not match the model described by config.yaml; " + "; ".join(bad[:8]) + more
         )
+
+
+def _described(value: Any) -> str:
+    """A tensor's shape and dtype (``(208, 128) qint8``), else the value's type."""
+    if isinstance(value, torch.Tensor):
+        return f"{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    return f"(a {type(value).__name__})"

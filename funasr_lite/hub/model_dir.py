@@ -271,7 +271,8 @@ def check_finite(state: Dict[str, Any], path: str) -> None:
     """
     bad = []
     for name, value in state.items():
-        for t in _tensors(value):  # a quantized layer's int8 weight is neither: its float bias is checked
+        for t in _tensors(value):  # a quantized layer's int8 weight: its scales, and its float bias
+            t = _quantization_scales(t) if t.is_quantized else t
             if (t.is_floating_point() or t.is_complex()) and not _all_finite(t):
                 bad.append((name, int(t.numel() - torch.isfinite(t).sum()), t.numel()))
     if bad:
@@ -281,6 +282,14 @@ def check_finite(state: Dict[str, Any], path: str) -> None:
             f"{path}: tensor {name} holds {n} NaN/Inf values of {numel}{more}: the weights are not finite "
             "(a diverged training run or a corrupt file); use another checkpoint"
         )
+
+
+def _quantization_scales(t: torch.Tensor) -> torch.Tensor:
+    """The float scales of a quantized tensor (one per channel, or one): a NaN/Inf scale dequantizes its whole
+    row to NaN/Inf."""
+    if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric, torch.per_channel_affine_float_qparams):
+        return t.q_per_channel_scales()
+    return torch.tensor([t.q_scale()], dtype=torch.float64)
 
 
 _NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64, torch.complex64, torch.complex128)

@@ -150,6 +150,41 @@ def test_int8_only_dir_needs_the_flag_and_a_sound_save(model_dir, tmp_path):
         load_model(int8_dir, device="cpu", quantize="int8")
 
 
+def _nan_scales(w, b):
+    scales = torch.full_like(w.q_per_channel_scales(), float("nan"))
+    axis = w.q_per_channel_axis()
+    return torch._make_per_channel_quantized_tensor(w.int_repr(), scales, w.q_per_channel_zero_points(), axis), b
+
+
+@pytest.mark.parametrize(
+    "packed, dtype, error",
+    [
+        (_nan_scales, None, r"NaN/Inf values"),
+        (lambda w, b: (w, b.half()), None, r"bias \(208,\) float16 in file vs .* bias \(208,\) float32 from config"),
+        (lambda w, b: (w, b), torch.float16, r"_packed_params.dtype: torch.float16 in file vs torch.qint8"),
+    ],
+    ids=["nan-scales", "fp16-bias", "fp16-dtype"],
+)
+def test_saved_int8_with_bad_quantized_entries_is_refused_at_load(model_dir, tmp_path, packed, dtype, error):
+    # entries torch would load and then fail on mid-decode (NaN scales), or reject with a bare RuntimeError /
+    # NotImplementedError naming no file
+    int8_dir = str(tmp_path / "int8")
+    path = save_quantized(model_dir, int8_dir)
+    state = torch.load(path, weights_only=True)
+    key = "decoder.output_layer._packed_params"
+    state[key + "._packed_params"] = packed(*state[key + "._packed_params"])
+    if dtype is not None:
+        state[key + ".dtype"] = dtype
+    torch.save(state, path)
+    sidecar = os.path.join(int8_dir, SIDECAR_NAME)
+    info = json.load(open(sidecar, encoding="utf-8"))
+    info["weights"]["size"] = os.path.getsize(path)
+    json.dump(info, open(sidecar, "w", encoding="utf-8"))
+    with pytest.raises(CheckpointError, match=error) as caught:
+        load_model(int8_dir, device="cpu", quantize="int8")
+    assert path in str(caught.value)
+
+
 def test_failed_save_leaves_no_output(model_dir, tmp_path, monkeypatch):
     def broken(obj, f, *args, **kwargs):
         f.write(b"partial")
@@ -166,6 +201,38 @@ def test_failed_save_leaves_no_output(model_dir, tmp_path, monkeypatch):
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
 
+def test_save_interrupted_while_copying_leaves_no_sidecar(model_dir, tmp_path, monkeypatch):
+    # the output dir holds an older save (possibly of another model); a new save dies after copying the
+    # config but before model_quant.pt: the old sidecar must not vouch for the old weights next to the new files
+    out = str(tmp_path / "int8")
+    save_quantized(model_dir, out)
+    copied = []
+
+    def dying_copy(src, dst):
+        if copied:
+            raise KeyboardInterrupt
+        copied.append(dst)
+        shutil.copyfile(src, dst)
+
+    monkeypatch.setattr(quantized_dir, "atomic_copy", dying_copy)
+    with pytest.raises(KeyboardInterrupt):
+        save_quantized(model_dir, out)
+    assert copied and not os.path.exists(os.path.join(out, SIDECAR_NAME))
+    with pytest.raises(CheckpointError, match=f"{SIDECAR_NAME}: missing"):
+        load_model(out, device="cpu", quantize="int8")
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_checkpoint_naming_the_saved_int8_file_says_how_to_decode_it(model_dir, tmp_path, quantize, recwarn):
+    int8_dir = str(tmp_path / "int8")
+    save_quantized(model_dir)
+    save_quantized(model_dir, int8_dir)
+    for d in (model_dir, int8_dir):
+        with pytest.raises(CheckpointError, match="names the int8 weights .* without --checkpoint"):
+            load_model(d, device="cpu", quantize=quantize, checkpoint=QUANTIZED_NAME)
+    assert not [w for w in recwarn if "deprecated" in str(w.message)]  # refused before torch reads it
+
+
 def test_output_dir_with_other_fp32_weights_is_refused(model_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -173,6 +240,19 @@ def test_output_dir_with_other_fp32_weights_is_refused(model_dir, tmp_path):
     with pytest.raises(ModelDirError, match="holds fp32 weights"):
         save_quantized(model_dir, str(other))
     assert sorted(os.listdir(other)) == ["model.pt"]
+
+
+def test_output_dir_that_is_a_file_is_refused_before_loading(model_dir, tmp_path, monkeypatch):
+    target = tmp_path / "int8"
+    target.write_text("not a dir")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("funasr_lite.decode.transcribe.Transcriber", no_load)
+    with pytest.raises(ModelDirError, match=f"output dir {target}: exists and is not a directory"):
+        save_quantized(model_dir, str(target))
+    assert target.read_text() == "not a dir"
 
 
 def test_cli(model_dir, tmp_path, capsys):
