@@ -324,9 +324,12 @@ def load_pipeline(
     max_segment_seconds: Optional[float] = None,
     asr: Optional[Transcriber] = None,
     layers: Sequence[Any] = (),
+    quantize: Optional[str] = None,
 ) -> LongAudioPipeline:
     """Load the ASR model (a dir or hub id, or the given ``asr``), and the VAD and punctuation models (a dir, a
     hub id or an alias of :data:`funasr_lite.hub.aliases.MODEL_ALIASES`; None or ``"none"``: no such stage).
+    ``quantize="int8"``: the ASR model's Linear layers in int8, as ``--quantize int8`` (CPU only; a dir
+    with only the saved int8 weights of ``funasr-lite quantize`` loads too).
 
     Raises:
         ConfigError: ``vad_model`` / ``punc_model`` is not a string or is blank (before any model is loaded).
@@ -336,7 +339,8 @@ def load_pipeline(
 
     vad_model, punc_model = _stage_name(vad_model, "vad_model"), _stage_name(punc_model, "punc_model")
     if asr is None:
-        asr = Transcriber(detect_model_dir(resolve_model(model), checkpoint=checkpoint), device, layers=layers)
+        md = detect_model_dir(resolve_model(model), checkpoint=checkpoint, quantized_only_ok=quantize is not None)
+        asr = Transcriber(md, device, layers=layers, quantize=quantize)
     vad = punc = None
     if vad_model is not None:
         from funasr_lite.vad import load_vad

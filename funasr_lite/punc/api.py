@@ -136,10 +136,11 @@ class PuncModel:
         bad = ~torch.isfinite(rows).all(-1)
         if bool(bad.any()):
             ids = used[bad].tolist()
+            padding = " (id 0 also pads the windows of a batch)" if 0 in ids and x.size(0) > 1 else ""
             raise NonFiniteWeightsError(
                 f"{self.model_dir.checkpoint}: tensor {EMBED_KEY} holds NaN/Inf values in the rows of token ids "
-                f"{ids[:10]}{' ...' if len(ids) > 10 else ''}: the weights are not finite (a diverged training run "
-                "or a corrupt file); use another checkpoint"
+                f"{ids[:10]}{' ...' if len(ids) > 10 else ''}{padding}: the weights are not finite (a diverged "
+                "training run or a corrupt file); use another checkpoint"
             )
         logits, _ = self.model(x, lengths)
         return logits

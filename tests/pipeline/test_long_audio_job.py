@@ -361,3 +361,24 @@ def test_load_pipeline_takes_none_and_refuses_blank_stage_names_before_loading(s
     for kw in ({"vad_model": 5}, {"punc_model": ""}, {"punc_model": "  "}, {"vad_model": ["fsmn-vad"]}):
         with pytest.raises(ConfigError, match=f"{next(iter(kw))} .*must be a model dir, a hub id or an alias"):
             long_audio.load_pipeline(setup[0], device="cpu", **kw)
+
+
+def test_load_pipeline_quantize_takes_an_int8_only_dir(setup, tmp_path):
+    """load_pipeline(quantize="int8") decodes a dir that holds only funasr-lite quantize's int8 weights, as
+    load_model(dir, quantize="int8") does; without quantize the dir is refused, saying how to decode it."""
+    from funasr_lite.data.audio import load_audio
+    from funasr_lite.decode.quantized_dir import save_quantized
+    from funasr_lite.decode.transcribe import load_model
+    from funasr_lite.errors import ModelDirError
+    from funasr_lite.pipeline.long_audio import load_pipeline
+
+    int8_dir = str(tmp_path / "int8")
+    save_quantized(setup[0], output_dir=int8_dir)
+    wav = load_audio(os.path.join(setup[1], "wav", "long.wav"), 16000)[: 16000 * 12]
+    ours = load_pipeline(int8_dir, device="cpu", quantize="int8").transcribe_waveform(wav)
+    ref = load_pipeline(
+        int8_dir, device="cpu", asr=load_model(setup[0], device="cpu", quantize="int8")
+    ).transcribe_waveform(wav)
+    assert ours["text"] and ours == ref
+    with pytest.raises(ModelDirError, match="--quantize int8"):
+        load_pipeline(int8_dir, device="cpu")
