@@ -5,6 +5,8 @@ Random weights usually predict no tokens at all (CIF never fires) or the same
 token everywhere.  ``spread_weights`` biases the predictor so that about one
 token fires every 3 encoder frames and scales the output layer so that argmax
 ids vary, which makes text comparisons meaningful.
+
+The model-level parity tests (tests/models) share ``SharedEncoder`` and ``bicif_kwargs`` from here.
 """
 
 import copy
@@ -76,14 +78,18 @@ def build_tiny_model_dir(
     )
 
 
+# CifPredictorV3's timestamp head as the ModelScope BiCif and SeACo models configure it (a BLSTM over the
+# encoder output, 3 sub-frames per frame).
+CIF_V3_TIMESTAMP_CONF: Dict = dict(
+    smooth_factor2=0.25, noise_threshold2=0.01, upsample_times=3, use_cif1_cnn=False, upsample_type="cnn_blstm"
+)
+
 # A tiny BiCifParaformer: TINY_CONFIG with the ModelScope BiCif model's predictor (CifPredictorV3 with a
 # BLSTM timestamp head that reads the encoder output, 3 sub-frames per frame).
 BICIF_CONFIG: Dict = copy.deepcopy(TINY_CONFIG)
 BICIF_CONFIG["model"] = "BiCifParaformer"
 BICIF_CONFIG["predictor"] = "CifPredictorV3"
-BICIF_CONFIG["predictor_conf"].update(
-    smooth_factor2=0.25, noise_threshold2=0.01, upsample_times=3, use_cif1_cnn=False, upsample_type="cnn_blstm"
-)
+BICIF_CONFIG["predictor_conf"].update(CIF_V3_TIMESTAMP_CONF)
 
 
 def funasr_state_dict(model_class, config: Dict, seed: int = 0, **extra) -> Dict[str, torch.Tensor]:
@@ -186,3 +192,55 @@ def write_char_seg_dict(model_dir: str) -> None:
     characters (without one, each hotword is a single <unk>)."""
     with open(os.path.join(model_dir, "seg_dict"), "w", encoding="utf-8") as f:
         f.write("".join(f"{c} {c}\n" for c in CHARS))
+
+
+class SharedEncoder(torch.nn.Module):
+    """Gives one of FunASR's models our encoder (FunASR's encoder returns a 3-tuple).
+
+    In training, CIF rescales alphas to sum to the target length exactly and a
+    token only fires if the float prefix sum reaches that integer, so whether
+    the last token fires is decided by 1e-7 rounding noise. Sharing the encoder
+    makes both sides see bit-identical encoder outputs, so the comparison tests
+    the loss itself; the encoder's own parity is tested separately.
+    """
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.inner = encoder
+
+    def forward(self, x, lengths):
+        enc, lens = self.inner(x, lengths)
+        return enc, lens, None
+
+
+def bicif_kwargs(d: int, vocab_size: int, input_size: int) -> Dict:
+    """Constructor kwargs (funasr's BiCifParaformer and ours take the same) of a BiCifParaformer of width ``d``
+    with 2 encoder and 2 decoder blocks, no CTC and no dropout settings: for model-level parity tests that feed
+    random features of ``input_size`` dims."""
+    return dict(
+        encoder="SANMEncoder",
+        encoder_conf=dict(
+            output_size=d,
+            attention_heads=4,
+            linear_units=128,
+            num_blocks=2,
+            input_layer="pe",
+            pos_enc_class="SinusoidalPositionEncoder",
+            normalize_before=True,
+            kernel_size=11,
+            sanm_shfit=0,
+            selfattention_layer_type="sanm",
+        ),
+        decoder="ParaformerSANMDecoder",
+        decoder_conf=dict(attention_heads=4, linear_units=128, num_blocks=2, att_layer_num=2, kernel_size=11),
+        predictor="CifPredictorV3",
+        predictor_conf=dict(idim=d, threshold=1.0, l_order=1, r_order=1, tail_threshold=0.45, **CIF_V3_TIMESTAMP_CONF),
+        ctc_weight=0.0,
+        input_size=input_size,
+        vocab_size=vocab_size,
+        lsm_weight=0.1,
+        length_normalized_loss=True,
+        predictor_weight=1.0,
+        predictor_bias=1,
+        sampling_ratio=0.75,
+    )

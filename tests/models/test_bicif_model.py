@@ -11,58 +11,10 @@ import pytest
 import torch
 
 from funasr_lite.models.bicif import BiCifParaformer, CifPredictorV3
+from tiny_model import SharedEncoder, bicif_kwargs
 
 D, V, FEAT, T = 64, 40, 560, 30
-CONFIG = dict(
-    encoder="SANMEncoder",
-    encoder_conf=dict(
-        output_size=D,
-        attention_heads=4,
-        linear_units=128,
-        num_blocks=2,
-        input_layer="pe",
-        pos_enc_class="SinusoidalPositionEncoder",
-        normalize_before=True,
-        kernel_size=11,
-        sanm_shfit=0,
-        selfattention_layer_type="sanm",
-    ),
-    decoder="ParaformerSANMDecoder",
-    decoder_conf=dict(attention_heads=4, linear_units=128, num_blocks=2, att_layer_num=2, kernel_size=11),
-    predictor="CifPredictorV3",
-    predictor_conf=dict(
-        idim=D,
-        threshold=1.0,
-        l_order=1,
-        r_order=1,
-        tail_threshold=0.45,
-        smooth_factor2=0.25,
-        noise_threshold2=0.01,
-        upsample_times=3,
-        use_cif1_cnn=False,
-        upsample_type="cnn_blstm",
-    ),
-    ctc_weight=0.0,
-    input_size=FEAT,
-    vocab_size=V,
-    lsm_weight=0.1,
-    length_normalized_loss=True,
-    predictor_weight=1.0,
-    predictor_bias=1,
-    sampling_ratio=0.75,
-)
-
-
-class _SharedEncoder(torch.nn.Module):
-    """Our encoder in FunASR's model (FunASR's encoder returns a 3-tuple)."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.inner = encoder
-
-    def forward(self, x, lengths):
-        enc, lens = self.inner(x, lengths)
-        return enc, lens, None
+CONFIG = bicif_kwargs(D, V, FEAT)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +35,7 @@ def test_training_loss_and_grads_match_funasr(predictor_conf, ctc_weight, monkey
     ours = BiCifParaformer(**config).eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    theirs.encoder = _SharedEncoder(ours.encoder)
+    theirs.encoder = SharedEncoder(ours.encoder)
 
     draws = torch.Generator()
     real_randperm = torch.randperm

@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from test_model import CONFIG, LENGTHS, D, _feats, _SharedEncoder, _text
+from test_model import CONFIG, LENGTHS, D, _feats, _text
 
 from funasr_lite.models.contextual import ContextualParaformer
 from funasr_lite.models.hotword_sampling import (
@@ -18,6 +18,7 @@ from funasr_lite.models.hotword_sampling import (
     sample_hotwords,
     seaco_labels,
 )
+from tiny_model import SharedEncoder
 
 CONTEXTUAL = dict(CONFIG, decoder="ContextualParaformerDecoder", inner_dim=D)
 HOTWORDS = [[5, 6], [7, 8, 9], [11]]
@@ -80,7 +81,7 @@ def test_training_loss_and_grads_match_funasr(pair, sampling_ratio, monkeypatch)
     monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
     theirs0, ours0 = pair
     theirs, ours = copy.deepcopy(theirs0), copy.deepcopy(ours0)
-    theirs.encoder = _SharedEncoder(ours.encoder)
+    theirs.encoder = SharedEncoder(ours.encoder)
     theirs.sampling_ratio = ours.sampling_ratio = sampling_ratio
     x = _feats(seed=5)
     text, text_lengths = _text()

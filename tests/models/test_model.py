@@ -16,6 +16,7 @@ from funasr_lite.models.decoder import ParaformerSANMDecoder
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.sanm import SANMEncoder
 from funasr_lite.models.specaug import SpecAugLFR
+from tiny_model import SharedEncoder
 
 D, V, FEAT = 64, 50, 560
 CONFIG = dict(
@@ -196,25 +197,6 @@ def test_padding_invariance(ours_only):
 # ----------------------------------------------------------------------------- training parity
 
 
-class _SharedEncoder(torch.nn.Module):
-    """Gives FunASR's Paraformer our encoder (FunASR's encoder returns a 3-tuple).
-
-    In training, CIF rescales alphas to sum to the target length exactly and a
-    token only fires if the float prefix sum reaches that integer, so whether
-    the last token fires is decided by 1e-7 rounding noise. Sharing the encoder
-    makes both sides see bit-identical encoder outputs, so the comparison tests
-    the loss itself; the encoder's own parity is tested separately.
-    """
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.inner = encoder
-
-    def forward(self, x, lengths):
-        enc, lens = self.inner(x, lengths)
-        return enc, lens, None
-
-
 def _text():
     gen = torch.Generator().manual_seed(7)
     text = torch.randint(3, V, (len(LENGTHS), 12), generator=gen)
@@ -236,7 +218,7 @@ def test_training_loss_and_grads_match_funasr(pair, sampling_ratio, monkeypatch)
     monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
     theirs0, ours0 = pair
     theirs, ours = copy.deepcopy(theirs0), copy.deepcopy(ours0)  # eval mode: dropout off, no specaug
-    theirs.encoder = _SharedEncoder(ours.encoder)
+    theirs.encoder = SharedEncoder(ours.encoder)
     theirs.sampling_ratio = ours.sampling_ratio = sampling_ratio
     x = _feats(seed=5)
     text, text_lengths = _text()

@@ -8,66 +8,21 @@ import pytest
 import torch
 
 from funasr_lite.models.seaco import SeacoParaformer, hotword_batch, sample_hotword_span
+from tiny_model import SharedEncoder, bicif_kwargs
 
 D, V, FEAT, T = 64, 40, 560, 30
 NO_BIAS = V - 2
 CONFIG = dict(
-    encoder="SANMEncoder",
-    encoder_conf=dict(
-        output_size=D,
-        attention_heads=4,
-        linear_units=128,
-        num_blocks=2,
-        input_layer="pe",
-        pos_enc_class="SinusoidalPositionEncoder",
-        normalize_before=True,
-        kernel_size=11,
-        sanm_shfit=0,
-        selfattention_layer_type="sanm",
-    ),
-    decoder="ParaformerSANMDecoder",
-    decoder_conf=dict(attention_heads=4, linear_units=128, num_blocks=2, att_layer_num=2, kernel_size=11),
-    predictor="CifPredictorV3",
-    predictor_conf=dict(
-        idim=D,
-        l_order=1,
-        r_order=1,
-        tail_threshold=0.45,
-        smooth_factor2=0.25,
-        noise_threshold2=0.01,
-        upsample_times=3,
-        use_cif1_cnn=False,
-        upsample_type="cnn_blstm",
-    ),
+    bicif_kwargs(D, V, FEAT),
     seaco_decoder="ParaformerSANMDecoder",
     seaco_decoder_conf=dict(
         attention_heads=4, linear_units=128, num_blocks=4, kernel_size=11, use_output_layer=False, wo_input_layer=True
     ),
-    ctc_weight=0.0,
-    input_size=FEAT,
-    vocab_size=V,
-    lsm_weight=0.1,
-    length_normalized_loss=True,
-    predictor_weight=1.0,
-    predictor_bias=1,
-    sampling_ratio=0.75,
     inner_dim=D,
     seaco_lsm_weight=0.1,
     seaco_weight=0.01,
     NO_BIAS=NO_BIAS,
 )
-
-
-class _SharedEncoder(torch.nn.Module):
-    """Our encoder in FunASR's model (FunASR's encoder returns a 3-tuple): CIF sees identical inputs."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.inner = encoder
-
-    def forward(self, x, lengths):
-        enc, lens = self.inner(x, lengths)
-        return enc, lens, None
 
 
 def _batch():
@@ -91,7 +46,7 @@ def test_training_loss_and_grads_match_funasr(bias_encoder_bid, monkeypatch):
     ours = SeacoParaformer(**copy.deepcopy(config)).eval()
     ours.load_state_dict(theirs.state_dict(), strict=True)
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    theirs.encoder = _SharedEncoder(ours.encoder)
+    theirs.encoder = SharedEncoder(ours.encoder)
 
     x, lengths, text, text_lengths = _batch()
     spans = [(2, 5), (), (0, 1)]
