@@ -84,6 +84,18 @@ CIF_V3_TIMESTAMP_CONF: Dict = dict(
     smooth_factor2=0.25, noise_threshold2=0.01, upsample_times=3, use_cif1_cnn=False, upsample_type="cnn_blstm"
 )
 
+
+def write_train_dev_data(data_path, data_dir: str) -> None:
+    """A finetune ``data_path`` (created here) whose train/ and dev/ both hold ``data_dir``'s wav.scp and text."""
+    for sub in ("train", "dev"):
+        os.makedirs(os.path.join(data_path, sub))
+        for name in ("wav.scp", "text"):
+            with open(os.path.join(data_dir, name), encoding="utf-8") as f:
+                text = f.read()
+            with open(os.path.join(data_path, sub, name), "w", encoding="utf-8") as f:
+                f.write(text)
+
+
 # A tiny BiCifParaformer: TINY_CONFIG with the ModelScope BiCif model's predictor (CifPredictorV3 with a
 # BLSTM timestamp head that reads the encoder output, 3 sub-frames per frame).
 BICIF_CONFIG: Dict = copy.deepcopy(TINY_CONFIG)

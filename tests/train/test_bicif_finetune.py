@@ -1,8 +1,6 @@
 """Finetuning a BiCifParaformer or SeacoParaformer: the heads of their own losses train, and the output dir is
 a model dir that funasr 1.4.16's AutoModel loads and decodes as we do."""
 
-import os
-
 import pytest
 import torch
 
@@ -13,6 +11,7 @@ from tiny_model import (
     funasr_state_dict,
     spread_hotword_head,
     spread_timestamp_head,
+    write_train_dev_data,
 )
 
 
@@ -38,11 +37,7 @@ def test_finetuned_dir_loads_in_funasr(name, synth_data_dir, tmp_path):
     from funasr_lite.train.options import FinetuneOptions
 
     data = tmp_path / "data"
-    for sub in ("train", "dev"):
-        os.makedirs(data / sub)
-        for name in ("wav.scp", "text"):
-            with open(os.path.join(synth_data_dir, name), encoding="utf-8") as f:
-                (data / sub / name).write_text(f.read(), encoding="utf-8")
+    write_train_dev_data(data, synth_data_dir)
     config, state, own_head = _funasr_weights(name)
     init = build_tiny_model_dir(str(tmp_path / "init"), synth_data_dir, state_dict=state, config=config)
     out = tmp_path / "out"

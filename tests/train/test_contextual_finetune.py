@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tiny_model import build_tiny_contextual_dir
+from tiny_model import build_tiny_contextual_dir, write_train_dev_data
 
 
 def test_finetuned_contextual_dir_loads_in_funasr(synth_data_dir, tmp_path):
@@ -17,11 +17,7 @@ def test_finetuned_contextual_dir_loads_in_funasr(synth_data_dir, tmp_path):
 
     init = build_tiny_contextual_dir(str(tmp_path / "init"), synth_data_dir)
     data = tmp_path / "data"
-    for sub in ("train", "dev"):
-        os.makedirs(data / sub)
-        for name in ("wav.scp", "text"):
-            with open(os.path.join(synth_data_dir, name), encoding="utf-8") as f:
-                (data / sub / name).write_text(f.read(), encoding="utf-8")
+    write_train_dev_data(data, synth_data_dir)
     out = tmp_path / "out"
     flags = dict(optim="adam", lr=2e-3, scheduler="warmuplr", scheduler_conf='{"warmup_steps": 10}', batch_bins=300)
     flags.update(max_epoch=1, keep_nbest_models=[1], num_workers=0)
