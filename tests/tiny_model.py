@@ -6,7 +6,8 @@ token everywhere.  ``spread_weights`` biases the predictor so that about one
 token fires every 3 encoder frames and scales the output layer so that argmax
 ids vary, which makes text comparisons meaningful.
 
-The model-level parity tests (tests/models) share ``SharedEncoder`` and ``bicif_kwargs`` from here.
+The model-level parity tests (tests/models) share ``SharedEncoder``, ``private_randperm`` and ``bicif_kwargs``
+from here.
 """
 
 import copy
@@ -223,6 +224,18 @@ class SharedEncoder(torch.nn.Module):
     def forward(self, x, lengths):
         enc, lens = self.inner(x, lengths)
         return enc, lens, None
+
+
+def private_randperm(monkeypatch) -> torch.Generator:
+    """Make ``torch.randperm`` (the training sampler's draws) use the returned generator for the rest of the test.
+
+    Reseeding it before each forward gives FunASR's model and ours the same draws: FunASR's layer
+    containers also draw from the global RNG on every call, so the global streams differ.
+    """
+    draws = torch.Generator()
+    real_randperm = torch.randperm
+    monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
+    return draws
 
 
 def bicif_kwargs(d: int, vocab_size: int, input_size: int) -> Dict:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from funasr_lite.models.bicif import BiCifParaformer, CifPredictorV3
-from tiny_model import SharedEncoder, bicif_kwargs
+from tiny_model import SharedEncoder, bicif_kwargs, private_randperm
 
 D, V, FEAT, T = 64, 40, 560, 30
 CONFIG = bicif_kwargs(D, V, FEAT)
@@ -37,9 +37,7 @@ def test_training_loss_and_grads_match_funasr(predictor_conf, ctc_weight, monkey
     assert list(ours.state_dict()) == list(theirs.state_dict())
     theirs.encoder = SharedEncoder(ours.encoder)
 
-    draws = torch.Generator()
-    real_randperm = torch.randperm
-    monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
+    draws = private_randperm(monkeypatch)
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(3, T, FEAT, generator=gen)
     lengths = torch.full((3,), T)

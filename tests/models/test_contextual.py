@@ -18,7 +18,7 @@ from funasr_lite.models.hotword_sampling import (
     sample_hotwords,
     seaco_labels,
 )
-from tiny_model import SharedEncoder
+from tiny_model import SharedEncoder, private_randperm
 
 CONTEXTUAL = dict(CONFIG, decoder="ContextualParaformerDecoder", inner_dim=D)
 HOTWORDS = [[5, 6], [7, 8, 9], [11]]
@@ -76,9 +76,7 @@ def test_decoder_matches_funasr_with_and_without_hotwords(pair):
 @pytest.mark.parametrize("sampling_ratio", [0.0, 0.75])
 def test_training_loss_and_grads_match_funasr(pair, sampling_ratio, monkeypatch):
     """Same batch, weights and sampled hotwords: loss within 1e-4 and matching gradients (dropout off)."""
-    draws = torch.Generator()
-    real_randperm = torch.randperm
-    monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
+    draws = private_randperm(monkeypatch)
     theirs0, ours0 = pair
     theirs, ours = copy.deepcopy(theirs0), copy.deepcopy(ours0)
     theirs.encoder = SharedEncoder(ours.encoder)

@@ -16,7 +16,7 @@ from funasr_lite.models.decoder import ParaformerSANMDecoder
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.sanm import SANMEncoder
 from funasr_lite.models.specaug import SpecAugLFR
-from tiny_model import SharedEncoder
+from tiny_model import SharedEncoder, private_randperm
 
 D, V, FEAT = 64, 50, 560
 CONFIG = dict(
@@ -213,9 +213,7 @@ def test_training_loss_and_grads_match_funasr(pair, sampling_ratio, monkeypatch)
     each forward: FunASR's layer containers draw ``len(layers)`` uniforms from the
     global RNG on every call (even in eval mode), so the global streams differ.
     """
-    draws = torch.Generator()
-    real_randperm = torch.randperm
-    monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
+    draws = private_randperm(monkeypatch)
     theirs0, ours0 = pair
     theirs, ours = copy.deepcopy(theirs0), copy.deepcopy(ours0)  # eval mode: dropout off, no specaug
     theirs.encoder = SharedEncoder(ours.encoder)

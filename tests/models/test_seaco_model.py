@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from funasr_lite.models.seaco import SeacoParaformer, hotword_batch, sample_hotword_span
-from tiny_model import SharedEncoder, bicif_kwargs
+from tiny_model import SharedEncoder, bicif_kwargs, private_randperm
 
 D, V, FEAT, T = 64, 40, 560, 30
 NO_BIAS = V - 2
@@ -52,9 +52,7 @@ def test_training_loss_and_grads_match_funasr(bias_encoder_bid, monkeypatch):
     spans = [(2, 5), (), (0, 1)]
     hotwords, labels = hotword_batch(text, text_lengths, spans, NO_BIAS, sos=1)
     pad = torch.nn.utils.rnn.pad_sequence([torch.tensor(h) for h in hotwords], batch_first=True)
-    draws = torch.Generator()
-    real_randperm = torch.randperm
-    monkeypatch.setattr(torch, "randperm", lambda n, **kw: real_randperm(int(n), generator=draws))
+    draws = private_randperm(monkeypatch)
 
     draws.manual_seed(11)
     ref_loss, ref_stats, ref_weight = theirs(
