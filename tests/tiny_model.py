@@ -200,6 +200,21 @@ def spread_hotword_head(state: Dict[str, torch.Tensor], seed: int = 9) -> Dict[s
     return state
 
 
+def funasr_bicif_state() -> Dict[str, torch.Tensor]:
+    """BICIF_CONFIG's weights from funasr's own BiCifParaformer (seed 0), timestamp head spread."""
+    from funasr.models.bicif_paraformer.model import BiCifParaformer
+
+    return spread_timestamp_head(funasr_state_dict(BiCifParaformer, BICIF_CONFIG))
+
+
+def funasr_seaco_state() -> Dict[str, torch.Tensor]:
+    """SEACO_CONFIG's weights from funasr's own SeacoParaformer (seed 0), timestamp and hotword heads spread."""
+    from funasr.models.seaco_paraformer.model import SeacoParaformer
+
+    extra = {k: SEACO_CONFIG[k] for k in ("seaco_decoder", "seaco_decoder_conf")}
+    return spread_hotword_head(spread_timestamp_head(funasr_state_dict(SeacoParaformer, SEACO_CONFIG, **extra)))
+
+
 def write_char_seg_dict(model_dir: str) -> None:
     """A seg_dict mapping each character of the vocabulary to itself: FunASR then splits hotwords into
     characters (without one, each hotword is a single <unk>)."""

@@ -14,7 +14,7 @@ from funasr_lite.data.tokenizer import postprocess_tokens_timed
 from funasr_lite.decode.bicif import fire_sums, upsampled_token_times
 from funasr_lite.decode.transcribe import load_model
 from funasr_lite.errors import ConfigError
-from tiny_model import BICIF_CONFIG, build_tiny_model_dir, funasr_state_dict, spread_timestamp_head
+from tiny_model import BICIF_CONFIG, build_tiny_model_dir, funasr_bicif_state
 
 
 def _wavs(data_dir):
@@ -24,8 +24,8 @@ def _wavs(data_dir):
 
 @pytest.fixture(scope="module")
 def bicif_dir(synth_data_dir, tmp_path_factory):
-    fb = pytest.importorskip("funasr.models.bicif_paraformer.model")
-    state = spread_timestamp_head(funasr_state_dict(fb.BiCifParaformer, BICIF_CONFIG))
+    pytest.importorskip("funasr.models.bicif_paraformer.model")
+    state = funasr_bicif_state()
     out = str(tmp_path_factory.mktemp("bicif"))
     return build_tiny_model_dir(out, synth_data_dir, state_dict=state, config=BICIF_CONFIG)
 

@@ -17,9 +17,7 @@ from tiny_model import (
     CHARS,
     SEACO_CONFIG,
     build_tiny_model_dir,
-    funasr_state_dict,
-    spread_hotword_head,
-    spread_timestamp_head,
+    funasr_seaco_state,
     write_char_seg_dict,
 )
 
@@ -33,11 +31,9 @@ def _wavs(data_dir):
 
 @pytest.fixture(scope="module")
 def seaco_dir(synth_data_dir, tmp_path_factory):
-    fs = pytest.importorskip("funasr.models.seaco_paraformer.model")
-    extra = {k: SEACO_CONFIG[k] for k in ("seaco_decoder", "seaco_decoder_conf")}
-    state = funasr_state_dict(fs.SeacoParaformer, SEACO_CONFIG, **extra)
+    pytest.importorskip("funasr.models.seaco_paraformer.model")
+    state = funasr_seaco_state()
     assert "seaco_decoder.decoders.5.src_attn.linear_q.weight" in state  # 4 blocks in the config, 6 built
-    state = spread_hotword_head(spread_timestamp_head(state))
     out = build_tiny_model_dir(
         str(tmp_path_factory.mktemp("seaco")), synth_data_dir, state_dict=state, config=SEACO_CONFIG
     )

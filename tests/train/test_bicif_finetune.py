@@ -8,23 +8,16 @@ from tiny_model import (
     BICIF_CONFIG,
     SEACO_CONFIG,
     build_tiny_model_dir,
-    funasr_state_dict,
-    spread_hotword_head,
-    spread_timestamp_head,
+    funasr_bicif_state,
+    funasr_seaco_state,
     write_train_dev_data,
 )
 
 
 def _funasr_weights(name):
     if name == "bicif":
-        from funasr.models.bicif_paraformer.model import BiCifParaformer
-
-        return BICIF_CONFIG, spread_timestamp_head(funasr_state_dict(BiCifParaformer, BICIF_CONFIG)), "cif_output2"
-    from funasr.models.seaco_paraformer.model import SeacoParaformer
-
-    extra = {k: SEACO_CONFIG[k] for k in ("seaco_decoder", "seaco_decoder_conf")}
-    state = spread_hotword_head(spread_timestamp_head(funasr_state_dict(SeacoParaformer, SEACO_CONFIG, **extra)))
-    return SEACO_CONFIG, state, "hotword_output_layer"
+        return BICIF_CONFIG, funasr_bicif_state(), "cif_output2"
+    return SEACO_CONFIG, funasr_seaco_state(), "hotword_output_layer"
 
 
 @pytest.mark.parametrize("name", ["bicif", "seaco"])
