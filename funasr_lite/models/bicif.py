@@ -181,13 +181,10 @@ class BiCifParaformer(Paraformer):
         own sub-frames.
         """
         alphas2, up_lens = self.predictor.timestamp_alphas(enc, enc_lens)
-        rows = []
-        for b in range(alphas2.size(0)):
-            row = alphas2[b : b + 1, : int(up_lens[b])]
-            rows.append(row * (token_lens[b : b + 1] / row.sum(-1))[:, None])
         scaled = torch.zeros_like(alphas2)
-        for b, row in enumerate(rows):
-            scaled[b, : row.size(1)] = row[0]
+        for b in range(alphas2.size(0)):
+            row = alphas2[b, : int(up_lens[b])]
+            scaled[b, : row.size(0)] = row * (token_lens[b] / row.sum())
         return scaled, up_lens
 
     def _auxiliary_loss(
