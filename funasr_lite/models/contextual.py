@@ -177,9 +177,7 @@ class ContextualParaformer(Paraformer):
         target_buffer_length: int = -1,
         **kwargs: Any,
     ):
-        super().__init__(*args, decoder=decoder, **kwargs)
-        if not isinstance(self.decoder, ContextualParaformerDecoder):
-            raise ValueError(f"ContextualParaformer: the decoder must be ContextualParaformerDecoder, got {decoder}")
+        super().__init__(*args, decoder=decoder, **kwargs)  # ValueError unless the decoder takes a context
         if self.share_embedding:
             raise ValueError("ContextualParaformer: share_embedding=True is unsupported")
         if bias_encoder_type != "lstm":
