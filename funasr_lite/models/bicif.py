@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from funasr_lite.models.cif import CifPredictorV2
+from funasr_lite.models.cif import CifPredictorV2, fired_token_embeddings
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.sanm import lengths_to_mask
 
@@ -59,17 +59,10 @@ def cif_sequential(hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int) 
         running = torch.where(fire, running - 1.0, running)
     if not frames:
         return hidden.new_zeros(batch, num_tokens, hidden.size(-1)), alphas
-    peaks = torch.stack(sums, 1)
-    fire_long = torch.stack(fired, 1).long()
+    fire = torch.stack(fired, 1)
     own_w = torch.stack(own, 1)
-    rest_w = (alphas - own_w) * fire_long  # carried to the next token by firing frames
-    seg = torch.cumsum(fire_long, dim=1) - fire_long  # (B, T): fires strictly before each frame
-    slots = torch.arange(num_tokens, device=alphas.device)[None, :, None]
-    fired_slot = slots[:, :, 0] < fire_long.sum(1)[:, None]  # only tokens that fired get an embedding
-    weights = (seg[:, None, :] == slots).to(alphas.dtype) * own_w[:, None, :]
-    weights = weights + (seg[:, None, :] + 1 == slots).to(alphas.dtype) * rest_w[:, None, :]
-    weights = weights * fired_slot[:, :, None].to(alphas.dtype)
-    return torch.bmm(weights, hidden.to(alphas.dtype)), peaks
+    carried = (alphas - own_w) * fire.long()  # carried to the next token by firing frames
+    return fired_token_embeddings(hidden, fire, own_w, carried, num_tokens), torch.stack(sums, 1)
 
 
 class CifPredictorV3(CifPredictorV2):
@@ -188,13 +181,10 @@ class BiCifParaformer(Paraformer):
         own sub-frames.
         """
         alphas2, up_lens = self.predictor.timestamp_alphas(enc, enc_lens)
-        rows = []
-        for b in range(alphas2.size(0)):
-            row = alphas2[b : b + 1, : int(up_lens[b])]
-            rows.append(row * (token_lens[b : b + 1] / row.sum(-1))[:, None])
         scaled = torch.zeros_like(alphas2)
-        for b, row in enumerate(rows):
-            scaled[b, : row.size(1)] = row[0]
+        for b in range(alphas2.size(0)):
+            row = alphas2[b, : int(up_lens[b])]
+            scaled[b, : row.size(0)] = row * (token_lens[b] / row.sum())
         return scaled, up_lens
 
     def _auxiliary_loss(

@@ -50,16 +50,26 @@ def cif_integrate(hidden: torch.Tensor, alphas: torch.Tensor, num_tokens: int) -
     fire = floor > F.pad(floor[:, :-1], (1, 0))  # True where floor(S) increases
     peaks = prefix - floor + fire.to(alphas.dtype)
     remainder = (prefix - floor) * fire.to(alphas.dtype)  # r_t on firing frames, else 0
+    return fired_token_embeddings(hidden, fire, alphas - remainder, remainder, num_tokens), peaks
+
+
+def fired_token_embeddings(
+    hidden: torch.Tensor, fire: torch.Tensor, own: torch.Tensor, carried: torch.Tensor, num_tokens: int
+) -> torch.Tensor:
+    """The token embeddings of an integrate-and-fire pass as one ``bmm``: frame t's token is the number of fires
+    strictly before it; t gives ``own[t]`` to that token and ``carried[t]`` (0 unless t fires) to the next one.
+
+    hidden (B, T, D), fire (B, T) bool, own and carried (B, T) in the working dtype, num_tokens N
+    -> (B, N, D) in that dtype; slots past each utterance's fired tokens are zero.
+    """
     fire_long = fire.long()
-    # token index a frame's weight belongs to = number of fires strictly before it
-    seg = torch.cumsum(fire_long, dim=1) - fire_long  # (B, T)
-    n_fired = fire_long.sum(dim=1)  # (B,)
-    slots = torch.arange(num_tokens, device=alphas.device)[None, :, None]  # (1, N, 1)
-    weights = (seg[:, None, :] == slots).to(alphas.dtype) * (alphas - remainder)[:, None, :]
-    weights = weights + (seg[:, None, :] + 1 == slots).to(alphas.dtype) * remainder[:, None, :]
-    fired = slots[:, :, 0] < n_fired[:, None]  # (B, N): only tokens that fired get an embedding
-    weights = weights * fired[:, :, None].to(alphas.dtype)
-    return torch.bmm(weights, hidden.to(alphas.dtype)), peaks
+    seg = torch.cumsum(fire_long, dim=1) - fire_long  # (B, T): the token each frame belongs to
+    slots = torch.arange(num_tokens, device=own.device)[None, :, None]  # (1, N, 1)
+    weights = (seg[:, None, :] == slots).to(own.dtype) * own[:, None, :]
+    weights = weights + (seg[:, None, :] + 1 == slots).to(own.dtype) * carried[:, None, :]
+    fired = slots[:, :, 0] < fire_long.sum(dim=1)[:, None]  # (B, N): only tokens that fired get an embedding
+    weights = weights * fired[:, :, None].to(own.dtype)
+    return torch.bmm(weights, hidden.to(own.dtype))
 
 
 class CifPredictorV2(nn.Module):

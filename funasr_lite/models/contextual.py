@@ -22,22 +22,21 @@ import torch
 from torch import nn
 
 from funasr_lite.models.decoder import (
-    DecoderLayerSANM,
     MultiHeadedAttentionCrossAtt,
-    MultiHeadedAttentionSANMDecoder,
-    PositionwiseFeedForwardDecoderSANM,
     _embedding,
+    block_maker,
+    check_decoder_args,
+    decoder_masks,
 )
 from funasr_lite.models.hotword_sampling import sample_hotwords
 from funasr_lite.models.paraformer import Paraformer
-from funasr_lite.models.sanm import layer_norm, lengths_to_mask
+from funasr_lite.models.sanm import layer_norm
 
 __all__ = ["ContextualParaformerDecoder", "ContextualParaformer"]
 
 # FunASR's bias-encoder id when no hotwords are given (a literal 1, FunASR's <s> id; with hotwords the
 # model's ``sos`` ends the list)
 NO_HOTWORD_ID = 1
-# the keyword arguments ContextualParaformer passes on to Paraformer
 
 
 class ContextualBiasDecoder(nn.Module):
@@ -86,31 +85,22 @@ class ContextualParaformerDecoder(nn.Module):
         sanm_shfit: Optional[int] = 0,
     ):
         super().__init__()
-        name = type(self).__name__
-        if vocab_size < 1:
-            raise ValueError(f"{name}: vocab_size must be >= 1, got {vocab_size}")
-        if input_layer != "embed":
-            raise ValueError(f"{name}: input_layer={input_layer!r} unsupported (only 'embed')")
-        if not normalize_before:
-            raise ValueError(f"{name}: normalize_before=False is unsupported")
-        if not 1 <= att_layer_num <= num_blocks:
-            raise ValueError(f"{name}: need 1 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})")
+        check_decoder_args(type(self).__name__, vocab_size, input_layer, normalize_before, att_layer_num, num_blocks, 1)
         d = encoder_output_size
         self.embed = nn.Sequential(_embedding(vocab_size, d))
         self.after_norm = layer_norm(d)
         self.output_layer = nn.Linear(d, vocab_size) if use_output_layer else None
         if sanm_shfit is None:
             sanm_shfit = (kernel_size - 1) // 2
-
-        def block(shift: int, cross: bool) -> DecoderLayerSANM:
-            return DecoderLayerSANM(
-                d,
-                MultiHeadedAttentionSANMDecoder(d, self_attention_dropout_rate, kernel_size, shift),
-                MultiHeadedAttentionCrossAtt(attention_heads, d, src_attention_dropout_rate) if cross else None,
-                PositionwiseFeedForwardDecoderSANM(d, linear_units, dropout_rate),
-                dropout_rate,
-            )
-
+        block = block_maker(
+            d,
+            attention_heads,
+            linear_units,
+            dropout_rate,
+            self_attention_dropout_rate,
+            src_attention_dropout_rate,
+            kernel_size,
+        )
         self.decoders = nn.ModuleList(block(sanm_shfit, True) for _ in range(att_layer_num - 1))
         self.last_decoder = block(sanm_shfit, True)
         self.bias_decoder = ContextualBiasDecoder(d, attention_heads, src_attention_dropout_rate, dropout_rate)
@@ -118,13 +108,7 @@ class ContextualParaformerDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout_rate)
         n_fsmn_only = num_blocks - att_layer_num
         self.decoders2 = nn.ModuleList(block(0, False) for _ in range(n_fsmn_only)) if n_fsmn_only > 0 else None
-        self.decoders3 = nn.ModuleList(
-            [
-                DecoderLayerSANM(
-                    d, None, None, PositionwiseFeedForwardDecoderSANM(d, linear_units, dropout_rate), dropout_rate
-                )
-            ]
-        )
+        self.decoders3 = nn.ModuleList([block(None, False)])
 
     def forward(
         self,
@@ -144,13 +128,12 @@ class ContextualParaformerDecoder(nn.Module):
         Returns:
             (B, N, V) logits (or (B, N, D) hidden without an output layer), and ``embed_lengths``.
         """
-        mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
-        memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
+        mask, memory_mask = decoder_masks(memory, memory_lengths, embeds, embed_lengths)
         x = embeds
         for layer in self.decoders:
             x = layer(x, mask, memory, memory_mask)
         last = self.last_decoder
-        fsmn_out = x + last.dropout(last.self_attn(last.norm2(last.feed_forward(last.norm1(x))), mask))
+        fsmn_out = last.self_part(x, mask)
         src_out = last.src_attn(last.norm3(fsmn_out), memory, memory_mask)
         biased = self.bias_decoder(fsmn_out, context)
         mixed = self.bias_output(torch.cat([src_out, biased * clas_scale], dim=2).transpose(1, 2)).transpose(1, 2)
@@ -194,9 +177,7 @@ class ContextualParaformer(Paraformer):
         target_buffer_length: int = -1,
         **kwargs: Any,
     ):
-        super().__init__(*args, decoder=decoder, **kwargs)
-        if not isinstance(self.decoder, ContextualParaformerDecoder):
-            raise ValueError(f"ContextualParaformer: the decoder must be ContextualParaformerDecoder, got {decoder}")
+        super().__init__(*args, decoder=decoder, **kwargs)  # ValueError unless the decoder takes a context
         if self.share_embedding:
             raise ValueError("ContextualParaformer: share_embedding=True is unsupported")
         if bias_encoder_type != "lstm":

@@ -7,7 +7,7 @@ the decoder runs once over all positions. Parameter names follow FunASR
 strictly. ``embed`` is only used by the training-time glancing sampler.
 """
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -118,15 +118,18 @@ class DecoderLayerSANM(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
     ) -> torch.Tensor:
         """x: (B, N, D); mask: (B, N, 1) float; memory: (B, T, D_enc); memory_mask: (B, T) bool."""
-        residual = x
-        y = self.feed_forward(self.norm1(x))
-        if self.self_attn is not None:
-            x = residual + self.dropout(self.self_attn(self.norm2(y), mask))
-        else:
-            x = y
+        x = self.self_part(x, mask)
         if self.src_attn is not None:
             x = x + self.dropout(self.src_attn(self.norm3(x), memory, memory_mask))
         return x
+
+    def self_part(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The block before its cross-attention: ``feed_forward(norm1(x))``, then the FSMN residual if any;
+        x: (B, N, D), mask: (B, N, 1) float -> (B, N, D)."""
+        y = self.feed_forward(self.norm1(x))
+        if self.self_attn is None:
+            return y
+        return x + self.dropout(self.self_attn(self.norm2(y), mask))
 
     def source_weights(
         self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
@@ -134,9 +137,67 @@ class DecoderLayerSANM(nn.Module):
         """This block's cross-attention probabilities (B, heads, N, T) for input x (see :meth:`forward`)."""
         if self.src_attn is None:
             raise ValueError("this decoder block has no cross-attention")
-        y = self.feed_forward(self.norm1(x))
-        x = x + self.dropout(self.self_attn(self.norm2(y), mask)) if self.self_attn is not None else y
-        return self.src_attn.weights(self.norm3(x), memory, memory_mask)
+        return self.src_attn.weights(self.norm3(self.self_part(x, mask)), memory, memory_mask)
+
+
+def check_decoder_args(
+    name: str,
+    vocab_size: int,
+    input_layer: str,
+    normalize_before: bool,
+    att_layer_num: int,
+    num_blocks: int,
+    min_att_layers: int,
+) -> None:
+    """The ``decoder_conf`` checks of the SANM decoders: ValueError naming decoder ``name`` unless
+    ``vocab_size >= 1``, ``input_layer == "embed"``, ``normalize_before`` and
+    ``min_att_layers <= att_layer_num <= num_blocks``."""
+    if vocab_size < 1:
+        raise ValueError(f"{name}: vocab_size must be >= 1, got {vocab_size}")
+    if input_layer != "embed":
+        raise ValueError(f"{name}: input_layer={input_layer!r} unsupported (only 'embed')")
+    if not normalize_before:
+        raise ValueError(f"{name}: normalize_before=False is unsupported")
+    if not min_att_layers <= att_layer_num <= num_blocks:
+        raise ValueError(
+            f"{name}: need {min_att_layers} <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"
+        )
+
+
+def block_maker(
+    size: int,
+    attention_heads: int,
+    linear_units: int,
+    dropout_rate: float,
+    self_attention_dropout_rate: float,
+    src_attention_dropout_rate: float,
+    kernel_size: int,
+) -> Callable[[Optional[int], bool], DecoderLayerSANM]:
+    """``make(shift, cross)``: a new :class:`DecoderLayerSANM` of width ``size`` with an FSMN of memory shift
+    ``shift`` (None: no FSMN, the FFN-only block) and cross-attention when ``cross``; its modules are built
+    (and initialised) in the order FSMN, cross-attention, FFN, norms."""
+
+    def make(shift: Optional[int], cross: bool) -> DecoderLayerSANM:
+        return DecoderLayerSANM(
+            size,
+            None
+            if shift is None
+            else MultiHeadedAttentionSANMDecoder(size, self_attention_dropout_rate, kernel_size, shift),
+            MultiHeadedAttentionCrossAtt(attention_heads, size, src_attention_dropout_rate) if cross else None,
+            PositionwiseFeedForwardDecoderSANM(size, linear_units, dropout_rate),
+            dropout_rate,
+        )
+
+    return make
+
+
+def decoder_masks(
+    memory: torch.Tensor, memory_lengths: torch.Tensor, embeds: torch.Tensor, embed_lengths: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The decoder blocks' masks: (B, N, 1) of ``embeds``' dtype over the valid positions, (B, T) bool over
+    the valid encoder frames; arguments as :meth:`ParaformerSANMDecoder.forward`."""
+    mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
+    return mask, lengths_to_mask(memory_lengths, memory.size(1))
 
 
 class ParaformerSANMDecoder(nn.Module):
@@ -171,46 +232,28 @@ class ParaformerSANMDecoder(nn.Module):
         sanm_shfit: Optional[int] = 0,
     ):
         super().__init__()
-        if vocab_size < 1:
-            raise ValueError(f"ParaformerSANMDecoder: vocab_size must be >= 1, got {vocab_size}")
-        if input_layer != "embed":
-            raise ValueError(f"ParaformerSANMDecoder: input_layer={input_layer!r} unsupported (only 'embed')")
-        if not normalize_before:
-            raise ValueError("ParaformerSANMDecoder: normalize_before=False is unsupported")
-        if not 0 <= att_layer_num <= num_blocks:
-            raise ValueError(
-                f"ParaformerSANMDecoder: need 0 <= att_layer_num ({att_layer_num}) <= num_blocks ({num_blocks})"
-            )
+        check_decoder_args(
+            "ParaformerSANMDecoder", vocab_size, input_layer, normalize_before, att_layer_num, num_blocks, 0
+        )
         d = encoder_output_size
         self.embed = None if wo_input_layer else nn.Sequential(_embedding(vocab_size, d))
         self.after_norm = layer_norm(d)
         self.output_layer = nn.Linear(d, vocab_size) if use_output_layer else None
         if sanm_shfit is None:
             sanm_shfit = (kernel_size - 1) // 2
-
-        def ffn() -> PositionwiseFeedForwardDecoderSANM:
-            return PositionwiseFeedForwardDecoderSANM(d, linear_units, dropout_rate)
-
-        def fsmn(shift: int) -> MultiHeadedAttentionSANMDecoder:
-            return MultiHeadedAttentionSANMDecoder(d, self_attention_dropout_rate, kernel_size, shift)
-
-        self.decoders = nn.ModuleList(
-            DecoderLayerSANM(
-                d,
-                fsmn(sanm_shfit),
-                MultiHeadedAttentionCrossAtt(attention_heads, d, src_attention_dropout_rate),
-                ffn(),
-                dropout_rate,
-            )
-            for _ in range(att_layer_num)
+        block = block_maker(
+            d,
+            attention_heads,
+            linear_units,
+            dropout_rate,
+            self_attention_dropout_rate,
+            src_attention_dropout_rate,
+            kernel_size,
         )
+        self.decoders = nn.ModuleList(block(sanm_shfit, True) for _ in range(att_layer_num))
         n_fsmn_only = num_blocks - att_layer_num
-        self.decoders2 = (
-            nn.ModuleList(DecoderLayerSANM(d, fsmn(0), None, ffn(), dropout_rate) for _ in range(n_fsmn_only))
-            if n_fsmn_only > 0
-            else None
-        )
-        self.decoders3 = nn.ModuleList([DecoderLayerSANM(d, None, None, ffn(), dropout_rate)])
+        self.decoders2 = nn.ModuleList(block(0, False) for _ in range(n_fsmn_only)) if n_fsmn_only > 0 else None
+        self.decoders3 = nn.ModuleList([block(None, False)])
 
     def forward(
         self, memory: torch.Tensor, memory_lengths: torch.Tensor, embeds: torch.Tensor, embed_lengths: torch.Tensor
@@ -234,8 +277,7 @@ class ParaformerSANMDecoder(nn.Module):
     ) -> torch.Tensor:
         """The normalised output of the last block, before ``output_layer``: (B, N, D); arguments as
         :meth:`forward`."""
-        mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
-        memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
+        mask, memory_mask = decoder_masks(memory, memory_lengths, embeds, embed_lengths)
         x = embeds
         for layer in [*self.decoders, *(self.decoders2 or ()), *self.decoders3]:
             x = layer(x, mask, memory, memory_mask)
@@ -253,8 +295,7 @@ class ParaformerSANMDecoder(nn.Module):
         blocks before it; arguments as :meth:`forward`. ValueError if there is no such block."""
         if not 0 <= block < len(self.decoders):
             raise ValueError(f"the decoder has {len(self.decoders)} cross-attention blocks, block {block} asked")
-        mask = lengths_to_mask(embed_lengths, embeds.size(1))[:, :, None].to(embeds.dtype)
-        memory_mask = lengths_to_mask(memory_lengths, memory.size(1))
+        mask, memory_mask = decoder_masks(memory, memory_lengths, embeds, embed_lengths)
         x = embeds
         for layer in self.decoders[:block]:
             x = layer(x, mask, memory, memory_mask)

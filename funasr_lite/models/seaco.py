@@ -38,6 +38,7 @@ from torch import nn
 
 from funasr_lite.models.bicif import BiCifParaformer
 from funasr_lite.models.decoder import ParaformerSANMDecoder
+from funasr_lite.models.hotword_sampling import hotword_spans
 from funasr_lite.models.paraformer import label_smoothing_loss
 
 __all__ = ["sample_hotword_span", "hotword_batch", "SeacoParaformer"]
@@ -45,37 +46,13 @@ __all__ = ["sample_hotword_span", "hotword_batch", "SeacoParaformer"]
 ASF_BLOCK = 5  # the seaco decoder block whose attention filters hotwords (FunASR's forward_asf6)
 
 
-def sample_hotword_span(
-    length: int,
-    rng: Any,
-    min_length: int = 2,
-    max_length: int = 8,
-    sample_rate: float = 0.75,
-    double_rate: float = 0.1,
-) -> Tuple[int, ...]:
+def sample_hotword_span(length: int, rng: Any) -> Tuple[int, ...]:
     """Hotword positions sampled from a target of ``length`` tokens, as FunASR's hotword dataset samples
-    them (the same ``rng.random()``/``rng.randint()`` draws in the same order, so one seed gives FunASR's
-    spans); ``rng``: a :class:`random.Random` or the ``random`` module.
-
-    With probability ``sample_rate`` (else, or when ``length < min_length``: ``()``): one span of
-    ``min_length`` .. ``max_length`` tokens, ``(start, end)`` inclusive; with probability ``double_rate``
-    and a target longer than ``max_length + min_length + 2``, two spans ``(start1, end1, start2, end2)``
-    (the first starting in the first third).
+    them: :func:`~funasr_lite.models.hotword_sampling.hotword_spans` (the same ``rng.random()``/``rng.randint()``
+    draws in the same order, so one seed gives FunASR's spans) flattened to ``()``, ``(start, end)`` or
+    ``(start1, end1, start2, end2)`` (inclusive); ``rng``: a :class:`random.Random` or the ``random`` module.
     """
-    if length < min_length or rng.random() >= sample_rate:
-        return ()
-    if length == min_length:
-        return (0, length - 1)
-    if rng.random() < double_rate and length > max_length + min_length + 2:
-        longest = min(max_length, length // 2)
-        start1 = rng.randint(0, length // 3)
-        end1 = rng.randint(start1 + min_length - 1, start1 + longest - 1)
-        start2 = rng.randint(end1 + 1, length - min_length)
-        end2 = rng.randint(min(length - 1, start2 + min_length - 1), min(length - 1, start2 + max_length - 1))
-        return (start1, end1, start2, end2)
-    start = rng.randint(0, length - min_length)
-    end = rng.randint(min(length - 1, start + min_length - 1), min(length - 1, start + max_length - 1))
-    return (start, end)
+    return tuple(i for span in hotword_spans(length, rng) for i in span)
 
 
 def hotword_batch(
