@@ -2,8 +2,8 @@
 
 ``model_quant.pt`` is the state_dict of the model :func:`~funasr_lite.decode.quantize.quantize_model` makes
 (``torch.save``; the int8 weights with their per-channel scales, the fp32 rest); reloading it skips the fp32
-load and the quantization (paraformer-large-shaped: a 243 MB file instead of 880 MB; import+load 3.0 s
-instead of 5.1 s on 2 threads, peak RSS 1004 instead of 1627 MiB). The sidecar records what it was made
+load and the quantization (paraformer-large-shaped: a 243 MB file instead of 880 MB; import+load 2.2 s
+instead of 5.1 s on 2 threads, peak RSS 1006 instead of 1625 MiB). The sidecar records what it was made
 from::
 
     {"format": 1, "quantize": "int8", "weights": {"file": "model_quant.pt", "size": 243721841},

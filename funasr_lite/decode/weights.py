@@ -25,7 +25,7 @@ from funasr_lite.config.schema import ModelConfig
 from funasr_lite.decode.quantize import quantize_model, quantized_structure, quiet_quantization_warnings
 from funasr_lite.decode.quantized_dir import SIDECAR_NAME, saved_quantized
 from funasr_lite.errors import CheckpointError, ModelDirError
-from funasr_lite.hub.model_dir import ModelDir, load_state_dict, load_weights_strict
+from funasr_lite.hub.model_dir import PACKED_SUFFIX, ModelDir, load_state_dict, load_weights_strict
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.registry import build_model
 from funasr_lite.utils.fileio import same_file
@@ -34,9 +34,8 @@ __all__ = ["load_decoding_model"]
 
 logger = logging.getLogger(__name__)
 
-# a dynamically quantized Linear's (int8 weight, bias) in its state_dict, after the layer's name
-PACKED = "._packed_params._packed_params"
-# and the dtype it packs its weight for
+# the dtype a dynamically quantized Linear packs its weight for, in its state_dict after the layer's name
+# (its (int8 weight, bias) is under PACKED_SUFFIX)
 DTYPE = "._packed_params.dtype"
 
 
@@ -93,7 +92,7 @@ def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, m
     """The model with dynamic int8 Linear layers, its state loaded from the saved ``path``."""
     with quiet_quantization_warnings():  # torch warns as it rebuilds quantized tensors
         state = load_state_dict(path, mmap=True)
-    out = state.get("decoder.output_layer" + PACKED)
+    out = state.get("decoder.output_layer" + PACKED_SUFFIX)
     _check_vocabulary(out[0] if isinstance(out, tuple) and out else None, vocab_size, path, md)
     with torch.device("meta"):
         model = build_model(config, vocab_size=vocab_size)
@@ -169,14 +168,14 @@ def _check_packed_shapes(state: Dict[str, Any], sizes: Dict[str, Tuple[int, int,
     modules of :func:`quantized_structure` have no shape to compare with); the keys are checked later."""
     bad = []
     for name, (rows, cols, has_bias) in sizes.items():
-        value = state.get(name + PACKED)
+        value = state.get(name + PACKED_SUFFIX)
         if value is None:
             continue  # a missing key: named by load_weights_strict
         weight, bias = (value + (None, None))[:2] if isinstance(value, tuple) else (None, None)
         want = f"weight ({rows}, {cols}) qint8, " + (f"bias ({rows},) float32" if has_bias else "no bias")
         got = f"weight {_described(weight)}, " + (f"bias {_described(bias)}" if bias is not None else "no bias")
         if not (isinstance(value, tuple) and len(value) == 2 and got == want):
-            bad.append(f"{name + PACKED}: {got} in file vs {want} from config")
+            bad.append(f"{name + PACKED_SUFFIX}: {got} in file vs {want} from config")
         kind = state.get(name + DTYPE)
         if kind is not None and kind != torch.qint8:  # the dtype the layer packs its weight for
             bad.append(f"{name + DTYPE}: {kind} in file vs torch.qint8")

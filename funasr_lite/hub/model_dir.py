@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # the int8 weights funasr-lite quantize writes into a model dir (the name mirrors funasr-onnx's model_quant.onnx)
 QUANTIZED_NAME = "model_quant.pt"
+# the key suffix of a dynamically quantized Linear's packed (int8 weight, bias) in its state_dict
+PACKED_SUFFIX = "._packed_params._packed_params"
 
 
 @dataclass
@@ -313,8 +315,8 @@ def load_weights_strict(model: torch.nn.Module, state: Dict[str, Any], path: str
         CheckpointError: the checkpoint does not match the model built from config.yaml.
     """
     own = model.state_dict()
-    quantized = [k for k in state if k.endswith(_PACKED_SUFFIX)]
-    if quantized and not any(k.endswith(_PACKED_SUFFIX) for k in own):
+    quantized = [k for k in state if k.endswith(PACKED_SUFFIX)]
+    if quantized and not any(k.endswith(PACKED_SUFFIX) for k in own):
         raise CheckpointError(
             f"{path}: holds int8-quantized weights ({len(quantized)} quantized layers, e.g. {quantized[0]}), "
             'written by funasr-lite quantize: decode it with --quantize int8 (quantize="int8" in Python)'
@@ -336,10 +338,6 @@ def load_weights_strict(model: torch.nn.Module, state: Dict[str, Any], path: str
         cast = {k: own[k].dtype for k in both if state[k].dtype != own[k].dtype}
         state = _with_metadata({k: v.to(cast[k]) if k in cast else v for k, v in state.items()}, state)
     model.load_state_dict(state, strict=True, assign=assign)
-
-
-# the key suffix of a dynamically quantized Linear's packed (weight, bias) in its state_dict
-_PACKED_SUFFIX = "._packed_params._packed_params"
 
 
 def _shape(value: Any) -> str:
