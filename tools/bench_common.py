@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark tools: a paraformer-large-shaped model dir with
-random (but non-degenerate) weights, a synthesized data dir, and measurement helpers.
+random (but non-degenerate) weights, a synthesized data dir, the runner of a benchmark's
+sides in child processes, and measurement helpers.
 
 Nothing here imports torch or funasr_lite at module level, so a benchmark child
 process can import this module before it starts its import+load clock.
@@ -13,7 +14,10 @@ import json
 import os
 import random
 import resource
-from typing import Any, Dict, List, Optional, Tuple
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
@@ -388,6 +392,51 @@ def system_busy_seconds() -> Optional[float]:
     ticks = [int(v) for v in fields[1:9]]
     busy = sum(ticks) - ticks[3] - ticks[4]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(script: str, name: str, spec: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:
+    """Run side ``name`` of benchmark ``script`` in a fresh interpreter with environment ``env``
+    (``script --_child NAME --_spec SPEC.json --_result RESULT.json``, output in ``work_dir/logs/NAME.log``).
+
+    Returns the child's result dict plus ``process_s`` (the process's wall seconds) and ``other_cpu_s`` (CPU
+    seconds other processes used while it ran: > 0 means the timings are not clean). Raises RuntimeError with
+    the log's tail when the child fails."""
+    logs = os.path.join(spec["work_dir"], "logs")
+    os.makedirs(logs, exist_ok=True)
+    spec_path, result_path = os.path.join(logs, f"{name}.spec.json"), os.path.join(logs, f"{name}.result.json")
+    log_path = os.path.join(logs, f"{name}.log")
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    if os.path.exists(result_path):
+        os.unlink(result_path)
+    cmd = [sys.executable, os.path.abspath(script), "--_child", name, "--_spec", spec_path, "--_result", result_path]
+    busy0, own0 = system_busy_seconds(), children_cpu_seconds()
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=ROOT, env=env)
+    wall = time.perf_counter() - start
+    busy1, own1 = system_busy_seconds(), children_cpu_seconds()
+    if proc.returncode != 0 or not os.path.exists(result_path):
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"{name} child failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+    with open(result_path, encoding="utf-8") as f:
+        result = json.load(f)
+    result["process_s"] = wall
+    result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
+    return result
+
+
+def child_main(
+    children: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]], name: str, spec_path: str, result_path: str
+) -> int:
+    """The child side of :func:`run_child`: run ``children[name]`` on the spec, write its result."""
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = children[name](spec)
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False)
+    return 0
 
 
 def format_table(rows: List[Tuple[str, str, str, str]]) -> str:

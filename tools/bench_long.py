@@ -29,7 +29,6 @@ Exit status: 0 identical outputs (or one side skipped), 3 they differ, 1 a child
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -149,40 +148,8 @@ CHILDREN = {"lite": child_lite, "funasr": child_funasr}
 
 def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     """Run one side in a fresh interpreter (OMP_WAIT_POLICY=PASSIVE); its result dict plus process wall time."""
-    logs = os.path.join(spec["work_dir"], "logs")
-    os.makedirs(logs, exist_ok=True)
-    spec_path, result_path = os.path.join(logs, f"{name}.spec.json"), os.path.join(logs, f"{name}.result.json")
-    log_path = os.path.join(logs, f"{name}.log")
-    with open(spec_path, "w", encoding="utf-8") as f:
-        json.dump(spec, f)
-    if os.path.exists(result_path):
-        os.unlink(result_path)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, "--_spec", spec_path, "--_result", result_path]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(spec["threads"]))
-    busy0, own0 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT, env=env)
-    wall = time.perf_counter() - start
-    busy1, own1 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    if proc.returncode != 0 or not os.path.exists(result_path):
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f"{name} child failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    with open(result_path, encoding="utf-8") as f:
-        result = json.load(f)
-    result["process_s"] = wall
-    result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
-    return result
-
-
-def child_main(name: str, spec_path: str, result_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = CHILDREN[name](spec)
-    with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False)
-    return 0
+    return bc.run_child(__file__, name, spec, env)
 
 
 # ----------------------------------------------------------------------------- building
@@ -296,7 +263,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args._child:
-        return child_main(args._child, args._spec, args._result)
+        return bc.child_main(CHILDREN, args._child, args._spec, args._result)
     minutes = [60.0] if args.hour else args.minutes
     if args.threads < 1 or min(minutes) <= 0 or (args.skip_funasr and args.skip_lite):
         print("bench_long.py: error: --threads >= 1, --minutes > 0, and at most one side skipped", file=sys.stderr)
