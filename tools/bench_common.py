@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark tools: a paraformer-large-shaped model dir with
-random (but non-degenerate) weights, a synthesized data dir, the runner of a benchmark's
-sides in child processes, and measurement helpers.
+random (but non-degenerate) weights, a synthesized data dir (both reused while their stamp
+matches), the runner of a benchmark's sides in child processes, and measurement helpers.
 
 Nothing here imports torch or funasr_lite at module level, so a benchmark child
 process can import this module before it starts its import+load clock.
@@ -152,21 +152,43 @@ def _stamp(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cached_record(stamp_path: str, stamp: Any) -> Optional[Dict[str, Any]]:
+    """The record :func:`write_record` left at ``stamp_path`` for ``stamp``; None when there is none, or it was
+    written for another stamp (what it describes must be built again)."""
+    if not os.path.exists(stamp_path):
+        return None
+    with open(stamp_path, encoding="utf-8") as f:
+        old = json.load(f)
+    return old if old.get("stamp") == stamp else None
+
+
+def write_record(stamp_path: str, stamp: Any, **record: Any) -> None:
+    """Record that what ``stamp`` describes is built, with ``record`` (what a later run reuses)."""
+    with open(stamp_path, "w", encoding="utf-8") as f:
+        json.dump({"stamp": stamp, **record}, f)
+
+
+def _model_dir_stamp(out_dir: str, data_dir: str, config: Dict[str, Any], seed: int, **extra: Any):
+    """(stamp, stamp path, #params when ``out_dir`` already holds the model dir of this stamp, else None); the
+    stamp covers the config, the seed, the vocabulary and the CMVN source utterances of ``data_dir``."""
+    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
+        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
+    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1, **extra})
+    stamp_path = os.path.join(out_dir, "bench_stamp.json")
+    old = cached_record(stamp_path, stamp)
+    built = old is not None and os.path.exists(os.path.join(out_dir, "model.pt"))
+    return stamp, stamp_path, int(old["params"]) if built else None
+
+
 def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str, int]:
     """Write (or reuse) the paraformer-large-shaped model dir; returns (dir, #params).
 
     Reused when ``out_dir/bench_stamp.json`` matches the config, seed and the CMVN source.
     """
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
     config = large_config()
-    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1})
-    stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp and os.path.exists(os.path.join(out_dir, "model.pt")):
-            return out_dir, int(old["params"])
+    stamp, stamp_path, params = _model_dir_stamp(out_dir, data_dir, config, seed)
+    if params is not None:
+        return out_dir, params
     import torch
 
     from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
@@ -183,8 +205,7 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
     mean, std, _, _ = data_dir_cmvn(data_dir, config["frontend_conf"], stats_on="lfr", max_utts=CMVN_UTTS)
     os.makedirs(out_dir, exist_ok=True)
     write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "params": params}, f)
+    write_record(stamp_path, stamp, params=params)
     return out_dir, params
 
 
@@ -285,16 +306,10 @@ def spread_hotword_weights(kind: str, state: Dict[str, Any], seed: int) -> Dict[
 def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int = 0) -> Tuple[str, int]:
     """Write (or reuse) a SeACo- or Contextual-large-shaped model dir with weights from FunASR's own class and a
     ``seg_dict`` mapping each character to itself (so hotwords tokenize into characters); returns (dir, #params)."""
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
     config = hotword_config(kind)
-    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "kind": kind, "v": 1})
-    stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp and os.path.exists(os.path.join(out_dir, "model.pt")):
-            return out_dir, int(old["params"])
+    stamp, stamp_path, params = _model_dir_stamp(out_dir, data_dir, config, seed, kind=kind)
+    if params is not None:
+        return out_dir, params
     from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
     from model_shapes import spread_weights
 
@@ -305,8 +320,7 @@ def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int
     os.makedirs(out_dir, exist_ok=True)
     seg = {t: [t] for t in tokens[3:-1]}
     write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state, seg_dict=seg)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "params": params}, f)
+    write_record(stamp_path, stamp, params=params)
     return out_dir, params
 
 
@@ -329,14 +343,11 @@ def ensure_data_dir(out_dir: str, num_utts: int, seed: int = 0) -> Dict[str, flo
     """Build the data dir unless ``out_dir/bench_stamp.json`` says it is already there."""
     stamp = _stamp({"num_utts": num_utts, "seed": seed, "v": 1})
     stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp:
-            return {k: float(v) for k, v in old["durations"].items()}
+    old = cached_record(stamp_path, stamp)
+    if old is not None:
+        return {k: float(v) for k, v in old["durations"].items()}
     durations = build_data_dir(out_dir, num_utts, seed=seed)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "durations": durations}, f)
+    write_record(stamp_path, stamp, durations=durations)
     return durations
 
 

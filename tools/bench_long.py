@@ -170,11 +170,9 @@ def build_inputs(work: str, minutes: Sequence[float], seed: int) -> Dict[str, An
         "vad_dir": os.path.join(work, "fsmn_vad"),
         "punc_dir": os.path.join(work, "ct_punc"),
     }
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp:
-            return {**paths, "durations": old["durations"]}
+    old = bc.cached_record(stamp_path, stamp)
+    if old is not None:
+        return {**paths, "durations": old["durations"]}
     cmvn_dir = os.path.join(work, "cmvn_data")
     bc.ensure_data_dir(cmvn_dir, bc.CMVN_UTTS, seed=seed)
     rng = random.Random(seed)
@@ -201,8 +199,7 @@ def build_inputs(work: str, minutes: Sequence[float], seed: int) -> Dict[str, An
     build_vad_dir(paths["vad_dir"], [os.path.join(data, "wav", f"{k}.wav") for k in durations][:1], seed=seed)
     chars = tokens[3:-1] + [f"w{i}" for i in range(PUNC_VOCAB - len(tokens[3:-1]) - 4)]
     build_punc_dir(paths["punc_dir"], chars, seed=seed, **PUNC_SHAPE)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "durations": durations}, f)
+    bc.write_record(stamp_path, stamp, durations=durations)
     return {**paths, "durations": durations}
 
 
