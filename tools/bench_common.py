@@ -259,7 +259,7 @@ def hotword_config(kind: str) -> Dict[str, Any]:
 
 def _funasr_model_state(kind: str, config: Dict[str, Any], vocab_size: int, seed: int):
     """Random weights of FunASR's own class for ``kind`` (its parameter names), and the parameter count."""
-    import torch
+    from model_shapes import funasr_model
 
     if kind == "seaco":
         from funasr.models.seaco_paraformer.model import SeacoParaformer as cls
@@ -269,15 +269,7 @@ def _funasr_model_state(kind: str, config: Dict[str, Any], vocab_size: int, seed
         from funasr.models.contextual_paraformer.model import ContextualParaformer as cls
 
         extra = {}
-    torch.manual_seed(seed)
-    model = cls(
-        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
-        ctc_conf=config["ctc_conf"],
-        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
-        vocab_size=vocab_size,
-        **config["model_conf"],
-        **extra,
-    )
+    model = funasr_model(cls, config, vocab_size, seed, **extra)
     return model.state_dict(), sum(p.numel() for p in model.parameters())
 
 
