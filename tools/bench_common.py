@@ -442,6 +442,18 @@ def child_main(
     return 0
 
 
+def read_kv(path: str) -> Dict[str, str]:
+    """A Kaldi-style ``key value`` file (``wav.scp``, ``text``, a decode's ``timestamp``): key -> the rest of
+    the line after the first space ("" for a key alone); lines without a key are skipped."""
+    out: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(" ", 1)
+            if parts[0]:
+                out[parts[0]] = parts[1] if len(parts) > 1 else ""
+    return out
+
+
 def format_table(rows: List[Tuple[str, str, str, str]]) -> str:
     """Left-aligned first column, right-aligned others."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -262,8 +262,7 @@ def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, float, Optio
     print(f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)")
     refs = None  # a CER only for a real model on a given data dir (the random model's is meaningless)
     if args.data_dir and os.path.isfile(os.path.join(data_dir, "text")):
-        with open(os.path.join(data_dir, "text"), encoding="utf-8") as f:
-            refs = {p[0]: p[1] if len(p) > 1 else "" for p in (ln.split(" ", 1) for ln in f.read().splitlines() if ln)}
+        refs = bc.read_kv(os.path.join(data_dir, "text"))
     return model_dir, data_dir, audio_s, refs, params
 
 

@@ -69,8 +69,8 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     result = run_long_audio(opts, data, failed, pipe.asr, pipe=pipe)
     t2 = time.perf_counter()
     out = result.result_dir
-    texts = _read_lines(os.path.join(out, "text"))
-    stamps = {k: json.loads(v) for k, v in _read_lines(os.path.join(out, "timestamp")).items()}
+    texts = bc.read_kv(os.path.join(out, "text"))
+    stamps = {k: json.loads(v) for k, v in bc.read_kv(os.path.join(out, "timestamp")).items()}
     sentences: Dict[str, List] = {k: [] for k in texts}
     with open(os.path.join(out, "sentences"), encoding="utf-8") as f:
         for line in f:
@@ -87,15 +87,6 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         "timestamps": stamps,
         "sentences": sentences,
     }
-
-
-def _read_lines(path: str) -> Dict[str, str]:
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            out[key] = value
-    return out
 
 
 def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -119,7 +110,7 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     t1 = time.perf_counter()
     rss_load = bc.peak_rss_mb()
     texts, stamps, sentences = {}, {}, {}
-    for key, path in _read_lines(os.path.join(spec["data_dir"], "wav.scp")).items():
+    for key, path in bc.read_kv(os.path.join(spec["data_dir"], "wav.scp")).items():
         res = model.generate(input=path, sentence_timestamp=True)
         r = res[0] if res else {"text": "", "timestamp": [], "sentence_info": []}
         texts[key] = r.get("text", "")
