@@ -97,6 +97,8 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     from funasr import AutoModel
 
+    from funasr_lite.pipeline.sentences import sentence_text  # as funasr-lite's sentences file writes it
+
     model = AutoModel(
         model=spec["asr_dir"],
         vad_model=spec["vad_dir"],
@@ -115,7 +117,7 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         r = res[0] if res else {"text": "", "timestamp": [], "sentence_info": []}
         texts[key] = r.get("text", "")
         stamps[key] = [[int(a), int(b)] for a, b in r.get("timestamp", [])]
-        sentences[key] = [[int(s["start"]), int(s["end"]), _sentence_text(s["text"])] for s in r["sentence_info"]]
+        sentences[key] = [[int(s["start"]), int(s["end"]), sentence_text(s["text"])] for s in r["sentence_info"]]
     t2 = time.perf_counter()
     return {
         "load_s": t1 - t0,
@@ -127,11 +129,6 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         "timestamps": stamps,
         "sentences": sentences,
     }
-
-
-def _sentence_text(text: Any) -> str:
-    """A sentence's text as funasr-lite's ``sentences`` file writes it (one line, single spaces)."""
-    return " ".join((" ".join(text) if isinstance(text, list) else str(text)).split())
 
 
 CHILDREN = {"lite": child_lite, "funasr": child_funasr}
