@@ -11,6 +11,8 @@ checkpoints, finetuning), ``config`` (strict config.yaml reading and layered mer
 ``cli`` (recipe flags and the ``funasr-lite`` command) and ``utils``.
 """
 
+from funasr_lite.utils.lazy import lazy_exports
+
 __version__ = "0.1.0"
 __all__ = ["load_model", "DecodingOptions", "Transcriber", "__version__"]
 
@@ -22,16 +24,4 @@ _LAZY = {
     "DecodingOptions": "funasr_lite.decode.options",
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -23,7 +23,7 @@ from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 if TOOLS not in sys.path:  # test scripts run as subprocesses have no conftest.py
     sys.path.insert(0, TOOLS)
-from model_shapes import scaled_config, spread_weights  # noqa: E402  (tools/model_shapes.py)
+from model_shapes import funasr_model, scaled_config, spread_weights  # noqa: E402  (tools/model_shapes.py)
 
 DEMO_CONF = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -107,16 +107,7 @@ BICIF_CONFIG["predictor_conf"].update(CIF_V3_TIMESTAMP_CONF)
 
 def funasr_state_dict(model_class, config: Dict, seed: int = 0, **extra) -> Dict[str, torch.Tensor]:
     """Random weights from one of funasr's model classes built from ``config`` (the oracle's parameter names)."""
-    torch.manual_seed(seed)
-    model = model_class(
-        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
-        ctc_conf=config["ctc_conf"],
-        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
-        vocab_size=len(tiny_token_list()),
-        **config["model_conf"],
-        **extra,
-    )
-    return model.state_dict()
+    return funasr_model(model_class, config, len(tiny_token_list()), seed, **extra).state_dict()
 
 
 def spread_timestamp_head(state: Dict[str, torch.Tensor], scale: float = 3.0, seed: int = 5) -> Dict[str, torch.Tensor]:

@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark tools: a paraformer-large-shaped model dir with
-random (but non-degenerate) weights, a synthesized data dir, and measurement helpers.
+random (but non-degenerate) weights, a synthesized data dir (both reused while their stamp
+matches), the runner of a benchmark's sides in child processes, and measurement helpers.
 
 Nothing here imports torch or funasr_lite at module level, so a benchmark child
 process can import this module before it starts its import+load clock.
@@ -13,7 +14,10 @@ import json
 import os
 import random
 import resource
-from typing import Any, Dict, List, Optional, Tuple
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
@@ -148,21 +152,43 @@ def _stamp(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cached_record(stamp_path: str, stamp: Any) -> Optional[Dict[str, Any]]:
+    """The record :func:`write_record` left at ``stamp_path`` for ``stamp``; None when there is none, or it was
+    written for another stamp (what it describes must be built again)."""
+    if not os.path.exists(stamp_path):
+        return None
+    with open(stamp_path, encoding="utf-8") as f:
+        old = json.load(f)
+    return old if old.get("stamp") == stamp else None
+
+
+def write_record(stamp_path: str, stamp: Any, **record: Any) -> None:
+    """Record that what ``stamp`` describes is built, with ``record`` (what a later run reuses)."""
+    with open(stamp_path, "w", encoding="utf-8") as f:
+        json.dump({"stamp": stamp, **record}, f)
+
+
+def _model_dir_stamp(out_dir: str, data_dir: str, config: Dict[str, Any], seed: int, **extra: Any):
+    """(stamp, stamp path, #params when ``out_dir`` already holds the model dir of this stamp, else None); the
+    stamp covers the config, the seed, the vocabulary and the CMVN source utterances of ``data_dir``."""
+    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
+        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
+    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1, **extra})
+    stamp_path = os.path.join(out_dir, "bench_stamp.json")
+    old = cached_record(stamp_path, stamp)
+    built = old is not None and os.path.exists(os.path.join(out_dir, "model.pt"))
+    return stamp, stamp_path, int(old["params"]) if built else None
+
+
 def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str, int]:
     """Write (or reuse) the paraformer-large-shaped model dir; returns (dir, #params).
 
     Reused when ``out_dir/bench_stamp.json`` matches the config, seed and the CMVN source.
     """
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
     config = large_config()
-    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "v": 1})
-    stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp and os.path.exists(os.path.join(out_dir, "model.pt")):
-            return out_dir, int(old["params"])
+    stamp, stamp_path, params = _model_dir_stamp(out_dir, data_dir, config, seed)
+    if params is not None:
+        return out_dir, params
     import torch
 
     from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
@@ -179,8 +205,7 @@ def build_model_dir(out_dir: str, data_dir: str, *, seed: int = 0) -> Tuple[str,
     mean, std, _, _ = data_dir_cmvn(data_dir, config["frontend_conf"], stats_on="lfr", max_utts=CMVN_UTTS)
     os.makedirs(out_dir, exist_ok=True)
     write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "params": params}, f)
+    write_record(stamp_path, stamp, params=params)
     return out_dir, params
 
 
@@ -234,7 +259,7 @@ def hotword_config(kind: str) -> Dict[str, Any]:
 
 def _funasr_model_state(kind: str, config: Dict[str, Any], vocab_size: int, seed: int):
     """Random weights of FunASR's own class for ``kind`` (its parameter names), and the parameter count."""
-    import torch
+    from model_shapes import funasr_model
 
     if kind == "seaco":
         from funasr.models.seaco_paraformer.model import SeacoParaformer as cls
@@ -244,15 +269,7 @@ def _funasr_model_state(kind: str, config: Dict[str, Any], vocab_size: int, seed
         from funasr.models.contextual_paraformer.model import ContextualParaformer as cls
 
         extra = {}
-    torch.manual_seed(seed)
-    model = cls(
-        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
-        ctc_conf=config["ctc_conf"],
-        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
-        vocab_size=vocab_size,
-        **config["model_conf"],
-        **extra,
-    )
+    model = funasr_model(cls, config, vocab_size, seed, **extra)
     return model.state_dict(), sum(p.numel() for p in model.parameters())
 
 
@@ -281,16 +298,10 @@ def spread_hotword_weights(kind: str, state: Dict[str, Any], seed: int) -> Dict[
 def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int = 0) -> Tuple[str, int]:
     """Write (or reuse) a SeACo- or Contextual-large-shaped model dir with weights from FunASR's own class and a
     ``seg_dict`` mapping each character to itself (so hotwords tokenize into characters); returns (dir, #params)."""
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        cmvn_src = [line.split()[0] for line in f if line.strip()][:CMVN_UTTS]
     config = hotword_config(kind)
-    stamp = _stamp({"config": config, "seed": seed, "vocab": NUM_CJK, "cmvn": cmvn_src, "kind": kind, "v": 1})
-    stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp and os.path.exists(os.path.join(out_dir, "model.pt")):
-            return out_dir, int(old["params"])
+    stamp, stamp_path, params = _model_dir_stamp(out_dir, data_dir, config, seed, kind=kind)
+    if params is not None:
+        return out_dir, params
     from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
     from model_shapes import spread_weights
 
@@ -301,8 +312,7 @@ def build_hotword_model_dir(out_dir: str, data_dir: str, kind: str, *, seed: int
     os.makedirs(out_dir, exist_ok=True)
     seg = {t: [t] for t in tokens[3:-1]}
     write_model_dir(out_dir, config, tokens, cmvn_mean=mean, cmvn_std=std, state_dict=state, seg_dict=seg)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "params": params}, f)
+    write_record(stamp_path, stamp, params=params)
     return out_dir, params
 
 
@@ -325,14 +335,11 @@ def ensure_data_dir(out_dir: str, num_utts: int, seed: int = 0) -> Dict[str, flo
     """Build the data dir unless ``out_dir/bench_stamp.json`` says it is already there."""
     stamp = _stamp({"num_utts": num_utts, "seed": seed, "v": 1})
     stamp_path = os.path.join(out_dir, "bench_stamp.json")
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp:
-            return {k: float(v) for k, v in old["durations"].items()}
+    old = cached_record(stamp_path, stamp)
+    if old is not None:
+        return {k: float(v) for k, v in old["durations"].items()}
     durations = build_data_dir(out_dir, num_utts, seed=seed)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "durations": durations}, f)
+    write_record(stamp_path, stamp, durations=durations)
     return durations
 
 
@@ -388,6 +395,63 @@ def system_busy_seconds() -> Optional[float]:
     ticks = [int(v) for v in fields[1:9]]
     busy = sum(ticks) - ticks[3] - ticks[4]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(script: str, name: str, spec: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:
+    """Run side ``name`` of benchmark ``script`` in a fresh interpreter with environment ``env``
+    (``script --_child NAME --_spec SPEC.json --_result RESULT.json``, output in ``work_dir/logs/NAME.log``).
+
+    Returns the child's result dict plus ``process_s`` (the process's wall seconds) and ``other_cpu_s`` (CPU
+    seconds other processes used while it ran: > 0 means the timings are not clean). Raises RuntimeError with
+    the log's tail when the child fails."""
+    logs = os.path.join(spec["work_dir"], "logs")
+    os.makedirs(logs, exist_ok=True)
+    spec_path, result_path = os.path.join(logs, f"{name}.spec.json"), os.path.join(logs, f"{name}.result.json")
+    log_path = os.path.join(logs, f"{name}.log")
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    if os.path.exists(result_path):
+        os.unlink(result_path)
+    cmd = [sys.executable, os.path.abspath(script), "--_child", name, "--_spec", spec_path, "--_result", result_path]
+    busy0, own0 = system_busy_seconds(), children_cpu_seconds()
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=ROOT, env=env)
+    wall = time.perf_counter() - start
+    busy1, own1 = system_busy_seconds(), children_cpu_seconds()
+    if proc.returncode != 0 or not os.path.exists(result_path):
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"{name} child failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+    with open(result_path, encoding="utf-8") as f:
+        result = json.load(f)
+    result["process_s"] = wall
+    result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
+    return result
+
+
+def child_main(
+    children: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]], name: str, spec_path: str, result_path: str
+) -> int:
+    """The child side of :func:`run_child`: run ``children[name]`` on the spec, write its result."""
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = children[name](spec)
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False)
+    return 0
+
+
+def read_kv(path: str) -> Dict[str, str]:
+    """A Kaldi-style ``key value`` file (``wav.scp``, ``text``, a decode's ``timestamp``): key -> the rest of
+    the line after the first space ("" for a key alone); lines without a key are skipped."""
+    out: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(" ", 1)
+            if parts[0]:
+                out[parts[0]] = parts[1] if len(parts) > 1 else ""
+    return out
 
 
 def format_table(rows: List[Tuple[str, str, str, str]]) -> str:

@@ -35,15 +35,6 @@ from typing import Any, Dict, List, Optional, Sequence
 import bench_common as bc  # a sibling in tools/ (no torch import at module level)
 
 
-def _texts(path: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split(" ", 1)
-            out[parts[0]] = parts[1] if len(parts) > 1 else ""
-    return out
-
-
 def _warmup_wavs(spec: Dict[str, Any]) -> List[str]:
     with open(os.path.join(spec["data_dir"], "wav.scp"), encoding="utf-8") as f:
         paths = [line.split(maxsplit=1)[1].strip() for line in f if line.strip()][: spec["warmup"]]
@@ -79,7 +70,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         "decode_s": decode_s,
         "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20,
         "failed": len(result.failed),
-        "texts": _texts(os.path.join(result.result_dir, "text")),
+        "texts": bc.read_kv(os.path.join(result.result_dir, "text")),
     }
 
 

@@ -45,7 +45,6 @@ differ, 1 when a child process failed (its log is in ``--work_dir/logs``).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -59,32 +58,7 @@ from bench_sides import CHILDREN
 
 def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     """Run one side in a fresh interpreter; returns its result dict (plus process wall time)."""
-    logs = os.path.join(spec["work_dir"], "logs")
-    os.makedirs(logs, exist_ok=True)
-    spec_path = os.path.join(logs, f"{name}.spec.json")
-    result_path = os.path.join(logs, f"{name}.result.json")
-    log_path = os.path.join(logs, f"{name}.log")
-    with open(spec_path, "w", encoding="utf-8") as f:
-        json.dump(spec, f)
-    if os.path.exists(result_path):
-        os.unlink(result_path)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, "--_spec", spec_path, "--_result", result_path]
-    busy0, own0 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT, env=child_env())
-    wall = time.perf_counter() - start
-    busy1, own1 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    if proc.returncode != 0 or not os.path.exists(result_path):
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f"{name} child failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    with open(result_path, encoding="utf-8") as f:
-        result = json.load(f)
-    result["process_s"] = wall
-    # CPU time other processes used while this child ran: > 0 means the timings are not clean
-    result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
-    return result
+    return bc.run_child(__file__, name, spec, child_env())
 
 
 def child_env() -> Dict[str, str]:
@@ -93,15 +67,6 @@ def child_env() -> Dict[str, str]:
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
-
-
-def child_main(name: str, spec_path: str, result_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = CHILDREN[name](spec)
-    with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False)
-    return 0
 
 
 # ----------------------------------------------------------------------------- parent
@@ -297,15 +262,14 @@ def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, float, Optio
     print(f"model dir: {model_dir}: {params / 1e6:.1f} M parameters (ready in {time.perf_counter() - t:.0f} s)")
     refs = None  # a CER only for a real model on a given data dir (the random model's is meaningless)
     if args.data_dir and os.path.isfile(os.path.join(data_dir, "text")):
-        with open(os.path.join(data_dir, "text"), encoding="utf-8") as f:
-            refs = {p[0]: p[1] if len(p) > 1 else "" for p in (ln.split(" ", 1) for ln in f.read().splitlines() if ln)}
+        refs = bc.read_kv(os.path.join(data_dir, "text"))
     return model_dir, data_dir, audio_s, refs, params
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args._child:
-        return child_main(args._child, args._spec, args._result)
+        return bc.child_main(CHILDREN, args._child, args._spec, args._result)
     sides = ["lite"] if args.skip_funasr else [s for s in args.sides.split(",") if s]
     unknown = [s for s in sides if s not in CHILDREN]
     if args.model_kind != "paraformer":

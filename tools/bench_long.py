@@ -29,7 +29,6 @@ Exit status: 0 identical outputs (or one side skipped), 3 they differ, 1 a child
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -70,8 +69,8 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     result = run_long_audio(opts, data, failed, pipe.asr, pipe=pipe)
     t2 = time.perf_counter()
     out = result.result_dir
-    texts = _read_lines(os.path.join(out, "text"))
-    stamps = {k: json.loads(v) for k, v in _read_lines(os.path.join(out, "timestamp")).items()}
+    texts = bc.read_kv(os.path.join(out, "text"))
+    stamps = {k: json.loads(v) for k, v in bc.read_kv(os.path.join(out, "timestamp")).items()}
     sentences: Dict[str, List] = {k: [] for k in texts}
     with open(os.path.join(out, "sentences"), encoding="utf-8") as f:
         for line in f:
@@ -90,15 +89,6 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _read_lines(path: str) -> Dict[str, str]:
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            out[key] = value
-    return out
-
-
 def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     """FunASR: AutoModel(model, vad_model, punc_model), then generate(sentence_timestamp=True) per recording."""
     t0 = time.perf_counter()
@@ -106,6 +96,8 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     from funasr import AutoModel
+
+    from funasr_lite.pipeline.sentences import sentence_text  # as funasr-lite's sentences file writes it
 
     model = AutoModel(
         model=spec["asr_dir"],
@@ -120,12 +112,12 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     t1 = time.perf_counter()
     rss_load = bc.peak_rss_mb()
     texts, stamps, sentences = {}, {}, {}
-    for key, path in _read_lines(os.path.join(spec["data_dir"], "wav.scp")).items():
+    for key, path in bc.read_kv(os.path.join(spec["data_dir"], "wav.scp")).items():
         res = model.generate(input=path, sentence_timestamp=True)
         r = res[0] if res else {"text": "", "timestamp": [], "sentence_info": []}
         texts[key] = r.get("text", "")
         stamps[key] = [[int(a), int(b)] for a, b in r.get("timestamp", [])]
-        sentences[key] = [[int(s["start"]), int(s["end"]), _sentence_text(s["text"])] for s in r["sentence_info"]]
+        sentences[key] = [[int(s["start"]), int(s["end"]), sentence_text(s["text"])] for s in r["sentence_info"]]
     t2 = time.perf_counter()
     return {
         "load_s": t1 - t0,
@@ -139,50 +131,13 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _sentence_text(text: Any) -> str:
-    """A sentence's text as funasr-lite's ``sentences`` file writes it (one line, single spaces)."""
-    return " ".join((" ".join(text) if isinstance(text, list) else str(text)).split())
-
-
 CHILDREN = {"lite": child_lite, "funasr": child_funasr}
 
 
 def run_child(name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     """Run one side in a fresh interpreter (OMP_WAIT_POLICY=PASSIVE); its result dict plus process wall time."""
-    logs = os.path.join(spec["work_dir"], "logs")
-    os.makedirs(logs, exist_ok=True)
-    spec_path, result_path = os.path.join(logs, f"{name}.spec.json"), os.path.join(logs, f"{name}.result.json")
-    log_path = os.path.join(logs, f"{name}.log")
-    with open(spec_path, "w", encoding="utf-8") as f:
-        json.dump(spec, f)
-    if os.path.exists(result_path):
-        os.unlink(result_path)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, "--_spec", spec_path, "--_result", result_path]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(spec["threads"]))
-    busy0, own0 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=bc.ROOT, env=env)
-    wall = time.perf_counter() - start
-    busy1, own1 = bc.system_busy_seconds(), bc.children_cpu_seconds()
-    if proc.returncode != 0 or not os.path.exists(result_path):
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f"{name} child failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    with open(result_path, encoding="utf-8") as f:
-        result = json.load(f)
-    result["process_s"] = wall
-    result["other_cpu_s"] = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0))
-    return result
-
-
-def child_main(name: str, spec_path: str, result_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = CHILDREN[name](spec)
-    with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False)
-    return 0
+    return bc.run_child(__file__, name, spec, env)
 
 
 # ----------------------------------------------------------------------------- building
@@ -203,11 +158,9 @@ def build_inputs(work: str, minutes: Sequence[float], seed: int) -> Dict[str, An
         "vad_dir": os.path.join(work, "fsmn_vad"),
         "punc_dir": os.path.join(work, "ct_punc"),
     }
-    if os.path.exists(stamp_path):
-        with open(stamp_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("stamp") == stamp:
-            return {**paths, "durations": old["durations"]}
+    old = bc.cached_record(stamp_path, stamp)
+    if old is not None:
+        return {**paths, "durations": old["durations"]}
     cmvn_dir = os.path.join(work, "cmvn_data")
     bc.ensure_data_dir(cmvn_dir, bc.CMVN_UTTS, seed=seed)
     rng = random.Random(seed)
@@ -234,8 +187,7 @@ def build_inputs(work: str, minutes: Sequence[float], seed: int) -> Dict[str, An
     build_vad_dir(paths["vad_dir"], [os.path.join(data, "wav", f"{k}.wav") for k in durations][:1], seed=seed)
     chars = tokens[3:-1] + [f"w{i}" for i in range(PUNC_VOCAB - len(tokens[3:-1]) - 4)]
     build_punc_dir(paths["punc_dir"], chars, seed=seed, **PUNC_SHAPE)
-    with open(stamp_path, "w", encoding="utf-8") as f:
-        json.dump({"stamp": stamp, "durations": durations}, f)
+    bc.write_record(stamp_path, stamp, durations=durations)
     return {**paths, "durations": durations}
 
 
@@ -296,7 +248,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if args._child:
-        return child_main(args._child, args._spec, args._result)
+        return bc.child_main(CHILDREN, args._child, args._spec, args._result)
     minutes = [60.0] if args.hour else args.minutes
     if args.threads < 1 or min(minutes) <= 0 or (args.skip_funasr and args.skip_lite):
         print("bench_long.py: error: --threads >= 1, --minutes > 0, and at most one side skipped", file=sys.stderr)

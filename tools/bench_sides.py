@@ -107,12 +107,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     def decode() -> Dict[str, str]:
         result = run_inference(opts, asr=asr)
         failed.update(result.failed)
-        texts: Dict[str, str] = {}
-        with open(os.path.join(result.result_dir, "text"), encoding="utf-8") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(" ", 1)
-                texts[parts[0]] = parts[1] if len(parts) > 1 else ""
-        return texts
+        return bc.read_kv(os.path.join(result.result_dir, "text"))
 
     out = _timed_decode(spec, t0, c0, decode, profile)
     out.update(failed=failed, threads=torch.get_num_threads())

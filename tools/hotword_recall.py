@@ -44,6 +44,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
+from bench_common import read_kv  # a sibling in tools/ (no torch import at module level)
+
 if TYPE_CHECKING:
     import torch
 
@@ -98,16 +100,6 @@ def recall(refs: Dict[str, str], hyps: Dict[str, str], hotwords: Sequence[str]) 
         f, t = hotword_hits(ref, hyps.get(key, ""), hotwords)
         found, total = found + f, total + t
     return found, total
-
-
-def read_kv(path: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split(" ", 1)
-            if parts[0]:
-                out[parts[0]] = parts[1] if len(parts) > 1 else ""
-    return out
 
 
 # ----------------------------------------------------------------------------- stage 1: data

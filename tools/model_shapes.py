@@ -1,12 +1,13 @@
-"""Model shapes for tests and benchmarks: a Paraformer config scaled to other sizes, and random
-weights made non-degenerate so that decoding them gives varied, comparable text.
+"""Model shapes for tests and benchmarks: a Paraformer config scaled to other sizes, FunASR's own model
+classes built from a config, and random weights made non-degenerate so that decoding them gives varied,
+comparable text.
 
 Used by ``tests/tiny_model.py`` (tools/ is on sys.path via tests/conftest.py) and
 ``tools/bench_common.py`` (a sibling module); not part of the library.
 """
 
 import copy
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -29,6 +30,21 @@ def scaled_config(
     if dither is not None:
         config["frontend_conf"]["dither"] = dither
     return config
+
+
+def funasr_model(model_class, config: Dict, vocab_size: int, seed: int = 0, **extra: Any):
+    """One of FunASR's Paraformer-family classes (``model_class``) built from the config.yaml dict ``config``
+    with random weights from ``torch.manual_seed(seed)``: the oracle's parameter names and shapes.
+    ``extra``: constructor arguments beyond the config's sections (e.g. SeACo's ``seaco_decoder``)."""
+    torch.manual_seed(seed)
+    return model_class(
+        **{k: config[k] for k in ("encoder", "encoder_conf", "decoder", "decoder_conf", "predictor", "predictor_conf")},
+        ctc_conf=config.get("ctc_conf"),
+        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
+        vocab_size=vocab_size,
+        **config.get("model_conf", {}),
+        **extra,
+    )
 
 
 def spread_weights(state: Dict[str, torch.Tensor], seed: int = 0) -> Dict[str, torch.Tensor]:

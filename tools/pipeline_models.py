@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 import torch
 import yaml
 
-from model_shapes import spread_weights
+from model_shapes import funasr_model, spread_weights
 
 __all__ = [
     "PUNC_LIST",
@@ -176,21 +176,7 @@ def build_bicif_dir(out_dir: str, config: Dict, token_list: Sequence[str], data_
 
     from funasr_lite.hub.model_init import data_dir_cmvn, write_model_dir
 
-    torch.manual_seed(seed)
-    model = BiCifParaformer(
-        encoder=config["encoder"],
-        encoder_conf=config["encoder_conf"],
-        decoder=config["decoder"],
-        decoder_conf=config["decoder_conf"],
-        predictor=config["predictor"],
-        predictor_conf=config["predictor_conf"],
-        ctc_conf=config.get("ctc_conf"),
-        input_size=config["frontend_conf"]["n_mels"] * config["frontend_conf"]["lfr_m"],
-        vocab_size=len(token_list),
-        **config.get("model_conf", {}),
-    )
-    state = spread_weights(model.state_dict(), seed)
-    del model
+    state = spread_weights(funasr_model(BiCifParaformer, config, len(token_list), seed).state_dict(), seed)
     g = torch.Generator().manual_seed(seed + 1)
     w2 = state["predictor.cif_output2.weight"]
     state["predictor.cif_output2.weight"] = torch.randn(w2.shape, generator=g) * 0.05

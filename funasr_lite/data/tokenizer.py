@@ -185,11 +185,15 @@ def _merge_abbreviations(elems: List[str]) -> List[Tuple[str, int, int]]:
     return out
 
 
-def _elements(toks: List[str], stamps: Optional[Sequence[Sequence[float]]]) -> Tuple[List[str], List[List[float]]]:
-    """The words and separators of :func:`postprocess_tokens`, and with ``stamps`` (one per token) the times
-    FunASR gives them: a CJK-like token or a completed English word gets one ``[start, end]`` (a word from
-    its first piece's start to its last piece's end), punctuation none; when every token is CJK-like the
-    stamps are kept as given."""
+def _elements(
+    tokens: Sequence[str], stamps: Optional[Sequence[Sequence[float]]]
+) -> Tuple[List[str], List[List[float]]]:
+    """The words and separators of :func:`postprocess_tokens` (bytes tokens decoded, the dropped specials
+    left out), and with ``stamps`` (one per token) the times FunASR gives them: a CJK-like token or a
+    completed English word gets one ``[start, end]`` (a word from its first piece's start to its last
+    piece's end), punctuation none; when every token is CJK-like the stamps are kept as given."""
+    toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens]
+    toks = [t for t in toks if t not in _DROPPED_TOKENS]
     elems: List[str] = []
     times: List[List[float]] = []
     pending = ""  # text of @@ pieces waiting for the rest of their word
@@ -263,8 +267,7 @@ def postprocess_tokens(tokens: Sequence[str]) -> Tuple[str, List[str]]:
         ``(sentence, words)``: the joined, stripped sentence, and the word list
         (each CJK char, each English word, each other token).
     """
-    toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens]
-    elems, _ = _elements([t for t in toks if t not in _DROPPED_TOKENS], None)
+    elems, _ = _elements(tokens, None)
     merged = [e for e, _, _ in _merge_abbreviations(elems)]
     words = [e for e in merged if e != _BLANK]
     return "".join(merged).strip(), words
@@ -285,8 +288,7 @@ def postprocess_tokens_timed(
     Returns:
         ``(sentence, words, word_stamps)``.
     """
-    toks = [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens]
-    elems, times = _elements([t for t in toks if t not in _DROPPED_TOKENS], stamps)
+    elems, times = _elements(tokens, stamps)
     position = []  # per element: how many non-separator elements come before it (FunASR's ts_nums)
     count = 0
     for e in elems:

@@ -18,7 +18,6 @@ sidecar ``model_quant.json``, see :mod:`funasr_lite.decode.quantized_dir`); a di
 """
 
 import collections
-import json
 import logging
 import os
 import pickle
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from funasr_lite.errors import CheckpointError, ModelDirError, NonFiniteError
-from funasr_lite.utils.textio import read_utf8
+from funasr_lite.hub.metas import read_configuration
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +76,6 @@ class ModelDir:
         return f"{self.root}: no {name} (the token list this model dir names) and no token_list in {self.config}"
 
 
-def _read_json(path: str) -> Dict:
-    text = read_utf8(path, "JSON", ModelDirError)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ModelDirError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    if not isinstance(obj, dict):
-        raise ModelDirError(f"{path}: expected a JSON object at the top level")
-    return obj
-
-
 def _optional(root: str, name: Optional[str]) -> Optional[str]:
     if not name:
         return None
@@ -116,7 +104,7 @@ def detect_model_dir(root: str, checkpoint: Optional[str] = None, quantized_only
     if not os.path.isdir(root):
         raise ModelDirError(f"model dir {root} does not exist")
     conf_json = os.path.join(root, "configuration.json")
-    configuration = _read_json(conf_json) if os.path.isfile(conf_json) else {}
+    configuration = read_configuration(conf_json) if os.path.isfile(conf_json) else {}
     model_section = configuration.get("model") if isinstance(configuration.get("model"), dict) else {}
     missing: List[str] = []
 

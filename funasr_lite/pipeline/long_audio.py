@@ -192,9 +192,10 @@ class LongAudioPipeline:
         texts = [p["text"] for p in pieces]
         stamps = [shift_timestamps(p["timestamp"], seg[0]) for p, seg in zip(pieces, segments)]
         timestamps = [t for seg in stamps for t in seg]
+        raw_text = join_raw_texts(texts)
         result: Dict[str, Any] = {
-            "text": join_raw_texts(texts),
-            "raw_text": join_raw_texts(texts),
+            "text": raw_text,
+            "raw_text": raw_text,
             "tokens": [t for p in pieces for t in p["tokens"]],
             "token_ids": [t for p in pieces for t in p["token_ids"]],
             "score": float(sum(p["score"] for p in pieces)),
@@ -203,7 +204,7 @@ class LongAudioPipeline:
             "vad_segments": segments,
         }
         punc_text = join_segment_texts(texts)
-        if not result["text"].strip() or not punc_text:
+        if not raw_text.strip() or not punc_text:
             result["text"] = result["raw_text"] = ""
         elif self.punc is None:
             result["sentence_info"] = segment_sentences(texts, stamps, segments)

@@ -9,6 +9,7 @@
 * :func:`segment_sentences`: one sentence per non-empty VAD segment, used when the punctuation ids and the
   token times do not pair up (FunASR's fallback), and when there is no punctuation model.
 * :func:`strip_punctuation`: a text without the punctuation model's marks, for scoring.
+* :func:`sentence_text`: a sentence's text on one line, as the subtitles show it.
 
 A sentence is a dict ``{"text": str, "start": int, "end": int, "timestamp": [[start_ms, end_ms], ...]}``.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "split_sentences",
     "segment_sentences",
     "strip_punctuation",
+    "sentence_text",
 ]
 
 # the mark that closes a sentence for punctuation id 2, 3, 4, 5 (FunASR's fixed list, not the model's)
@@ -127,6 +129,12 @@ def segment_sentences(
             }
         )
     return sentences
+
+
+def sentence_text(text: Any) -> str:
+    """A sentence's ``text`` on one line: a word list (:func:`split_sentences` without punctuation ids) joined
+    by spaces, line breaks and runs of spaces made one space."""
+    return " ".join((" ".join(text) if isinstance(text, list) else str(text)).split())
 
 
 def strip_punctuation(text: str, marks: Iterable[str]) -> str:

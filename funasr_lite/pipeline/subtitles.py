@@ -11,6 +11,8 @@ Each cue is its 1-based index, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, the text on on
 import hashlib
 from typing import Any, Dict, Sequence
 
+from funasr_lite.pipeline.sentences import sentence_text
+
 __all__ = ["srt_time", "format_srt", "srt_file_name", "MAX_NAME_BYTES"]
 
 
@@ -30,8 +32,7 @@ def format_srt(sentences: Sequence[Dict[str, Any]]) -> str:
     text gets no cue; an end before the start is raised to the start. No sentences: an empty file."""
     cues = []
     for sentence in sentences:
-        text = sentence["text"]
-        text = " ".join((" ".join(text) if isinstance(text, list) else str(text)).split())
+        text = sentence_text(sentence["text"])
         if not text:
             continue
         start = int(sentence["start"])

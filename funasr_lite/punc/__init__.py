@@ -9,21 +9,11 @@ units and ids), ``window`` (FunASR's sliding window and text writing, torch-free
 :class:`PuncModel`). The network itself is :mod:`funasr_lite.models.ct_transformer`.
 """
 
+from funasr_lite.utils.lazy import lazy_exports
+
 __all__ = ["load_punc", "PuncModel", "PuncResult"]
 
 # Imported on first use, so that importing the package does not import torch.
 _LAZY = {"load_punc": "funasr_lite.punc.api", "PuncModel": "funasr_lite.punc.api", "PuncResult": "funasr_lite.punc.api"}
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -26,7 +26,7 @@ from funasr_lite.models.ct_transformer import CTTransformer
 from funasr_lite.punc.config import FULL_WIDTH_MARKS, PuncConfig, load_punc_config
 from funasr_lite.punc.model_dir import PuncModelDir, detect_punc_dir
 from funasr_lite.punc.units import JiebaSplitter, UnitVocab, split_units
-from funasr_lite.punc.window import window_steps
+from funasr_lite.punc.window import drive_steps, window_steps
 from funasr_lite.utils.device import resolve_device
 
 __all__ = ["PuncResult", "PuncModel", "load_punc"]
@@ -145,11 +145,9 @@ class PuncModel:
         logits, _ = self.model(x, lengths)
         return logits
 
-    @torch.inference_mode()
     def _classify(self, ids: List[int]) -> List[int]:
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        logits = self._forward(x, torch.tensor([len(ids)], device=self.device))
-        return logits[0].topk(1, dim=-1).indices[:, 0].tolist()
+        """One class per id of one window."""
+        return self._classify_batch([ids])[0]
 
     @torch.inference_mode()
     def _classify_batch(self, windows: List[List[int]]) -> List[List[int]]:
@@ -190,12 +188,7 @@ class PuncModel:
         if isinstance(text, str) and not text.strip():
             return PuncResult("", [], [])
         units, steps = self._steps(text)
-        window = next(steps)
-        while True:
-            try:
-                window = steps.send(self._classify(window))
-            except StopIteration as done:
-                return self._result(units, *done.value)
+        return self._result(units, *drive_steps(steps, self._classify))
 
     def punctuate_batch(self, texts: Sequence[str], batch_size: int = 16) -> List[PuncResult]:
         """:meth:`punctuate` of each text; the current windows of up to ``batch_size`` texts are classified

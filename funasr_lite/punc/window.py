@@ -21,7 +21,7 @@ from typing import Callable, Generator, List, Sequence, Tuple
 
 from funasr_lite.punc.units import is_one_byte
 
-__all__ = ["punctuate_windows", "window_steps", "split_windows", "LONG_SENTENCE"]
+__all__ = ["punctuate_windows", "drive_steps", "window_steps", "split_windows", "LONG_SENTENCE"]
 
 # A carried-over text longer than this many units is cut at its last comma (FunASR's cache_pop_trigger_limit).
 LONG_SENTENCE = 200
@@ -123,7 +123,14 @@ def punctuate_windows(
 ) -> Tuple[str, List[int]]:
     """Punctuate ``units`` (non-empty, with their embedding ``ids``); ``classify`` maps a window's ids to one
     class per id. Returns (text, classes) as :func:`window_steps` does."""
-    steps = window_steps(units, ids, punc_list, sentence_end_id, split_size)
+    return drive_steps(window_steps(units, ids, punc_list, sentence_end_id, split_size), classify)
+
+
+def drive_steps(
+    steps: Generator[List[int], List[int], Tuple[str, List[int]]], classify: Callable[[List[int]], List[int]]
+) -> Tuple[str, List[int]]:
+    """Run one :func:`window_steps` generator to its end, classifying each window with ``classify``;
+    its (text, classes)."""
     window = next(steps)
     while True:
         try:

@@ -9,21 +9,11 @@ Modules: ``config`` (the strict config.yaml schema), ``frontend`` (streamed fban
 :mod:`funasr_lite.models.fsmn_vad`.
 """
 
+from funasr_lite.utils.lazy import lazy_exports
+
 __all__ = ["load_vad", "VadModel"]
 
 # Imported on first use, so that importing the package (or its torch-free config) does not import torch.
 _LAZY = {"load_vad": "funasr_lite.vad.model", "VadModel": "funasr_lite.vad.model"}
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

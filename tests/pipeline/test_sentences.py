@@ -6,9 +6,11 @@ import re
 import pytest
 
 from funasr_lite.decode.cer import score_corpus
+from funasr_lite.decode.outputs import LONG_AUDIO_FIELDS
 from funasr_lite.pipeline.sentences import (
     join_segment_texts,
     segment_sentences,
+    sentence_text,
     shift_timestamps,
     split_sentences,
     strip_punctuation,
@@ -132,6 +134,14 @@ def test_format_srt_is_well_formed():
     cue = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n([^\n]+)\n\n")
     assert "".join(m.group(0) for m in cue.finditer(srt)) == srt
     assert format_srt([]) == ""
+
+
+def test_sentence_text_is_the_sentences_file_text():
+    texts = ["今天，", ["hello", "world"], "多\n行  文本", " a\tb "]
+    assert [sentence_text(t) for t in texts] == ["今天，", "hello world", "多 行 文本", "a b"]
+    info = [{"text": t, "start": i, "end": i + 1} for i, t in enumerate(texts)]
+    lines = LONG_AUDIO_FIELDS["sentences"]({"sentence_info": info})
+    assert lines == [f"{i} {i + 1} {sentence_text(t)}" for i, t in enumerate(texts)]
 
 
 def test_srt_file_name_stays_in_the_dir_and_is_unique():
