@@ -22,6 +22,7 @@ import tempfile
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from funasr_lite.errors import FunasrLiteError
+from funasr_lite.pipeline.sentences import sentence_text
 from funasr_lite.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,7 @@ FIELDS = {
 
 
 def _sentence_line(s: Dict) -> str:
-    text = " ".join(s["text"]) if isinstance(s["text"], list) else s["text"]
-    return f"{s['start']} {s['end']} {' '.join(str(text).split())}"
+    return f"{s['start']} {s['end']} {sentence_text(s['text'])}"
 
 
 # the long-audio pipeline's files (with FIELDS); a list value is one ``key value`` line per item
