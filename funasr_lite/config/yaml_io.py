@@ -10,6 +10,9 @@ from funasr_lite.errors import ConfigError
 from funasr_lite.utils.fileio import atomic_write_text
 from funasr_lite.utils.textio import read_utf8
 
+# libyaml's parser when PyYAML has it (5x faster than the pure-Python one; same nodes, marks and errors)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 KeyPath = Tuple[str, ...]  # a key path into a nested config, e.g. ("train_conf", "max_epoch")
 
 
@@ -29,7 +32,7 @@ def load_yaml(path: str) -> YamlDict:
     the last one) or a top level that is not a mapping.
     """
     path = os.fspath(path)
-    loader = yaml.SafeLoader(read_utf8(path, "config", ConfigError))
+    loader = SAFE_LOADER(read_utf8(path, "config", ConfigError))
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

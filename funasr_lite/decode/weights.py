@@ -16,10 +16,12 @@ vocabulary against the token list.
 
 import gc
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Tuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Dict, Optional, Tuple
 
 import torch
+from torch import nn
+from torch.ao.nn.quantized.modules.linear import LinearPackedParams
 
 from funasr_lite.config.schema import ModelConfig
 from funasr_lite.decode.quantize import quantize_model, quantized_structure, quiet_quantization_warnings
@@ -89,44 +91,79 @@ def load_decoding_model(
 
 
 def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, mode: str) -> Paraformer:
-    """The model with dynamic int8 Linear layers, its state loaded from the saved ``path``."""
+    """The model with dynamic int8 Linear layers, its state loaded from the saved ``path``.
+
+    Packing each saved (int8 weight, bias) for the int8 GEMM kernels (``quantized.linear_prepack``) is most
+    of the load (1.0 s of CPU for paraformer-large), and it releases the GIL. So it starts in a pool of
+    torch's CPU threads as soon as the file is read, largest layers first, while this thread builds the
+    model, checks the state and loads it; the loader then takes each layer's packed weights from the pool.
+    """
     with quiet_quantization_warnings():  # torch warns as it rebuilds quantized tensors
         state = load_state_dict(path, mmap=True)
     out = state.get("decoder.output_layer" + PACKED_SUFFIX)
     _check_vocabulary(out[0] if isinstance(out, tuple) and out else None, vocab_size, path, md)
-    with torch.device("meta"):
-        model = build_model(config, vocab_size=vocab_size)
-    sizes = quantized_structure(model, mode)
-    _check_packed_shapes(state, sizes, path)
-    for key, value in state.items():  # the fp32 tensors out of the file's mapping, as _own_memory does
-        # (the int8 weights are packed into copies; a packed layer keeps its bias)
+    for key, value in state.items():  # the fp32 tensors out of the file's mapping, as _own_memory does (the
+        # int8 weights are packed into copies; a packed layer keeps the bias it is given: its copy)
         state[key] = tuple(_copy(v) for v in value) if isinstance(value, tuple) else _copy(value)
-    _load_packing_in_parallel(model, state, path)
+    pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+    try:
+        packing = _start_packing(pool, state)
+        with torch.device("meta"):
+            model = build_model(config, vocab_size=vocab_size)
+        sizes = quantized_structure(model, mode)
+        _check_packed_shapes(state, sizes, path)
+        _load_packed(model, state, path, packing)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: no packing left running
     return model.eval()
 
 
-def _load_packing_in_parallel(model: torch.nn.Module, state: Dict[str, Any], path: str) -> None:
-    """:func:`load_weights_strict`, with the int8 layers' packing spread over torch's CPU threads.
+def _start_packing(pool: ThreadPoolExecutor, state: Dict[str, Any]) -> Dict[int, "Future[Any]"]:
+    """Submit the packing of every well-formed saved (qint8 weight, float bias or None) in ``state`` to
+    ``pool``, largest first; return ``id(weight)`` -> its future (anything else is left to the checks)."""
+    jobs = []
+    for key, value in state.items():
+        if not (key.endswith(PACKED_SUFFIX) and isinstance(value, tuple) and len(value) == 2):
+            continue
+        weight, bias = value
+        well_formed = (
+            isinstance(weight, torch.Tensor)
+            and weight.dtype == torch.qint8
+            and weight.dim() == 2
+            and (bias is None or (isinstance(bias, torch.Tensor) and bias.dtype == torch.float32))
+        )
+        if well_formed:
+            jobs.append((weight, bias))
+    jobs.sort(key=lambda job: -job[0].numel())
+    return {id(w): pool.submit(_pack, w, b) for w, b in jobs}
 
-    Packing a saved (int8 weight, bias) for the int8 GEMM kernels (``quantized.linear_prepack``) is 1.0 s of
-    paraformer-large's 2.7 s load, serial in torch's loader, and releases the GIL. So while the loader runs,
-    each layer's packed-params module only records what it is given (an instance attribute shadows its
-    ``set_weight_bias``); then the layers are packed in a thread pool, largest first: 0.5 s on 2 threads.
-    """
-    from torch.ao.nn.quantized.modules.linear import LinearPackedParams
 
+def _pack(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Any:
+    """``quantized.linear_prepack(weight, bias)``, in inference mode: the op reads each output channel's scale
+    and zero point with a tensor op of its own, and without autograd's bookkeeping those cost 15% less."""
+    with torch.inference_mode():
+        return torch.ops.quantized.linear_prepack(weight, bias)
+
+
+def _load_packed(model: nn.Module, state: Dict[str, Any], path: str, packing: Dict[int, "Future[Any]"]) -> None:
+    """:func:`load_weights_strict`, each int8 layer taking its packed weights from ``packing`` (what its
+    ``set_weight_bias`` would compute for the same (weight, bias)) instead of packing them itself."""
     holders = [m for m in model.modules() if isinstance(m, LinearPackedParams)]
-    pending: List[Tuple[Any, torch.Tensor, Optional[torch.Tensor]]] = []
-    for holder in holders:
-        holder.set_weight_bias = lambda w, b, holder=holder: pending.append((holder, w, b))
+
+    def set_weight_bias(holder: LinearPackedParams, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
+        job = packing.get(id(weight))
+        if job is None or holder.dtype != torch.qint8:
+            type(holder).set_weight_bias(holder, weight, bias)  # not submitted: the class's own packing
+        else:
+            holder._packed_params = job.result()
+
+    for holder in holders:  # an instance attribute shadows the class's method while the loader runs
+        holder.set_weight_bias = lambda w, b, holder=holder: set_weight_bias(holder, w, b)
     try:
         load_weights_strict(model, state, path, assign=True)
     finally:
         for holder in holders:
-            del holder.set_weight_bias  # the class's method again
-    pending.sort(key=lambda job: -job[1].numel())
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        list(pool.map(lambda job: job[0].set_weight_bias(job[1], job[2]), pending))
+            del holder.set_weight_bias
 
 
 def _copy(value: Any) -> Any:
