@@ -162,8 +162,16 @@ def _nan_scales(w, b):
         (_nan_scales, None, r"NaN/Inf values"),
         (lambda w, b: (w, b.half()), None, r"bias \(208,\) float16 in file vs .* bias \(208,\) float32 from config"),
         (lambda w, b: (w, b), torch.float16, r"_packed_params.dtype: torch.float16 in file vs torch.qint8"),
+        # malformed entries: refused by the shape check (the packing that started beside it is stopped)
+        (
+            lambda w, b: (w.dequantize(), b),
+            None,
+            r"weight \(208, 128\) float32, bias .* in file vs weight \(208, 128\) qint8",
+        ),
+        (lambda w, b: (w[:100], b[:100]), None, r"vocabulary has 100 tokens but the token list"),
+        (lambda w, b: (w, b, b), None, r"decoder.output_layer._packed_params._packed_params: .* in file vs weight"),
     ],
-    ids=["nan-scales", "fp16-bias", "fp16-dtype"],
+    ids=["nan-scales", "fp16-bias", "fp16-dtype", "float-weight", "fewer-rows", "3-tuple"],
 )
 def test_saved_int8_with_bad_quantized_entries_is_refused_at_load(model_dir, tmp_path, packed, dtype, error):
     # entries torch would load and then fail on mid-decode (NaN scales), or reject with a bare RuntimeError /
