@@ -27,10 +27,43 @@ What it does:
    FunASR's best; ``--json`` writes it with every run's texts.
 
 ``--device cpu`` is a SMOKE run of this tool, not a measurement: the heading says so, the CUDA calls are skipped
-(GPU peak "-"), and AutoModel forces batch_size 1 on CPU, so every ``funasr-bN`` decodes one utterance at a time.
+(GPU peak "-"); AutoModel batches by ``batch_size`` on CPU too when it is asked for ``device="cpu"`` (it falls
+back to batch 1 only when asked for a CUDA it does not find).
 funasr-lite refuses ``--dtype fp16`` on CPU (``funasr_lite.utils.device.resolve_dtype``): such a run is listed as
 skipped, with that reason, and the others run. ``--device cuda`` without CUDA, or a device string funasr-lite does
 not know, stops at once with a message saying so.
+
+On a lent device machine (one H200; its image has Python 3.12, torch 2.11 + torchaudio 2.11 and no network):
+the image lacks soundfile (+ cffi) for funasr-lite and, for the FunASR side, funasr 1.4.16 and the part of its
+requirements that a local Paraformer dir's AutoModel + generate imports: librosa, kaldiio, omegaconf +
+antlr4-python3-runtime 4.9.3, hydra-core, websockets, jamo, jaconv, tensorboardX, torch-complex, rapidfuzz.
+(Found by running this tool's CPU smoke here with every other distribution missing from the image's package
+list made unimportable. Not needed on this path, though listed as requirements: modelscope, editdistance (setup.py),
+jieba, umap_learn, oss2 (funasr); it imports them only inside try blocks or not at all. Versions are not
+emulated: the image's numpy, transformers and huggingface_hub differ from this machine's.) 14 wheels, 6.4 MiB,
+all binary for cp312 manylinux or pure Python, except antlr4-python3-runtime 4.9.3 (omegaconf 2.3 pins 4.9.*),
+which is an sdist on PyPI: ``pip wheel`` builds its pure-Python wheel here. The device tree (this checkout's
+tracked files, ~37 MiB) plus the carried paths must stay under 64 MiB, so the data dir is 240 utterances
+(762 s of audio, 14.4 MiB of 16-bit FLAC; 400 would not fit), synthesized here (there is no espeak-ng there)
+with its wav.scp made relative so it resolves there; the random 220 M-parameter model (~880 MB) is too big to
+carry and is built there (``--work_dir``, from the carried data's CMVN). Here, with the network:
+
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
+        --platform any -d .whl funasr==1.4.16 soundfile==0.14.0 cffi==2.0.0 librosa==0.11.0 kaldiio==2.18.1 \\
+        omegaconf==2.3.1 hydra-core==1.3.8 websockets==17.4 jamo==0.4.1 jaconv==0.5.0 tensorboardX==2.6.5 \\
+        torch-complex==0.4.4 rapidfuzz==3.14.6
+    python3 -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
+    python3 -c "import sys; sys.path[:0] = ['.', 'tools']; import bench_common; bench_common.ensure_data_dir('.gpu_bench/data', 240)"
+    sed -i "s| $PWD/.gpu_bench/data/| |" .gpu_bench/data/wav.scp
+
+(``.whl/`` and ``.gpu_bench/`` are git-ignored: never commit them.) There, with ``carry=[".whl", ".gpu_bench"]``:
+
+    python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 tools/bench_gpu.py --data_dir .gpu_bench/data --dtypes bf16,fp16,fp32 \\
+        --funasr_batch_sizes 1,8,32,64 --work_dir /tmp/gpu_bench --json $OUT/gpu.json
+
+The script puts this checkout first on its own and its children's import path, so funasr_lite needs no install.
 
 Exit status: 0; 1 for bad arguments or device, or when a child failed (the others still run; each failure is
 printed with its log path, ``--work_dir/logs/<run>.log``).
@@ -225,9 +258,7 @@ def smoke_heading(device: str) -> Optional[str]:
     if device.startswith("cuda"):
         return None
     return (
-        "CPU SMOKE RUN: these are CPU figures, not GPU figures; they only show that the tool works. "
-        "GPU peak is '-', and FunASR's AutoModel forces batch_size 1 on CPU, so every funasr-bN decodes one "
-        "utterance at a time."
+        "CPU SMOKE RUN: these are CPU figures, not GPU figures; they only show that the tool works (GPU peak is '-')."
     )
 
 
@@ -307,7 +338,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(smoke, flush=True)
     work = os.path.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
-    model_dir, data_dir, durations, params = prepare(args, work)
+    try:
+        model_dir, data_dir, durations, params = prepare(args, work)
+    except (OSError, RuntimeError) as e:
+        print(f"bench_gpu.py: error: cannot prepare the benchmark in {work}: {e}", file=sys.stderr)
+        return 1
     audio_s = sum(durations.values())
     common = {"model_dir": model_dir, "data_dir": data_dir, "work_dir": work, "device": device}
     common.update(warmup=args.warmup, threads=args.threads)
