@@ -85,21 +85,21 @@ def _sync(device: str) -> None:
     import torch
 
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def _reset_gpu_peak(device: str) -> None:
     import torch
 
     if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _gpu_peak_mb(device: str) -> Optional[float]:
-    """Peak GPU memory allocated since the last reset (MiB); None on CPU."""
+    """Peak memory allocated on ``device`` since the last reset (MiB); None on CPU."""
     import torch
 
-    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.startswith("cuda") else None
 
 
 def read_scp(data_dir: str) -> Dict[str, str]:

@@ -100,3 +100,17 @@ def test_a_failed_child_is_reported_and_the_others_still_run(monkeypatch, capsys
         2,
         2,
     ]
+
+
+def test_cuda_calls_are_made_on_the_benchmarked_gpu_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("sync", d)))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", d)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", d)) or 3 * 2**20)
+    bench_gpu._sync("cpu")
+    bench_gpu._reset_gpu_peak("cpu")
+    assert bench_gpu._gpu_peak_mb("cpu") is None and calls == []
+    bench_gpu._sync("cuda:1")
+    bench_gpu._reset_gpu_peak("cuda:1")
+    assert bench_gpu._gpu_peak_mb("cuda:1") == 3.0
+    assert calls == [("sync", "cuda:1"), ("reset", "cuda:1"), ("peak", "cuda:1")]
