@@ -63,6 +63,14 @@ carry and is built there (``--work_dir``, from the carried data's CMVN). Here, w
     python3 tools/bench_gpu.py --data_dir .gpu_bench/data --dtypes bf16,fp16,fp32 \\
         --funasr_batch_sizes 1,8,32,64 --work_dir /tmp/gpu_bench --json $OUT/gpu.json
 
+The random model's logits are nearly tied, so its bf16-vs-fp32 agreement says nothing; that figure comes from the
+trained demo model, already in the tree (its funasr-bN columns differ from lite on a few texts because its config
+has dither 1.0, which FunASR applies while decoding and funasr-lite does not):
+
+    D=egs_modelscope/asr/paraformer/speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo
+    python3 tools/bench_gpu.py --model_dir $D/model --data_dir $D/data/test --dtypes bf16,fp16,fp32 \\
+        --funasr_batch_sizes 1,8 --work_dir /tmp/gpu_demo --json $OUT/gpu_demo.json
+
 The script puts this checkout first on its own and its children's import path, so funasr_lite needs no install.
 
 Exit status: 0; 1 for bad arguments or device, or when a child failed (the others still run; each failure is
