@@ -64,8 +64,9 @@ carry and is built there (``--work_dir``, from the carried data's CMVN). Here, w
         --funasr_batch_sizes 1,8,32,64 --work_dir /tmp/gpu_bench --json $OUT/gpu.json
 
 The random model's logits are nearly tied, so its bf16-vs-fp32 agreement says nothing; that figure comes from the
-trained demo model, already in the tree (its funasr-bN columns differ from lite on a few texts because its config
-has dither 1.0, which FunASR applies while decoding and funasr-lite does not):
+trained demo model, already in the tree. Its funasr-bN rows differ from lite fp32 on a few texts (CPU smoke: b1
+59/60, b8 56/60): FunASR applies the config's dither 1.0 while decoding (funasr-lite never dithers then); with the
+dither set to 0 b1 still differs on test_0022 and b8 on test_0022 and test_0030 (FunASR's batch padding):
 
     D=egs_modelscope/asr/paraformer/speech_paraformer-tiny_asr_nat-zh-cn-16k-numbers-demo
     python3 tools/bench_gpu.py --model_dir $D/model --data_dir $D/data/test --dtypes bf16,fp16,fp32 \\
