@@ -31,8 +31,8 @@ What it does:
    hotwords (a .txt file, one per line: ``--hotword FILE`` for funasr-lite,
    ``generate(..., hotword=FILE)`` for FunASR);
 2. runs funasr-lite's data-dir job (``funasr_lite.decode.infer.run_inference``, batches of
-   ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (batch size 1:
-   AutoModel forces it on CPU) each in its own fresh Python process with
+   ``--batch_size``) and FunASR's ``AutoModel.generate(input=wav.scp)`` (``--funasr_batch_size``,
+   default 1: AutoModel's batched decode is not padding-invariant, so only batch 1 gives texts to compare) each in its own fresh Python process with
    ``torch.set_num_threads(--threads)``, so import+load time and peak RSS
    (``ru_maxrss`` of that process) are measured separately;
 3. prints a table (import+load s, decode wall s, RTF, peak RSS MiB, ratio
@@ -171,7 +171,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for both sides")
     p.add_argument("--batch_size", type=int, default=16, help="funasr-lite's utterances per batch")
     p.add_argument(
-        "--funasr_batch_size", type=int, default=1, help="AutoModel's batch_size (it forces 1 on CPU anyway)"
+        "--funasr_batch_size",
+        type=int,
+        default=1,
+        help="AutoModel's batch_size (it batches on device=cpu too; its texts then depend on the batch)",
     )
     p.add_argument(
         "--model_kind",
