@@ -201,11 +201,15 @@ def child_onnx(spec: Dict[str, Any]) -> Dict[str, Any]:
     def decode() -> Dict[str, str]:
         import soundfile as sf
 
-        texts = {}
-        for key in sorted(scp):  # arrays: funasr-onnx's own reader converts any non-.wav file through pydub
-            (res,) = model(sf.read(scp[key], dtype="float32")[0])
-            texts[key] = res["preds"] if isinstance(res["preds"], str) else "".join(res["preds"][0])
-        return texts
+        keys = sorted(scp)
+        # one call, which decodes in batches of its batch_size; a list it takes as paths, and its reader would
+        # convert any non-.wav file through pydub, so it is handed the arrays as its reader's result
+        model.load_data = lambda wavs, fs=None: wavs
+        results = model([sf.read(scp[key], dtype="float32")[0] for key in keys])
+        return {
+            key: res["preds"] if isinstance(res["preds"], str) else "".join(res["preds"][0])
+            for key, res in zip(keys, results, strict=True)
+        }
 
     out = _timed_decode(spec, t0, c0, decode)
     out["threads"] = spec["threads"]
