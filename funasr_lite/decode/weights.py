@@ -105,16 +105,18 @@ def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, m
     for key, value in state.items():  # the fp32 tensors out of the file's mapping, as _own_memory does (the
         # int8 weights are packed into copies; a packed layer keeps the bias it is given: its copy)
         state[key] = tuple(_copy(v) for v in value) if isinstance(value, tuple) else _copy(value)
-    pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+    threads = torch.get_num_threads()  # --ncpu: with 1, each layer is packed as the loader reaches it
+    pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
     try:
-        packing = _start_packing(pool, state)
+        packing = _start_packing(pool, state) if pool is not None else {}
         with torch.device("meta"):
             model = build_model(config, vocab_size=vocab_size)
         sizes = quantized_structure(model, mode)
         _check_packed_shapes(state, sizes, path)
         _load_packed(model, state, path, packing)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: no packing left running
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # after a failure: no packing left running
     return model.eval()
 
 
@@ -147,15 +149,15 @@ def _pack(weight: torch.Tensor, bias: Optional[torch.Tensor]) -> Any:
 
 def _load_packed(model: nn.Module, state: Dict[str, Any], path: str, packing: Dict[int, "Future[Any]"]) -> None:
     """:func:`load_weights_strict`, each int8 layer taking its packed weights from ``packing`` (what its
-    ``set_weight_bias`` would compute for the same (weight, bias)) instead of packing them itself."""
+    ``set_weight_bias`` would compute for the same (weight, bias)), or packing them itself when not there."""
     holders = [m for m in model.modules() if isinstance(m, LinearPackedParams)]
 
     def set_weight_bias(holder: LinearPackedParams, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
-        job = packing.get(id(weight))
-        if job is None or holder.dtype != torch.qint8:
-            type(holder).set_weight_bias(holder, weight, bias)  # not submitted: the class's own packing
-        else:
-            holder._packed_params = job.result()
+        if holder.dtype != torch.qint8:  # (the checks refuse such a state before it loads)
+            type(holder).set_weight_bias(holder, weight, bias)
+            return
+        job = packing.get(id(weight))  # none with one thread: packed here, as the loader reaches the layer
+        holder._packed_params = job.result() if job is not None else _pack(weight, bias)
 
     for holder in holders:  # an instance attribute shadows the class's method while the loader runs
         holder.set_weight_bias = lambda w, b, holder=holder: set_weight_bias(holder, w, b)

@@ -44,7 +44,16 @@ def _messages(caplog):
     return "\n".join(r.getMessage() for r in caplog.records)
 
 
-def test_saved_int8_decodes_exactly_as_int8_in_memory(model_dir, tmp_path, caplog):
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def torch_threads(request):
+    """torch's CPU threads for the test: the saved layers are packed in a pool of 2, or in the loader with 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def test_saved_int8_decodes_exactly_as_int8_in_memory(model_dir, tmp_path, caplog, torch_threads):
     int8_dir = str(tmp_path / "int8")
     assert save_quantized(model_dir) == os.path.join(model_dir, QUANTIZED_NAME)
     assert save_quantized(model_dir, int8_dir) == os.path.join(int8_dir, QUANTIZED_NAME)
