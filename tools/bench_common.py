@@ -442,6 +442,45 @@ def child_main(
     return 0
 
 
+def read_scp(data_dir: str) -> Dict[str, str]:
+    """key -> audio path of ``data_dir/wav.scp``, relative paths resolved against ``data_dir``."""
+    return {
+        k: p if os.path.isabs(p) else os.path.join(data_dir, p)
+        for k, p in read_kv(os.path.join(data_dir, "wav.scp")).items()
+    }
+
+
+def write_absolute_scp(data_dir: str, path: str) -> str:
+    """Write ``data_dir``'s wav.scp to ``path`` with absolute audio paths (FunASR reads a wav.scp's relative paths
+    from its cwd); return ``path``."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {p}\n" for k, p in read_scp(data_dir).items())
+    return path
+
+
+def sync(device: str) -> None:
+    """Wait for ``device``'s queued work (a CUDA device; nothing to wait for on the CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def reset_gpu_peak(device: str) -> None:
+    """Restart ``device``'s peak-memory counter (a CUDA device; nothing on the CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_mb(device: str) -> Optional[float]:
+    """Peak memory allocated on ``device`` since the last reset (MiB); None on the CPU."""
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.startswith("cuda") else None
+
+
 def read_kv(path: str) -> Dict[str, str]:
     """A Kaldi-style ``key value`` file (``wav.scp``, ``text``, a decode's ``timestamp``): key -> the rest of
     the line after the first space ("" for a key alone); lines without a key are skipped."""

@@ -92,36 +92,8 @@ import bench_common as bc  # a sibling in tools/ (no torch import at module leve
 # ----------------------------------------------------------------------------- children (fresh interpreters)
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def _reset_gpu_peak(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _gpu_peak_mb(device: str) -> Optional[float]:
-    """Peak memory allocated on ``device`` since the last reset (MiB); None on CPU."""
-    import torch
-
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.startswith("cuda") else None
-
-
-def read_scp(data_dir: str) -> Dict[str, str]:
-    """key -> audio path of ``data_dir/wav.scp``, relative paths resolved against ``data_dir``."""
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        pairs = [line.split(maxsplit=1) for line in f.read().splitlines() if line.strip()]
-    return {k: p.strip() if os.path.isabs(p.strip()) else os.path.join(data_dir, p.strip()) for k, p in pairs}
-
-
 def _warmup_wavs(spec: Dict[str, Any]) -> List[str]:
-    return list(read_scp(spec["data_dir"]).values())[: spec["warmup"]]
+    return list(bc.read_scp(spec["data_dir"]).values())[: spec["warmup"]]
 
 
 def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -138,8 +110,8 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     asr = load_model(spec["model_dir"], device=device, dtype=spec["dtype"], config_overrides=overrides)
     if spec["warmup"]:
         asr.transcribe(_warmup_wavs(spec))
-    _sync(device)
-    _reset_gpu_peak(device)
+    bc.sync(device)
+    bc.reset_gpu_peak(device)
     opts = InferOptions(
         model=spec["model_dir"],
         data_dir=spec["data_dir"],
@@ -150,11 +122,11 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
     )
     t0 = time.perf_counter()
     result = run_inference(opts, asr=asr)
-    _sync(device)
+    bc.sync(device)
     decode_s = time.perf_counter() - t0
     return {
         "decode_s": decode_s,
-        "gpu_peak_mb": _gpu_peak_mb(device),
+        "gpu_peak_mb": bc.gpu_peak_mb(device),
         "failed": len(result.failed),
         "texts": bc.read_kv(os.path.join(result.result_dir, "text")),
     }
@@ -179,19 +151,16 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
     )
     if spec["warmup"]:
         model.generate(input=_warmup_wavs(spec))
-    # FunASR reads a wav.scp's relative paths from its cwd: give it absolute ones
-    scp = os.path.join(spec["work_dir"], "logs", f"{spec['name']}.wav.scp")
-    with open(scp, "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {p}\n" for k, p in read_scp(spec["data_dir"]).items())
-    _sync(device)
-    _reset_gpu_peak(device)
+    scp = bc.write_absolute_scp(spec["data_dir"], os.path.join(spec["work_dir"], "logs", f"{spec['name']}.wav.scp"))
+    bc.sync(device)
+    bc.reset_gpu_peak(device)
     t0 = time.perf_counter()
     res = model.generate(input=scp)
-    _sync(device)
+    bc.sync(device)
     decode_s = time.perf_counter() - t0
     return {
         "decode_s": decode_s,
-        "gpu_peak_mb": _gpu_peak_mb(device),
+        "gpu_peak_mb": bc.gpu_peak_mb(device),
         "failed": 0,
         "texts": {r["key"]: r.get("text", "") for r in res},
     }
@@ -247,7 +216,7 @@ def audio_durations(data_dir: str) -> Dict[str, float]:
     """key -> seconds of each utterance of a given data dir's wav.scp."""
     import soundfile as sf
 
-    return {k: sf.info(p).duration for k, p in read_scp(data_dir).items()}
+    return {k: sf.info(p).duration for k, p in bc.read_scp(data_dir).items()}
 
 
 def prepare(args: argparse.Namespace, work: str) -> Tuple[str, str, Dict[str, float], Optional[int]]:

@@ -7,33 +7,11 @@ data dir and returns timings, peak RSS and the texts. Nothing here imports torch
 
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import bench_common as bc  # a sibling in tools/
 
 __all__ = ["CHILDREN"]
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _gpu_peak_mb(device: str) -> Optional[float]:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return None
-
-
-def _read_scp(data_dir: str) -> Dict[str, str]:
-    """key -> audio path of ``data_dir/wav.scp``, relative paths resolved against ``data_dir``."""
-    with open(os.path.join(data_dir, "wav.scp"), encoding="utf-8") as f:
-        pairs = [line.split(maxsplit=1) for line in f.read().splitlines() if line.strip()]
-    return {k: p if os.path.isabs(p) else os.path.join(data_dir, p) for k, p in pairs}
 
 
 def _timed_decode(spec: Dict[str, Any], t0: float, c0: float, decode: Callable[[], Dict[str, str]], profile=None):
@@ -42,7 +20,7 @@ def _timed_decode(spec: Dict[str, Any], t0: float, c0: float, decode: Callable[[
     rss_load = bc.peak_rss_mb()
     decode_only = bc.reset_peak_rss()  # from here VmHWM is the peak while decoding
     texts = decode()
-    _sync(spec["device"])
+    bc.sync(spec["device"])
     t2, c2 = time.perf_counter(), bc.cpu_seconds()
     out = {
         "load_s": t1 - t0,
@@ -52,7 +30,7 @@ def _timed_decode(spec: Dict[str, Any], t0: float, c0: float, decode: Callable[[
         "rss_after_load_mb": rss_load,
         "peak_rss_mb": max(rss_load, bc.peak_rss_mb()),
         "decode_peak_rss_mb": bc.peak_rss_mb() if decode_only else None,
-        "gpu_peak_mb": _gpu_peak_mb(spec["device"]) if spec["device"] != "cpu" else None,
+        "gpu_peak_mb": bc.gpu_peak_mb(spec["device"]) if spec["device"] != "cpu" else None,
         "failed": {},
         "texts": texts,
     }
@@ -80,7 +58,7 @@ def child_lite(spec: Dict[str, Any]) -> Dict[str, Any]:
         config_overrides={"batch_size": spec["batch_size"]},
         **({"quantize": quantize} if quantize else {}),
     )
-    _sync(spec["device"])
+    bc.sync(spec["device"])
     profile = None
     if spec.get("profile"):
         import funasr_lite.decode.infer as infer_mod
@@ -131,7 +109,7 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         batch_size=spec["funasr_batch_size"],
         log_level="ERROR",
     )
-    _sync(spec["device"])
+    bc.sync(spec["device"])
     profile = None
     if spec.get("profile"):
         from bench_profile import StageProfile
@@ -140,9 +118,7 @@ def child_funasr(spec: Dict[str, Any]) -> Dict[str, Any]:
         profile.wrap_module("frontend", model.kwargs["frontend"])
         for stage in ("encoder", "predictor", "decoder"):
             profile.wrap_module(stage, getattr(model.model, stage))
-    scp = os.path.join(spec["work_dir"], "logs", "funasr.wav.scp")  # FunASR reads relative paths from its cwd
-    with open(scp, "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {p}\n" for k, p in _read_scp(spec["data_dir"]).items())
+    scp = bc.write_absolute_scp(spec["data_dir"], os.path.join(spec["work_dir"], "logs", "funasr.wav.scp"))
 
     def decode() -> Dict[str, str]:
         extra = {"hotword": spec["hotword"]} if spec.get("hotword") else {}
@@ -196,7 +172,7 @@ def child_onnx(spec: Dict[str, Any]) -> Dict[str, Any]:
         quantize=bool(spec.get("quantize")),
         intra_op_num_threads=spec["threads"],
     )
-    scp = _read_scp(spec["data_dir"])
+    scp = bc.read_scp(spec["data_dir"])
 
     def decode() -> Dict[str, str]:
         import soundfile as sf
@@ -238,7 +214,7 @@ def child_sherpa(spec: Dict[str, Any]) -> Dict[str, Any]:
         feature_dim=80,
         decoding_method="greedy_search",
     )
-    scp = _read_scp(spec["data_dir"])
+    scp = bc.read_scp(spec["data_dir"])
 
     def decode() -> Dict[str, str]:
         texts = {}

@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-import bench_gpu  # tools/ is on sys.path (tests/conftest.py)
+import bench_common  # tools/ is on sys.path (tests/conftest.py)
+import bench_gpu
 from tiny_model import TINY_CONFIG, build_tiny_model_dir, funasr_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,10 +108,10 @@ def test_cuda_calls_are_made_on_the_benchmarked_gpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("sync", d)))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: calls.append(("reset", d)))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: calls.append(("peak", d)) or 3 * 2**20)
-    bench_gpu._sync("cpu")
-    bench_gpu._reset_gpu_peak("cpu")
-    assert bench_gpu._gpu_peak_mb("cpu") is None and calls == []
-    bench_gpu._sync("cuda:1")
-    bench_gpu._reset_gpu_peak("cuda:1")
-    assert bench_gpu._gpu_peak_mb("cuda:1") == 3.0
+    bench_common.sync("cpu")
+    bench_common.reset_gpu_peak("cpu")
+    assert bench_common.gpu_peak_mb("cpu") is None and calls == []
+    bench_common.sync("cuda:1")
+    bench_common.reset_gpu_peak("cuda:1")
+    assert bench_common.gpu_peak_mb("cuda:1") == 3.0
     assert calls == [("sync", "cuda:1"), ("reset", "cuda:1"), ("peak", "cuda:1")]
