@@ -823,3 +823,28 @@ def test_every_section_is_typed_and_every_flag_has_a_config_path():
     assert paths["beam_size"] == "decoding.beam_size" and paths["scheduler_conf"] == "scheduler_conf"
     for name, (path, f, _) in C.config_flag_paths().items():  # every flag documents itself
         assert f.metadata["help"], name
+
+
+def test_load_yaml_merge_keys_override_and_take_the_anchor_lines(tmp_path):
+    text = "base: &b\n  x: 1\n  y: 2\nd:\n  <<: *b\n  x: 5\ne:\n  <<: [*b, {z: 3}]\n"
+    d = Y.load_yaml(_write(tmp_path, "merge.yaml", text))
+    assert d["d"] == {"x": 5, "y": 2} and d["e"] == {"x": 1, "y": 2, "z": 3}  # a set key wins over a merged one
+    assert d.lines[("d", "x")] == 6 and d.lines[("d", "y")] == 3 and d.lines[("e", "z")] == 8
+    with pytest.raises(ConfigError, match=r"dup\.yaml:7: duplicate key 'd.x' \(first set on line 6\)"):
+        Y.load_yaml(_write(tmp_path, "dup.yaml", text.replace("  x: 5\n", "  x: 5\n  x: 6\n")))
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("model: Paraformer\nname: a\x00b\n", r"ctl\.yaml:2:8: invalid YAML: character #x0000: .*not allowed"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", r"ctl\.yaml: invalid YAML: nested too deeply to load"),
+        ("a: &x\n  b: *x\n", r"ctl\.yaml: invalid YAML: nested too deeply to load, or an alias inside itself"),
+        ("a: !!int abc\n", r"ctl\.yaml: invalid YAML: invalid literal for int"),
+        ("a: " + "9" * 5000 + "\n", r"ctl\.yaml: invalid YAML: .*digits"),
+    ],
+    ids=["nul", "deep", "self-alias", "bad-int-tag", "huge-int"],
+)
+def test_load_yaml_errors_escaping_pyyaml_are_config_errors(tmp_path, text, error):
+    with pytest.raises(ConfigError, match=error):
+        Y.load_yaml(_write(tmp_path, "ctl.yaml", text))
