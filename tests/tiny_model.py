@@ -244,24 +244,31 @@ def private_randperm(monkeypatch) -> torch.Generator:
     return draws
 
 
+def sanm_encoder_conf(d: int, num_blocks: int, **extra) -> Dict:
+    """The ``encoder_conf`` of a tiny SANMEncoder (funasr's and ours take the same): width ``d``, 4 heads, FFN
+    128, FSMN kernel 11, ``num_blocks`` blocks; ``extra`` adds or overrides keys (dropout rates, ...)."""
+    conf = dict(
+        output_size=d,
+        attention_heads=4,
+        linear_units=128,
+        num_blocks=num_blocks,
+        input_layer="pe",
+        pos_enc_class="SinusoidalPositionEncoder",
+        normalize_before=True,
+        kernel_size=11,
+        sanm_shfit=0,
+        selfattention_layer_type="sanm",
+    )
+    return {**conf, **extra}
+
+
 def bicif_kwargs(d: int, vocab_size: int, input_size: int) -> Dict:
     """Constructor kwargs (funasr's BiCifParaformer and ours take the same) of a BiCifParaformer of width ``d``
     with 2 encoder and 2 decoder blocks, no CTC and no dropout settings: for model-level parity tests that feed
     random features of ``input_size`` dims."""
     return dict(
         encoder="SANMEncoder",
-        encoder_conf=dict(
-            output_size=d,
-            attention_heads=4,
-            linear_units=128,
-            num_blocks=2,
-            input_layer="pe",
-            pos_enc_class="SinusoidalPositionEncoder",
-            normalize_before=True,
-            kernel_size=11,
-            sanm_shfit=0,
-            selfattention_layer_type="sanm",
-        ),
+        encoder_conf=sanm_encoder_conf(d, num_blocks=2),
         decoder="ParaformerSANMDecoder",
         decoder_conf=dict(attention_heads=4, linear_units=128, num_blocks=2, att_layer_num=2, kernel_size=11),
         predictor="CifPredictorV3",

@@ -16,25 +16,13 @@ from funasr_lite.models.decoder import ParaformerSANMDecoder
 from funasr_lite.models.paraformer import Paraformer
 from funasr_lite.models.sanm import SANMEncoder
 from funasr_lite.models.specaug import SpecAugLFR
-from tiny_model import SharedEncoder, private_randperm
+from tiny_model import SharedEncoder, private_randperm, sanm_encoder_conf
 
 D, V, FEAT = 64, 50, 560
 CONFIG = dict(
     encoder="SANMEncoder",
-    encoder_conf=dict(
-        output_size=D,
-        attention_heads=4,
-        linear_units=128,
-        num_blocks=3,
-        dropout_rate=0.1,
-        positional_dropout_rate=0.1,
-        attention_dropout_rate=0.1,
-        input_layer="pe",
-        pos_enc_class="SinusoidalPositionEncoder",
-        normalize_before=True,
-        kernel_size=11,
-        sanm_shfit=0,
-        selfattention_layer_type="sanm",
+    encoder_conf=sanm_encoder_conf(
+        D, num_blocks=3, dropout_rate=0.1, positional_dropout_rate=0.1, attention_dropout_rate=0.1
     ),
     decoder="ParaformerSANMDecoder",
     decoder_conf=dict(
