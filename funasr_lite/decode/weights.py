@@ -121,21 +121,17 @@ def _load_saved(md: ModelDir, path: str, config: ModelConfig, vocab_size: int, m
 
 
 def _start_packing(pool: ThreadPoolExecutor, state: Dict[str, Any]) -> Dict[int, "Future[Any]"]:
-    """Submit the packing of every well-formed saved (qint8 weight, float bias or None) in ``state`` to
-    ``pool``, largest first; return ``id(weight)`` -> its future (anything else is left to the checks)."""
-    jobs = []
-    for key, value in state.items():
-        if not (key.endswith(PACKED_SUFFIX) and isinstance(value, tuple) and len(value) == 2):
-            continue
-        weight, bias = value
-        well_formed = (
-            isinstance(weight, torch.Tensor)
-            and weight.dtype == torch.qint8
-            and weight.dim() == 2
-            and (bias is None or (isinstance(bias, torch.Tensor) and bias.dtype == torch.float32))
-        )
-        if well_formed:
-            jobs.append((weight, bias))
+    """Submit the packing of every saved (qint8 weight, bias) in ``state`` to ``pool``, largest first; return
+    ``id(weight)`` -> its future (anything else is left to the checks)."""
+    jobs = [
+        value
+        for key, value in state.items()
+        if key.endswith(PACKED_SUFFIX)
+        and isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], torch.Tensor)
+        and value[0].dtype == torch.qint8
+    ]  # a job that fails (a bad bias, say) keeps its error in its future: the checks name the entry first
     jobs.sort(key=lambda job: -job[0].numel())
     return {id(w): pool.submit(_pack, w, b) for w, b in jobs}
 
@@ -153,9 +149,7 @@ def _load_packed(model: nn.Module, state: Dict[str, Any], path: str, packing: Di
     holders = [m for m in model.modules() if isinstance(m, LinearPackedParams)]
 
     def set_weight_bias(holder: LinearPackedParams, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
-        if holder.dtype != torch.qint8:  # (the checks refuse such a state before it loads)
-            type(holder).set_weight_bias(holder, weight, bias)
-            return
+        # (qint8: _check_packed_shapes refused any other dtype before the load)
         job = packing.get(id(weight))  # none with one thread: packed here, as the loader reaches the layer
         holder._packed_params = job.result() if job is not None else _pack(weight, bias)
 
